@@ -1,0 +1,591 @@
+//! The documents being orchestrated: orders, their lines, and the fulfillment orders that
+//! fulfillment determination creates from them.
+//!
+//! Every document has typed well-known fields (the ones order-management systems such as
+//! Dynamics 365 Intelligent Order Management show), a [`State`], an optional
+//! [`StatusReason`], and custom attributes by name. Documents are plain serde data.
+//!
+//! ```
+//! use orderflow::document::{Order, OrderLine, StatusReason};
+//!
+//! let order = Order::new("SO-1001")
+//!     .with_order_source("BigCommerce")
+//!     .with_ship_to_country("US")
+//!     .with_line(OrderLine::new("1", "Surface Pen", 3.0));
+//! assert_eq!(order.lines[0].quantity, 3.0);
+//! assert!(order.status_reason.is_none());
+//! let _ = StatusReason::ORDER_VALIDATION_SUCCESS;
+//! ```
+
+use std::borrow::Cow;
+use std::fmt;
+
+use indexmap::IndexMap;
+use serde::{Deserialize, Serialize};
+
+macro_rules! id_type {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(pub String);
+
+        impl $name {
+            /// The identifier as text.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                fmt::Debug::fmt(&self.0, f)
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl From<&str> for $name {
+            fn from(s: &str) -> Self {
+                Self(s.to_owned())
+            }
+        }
+
+        impl From<String> for $name {
+            fn from(s: String) -> Self {
+                Self(s)
+            }
+        }
+
+        impl std::borrow::Borrow<str> for $name {
+            fn borrow(&self) -> &str {
+                &self.0
+            }
+        }
+    };
+}
+
+id_type!(
+    /// Identifies an order (the sales order header); unique within a store.
+    OrderId
+);
+id_type!(
+    /// Identifies a line within its order.
+    LineId
+);
+id_type!(
+    /// Identifies a fulfillment order within its order.
+    FulfillmentOrderId
+);
+
+/// Whether a record is live.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum State {
+    /// The record is being processed.
+    #[default]
+    Active,
+    /// The record is closed (fulfilled, cancelled or superseded).
+    Inactive,
+}
+
+/// Why a record is in its state, as order-management users read it ("Sent To Fulfillment").
+///
+/// An open set: the constants name the reasons Intelligent Order Management shows; hosts may
+/// use any other text.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct StatusReason(pub Cow<'static, str>);
+
+impl StatusReason {
+    /// The order passed header and line validation.
+    pub const ORDER_VALIDATION_SUCCESS: Self = Self::from_static("Order Validation Success");
+    /// The order failed header or line validation.
+    pub const ORDER_VALIDATION_FAILED: Self = Self::from_static("Order Validation Failed");
+    /// Every fulfillment order of the order was sent to its fulfillment provider.
+    pub const SENT_TO_FULFILLMENT: Self = Self::from_static("Sent To Fulfillment");
+    /// Picked in the warehouse.
+    pub const PICKED: Self = Self::from_static("Picked");
+    /// Packed in the warehouse.
+    pub const PACKED: Self = Self::from_static("Packed");
+    /// Shipped and fulfilled.
+    pub const FULFILLED: Self = Self::from_static("Fulfilled");
+    /// Sent to the billing provider.
+    pub const INVOICED: Self = Self::from_static("Invoiced");
+    /// Waiting for inventory.
+    pub const BACKORDER_HOLD: Self = Self::from_static("Backorder Hold");
+    /// Fulfillment determination found no source.
+    pub const INVENTORY_NOT_FOUND: Self = Self::from_static("Inventory not found");
+    /// A line failed line validation.
+    pub const ORDER_LINE_VALIDATION_FAILED: Self =
+        Self::from_static("Order Line Validation Failed");
+    /// A line waits for a product release.
+    pub const PREORDER_HOLD: Self = Self::from_static("Preorder Hold");
+
+    /// A reason from static text, usable in `const` items.
+    pub const fn from_static(s: &'static str) -> Self {
+        Self(Cow::Borrowed(s))
+    }
+
+    /// A reason from any text.
+    pub fn new(s: impl Into<String>) -> Self {
+        Self(Cow::Owned(s.into()))
+    }
+
+    /// The reason as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for StatusReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+impl fmt::Display for StatusReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The value of a custom attribute.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Value {
+    /// No value.
+    Null,
+    /// A flag.
+    Bool(bool),
+    /// A number.
+    Number(f64),
+    /// Text.
+    Text(String),
+}
+
+impl From<&str> for Value {
+    fn from(s: &str) -> Self {
+        Self::Text(s.to_owned())
+    }
+}
+impl From<String> for Value {
+    fn from(s: String) -> Self {
+        Self::Text(s)
+    }
+}
+impl From<f64> for Value {
+    fn from(n: f64) -> Self {
+        Self::Number(n)
+    }
+}
+impl From<bool> for Value {
+    fn from(b: bool) -> Self {
+        Self::Bool(b)
+    }
+}
+
+/// Custom attributes of a document, in insertion order.
+pub type Attributes = IndexMap<String, Value>;
+
+/// A postal address.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Address {
+    /// Recipient name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Street and number.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub street: Option<String>,
+    /// City.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub city: Option<String>,
+    /// State or province.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+    /// Postal code.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub postal_code: Option<String>,
+    /// Country or region code, such as `US`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub country: Option<String>,
+}
+
+/// Whether an order is a one-off sale or a subscription.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum OrderType {
+    /// A one-off sales order.
+    #[default]
+    SalesOrder,
+    /// A recurring subscription order.
+    Subscription,
+}
+
+/// A sales order header with its lines and the fulfillment orders created for it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct Order {
+    /// The order's identifier.
+    pub id: OrderId,
+    /// The order number users see.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order_number: Option<String>,
+    /// The id the intake system gave the order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_order_id: Option<String>,
+    /// The intake provider the order came from (a commerce site, EDI).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order_source: Option<String>,
+    /// The customer account.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub customer: Option<String>,
+    /// ISO currency code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub currency: Option<String>,
+    /// Where the goods go.
+    #[serde(default)]
+    pub ship_to: Address,
+    /// Where the invoice goes.
+    #[serde(default)]
+    pub bill_to: Address,
+    /// Sales order or subscription.
+    #[serde(default)]
+    pub order_type: OrderType,
+    /// The legal entity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub company: Option<String>,
+    /// How fulfillment should be determined (ship complete, nearest source, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fulfillment_strategy: Option<String>,
+    /// Live or closed.
+    #[serde(default)]
+    pub state: State,
+    /// Why the order is where it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_reason: Option<StatusReason>,
+    /// The order lines.
+    #[serde(default)]
+    pub lines: Vec<OrderLine>,
+    /// Fulfillment orders created by fulfillment determination.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fulfillment_orders: Vec<FulfillmentOrder>,
+    /// Custom attributes.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub custom: Attributes,
+}
+
+impl Order {
+    /// An empty active order with the given id.
+    pub fn new(id: impl Into<OrderId>) -> Self {
+        Self {
+            id: id.into(),
+            order_number: None,
+            external_order_id: None,
+            order_source: None,
+            customer: None,
+            currency: None,
+            ship_to: Address::default(),
+            bill_to: Address::default(),
+            order_type: OrderType::default(),
+            company: None,
+            fulfillment_strategy: None,
+            state: State::Active,
+            status_reason: None,
+            lines: Vec::new(),
+            fulfillment_orders: Vec::new(),
+            custom: Attributes::new(),
+        }
+    }
+
+    /// Sets the order source.
+    pub fn with_order_source(mut self, source: impl Into<String>) -> Self {
+        self.order_source = Some(source.into());
+        self
+    }
+
+    /// Sets the ship-to country.
+    pub fn with_ship_to_country(mut self, country: impl Into<String>) -> Self {
+        self.ship_to.country = Some(country.into());
+        self
+    }
+
+    /// Adds a line.
+    pub fn with_line(mut self, line: OrderLine) -> Self {
+        self.lines.push(line);
+        self
+    }
+
+    /// Sets a custom attribute.
+    pub fn with_custom(mut self, name: impl Into<String>, value: impl Into<Value>) -> Self {
+        self.custom.insert(name.into(), value.into());
+        self
+    }
+
+    /// The line with this id.
+    pub fn line(&self, id: &str) -> Option<&OrderLine> {
+        self.lines.iter().find(|l| l.id.as_str() == id)
+    }
+
+    /// The fulfillment order with this id.
+    pub fn fulfillment_order(&self, id: &str) -> Option<&FulfillmentOrder> {
+        self.fulfillment_orders.iter().find(|f| f.id.as_str() == id)
+    }
+}
+
+/// An order line (order product).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct OrderLine {
+    /// The line's identifier within its order.
+    pub id: LineId,
+    /// The product.
+    pub product: String,
+    /// Unit of measure.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unit: Option<String>,
+    /// Ordered quantity.
+    pub quantity: f64,
+    /// Unit price.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub price: Option<f64>,
+    /// The fulfillment source (store, warehouse, 3PL) chosen for the line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fulfillment_source: Option<String>,
+    /// The shipping warehouse.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shipping_warehouse: Option<String>,
+    /// Lines with the same split group ship together.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub split_group: Option<String>,
+    /// Requested delivery date, ISO 8601 (`2026-12-01`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requested_delivery_date: Option<String>,
+    /// Live or closed.
+    #[serde(default)]
+    pub state: State,
+    /// Why the line is where it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_reason: Option<StatusReason>,
+    /// Custom attributes.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub custom: Attributes,
+}
+
+impl OrderLine {
+    /// An active line for a quantity of a product.
+    pub fn new(id: impl Into<LineId>, product: impl Into<String>, quantity: f64) -> Self {
+        Self {
+            id: id.into(),
+            product: product.into(),
+            unit: None,
+            quantity,
+            price: None,
+            fulfillment_source: None,
+            shipping_warehouse: None,
+            split_group: None,
+            requested_delivery_date: None,
+            state: State::Active,
+            status_reason: None,
+            custom: Attributes::new(),
+        }
+    }
+
+    /// Sets the fulfillment source.
+    pub fn with_fulfillment_source(mut self, source: impl Into<String>) -> Self {
+        self.fulfillment_source = Some(source.into());
+        self
+    }
+
+    /// Sets a custom attribute.
+    pub fn with_custom(mut self, name: impl Into<String>, value: impl Into<Value>) -> Self {
+        self.custom.insert(name.into(), value.into());
+        self
+    }
+}
+
+/// A fulfillment order: the part of an order one fulfillment source ships.
+///
+/// Fulfillment determination creates one per fulfillment source per order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct FulfillmentOrder {
+    /// The fulfillment order's identifier within its order.
+    pub id: FulfillmentOrderId,
+    /// The fulfillment source that ships it.
+    pub fulfillment_source: String,
+    /// Live or closed.
+    #[serde(default)]
+    pub state: State,
+    /// Why it is where it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_reason: Option<StatusReason>,
+    /// Its lines.
+    #[serde(default)]
+    pub lines: Vec<FulfillmentOrderLine>,
+    /// Custom attributes.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub custom: Attributes,
+}
+
+impl FulfillmentOrder {
+    /// An active fulfillment order for a source, without lines.
+    pub fn new(id: impl Into<FulfillmentOrderId>, fulfillment_source: impl Into<String>) -> Self {
+        Self {
+            id: id.into(),
+            fulfillment_source: fulfillment_source.into(),
+            state: State::Active,
+            status_reason: None,
+            lines: Vec::new(),
+            custom: Attributes::new(),
+        }
+    }
+}
+
+/// A fulfillment order line: a quantity of one order line.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct FulfillmentOrderLine {
+    /// The order line this line fulfills.
+    pub order_line: LineId,
+    /// The product.
+    pub product: String,
+    /// The quantity this fulfillment order ships.
+    pub quantity: f64,
+    /// Live or closed.
+    #[serde(default)]
+    pub state: State,
+    /// Why it is where it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_reason: Option<StatusReason>,
+    /// Custom attributes.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub custom: Attributes,
+}
+
+impl FulfillmentOrderLine {
+    /// A line shipping a quantity of an order line.
+    pub fn new(order_line: impl Into<LineId>, product: impl Into<String>, quantity: f64) -> Self {
+        Self {
+            order_line: order_line.into(),
+            product: product.into(),
+            quantity,
+            state: State::Active,
+            status_reason: None,
+            custom: Attributes::new(),
+        }
+    }
+}
+
+/// The kind of record a policy or filter applies to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Entity {
+    /// The order header.
+    Order,
+    /// Each order line.
+    OrderLine,
+    /// Each fulfillment order.
+    FulfillmentOrder,
+    /// Each fulfillment order line.
+    FulfillmentOrderLine,
+}
+
+impl fmt::Display for Entity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Order => "order",
+            Self::OrderLine => "order line",
+            Self::FulfillmentOrder => "fulfillment order",
+            Self::FulfillmentOrderLine => "fulfillment order line",
+        })
+    }
+}
+
+/// Names one record of an order.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RecordId {
+    /// The order header.
+    Order,
+    /// An order line.
+    Line(LineId),
+    /// A fulfillment order.
+    FulfillmentOrder(FulfillmentOrderId),
+    /// A line (by position) of a fulfillment order.
+    FulfillmentOrderLine(FulfillmentOrderId, usize),
+}
+
+impl fmt::Display for RecordId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Order => f.write_str("order"),
+            Self::Line(id) => write!(f, "line {id}"),
+            Self::FulfillmentOrder(id) => write!(f, "fulfillment order {id}"),
+            Self::FulfillmentOrderLine(id, n) => write!(f, "fulfillment order {id} line {n}"),
+        }
+    }
+}
+
+/// A read-only view of one record, as filters and checks see it.
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub enum RecordRef<'a> {
+    /// The order header.
+    Order(&'a Order),
+    /// An order line of an order.
+    Line(&'a Order, &'a OrderLine),
+    /// A fulfillment order of an order.
+    FulfillmentOrder(&'a Order, &'a FulfillmentOrder),
+    /// A line of a fulfillment order.
+    FulfillmentOrderLine(&'a Order, &'a FulfillmentOrder, &'a FulfillmentOrderLine),
+}
+
+impl RecordRef<'_> {
+    /// The record's entity.
+    pub fn entity(&self) -> Entity {
+        match self {
+            Self::Order(_) => Entity::Order,
+            Self::Line(..) => Entity::OrderLine,
+            Self::FulfillmentOrder(..) => Entity::FulfillmentOrder,
+            Self::FulfillmentOrderLine(..) => Entity::FulfillmentOrderLine,
+        }
+    }
+}
+
+/// A mutable view of one record, as execution policies see it.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum RecordMut<'a> {
+    /// The order header (its lines and fulfillment orders included).
+    Order(&'a mut Order),
+    /// An order line.
+    Line(&'a mut OrderLine),
+    /// A fulfillment order.
+    FulfillmentOrder(&'a mut FulfillmentOrder),
+    /// A fulfillment order line.
+    FulfillmentOrderLine(&'a mut FulfillmentOrderLine),
+}
+
+impl RecordMut<'_> {
+    /// The record's entity.
+    pub fn entity(&self) -> Entity {
+        match self {
+            Self::Order(_) => Entity::Order,
+            Self::Line(_) => Entity::OrderLine,
+            Self::FulfillmentOrder(_) => Entity::FulfillmentOrder,
+            Self::FulfillmentOrderLine(_) => Entity::FulfillmentOrderLine,
+        }
+    }
+}

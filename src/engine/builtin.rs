@@ -1,0 +1,396 @@
+//! The built-in actions of order orchestration.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::action::{Action, ActionContext, ActionError, Effects};
+use crate::document::{
+    FulfillmentOrder, FulfillmentOrderId, FulfillmentOrderLine, LineId, RecordId, StatusReason,
+};
+use crate::event::EventKind;
+use crate::orchestration::ActionKind;
+use crate::provider::{FulfillmentPlan, ProviderError, ProviderErrorKind, Reply, Request};
+
+pub(super) fn register(builtins: &mut HashMap<ActionKind, Arc<dyn Action>>) {
+    builtins.insert(
+        ActionKind::ValidateOrderHeader,
+        Arc::new(ValidateOrderHeader),
+    );
+    builtins.insert(ActionKind::ValidateOrderLine, Arc::new(ValidateOrderLine));
+    builtins.insert(
+        ActionKind::AssignFulfillmentSource,
+        Arc::new(AssignFulfillmentSource),
+    );
+    builtins.insert(ActionKind::SendToDom, Arc::new(SendToDom));
+    builtins.insert(ActionKind::SendToFulfillment, Arc::new(SendToFulfillment));
+    builtins.insert(ActionKind::SendToFulfillmentErp, Arc::new(SendToErp));
+    builtins.insert(ActionKind::SendToInvoice, Arc::new(SendToInvoice));
+}
+
+/// Stands in for an action a flow names but the engine lacks; compilation reports the
+/// problem, so it never runs in a published flow.
+#[derive(Debug)]
+pub(super) struct Unavailable;
+
+#[async_trait]
+impl Action for Unavailable {
+    async fn run(&self, _cx: &mut ActionContext<'_>) -> Result<(), ActionError> {
+        Err(ActionError::new("the step's action is not registered"))
+    }
+}
+
+/// Execution policies on the header; sets "Order Validation Success" or "… Failed".
+#[derive(Debug)]
+struct ValidateOrderHeader;
+
+#[async_trait]
+impl Action for ValidateOrderHeader {
+    async fn run(&self, cx: &mut ActionContext<'_>) -> Result<(), ActionError> {
+        if cx.policy_failed() {
+            cx.order_mut().status_reason = Some(StatusReason::ORDER_VALIDATION_FAILED);
+            return Err(ActionError::new("order header validation failed"));
+        }
+        cx.order_mut().status_reason = Some(StatusReason::ORDER_VALIDATION_SUCCESS);
+        Ok(())
+    }
+    fn effects(&self) -> Effects {
+        Effects::Pure
+    }
+    fn handles_policy_failures(&self) -> bool {
+        true
+    }
+}
+
+/// Execution policies per line; a failing line fails the order's validation.
+#[derive(Debug)]
+struct ValidateOrderLine;
+
+#[async_trait]
+impl Action for ValidateOrderLine {
+    async fn run(&self, cx: &mut ActionContext<'_>) -> Result<(), ActionError> {
+        let failed: Vec<LineId> = cx
+            .findings()
+            .iter()
+            .filter(|f| f.criticality == crate::policy::Criticality::Critical)
+            .filter_map(|f| match &f.record {
+                RecordId::Line(id) => Some(id.clone()),
+                _ => None,
+            })
+            .collect();
+        let order = cx.order_mut();
+        for line in &mut order.lines {
+            if failed.contains(&line.id) {
+                line.status_reason = Some(StatusReason::ORDER_LINE_VALIDATION_FAILED);
+            }
+        }
+        if failed.is_empty() && !cx.policy_failed() {
+            cx.order_mut().status_reason = Some(StatusReason::ORDER_VALIDATION_SUCCESS);
+            Ok(())
+        } else {
+            cx.order_mut().status_reason = Some(StatusReason::ORDER_VALIDATION_FAILED);
+            Err(ActionError::new(format!(
+                "{} line(s) failed validation",
+                failed.len()
+            )))
+        }
+    }
+    fn effects(&self) -> Effects {
+        Effects::Pure
+    }
+    fn handles_policy_failures(&self) -> bool {
+        true
+    }
+}
+
+/// Adds `quantity` of `line` to the order's fulfillment order for `source`, creating it if
+/// needed (one per source per order). Returns the id when it was created.
+fn allocate(
+    cx: &mut ActionContext<'_>,
+    source: &str,
+    line: &LineId,
+    product: &str,
+    quantity: f64,
+) -> Option<FulfillmentOrderId> {
+    let order = cx.order_mut();
+    let existing = order
+        .fulfillment_orders
+        .iter()
+        .position(|f| f.fulfillment_source == source);
+    let (index, created) = match existing {
+        Some(i) => (i, None),
+        None => {
+            let id = FulfillmentOrderId(format!(
+                "{}-FO{}",
+                order.id,
+                order.fulfillment_orders.len() + 1
+            ));
+            order
+                .fulfillment_orders
+                .push(FulfillmentOrder::new(id.clone(), source));
+            (order.fulfillment_orders.len() - 1, Some(id))
+        }
+    };
+    let fo = &mut order.fulfillment_orders[index];
+    match fo.lines.iter_mut().find(|l| &l.order_line == line) {
+        Some(l) => l.quantity = quantity,
+        None => fo
+            .lines
+            .push(FulfillmentOrderLine::new(line.clone(), product, quantity)),
+    }
+    created
+}
+
+fn announce(cx: &mut ActionContext<'_>, created: Vec<FulfillmentOrderId>) {
+    for id in created {
+        cx.raise(
+            EventKind::FULFILLMENT_ORDER_CREATED,
+            Some(RecordId::FulfillmentOrder(id.clone())),
+        );
+        cx.take_fulfillment_order(id);
+    }
+}
+
+/// Execution policies set each line's source; one fulfillment order per source.
+#[derive(Debug)]
+struct AssignFulfillmentSource;
+
+#[async_trait]
+impl Action for AssignFulfillmentSource {
+    async fn run(&self, cx: &mut ActionContext<'_>) -> Result<(), ActionError> {
+        let lines: Vec<(LineId, String, f64, Option<String>)> = cx
+            .lines()
+            .map(|l| {
+                (
+                    l.id.clone(),
+                    l.product.clone(),
+                    l.quantity,
+                    l.fulfillment_source.clone(),
+                )
+            })
+            .collect();
+        let mut created = Vec::new();
+        let mut unsourced = Vec::new();
+        for (id, product, quantity, source) in &lines {
+            match source {
+                Some(s) => created.extend(allocate(cx, s, id, product, *quantity)),
+                None => unsourced.push(id.clone()),
+            }
+        }
+        mark_unsourced(cx, &unsourced);
+        let sourced = lines.len() - unsourced.len();
+        announce(cx, created);
+        if sourced == 0 {
+            cx.order_mut().status_reason = Some(StatusReason::INVENTORY_NOT_FOUND);
+            return Err(ActionError::new("no line has a fulfillment source"));
+        }
+        Ok(())
+    }
+    fn effects(&self) -> Effects {
+        Effects::Pure
+    }
+}
+
+fn mark_unsourced(cx: &mut ActionContext<'_>, unsourced: &[LineId]) {
+    if unsourced.is_empty() {
+        return;
+    }
+    let names: Vec<&str> = unsourced.iter().map(LineId::as_str).collect();
+    let note = format!("no source for line(s) {}: Backorder Hold", names.join(", "));
+    for line in &mut cx.order_mut().lines {
+        if unsourced.contains(&line.id) {
+            line.status_reason = Some(StatusReason::BACKORDER_HOLD);
+        }
+    }
+    cx.note(note);
+}
+
+/// Fulfillment determination by the DOM provider.
+#[derive(Debug)]
+struct SendToDom;
+
+#[async_trait]
+impl Action for SendToDom {
+    async fn run(&self, cx: &mut ActionContext<'_>) -> Result<(), ActionError> {
+        let reply = cx
+            .call(
+                &RecordId::Order,
+                Request::DetermineFulfillment { order: cx.order() },
+            )
+            .await?;
+        let Reply::FulfillmentPlan(plan) = reply else {
+            return Err(ProviderError::new(
+                ProviderErrorKind::InvalidReply,
+                "fulfillment determination returned no fulfillment plan",
+            )
+            .into());
+        };
+        check_plan(cx, &plan)?;
+        let lines: Vec<(LineId, String, f64)> = cx
+            .lines()
+            .map(|l| (l.id.clone(), l.product.clone(), l.quantity))
+            .collect();
+        let mut created = Vec::new();
+        let mut unsourced = Vec::new();
+        for (id, product, quantity) in &lines {
+            let allocations = plan
+                .lines
+                .iter()
+                .filter(|p| &p.line == id)
+                .flat_map(|p| p.allocations.iter())
+                .filter(|a| a.quantity > 0.0);
+            let mut total = 0.0;
+            for a in allocations {
+                total += a.quantity;
+                created.extend(allocate(cx, &a.source, id, product, a.quantity));
+            }
+            if total == 0.0 {
+                unsourced.push(id.clone());
+            } else if total < *quantity {
+                cx.note(format!(
+                    "line {id} partially sourced: {total} of {quantity}; the rest is on Backorder Hold"
+                ));
+                if let Some(line) = cx.order_mut().lines.iter_mut().find(|l| &l.id == id) {
+                    line.status_reason = Some(StatusReason::BACKORDER_HOLD);
+                }
+            }
+        }
+        mark_unsourced(cx, &unsourced);
+        let sourced = lines.len() - unsourced.len();
+        announce(cx, created);
+        if sourced == 0 {
+            cx.order_mut().status_reason = Some(StatusReason::INVENTORY_NOT_FOUND);
+            return Err(ActionError::new(
+                "fulfillment determination sourced no line",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Rejects plans that name unknown lines or impossible quantities.
+fn check_plan(cx: &ActionContext<'_>, plan: &FulfillmentPlan) -> Result<(), ActionError> {
+    for p in &plan.lines {
+        let Some(line) = cx.order().line(p.line.as_str()) else {
+            return Err(invalid_plan(format!(
+                "the plan names unknown line {}",
+                p.line
+            )));
+        };
+        let mut total = 0.0;
+        for a in &p.allocations {
+            if !a.quantity.is_finite() || a.quantity < 0.0 || a.source.is_empty() {
+                return Err(invalid_plan(format!(
+                    "the plan allocates {} from '{}' to line {}",
+                    a.quantity, a.source, p.line
+                )));
+            }
+            total += a.quantity;
+        }
+        if total > line.quantity {
+            return Err(invalid_plan(format!(
+                "the plan allocates {total} to line {} of quantity {}",
+                p.line, line.quantity
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn invalid_plan(message: String) -> ActionError {
+    ProviderError::new(ProviderErrorKind::InvalidReply, message).into()
+}
+
+/// Each fulfillment order to the fulfillment provider.
+#[derive(Debug)]
+struct SendToFulfillment;
+
+#[async_trait]
+impl Action for SendToFulfillment {
+    async fn run(&self, cx: &mut ActionContext<'_>) -> Result<(), ActionError> {
+        let to_send: Vec<FulfillmentOrderId> = cx
+            .fulfillment_orders()
+            .filter(|f| f.status_reason.as_ref() != Some(&StatusReason::SENT_TO_FULFILLMENT))
+            .map(|f| f.id.clone())
+            .collect();
+        if to_send.is_empty() && cx.fulfillment_orders().next().is_none() {
+            return Err(ActionError::new("there is no fulfillment order to send"));
+        }
+        let mut failures = Vec::new();
+        for id in to_send {
+            let record = RecordId::FulfillmentOrder(id.clone());
+            let result = {
+                let order = cx.order();
+                let fo = order
+                    .fulfillment_order(id.as_str())
+                    .expect("selected fulfillment orders exist");
+                cx.call(
+                    &record,
+                    Request::SendFulfillmentOrder {
+                        order,
+                        fulfillment_order: fo,
+                    },
+                )
+                .await
+            };
+            match result {
+                Ok(_) => {
+                    if let Some(fo) = cx
+                        .order_mut()
+                        .fulfillment_orders
+                        .iter_mut()
+                        .find(|f| f.id == id)
+                    {
+                        fo.status_reason = Some(StatusReason::SENT_TO_FULFILLMENT);
+                    }
+                }
+                Err(e) => failures.push(format!("{id}: {e}")),
+            }
+        }
+        let order = cx.order_mut();
+        let all_sent = order.fulfillment_orders.iter().all(|f| {
+            f.state != crate::document::State::Active
+                || f.status_reason.as_ref() == Some(&StatusReason::SENT_TO_FULFILLMENT)
+        });
+        if all_sent {
+            order.status_reason = Some(StatusReason::SENT_TO_FULFILLMENT);
+        }
+        if failures.is_empty() {
+            Ok(())
+        } else {
+            Err(ActionError::new(format!(
+                "sending failed for {}",
+                failures.join("; ")
+            )))
+        }
+    }
+}
+
+/// The order to the ERP, which determines fulfillment itself.
+#[derive(Debug)]
+struct SendToErp;
+
+#[async_trait]
+impl Action for SendToErp {
+    async fn run(&self, cx: &mut ActionContext<'_>) -> Result<(), ActionError> {
+        cx.call(&RecordId::Order, Request::SendToErp { order: cx.order() })
+            .await?;
+        cx.order_mut().status_reason = Some(StatusReason::SENT_TO_FULFILLMENT);
+        Ok(())
+    }
+}
+
+/// The order to the billing provider.
+#[derive(Debug)]
+struct SendToInvoice;
+
+#[async_trait]
+impl Action for SendToInvoice {
+    async fn run(&self, cx: &mut ActionContext<'_>) -> Result<(), ActionError> {
+        cx.call(&RecordId::Order, Request::SendInvoice { order: cx.order() })
+            .await?;
+        cx.order_mut().status_reason = Some(StatusReason::INVOICED);
+        Ok(())
+    }
+}

@@ -1,0 +1,827 @@
+//! The engine: routes events to published flows, runs executions, records journeys.
+//!
+//! Build one with [`Engine::builder`], registering the store, clock, providers, policies and
+//! custom actions; then create and publish flows and [`submit`](Engine::submit) events.
+//! `Engine` is a cheap handle (`Clone`), safe to share across tasks.
+//!
+//! Work for one order is serialized; different orders run concurrently, as many as callers
+//! submit at once. `submit` returns once the event is committed and the order has run to
+//! quiescence: every path of every execution is waiting for an event, failed, or ended.
+//!
+//! All execution state lives in the [`Store`]: the engine keeps only caches (compiled flow
+//! versions) and per-order locks, so an engine built on the same store resumes every
+//! execution ([`Engine::recover`]).
+
+mod builtin;
+mod plan;
+mod run;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::Duration;
+
+use futures::FutureExt;
+use indexmap::IndexMap;
+use semver::Version;
+
+use crate::action::Action;
+use crate::clock::Clock;
+use crate::document::{Order, OrderId, RecordId};
+use crate::error::{Error, Result};
+use crate::event::{Event, EventKind};
+use crate::execution::{ExecutionId, OrderState, TokenStatus};
+use crate::flow::{Flow, FlowStatus, RetryPolicy};
+use crate::journey::{ExecutionSummary, Journey};
+use crate::orchestration::{ActionKind, OrchestrationType, OrderOrchestration};
+use crate::policy::Policy;
+use crate::provider::{CallContext, Provider, ProviderError, ProviderErrorKind, Reply, Request};
+use crate::store::{MemoryStore, Store};
+
+use plan::{Plan, Registry};
+
+/// Engine-wide settings.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Config {
+    /// Retries of provider calls for steps that set none. Default: 3 attempts, 1 s backoff
+    /// doubling to at most 60 s, 20 % jitter.
+    pub retry: RetryPolicy,
+    /// Timeout of each provider call attempt for steps that set none. Default: 30 s.
+    pub timeout: Duration,
+    /// Journey entries one execution may record before it fails with a clear error.
+    /// Default: 10,000.
+    pub max_journey: u32,
+    /// Seed of the random source (retry jitter). Default: 0.
+    pub seed: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            retry: RetryPolicy::default(),
+            timeout: Duration::from_secs(30),
+            max_journey: 10_000,
+            seed: 0,
+        }
+    }
+}
+
+impl Config {
+    /// Sets the default retry policy.
+    pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    /// Sets the default per-attempt timeout.
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Sets the journey bound per execution.
+    pub fn with_max_journey(mut self, max: u32) -> Self {
+        self.max_journey = max;
+        self
+    }
+
+    /// Sets the random seed.
+    pub fn with_seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+}
+
+/// What [`Engine::submit`] did with an event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Receipt {
+    /// The order had seen the event's id before; nothing was done.
+    pub duplicate: bool,
+    /// The event's position on the order's timeline (the first one's, for a duplicate: 0).
+    pub seq: u64,
+    /// Executions the event (or events raised while processing it) started.
+    pub started: Vec<ExecutionId>,
+}
+
+/// Builds an [`Engine`].
+pub struct EngineBuilder {
+    store: Option<Arc<dyn Store>>,
+    clock: Option<Arc<dyn Clock>>,
+    config: Config,
+    registry: Registry,
+    duplicates: Vec<String>,
+}
+
+impl fmt::Debug for EngineBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EngineBuilder")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl EngineBuilder {
+    fn new() -> Self {
+        let mut registry = Registry::default();
+        registry.types.insert(
+            OrderOrchestration.name().to_owned(),
+            Arc::new(OrderOrchestration),
+        );
+        builtin::register(&mut registry.builtins);
+        Self {
+            store: None,
+            clock: None,
+            config: Config::default(),
+            registry,
+            duplicates: Vec::new(),
+        }
+    }
+
+    /// The store (default: a fresh [`MemoryStore`]).
+    pub fn store(mut self, store: impl Store) -> Self {
+        self.store = Some(Arc::new(store));
+        self
+    }
+
+    /// The clock (default: [`SystemClock`](crate::clock::SystemClock) with the `tokio`
+    /// feature; required without it).
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Some(Arc::new(clock));
+        self
+    }
+
+    /// Engine-wide settings.
+    pub fn config(mut self, config: Config) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Registers a provider under its name.
+    pub fn provider(mut self, provider: impl Provider) -> Self {
+        let name = provider.name().to_owned();
+        if self
+            .registry
+            .providers
+            .insert(name.clone(), Arc::new(provider))
+            .is_some()
+        {
+            self.duplicates.push(format!("provider '{name}'"));
+        }
+        self
+    }
+
+    /// Registers a policy under its name.
+    pub fn policy(mut self, policy: impl Policy) -> Self {
+        let name = policy.name().to_owned();
+        if self
+            .registry
+            .policies
+            .insert(name.clone(), Arc::new(policy))
+            .is_some()
+        {
+            self.duplicates.push(format!("policy '{name}'"));
+        }
+        self
+    }
+
+    /// Registers a custom action under `name`, for [`ActionKind::Custom`] steps.
+    pub fn action(mut self, name: impl Into<String>, action: impl Action) -> Self {
+        let name = name.into();
+        if self
+            .registry
+            .actions
+            .insert(name.clone(), Arc::new(action))
+            .is_some()
+        {
+            self.duplicates.push(format!("custom action '{name}'"));
+        }
+        self
+    }
+
+    /// Replaces the implementation of a built-in action kind.
+    pub fn builtin(mut self, kind: ActionKind, action: impl Action) -> Self {
+        self.registry.builtins.insert(kind, Arc::new(action));
+        self
+    }
+
+    /// Registers an orchestration type under its name.
+    pub fn orchestration_type(mut self, kind: impl OrchestrationType) -> Self {
+        let name = kind.name().to_owned();
+        if self
+            .registry
+            .types
+            .insert(name.clone(), Arc::new(kind))
+            .is_some()
+        {
+            self.duplicates.push(format!("orchestration type '{name}'"));
+        }
+        self
+    }
+
+    /// Builds the engine, loading the flows the store holds.
+    ///
+    /// Fails when two parts share a name, when no clock is given without the `tokio`
+    /// feature, or when the store fails.
+    pub async fn build(self) -> Result<Engine> {
+        if !self.duplicates.is_empty() {
+            return Err(Error::Configuration(format!(
+                "registered twice: {}",
+                self.duplicates.join(", ")
+            )));
+        }
+        let clock = match self.clock {
+            Some(c) => c,
+            None => default_clock()?,
+        };
+        let store = self.store.unwrap_or_else(|| Arc::new(MemoryStore::new()));
+        let flows = store.flows().await?;
+        let inner = Inner {
+            store,
+            clock,
+            rng: Mutex::new(SplitMix64(self.config.seed)),
+            config: self.config,
+            registry: self.registry,
+            catalog: RwLock::new(Catalog::default()),
+            lifecycle: futures::lock::Mutex::new(()),
+            locks: Mutex::new(HashMap::new()),
+        };
+        {
+            let mut catalog = inner.write_catalog();
+            for flow in flows {
+                catalog.flows.insert(flow.name.clone(), flow);
+            }
+            catalog.reroute();
+        }
+        Ok(Engine {
+            inner: Arc::new(inner),
+        })
+    }
+}
+
+#[cfg(feature = "tokio")]
+fn default_clock() -> Result<Arc<dyn Clock>> {
+    Ok(Arc::new(crate::clock::SystemClock))
+}
+
+#[cfg(not(feature = "tokio"))]
+fn default_clock() -> Result<Arc<dyn Clock>> {
+    Err(Error::Configuration(
+        "no clock: give one with EngineBuilder::clock (or enable the `tokio` feature)".into(),
+    ))
+}
+
+/// Flow definitions and compiled versions; a cache of the store.
+#[derive(Debug, Default)]
+struct Catalog {
+    flows: IndexMap<String, Flow>,
+    plans: HashMap<(String, Version), Arc<Plan>>,
+    /// Event kind → flows (in creation order) whose entry actions list it.
+    routes: HashMap<EventKind, Vec<(String, Version)>>,
+}
+
+impl Catalog {
+    fn reroute(&mut self) {
+        self.routes.clear();
+        for flow in self.flows.values() {
+            if flow.status == FlowStatus::Unpublished {
+                continue;
+            }
+            let Some(version) = &flow.last_published else {
+                continue;
+            };
+            let Some(plan) = self.plans.get(&(flow.name.clone(), version.clone())) else {
+                continue;
+            };
+            for kind in &plan.triggers {
+                self.routes
+                    .entry(kind.clone())
+                    .or_default()
+                    .push((flow.name.clone(), version.clone()));
+            }
+        }
+    }
+
+    fn status(&self, flow: &str) -> Option<FlowStatus> {
+        self.flows.get(flow).map(|f| f.status)
+    }
+}
+
+/// A small, fast, seedable random source (SplitMix64) for retry jitter.
+#[derive(Debug)]
+struct SplitMix64(u64);
+
+impl SplitMix64 {
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// A float in [0, 1).
+    fn next_f64(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+struct Inner {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    config: Config,
+    registry: Registry,
+    rng: Mutex<SplitMix64>,
+    catalog: RwLock<Catalog>,
+    /// Serializes flow lifecycle operations.
+    lifecycle: futures::lock::Mutex<()>,
+    /// One lock per order being worked on.
+    locks: Mutex<HashMap<OrderId, Arc<futures::lock::Mutex<()>>>>,
+}
+
+impl Inner {
+    fn read_catalog(&self) -> std::sync::RwLockReadGuard<'_, Catalog> {
+        self.catalog.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn write_catalog(&self) -> std::sync::RwLockWriteGuard<'_, Catalog> {
+        self.catalog.write().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The compiled plan of a flow version, compiling it from the store if needed.
+    async fn plan(&self, flow: &str, version: &Version) -> Result<Arc<Plan>> {
+        let key = (flow.to_owned(), version.clone());
+        if let Some(p) = self.read_catalog().plans.get(&key) {
+            return Ok(p.clone());
+        }
+        let Some(def) = self.store.flow_version(flow, version).await? else {
+            return Err(Error::UnknownFlow(format!("{flow} v{version}")));
+        };
+        let plan = Arc::new(plan::compile(&def, &self.registry, &self.config)?);
+        self.write_catalog().plans.insert(key, plan.clone());
+        Ok(plan)
+    }
+
+    async fn lock_order(&self, order: &OrderId) -> OrderGuard<'_> {
+        let lock = {
+            let mut locks = self.locks.lock().unwrap_or_else(PoisonError::into_inner);
+            locks.entry(order.clone()).or_default().clone()
+        };
+        let guard = lock.clone().lock_owned().await;
+        OrderGuard {
+            inner: self,
+            order: order.clone(),
+            lock,
+            guard: Some(guard),
+        }
+    }
+}
+
+struct OrderGuard<'a> {
+    inner: &'a Inner,
+    order: OrderId,
+    lock: Arc<futures::lock::Mutex<()>>,
+    guard: Option<futures::lock::OwnedMutexGuard<()>>,
+}
+
+impl Drop for OrderGuard<'_> {
+    fn drop(&mut self) {
+        self.guard.take();
+        let mut locks = self
+            .inner
+            .locks
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        // The map and this guard hold the only references: nobody waits for the lock.
+        if Arc::strong_count(&self.lock) == 2 {
+            locks.remove(&self.order);
+        }
+    }
+}
+
+/// The orchestration engine. See the [module docs](self).
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for Engine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Engine")
+            .field("store", &self.inner.store)
+            .field("config", &self.inner.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Engine {
+    /// Starts building an engine.
+    pub fn builder() -> EngineBuilder {
+        EngineBuilder::new()
+    }
+
+    /// The clock the engine reads.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.inner.clock
+    }
+
+    /// The store the engine writes.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.inner.store
+    }
+
+    /// Every flow definition, in creation order.
+    pub fn flows(&self) -> Vec<Flow> {
+        self.inner.read_catalog().flows.values().cloned().collect()
+    }
+
+    /// A flow definition by name.
+    pub fn flow(&self, name: &str) -> Option<Flow> {
+        self.inner.read_catalog().flows.get(name).cloned()
+    }
+
+    /// Creates an unpublished flow. Its structure is checked at publish, so a draft may be
+    /// incomplete; its name must be new and not empty.
+    pub async fn create_flow(&self, mut flow: Flow) -> Result<()> {
+        let _lifecycle = self.inner.lifecycle.lock().await;
+        if flow.name.trim().is_empty() {
+            return Err(Error::Validation(crate::flow::ValidationError {
+                flow: flow.name,
+                problems: vec![crate::flow::Problem {
+                    path: crate::flow::StepPath::default(),
+                    kind: crate::flow::ProblemKind::EmptyName,
+                }],
+            }));
+        }
+        if self.inner.read_catalog().flows.contains_key(&flow.name) {
+            return Err(Error::FlowExists(flow.name));
+        }
+        flow.created_on = Some(self.inner.clock.now());
+        flow.status = FlowStatus::Unpublished;
+        flow.last_published = None;
+        self.inner.store.save_flow(&flow, false).await?;
+        self.inner
+            .write_catalog()
+            .flows
+            .insert(flow.name.clone(), flow);
+        Ok(())
+    }
+
+    /// Replaces an unpublished flow's definition (steps, description, type, version).
+    /// A published or paused flow must be stopped first.
+    pub async fn update_flow(&self, flow: Flow) -> Result<()> {
+        let _lifecycle = self.inner.lifecycle.lock().await;
+        let current = self.current(&flow.name)?;
+        if current.status != FlowStatus::Unpublished {
+            return Err(Error::FlowStatus {
+                flow: flow.name,
+                status: current.status,
+                operation: "edit",
+            });
+        }
+        let updated = Flow {
+            created_on: current.created_on,
+            status: FlowStatus::Unpublished,
+            last_published: current.last_published,
+            ..flow
+        };
+        self.inner.store.save_flow(&updated, false).await?;
+        self.inner
+            .write_catalog()
+            .flows
+            .insert(updated.name.clone(), updated);
+        Ok(())
+    }
+
+    fn current(&self, name: &str) -> Result<Flow> {
+        self.flow(name)
+            .ok_or_else(|| Error::UnknownFlow(name.to_owned()))
+    }
+
+    /// Validates an unpublished flow and freezes it at its version, which must be greater
+    /// than the last published one. New executions start on this version; running ones stay
+    /// on theirs.
+    pub async fn publish(&self, name: &str) -> Result<Version> {
+        let _lifecycle = self.inner.lifecycle.lock().await;
+        let mut flow = self.current(name)?;
+        if flow.status != FlowStatus::Unpublished {
+            return Err(Error::FlowStatus {
+                flow: flow.name,
+                status: flow.status,
+                operation: "publish",
+            });
+        }
+        if let Some(last) = &flow.last_published {
+            if flow.version <= *last {
+                return Err(Error::VersionNotGreater {
+                    flow: flow.name,
+                    version: flow.version,
+                    last: last.clone(),
+                });
+            }
+        }
+        flow.status = FlowStatus::Published;
+        flow.last_published = Some(flow.version.clone());
+        let plan = plan::compile(&flow, &self.inner.registry, &self.inner.config)?;
+        self.inner.store.save_flow(&flow, true).await?;
+        let version = flow.version.clone();
+        let mut catalog = self.inner.write_catalog();
+        catalog
+            .plans
+            .insert((flow.name.clone(), version.clone()), Arc::new(plan));
+        catalog.flows.insert(flow.name.clone(), flow);
+        catalog.reroute();
+        Ok(version)
+    }
+
+    async fn set_status(
+        &self,
+        name: &str,
+        from: &[FlowStatus],
+        to: FlowStatus,
+        operation: &'static str,
+    ) -> Result<()> {
+        let _lifecycle = self.inner.lifecycle.lock().await;
+        let mut flow = self.current(name)?;
+        if !from.contains(&flow.status) {
+            return Err(Error::FlowStatus {
+                flow: flow.name,
+                status: flow.status,
+                operation,
+            });
+        }
+        flow.status = to;
+        self.inner.store.save_flow(&flow, false).await?;
+        let mut catalog = self.inner.write_catalog();
+        catalog.flows.insert(flow.name.clone(), flow);
+        catalog.reroute();
+        Ok(())
+    }
+
+    /// Stops a published or paused flow: it starts no new executions; running ones (paused
+    /// ones included) finish on their pinned version. The flow becomes editable.
+    pub async fn stop(&self, name: &str) -> Result<()> {
+        let was = self.current(name)?.status;
+        self.set_status(
+            name,
+            &[FlowStatus::Published, FlowStatus::Paused],
+            FlowStatus::Unpublished,
+            "stop",
+        )
+        .await?;
+        if was == FlowStatus::Paused {
+            self.recover().await?;
+        }
+        Ok(())
+    }
+
+    /// Pauses a published flow: none of its executions moves, and events that would start
+    /// or advance them queue until [`resume`](Self::resume).
+    pub async fn pause(&self, name: &str) -> Result<()> {
+        self.set_status(name, &[FlowStatus::Published], FlowStatus::Paused, "pause")
+            .await
+    }
+
+    /// Resumes a paused flow and runs what queued while it was paused.
+    pub async fn resume(&self, name: &str) -> Result<()> {
+        self.set_status(name, &[FlowStatus::Paused], FlowStatus::Published, "resume")
+            .await?;
+        self.recover().await?;
+        Ok(())
+    }
+
+    /// Submits an event: records it on the order's timeline, starts the flows it triggers,
+    /// releases the steps waiting for it, and runs the order to quiescence.
+    ///
+    /// An event whose id the order has seen is accepted and ignored
+    /// ([`Receipt::duplicate`]). An event for an unknown order must bring the order's
+    /// document ([`Event::with_order`]); for a known order a document it brings is ignored:
+    /// the stored order, with what flows set on it, stays the truth.
+    pub async fn submit(&self, event: Event) -> Result<Receipt> {
+        check_event(&event)?;
+        let _guard = self.inner.lock_order(&event.order).await;
+        run::Turn::load(&self.inner, event.order.clone(), event.document.as_deref())
+            .await?
+            .submit(event)
+            .await
+    }
+
+    /// Re-runs an execution's failed paths from their failed steps, in a new round (new
+    /// idempotency keys). Fails if the execution has no failed path.
+    pub async fn reprocess(&self, execution: &ExecutionId) -> Result<()> {
+        let _guard = self.inner.lock_order(&execution.order).await;
+        let Some(turn) = run::Turn::load_existing(&self.inner, execution.order.clone()).await?
+        else {
+            return Err(Error::UnknownExecution(execution.clone()));
+        };
+        turn.reprocess(execution).await
+    }
+
+    /// Resumes every order with a live execution from the store: what a restarted engine
+    /// does first, and what resume and stop do for queued work. Returns how many orders
+    /// it ran.
+    pub async fn recover(&self) -> Result<usize> {
+        let orders = self.inner.store.live_orders().await?;
+        let mut ran = 0;
+        for order in orders {
+            let _guard = self.inner.lock_order(&order).await;
+            if let Some(turn) = run::Turn::load_existing(&self.inner, order).await? {
+                if turn.run_pending().await? {
+                    ran += 1;
+                }
+            }
+        }
+        Ok(ran)
+    }
+
+    /// The order document as the engine holds it.
+    pub async fn order(&self, order: &OrderId) -> Result<Option<Order>> {
+        Ok(self.inner.store.load(order).await?.map(|s| s.order))
+    }
+
+    /// Everything the store holds about an order's executions.
+    pub async fn order_state(&self, order: &OrderId) -> Result<Option<OrderState>> {
+        Ok(self.inner.store.load(order).await?)
+    }
+
+    /// An order's journey: its executions, every step taken and its timeline.
+    pub async fn journey(&self, order: &OrderId) -> Result<Journey> {
+        let _guard = self.inner.lock_order(order).await;
+        let Some(state) = self.inner.store.load(order).await? else {
+            return Err(Error::UnknownOrder(order.clone()));
+        };
+        let steps = self.inner.store.journey(order).await?;
+        Ok(Journey {
+            order: order.clone(),
+            executions: state
+                .executions
+                .iter()
+                .map(|e| ExecutionSummary {
+                    id: e.id.clone(),
+                    flow: e.flow.clone(),
+                    version: e.version.clone(),
+                    status: e.status(),
+                })
+                .collect(),
+            steps,
+            timeline: state.timeline,
+        })
+    }
+
+    /// The executions of an order that wait for reprocess.
+    pub async fn failed_executions(&self, order: &OrderId) -> Result<Vec<ExecutionId>> {
+        Ok(self
+            .inner
+            .store
+            .load(order)
+            .await?
+            .map(|s| {
+                s.executions
+                    .iter()
+                    .filter(|e| e.tokens.iter().any(|t| t.status == TokenStatus::Failed))
+                    .map(|e| e.id.clone())
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+}
+
+fn check_event(event: &Event) -> Result<()> {
+    if event.id.0.trim().is_empty() {
+        return Err(Error::InvalidEvent("the event id is empty".into()));
+    }
+    if event.kind.as_str().trim().is_empty() {
+        return Err(Error::InvalidEvent(format!(
+            "event '{}' has an empty kind",
+            event.id
+        )));
+    }
+    if event.order.as_str().trim().is_empty() {
+        return Err(Error::InvalidEvent(format!(
+            "event '{}' names no order",
+            event.id
+        )));
+    }
+    if let Some(doc) = &event.document {
+        if doc.id != event.order {
+            return Err(Error::InvalidEvent(format!(
+                "event '{}' is about order '{}' but brings the document of '{}'",
+                event.id, event.order, doc.id
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Makes provider calls for one step: timeout per attempt, retries with backoff and jitter
+/// on the engine's clock, panics caught, the idempotency key derived from committed state.
+pub(crate) struct Caller<'a> {
+    inner: &'a Inner,
+    provider: Option<&'a Arc<dyn Provider>>,
+    retry: RetryPolicy,
+    timeout: Duration,
+    key_prefix: String,
+    attempts: std::sync::atomic::AtomicU32,
+}
+
+impl<'a> Caller<'a> {
+    pub(crate) fn provider(&self) -> Option<&Arc<dyn Provider>> {
+        self.provider
+    }
+
+    pub(crate) fn attempts(&self) -> u32 {
+        self.attempts.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    pub(crate) async fn call(
+        &self,
+        record: &RecordId,
+        request: Request<'_>,
+    ) -> Result<Reply, ProviderError> {
+        let Some(provider) = self.provider else {
+            return Err(ProviderError::rejected("the step names no provider"));
+        };
+        if !provider.offers().contains(&request.kind()) {
+            return Err(ProviderError::rejected(format!(
+                "provider '{}' does not offer '{}'",
+                provider.name(),
+                request.kind()
+            )));
+        }
+        let key = format!("{}/{}", self.key_prefix, record_key(record));
+        let attempts = self.retry.attempts.max(1);
+        let mut attempt = 1;
+        loop {
+            self.attempts
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let deadline = self.inner.clock.now().after(self.timeout);
+            let cx = CallContext {
+                idempotency_key: &key,
+                attempt,
+                deadline,
+            };
+            let call = std::panic::AssertUnwindSafe(provider.call(request, &cx)).catch_unwind();
+            let sleep = self.inner.clock.sleep(self.timeout);
+            let result = match futures::future::select(std::pin::pin!(call), sleep).await {
+                futures::future::Either::Left((Ok(result), _)) => result,
+                futures::future::Either::Left((Err(panic), _)) => Err(ProviderError::new(
+                    ProviderErrorKind::Panicked,
+                    format!(
+                        "provider '{}' panicked: {}",
+                        provider.name(),
+                        panic_message(&panic)
+                    ),
+                )),
+                futures::future::Either::Right(((), _)) => Err(ProviderError::new(
+                    ProviderErrorKind::Timeout,
+                    format!(
+                        "provider '{}' did not answer within {} ms",
+                        provider.name(),
+                        self.timeout.as_millis()
+                    ),
+                )),
+            };
+            match result {
+                Ok(reply) => return Ok(reply),
+                Err(e) if !e.is_retryable() || attempt >= attempts => return Err(e),
+                Err(_) => {
+                    attempt += 1;
+                    let base = self.retry.backoff(attempt);
+                    let wait = if self.retry.jitter > 0.0 && base > 0 {
+                        let r = self
+                            .inner
+                            .rng
+                            .lock()
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .next_f64();
+                        let jitter = (base as f64 * self.retry.jitter.clamp(0.0, 1.0)) * r;
+                        base - jitter as u64
+                    } else {
+                        base
+                    };
+                    self.inner.clock.sleep(Duration::from_millis(wait)).await;
+                }
+            }
+        }
+    }
+}
+
+fn record_key(record: &RecordId) -> String {
+    match record {
+        RecordId::Order => "order".to_owned(),
+        RecordId::Line(l) => format!("line:{l}"),
+        RecordId::FulfillmentOrder(f) => format!("fo:{f}"),
+        RecordId::FulfillmentOrderLine(f, n) => format!("fo:{f}:{n}"),
+    }
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "non-text panic payload".to_owned()
+    }
+}

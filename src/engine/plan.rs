@@ -1,0 +1,393 @@
+//! Compiling a flow into a plan: a flat array of nodes with resolved references.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::action::Action;
+use crate::event::EventKind;
+use crate::execution::Position;
+use crate::flow::{
+    ActionStep, BranchFailure, ElementKind, Flow, Problem, ProblemKind, RetryPolicy, Sequence,
+    Step, StepPath, ValidationError, validate,
+};
+use crate::orchestration::{ActionKind, OrchestrationType};
+use crate::policy::{Policy, PolicyKind};
+use crate::provider::{Provider, RequestKind};
+
+use super::Config;
+
+/// What an engine has registered, by name.
+#[derive(Debug, Default)]
+pub(crate) struct Registry {
+    pub(crate) types: HashMap<String, Arc<dyn OrchestrationType>>,
+    pub(crate) providers: HashMap<String, Arc<dyn Provider>>,
+    pub(crate) policies: HashMap<String, Arc<dyn Policy>>,
+    pub(crate) actions: HashMap<String, Arc<dyn Action>>,
+    pub(crate) builtins: HashMap<ActionKind, Arc<dyn Action>>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Plan {
+    pub(crate) nodes: Vec<Node>,
+    pub(crate) joins: Vec<Join>,
+    pub(crate) entry: Position,
+    pub(crate) triggers: Vec<EventKind>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Node {
+    pub(crate) name: String,
+    pub(crate) kind: NodeKind,
+}
+
+#[derive(Debug)]
+pub(crate) enum NodeKind {
+    Action(Box<ActionNode>),
+    Condition {
+        yes: Position,
+        no: Position,
+        join: Option<u32>,
+    },
+    Splitter {
+        branches: Vec<(String, Position)>,
+        join: Option<u32>,
+    },
+}
+
+#[derive(Debug)]
+pub(crate) struct ActionNode {
+    pub(crate) step: ActionStep,
+    pub(crate) action: Arc<dyn Action>,
+    pub(crate) filter: Option<Arc<dyn Policy>>,
+    pub(crate) policies: Vec<Arc<dyn Policy>>,
+    pub(crate) provider: Option<Arc<dyn Provider>>,
+    pub(crate) retry: RetryPolicy,
+    pub(crate) timeout: Duration,
+    pub(crate) next: Position,
+}
+
+#[derive(Debug)]
+pub(crate) struct Join {
+    pub(crate) name: String,
+    pub(crate) branch_names: Vec<String>,
+    pub(crate) after: Position,
+    pub(crate) tolerate: bool,
+}
+
+impl Plan {
+    pub(crate) fn node(&self, id: u32) -> &Node {
+        &self.nodes[id as usize]
+    }
+
+    pub(crate) fn join(&self, id: u32) -> &Join {
+        &self.joins[id as usize]
+    }
+
+    /// Whether a failed outcome at `pos` is routed (a Condition comes next).
+    pub(crate) fn routes_failure(&self, pos: Position) -> bool {
+        matches!(pos, Position::Node(n) if matches!(self.node(n).kind, NodeKind::Condition { .. }))
+    }
+}
+
+/// Validates `flow` fully (structure and references) and compiles it.
+pub(crate) fn compile(
+    flow: &Flow,
+    registry: &Registry,
+    config: &Config,
+) -> Result<Plan, ValidationError> {
+    let mut problems = match validate(flow) {
+        Ok(()) => Vec::new(),
+        Err(e) => e.problems,
+    };
+    let kind = registry.types.get(&flow.orchestration_type);
+    if kind.is_none() {
+        problems.push(Problem {
+            path: StepPath::default(),
+            kind: ProblemKind::UnknownOrchestrationType(flow.orchestration_type.clone()),
+        });
+    }
+    let mut c = Compiler {
+        registry,
+        config,
+        kind: kind.map(|k| &**k),
+        nodes: Vec::new(),
+        joins: Vec::new(),
+        problems,
+    };
+    let entry = c.sequence(&flow.steps, Position::End, &StepPath::default());
+    if !c.problems.is_empty() {
+        return Err(ValidationError {
+            flow: flow.name.clone(),
+            problems: c.problems,
+        });
+    }
+    let nodes: Vec<Node> = c
+        .nodes
+        .into_iter()
+        .map(|n| n.expect("every reserved node is filled"))
+        .collect();
+    let mut plan = Plan {
+        nodes,
+        joins: c.joins,
+        entry,
+        triggers: Vec::new(),
+    };
+    let mut triggers = Vec::new();
+    collect_triggers(&plan, entry, &mut triggers);
+    plan.triggers = triggers;
+    Ok(plan)
+}
+
+fn collect_triggers(plan: &Plan, pos: Position, out: &mut Vec<EventKind>) {
+    let Position::Node(n) = pos else { return };
+    match &plan.node(n).kind {
+        NodeKind::Action(a) => {
+            for k in &a.step.input_events {
+                if !out.contains(k) {
+                    out.push(k.clone());
+                }
+            }
+        }
+        NodeKind::Splitter { branches, .. } => {
+            for (_, p) in branches {
+                collect_triggers(plan, *p, out);
+            }
+        }
+        NodeKind::Condition { .. } => {}
+    }
+}
+
+struct Compiler<'r> {
+    registry: &'r Registry,
+    config: &'r Config,
+    kind: Option<&'r dyn OrchestrationType>,
+    nodes: Vec<Option<Node>>,
+    joins: Vec<Join>,
+    problems: Vec<Problem>,
+}
+
+impl Compiler<'_> {
+    fn problem(&mut self, path: &StepPath, kind: ProblemKind) {
+        self.problems.push(Problem {
+            path: path.clone(),
+            kind,
+        });
+    }
+
+    fn sequence(&mut self, steps: &Sequence, exit: Position, at: &StepPath) -> Position {
+        if steps.is_empty() {
+            return exit;
+        }
+        let first = self.nodes.len() as u32;
+        self.nodes.extend(steps.iter().map(|_| None));
+        for (i, step) in steps.iter().enumerate() {
+            let id = first + i as u32;
+            // A Condition or Splitter ends its sequence (validation reports any step after
+            // one), so their paths continue to the sequence's exit.
+            let next = if i + 1 < steps.len() {
+                Position::Node(id + 1)
+            } else {
+                exit
+            };
+            let node = self.step(step, next, &at.child(step.name()));
+            self.nodes[id as usize] = Some(node);
+        }
+        Position::Node(first)
+    }
+
+    fn element_allowed(&mut self, element: ElementKind, path: &StepPath) {
+        if let Some(k) = self.kind {
+            if !k.allows_element(element) {
+                self.problem(path, ProblemKind::ElementNotAllowed(element));
+            }
+        }
+    }
+
+    fn new_join(
+        &mut self,
+        name: &str,
+        branch_names: Vec<String>,
+        after: Position,
+        tolerate: bool,
+    ) -> u32 {
+        self.joins.push(Join {
+            name: name.to_owned(),
+            branch_names,
+            after,
+            tolerate,
+        });
+        (self.joins.len() - 1) as u32
+    }
+
+    fn step(&mut self, step: &Step, next: Position, path: &StepPath) -> Node {
+        let kind = match step {
+            Step::Action(a) => NodeKind::Action(Box::new(self.action(a, next, path))),
+            Step::Condition(c) => {
+                self.element_allowed(ElementKind::Condition, path);
+                NodeKind::Condition {
+                    yes: self.sequence(&c.yes, next, &path.child("yes")),
+                    no: self.sequence(&c.no, next, &path.child("no")),
+                    join: None,
+                }
+            }
+            Step::ConditionMerge(c) => {
+                self.element_allowed(ElementKind::ConditionMerge, path);
+                let join = self.new_join(&c.name, vec!["yes".into(), "no".into()], next, false);
+                NodeKind::Condition {
+                    yes: self.sequence(
+                        &c.yes,
+                        Position::Arrive { join, branch: 0 },
+                        &path.child("yes"),
+                    ),
+                    no: self.sequence(
+                        &c.no,
+                        Position::Arrive { join, branch: 1 },
+                        &path.child("no"),
+                    ),
+                    join: Some(join),
+                }
+            }
+            Step::Splitter(s) => {
+                self.element_allowed(ElementKind::Splitter, path);
+                let branches = s
+                    .branches
+                    .iter()
+                    .map(|(name, seq)| (name.clone(), self.sequence(seq, next, &path.child(name))))
+                    .collect();
+                NodeKind::Splitter {
+                    branches,
+                    join: None,
+                }
+            }
+            Step::SplitterMerge(s) => {
+                self.element_allowed(ElementKind::SplitterMerge, path);
+                let names: Vec<String> = s.branches.keys().cloned().collect();
+                let join = self.new_join(
+                    &s.name,
+                    names,
+                    next,
+                    s.on_branch_failure == BranchFailure::Tolerate,
+                );
+                let branches = s
+                    .branches
+                    .iter()
+                    .enumerate()
+                    .map(|(b, (name, seq))| {
+                        let exit = Position::Arrive {
+                            join,
+                            branch: b as u32,
+                        };
+                        (name.clone(), self.sequence(seq, exit, &path.child(name)))
+                    })
+                    .collect();
+                NodeKind::Splitter {
+                    branches,
+                    join: Some(join),
+                }
+            }
+        };
+        Node {
+            name: step.name().to_owned(),
+            kind,
+        }
+    }
+
+    fn policy(
+        &mut self,
+        name: &str,
+        expected: PolicyKind,
+        path: &StepPath,
+    ) -> Option<Arc<dyn Policy>> {
+        match self.registry.policies.get(name) {
+            None => {
+                self.problem(path, ProblemKind::UnknownPolicy(name.to_owned()));
+                None
+            }
+            Some(p) if p.kind() != expected => {
+                self.problem(
+                    path,
+                    ProblemKind::WrongPolicyType {
+                        policy: name.to_owned(),
+                        expected,
+                    },
+                );
+                None
+            }
+            Some(p) => Some(p.clone()),
+        }
+    }
+
+    fn action(&mut self, a: &ActionStep, next: Position, path: &StepPath) -> ActionNode {
+        if let Some(k) = self.kind {
+            if !k.allows_action(a.kind) {
+                self.problem(path, ProblemKind::ActionKindNotAllowed(a.kind));
+            }
+        }
+        let filter = a
+            .filter
+            .as_ref()
+            .and_then(|f| self.policy(f, PolicyKind::Filter, path));
+        let policies = a
+            .execution_policies
+            .iter()
+            .filter_map(|p| self.policy(p, PolicyKind::Execution, path))
+            .collect();
+        let provider = match &a.provider {
+            None => {
+                if a.kind.request().is_some() {
+                    self.problem(path, ProblemKind::MissingProvider);
+                }
+                None
+            }
+            Some(name) => match self.registry.providers.get(name) {
+                None => {
+                    self.problem(path, ProblemKind::UnknownProvider(name.clone()));
+                    None
+                }
+                Some(p) => {
+                    let request = a.kind.request().unwrap_or(RequestKind::Custom);
+                    if (a.kind.request().is_some() || a.kind == ActionKind::Custom)
+                        && !p.offers().contains(&request)
+                    {
+                        self.problem(
+                            path,
+                            ProblemKind::ProviderLacksRequest {
+                                provider: name.clone(),
+                                request: request.to_string(),
+                            },
+                        );
+                    }
+                    Some(p.clone())
+                }
+            },
+        };
+        let action = if a.kind == ActionKind::Custom {
+            let name = a.custom_action.as_deref().unwrap_or_default();
+            match self.registry.actions.get(name) {
+                Some(act) => Some(act.clone()),
+                None => {
+                    if a.custom_action.is_some() {
+                        self.problem(path, ProblemKind::UnknownCustomAction(name.to_owned()));
+                    }
+                    None
+                }
+            }
+        } else {
+            self.registry.builtins.get(&a.kind).cloned()
+        };
+        ActionNode {
+            step: a.clone(),
+            action: action.unwrap_or_else(|| Arc::new(super::builtin::Unavailable)),
+            filter,
+            policies,
+            provider,
+            retry: a.retry.unwrap_or(self.config.retry),
+            timeout: a
+                .timeout_ms
+                .map(Duration::from_millis)
+                .unwrap_or(self.config.timeout),
+            next,
+        }
+    }
+}

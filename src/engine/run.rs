@@ -1,0 +1,929 @@
+//! The token machine: one order's turn, from load to quiescence.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use futures::FutureExt;
+use semver::Version;
+
+use super::plan::{ActionNode, NodeKind, Plan};
+use super::{Caller, Inner, Receipt};
+use crate::action::{ActionContext, Effects};
+use crate::clock::Timestamp;
+use crate::document::{Entity, Order, OrderId, RecordId, RecordMut, RecordRef};
+use crate::error::{Error, Result};
+use crate::event::{Event, EventId, EventKind};
+use crate::execution::{
+    BranchState, Execution, ExecutionId, Frame, JoinState, OrderState, Position, Selection, Token,
+    TokenStatus,
+};
+use crate::flow::FlowStatus;
+use crate::journey::{Finding, Outcome, StepRecord, TimelineEntry};
+use crate::policy::{Check, Criticality, Policy};
+use crate::store::Commit;
+
+/// One order's state in memory while the engine works on it (under the order's lock).
+pub(super) struct Turn<'e> {
+    inner: &'e Inner,
+    state: OrderState,
+    expected: Option<u64>,
+    journey: Vec<StepRecord>,
+    dirty: bool,
+    started: Vec<ExecutionId>,
+    plans: HashMap<(String, Version), Arc<Plan>>,
+}
+
+impl<'e> Turn<'e> {
+    /// Loads an order, or starts a new one from `document`.
+    pub(super) async fn load(
+        inner: &'e Inner,
+        order: OrderId,
+        document: Option<&Order>,
+    ) -> Result<Self> {
+        match inner.store.load(&order).await? {
+            Some(state) => Ok(Self::new(inner, state)),
+            None => match document {
+                Some(doc) => Ok(Self {
+                    expected: None,
+                    ..Self::new(inner, OrderState::new(doc.clone()))
+                }),
+                None => Err(Error::UnknownOrder(order)),
+            },
+        }
+    }
+
+    /// Loads an order that must exist.
+    pub(super) async fn load_existing(inner: &'e Inner, order: OrderId) -> Result<Option<Self>> {
+        Ok(inner
+            .store
+            .load(&order)
+            .await?
+            .map(|state| Self::new(inner, state)))
+    }
+
+    fn new(inner: &'e Inner, state: OrderState) -> Self {
+        Self {
+            inner,
+            expected: Some(state.revision),
+            state,
+            journey: Vec::new(),
+            dirty: false,
+            started: Vec::new(),
+            plans: HashMap::new(),
+        }
+    }
+
+    fn now(&self) -> Timestamp {
+        self.inner.clock.now()
+    }
+
+    pub(super) async fn submit(mut self, event: Event) -> Result<Receipt> {
+        if self.state.timeline.iter().any(|e| e.id == event.id) {
+            return Ok(Receipt {
+                duplicate: true,
+                seq: 0,
+                started: Vec::new(),
+            });
+        }
+        let seq = self.append_event(event.id, event.kind, event.record, None);
+        self.run().await?;
+        self.commit_if_dirty().await?;
+        Ok(Receipt {
+            duplicate: false,
+            seq,
+            started: self.started,
+        })
+    }
+
+    pub(super) async fn run_pending(mut self) -> Result<bool> {
+        if !self.state.has_runnable() {
+            return Ok(false);
+        }
+        self.run().await?;
+        self.commit_if_dirty().await?;
+        Ok(true)
+    }
+
+    pub(super) async fn reprocess(mut self, id: &ExecutionId) -> Result<()> {
+        let Some(e) = self.state.executions.iter().position(|x| &x.id == id) else {
+            return Err(Error::UnknownExecution(id.clone()));
+        };
+        let exec = &mut self.state.executions[e];
+        if !exec.tokens.iter().any(|t| t.status == TokenStatus::Failed) {
+            return Err(Error::NotReprocessable(id.clone()));
+        }
+        exec.round += 1;
+        exec.ended = None;
+        let (failed, live): (Vec<Token>, Vec<Token>) = std::mem::take(&mut exec.tokens)
+            .into_iter()
+            .partition(|t| t.status == TokenStatus::Failed);
+        exec.tokens = live;
+        for token in failed {
+            revive(exec, token);
+        }
+        self.dirty = true;
+        self.run().await?;
+        self.commit_if_dirty().await
+    }
+
+    async fn commit_if_dirty(&mut self) -> Result<()> {
+        if self.dirty {
+            self.commit().await?;
+        }
+        Ok(())
+    }
+
+    async fn commit(&mut self) -> Result<()> {
+        self.state.revision += 1;
+        let commit = Commit::new(
+            self.expected,
+            self.state.clone(),
+            std::mem::take(&mut self.journey),
+        );
+        if let Err(e) = self.inner.store.commit(commit).await {
+            self.state.revision -= 1;
+            return Err(e.into());
+        }
+        self.expected = Some(self.state.revision);
+        self.dirty = false;
+        Ok(())
+    }
+
+    /// Puts an event on the timeline, wakes waiting paths and starts the flows it triggers.
+    fn append_event(
+        &mut self,
+        id: EventId,
+        kind: EventKind,
+        record: Option<RecordId>,
+        raised_by: Option<String>,
+    ) -> u64 {
+        let seq = self.state.timeline.last().map_or(1, |e| e.seq + 1);
+        let at = self.now();
+        for exec in &mut self.state.executions {
+            for t in &mut exec.tokens {
+                if t.status == TokenStatus::Waiting {
+                    t.status = TokenStatus::Ready;
+                }
+            }
+        }
+        let routes: Vec<(String, Version, Arc<Plan>)> = {
+            let catalog = self.inner.read_catalog();
+            catalog
+                .routes
+                .get(&kind)
+                .map(|flows| {
+                    flows
+                        .iter()
+                        .filter_map(|(f, v)| {
+                            catalog
+                                .plans
+                                .get(&(f.clone(), v.clone()))
+                                .map(|p| (f.clone(), v.clone(), p.clone()))
+                        })
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        self.state.timeline.push(TimelineEntry {
+            seq,
+            id,
+            kind,
+            record,
+            at,
+            raised_by,
+        });
+        self.dirty = true;
+        for (flow, version, plan) in routes {
+            if self
+                .state
+                .executions
+                .iter()
+                .any(|x| x.flow == flow && x.is_live())
+            {
+                continue;
+            }
+            let id = ExecutionId {
+                order: self.state.order.id.clone(),
+                seq: self.state.executions.len() as u32 + 1,
+            };
+            self.plans
+                .insert((flow.clone(), version.clone()), plan.clone());
+            self.state.executions.push(Execution {
+                id: id.clone(),
+                flow,
+                version,
+                trigger: seq,
+                round: 0,
+                tokens: vec![Token {
+                    id: 0,
+                    at: plan.entry,
+                    status: TokenStatus::Ready,
+                    records: Selection::default(),
+                    last: None,
+                    after_seq: seq - 1,
+                    waited: false,
+                    frames: Vec::new(),
+                    absorbed: Vec::new(),
+                    error: None,
+                }],
+                joins: Vec::new(),
+                next_token: 1,
+                steps: 0,
+                started: at,
+                ended: None,
+            });
+            self.started.push(id);
+        }
+        seq
+    }
+
+    async fn plan_for(&mut self, e: usize) -> Result<Arc<Plan>> {
+        let exec = &self.state.executions[e];
+        let key = (exec.flow.clone(), exec.version.clone());
+        if let Some(p) = self.plans.get(&key) {
+            return Ok(p.clone());
+        }
+        let plan = self.inner.plan(&key.0, &key.1).await?;
+        self.plans.insert(key, plan.clone());
+        Ok(plan)
+    }
+
+    fn next_ready(&self) -> Option<(usize, usize)> {
+        let paused: HashSet<&str> = {
+            let catalog = self.inner.read_catalog();
+            self.state
+                .executions
+                .iter()
+                .filter(|x| catalog.status(&x.flow) == Some(FlowStatus::Paused))
+                .map(|x| x.flow.as_str())
+                .collect()
+        };
+        self.state
+            .executions
+            .iter()
+            .enumerate()
+            .filter(|(_, x)| !paused.contains(x.flow.as_str()))
+            .find_map(|(e, x)| {
+                x.tokens
+                    .iter()
+                    .position(|t| matches!(t.status, TokenStatus::Ready | TokenStatus::Running))
+                    .map(|t| (e, t))
+            })
+    }
+
+    async fn run(&mut self) -> Result<()> {
+        while let Some((e, t)) = self.next_ready() {
+            let plan = self.plan_for(e).await?;
+            self.step(&plan, e, t).await?;
+            let exec = &mut self.state.executions[e];
+            if exec.tokens.is_empty() && exec.ended.is_none() {
+                exec.ended = Some(self.inner.clock.now());
+            }
+        }
+        Ok(())
+    }
+
+    async fn step(&mut self, plan: &Plan, e: usize, t: usize) -> Result<()> {
+        self.dirty = true;
+        match self.state.executions[e].tokens[t].at {
+            Position::End => {
+                self.state.executions[e].tokens.remove(t);
+            }
+            Position::Merged(_) => {
+                self.state.executions[e].tokens[t].status = TokenStatus::Failed;
+            }
+            Position::Arrive { join, branch } => self.arrive(plan, e, t, join, branch),
+            Position::Node(n) => match &plan.node(n).kind {
+                NodeKind::Condition { yes, no, join } => {
+                    self.condition(plan, e, t, n, *yes, *no, *join);
+                }
+                NodeKind::Splitter { branches, join } => {
+                    self.splitter(plan, e, t, n, branches, *join);
+                }
+                NodeKind::Action(a) => self.action(plan, e, t, a).await?,
+            },
+        }
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn record(
+        &mut self,
+        e: usize,
+        step: &str,
+        records: Vec<RecordId>,
+        outcome: Outcome,
+        attempts: u32,
+        started: Timestamp,
+        details: Vec<String>,
+        findings: Vec<Finding>,
+    ) {
+        let ended = self.now();
+        let exec = &mut self.state.executions[e];
+        exec.steps += 1;
+        self.journey.push(StepRecord {
+            execution: exec.id.clone(),
+            flow: exec.flow.clone(),
+            version: exec.version.clone(),
+            step: step.to_owned(),
+            records,
+            outcome,
+            attempts,
+            round: exec.round,
+            started,
+            ended,
+            details,
+            findings,
+        });
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn condition(
+        &mut self,
+        plan: &Plan,
+        e: usize,
+        t: usize,
+        n: u32,
+        yes: Position,
+        no: Position,
+        join: Option<u32>,
+    ) {
+        let now = self.now();
+        let exec = &mut self.state.executions[e];
+        let token = &mut exec.tokens[t];
+        let taken = token.last == Some(Outcome::Succeeded);
+        let (branch, target) = if taken { (0, yes) } else { (1, no) };
+        if let Some(j) = join {
+            let state = JoinState {
+                join: j,
+                branches: vec![
+                    BranchState {
+                        entered: branch == 0,
+                        arrived: false,
+                    },
+                    BranchState {
+                        entered: branch == 1,
+                        arrived: false,
+                    },
+                ],
+                input: token.records.clone(),
+                records: None,
+                frames: token.frames.clone(),
+                after_seq: token.after_seq,
+                fired: false,
+            };
+            exec.joins.retain(|s| s.join != j);
+            exec.joins.push(state);
+            token.frames.push(Frame { join: j, branch });
+        }
+        token.at = target;
+        let records = token.records.records(&self.state.order);
+        let path = if taken { "yes" } else { "no" };
+        self.record(
+            e,
+            &plan.node(n).name,
+            records,
+            Outcome::Succeeded,
+            0,
+            now,
+            vec![format!("took the {path} path")],
+            Vec::new(),
+        );
+    }
+
+    fn splitter(
+        &mut self,
+        plan: &Plan,
+        e: usize,
+        t: usize,
+        n: u32,
+        branches: &[(String, Position)],
+        join: Option<u32>,
+    ) {
+        let now = self.now();
+        let exec = &mut self.state.executions[e];
+        let token = exec.tokens.remove(t);
+        if let Some(j) = join {
+            exec.joins.retain(|s| s.join != j);
+            exec.joins.push(JoinState {
+                join: j,
+                branches: vec![
+                    BranchState {
+                        entered: true,
+                        arrived: false,
+                    };
+                    branches.len()
+                ],
+                input: token.records.clone(),
+                records: None,
+                frames: token.frames.clone(),
+                after_seq: token.after_seq,
+                fired: false,
+            });
+        }
+        for (b, (_, pos)) in branches.iter().enumerate() {
+            let mut child = token.clone();
+            child.id = exec.next_token;
+            exec.next_token += 1;
+            child.at = *pos;
+            child.status = TokenStatus::Ready;
+            if let Some(j) = join {
+                child.frames.push(Frame {
+                    join: j,
+                    branch: b as u32,
+                });
+            }
+            exec.tokens.push(child);
+        }
+        let names: Vec<&str> = branches.iter().map(|(n, _)| n.as_str()).collect();
+        let records = token.records.records(&self.state.order);
+        self.record(
+            e,
+            &plan.node(n).name,
+            records,
+            Outcome::Succeeded,
+            0,
+            now,
+            vec![format!("offered to branches {}", names.join(", "))],
+            Vec::new(),
+        );
+    }
+
+    fn arrive(&mut self, plan: &Plan, e: usize, t: usize, join: u32, branch: u32) {
+        let exec = &mut self.state.executions[e];
+        let token = exec.tokens.remove(t);
+        if let Some(state) = exec.joins.iter_mut().find(|s| s.join == join) {
+            if let Some(b) = state.branches.get_mut(branch as usize) {
+                b.arrived = true;
+            }
+            match &mut state.records {
+                None => state.records = Some(token.records),
+                Some(r) => r.union(&token.records),
+            }
+            state.after_seq = state.after_seq.max(token.after_seq);
+        }
+        self.check_join(plan, e, join);
+    }
+
+    /// Fires a merge if no entered branch is still live: the moment its last branch ends.
+    fn check_join(&mut self, plan: &Plan, e: usize, join: u32) {
+        let now = self.now();
+        let exec = &mut self.state.executions[e];
+        let Some(js) = exec.joins.iter().position(|s| s.join == join) else {
+            return;
+        };
+        if exec.joins[js].fired {
+            return;
+        }
+        let pending = exec
+            .tokens
+            .iter()
+            .any(|t| t.is_live() && t.frames.iter().any(|f| f.join == join));
+        if pending {
+            return;
+        }
+        let (failed, rest): (Vec<Token>, Vec<Token>) = std::mem::take(&mut exec.tokens)
+            .into_iter()
+            .partition(|t| t.frames.iter().any(|f| f.join == join));
+        exec.tokens = rest;
+        let def = plan.join(join);
+        let state = &mut exec.joins[js];
+        state.fired = true;
+        let arrived_any = state.branches.iter().any(|b| b.arrived);
+        let outcome = if !failed.is_empty() && !(def.tolerate && arrived_any) {
+            Outcome::Failed
+        } else if arrived_any {
+            Outcome::Succeeded
+        } else {
+            Outcome::Skipped
+        };
+        let mut details = Vec::new();
+        let describe = |pred: &dyn Fn(usize, &BranchState) -> bool| -> Vec<&str> {
+            state
+                .branches
+                .iter()
+                .enumerate()
+                .filter(|(b, s)| pred(*b, s))
+                .map(|(b, _)| def.branch_names.get(b).map_or("?", String::as_str))
+                .collect()
+        };
+        let failed_branches: Vec<u32> = failed
+            .iter()
+            .filter_map(|t| t.frames.iter().find(|f| f.join == join).map(|f| f.branch))
+            .collect();
+        let arrived = describe(&|_, s| s.arrived);
+        let failed_names = describe(&|b, _| failed_branches.contains(&(b as u32)));
+        let dead =
+            describe(&|b, s| s.entered && !s.arrived && !failed_branches.contains(&(b as u32)));
+        let not_entered = describe(&|_, s| !s.entered);
+        for (label, names) in [
+            ("arrived", &arrived),
+            ("failed", &failed_names),
+            ("filtered out", &dead),
+            ("not entered", &not_entered),
+        ] {
+            if !names.is_empty() {
+                details.push(format!("{label}: {}", names.join(", ")));
+            }
+        }
+        let records = state.records.clone().unwrap_or_else(|| state.input.clone());
+        let frames = state.frames.clone();
+        let after_seq = state.after_seq;
+        let id = exec.next_token;
+        exec.next_token += 1;
+        let failed_names = failed_names.join(", ");
+        let record_ids = records.records(&self.state.order);
+        self.record(
+            e,
+            &def.name,
+            record_ids,
+            outcome,
+            0,
+            now,
+            details,
+            Vec::new(),
+        );
+        let exec = &mut self.state.executions[e];
+        match outcome {
+            Outcome::Skipped => {
+                if let Some(outer) = frames.last() {
+                    self.check_join(plan, e, outer.join);
+                }
+            }
+            Outcome::Succeeded | Outcome::Failed => {
+                let mut token = Token {
+                    id,
+                    at: def.after,
+                    status: TokenStatus::Ready,
+                    records,
+                    last: Some(outcome),
+                    after_seq,
+                    waited: false,
+                    frames,
+                    absorbed: Vec::new(),
+                    error: None,
+                };
+                if outcome == Outcome::Failed && !plan.routes_failure(def.after) {
+                    token.at = Position::Merged(join);
+                    token.status = TokenStatus::Failed;
+                    token.absorbed = failed;
+                    token.error = Some(format!(
+                        "merge '{}' failed: branch {failed_names} failed",
+                        def.name
+                    ));
+                    let outer = token.frames.last().copied();
+                    exec.tokens.push(token);
+                    if let Some(outer) = outer {
+                        self.check_join(plan, e, outer.join);
+                    }
+                } else {
+                    exec.tokens.push(token);
+                }
+            }
+        }
+    }
+
+    /// Ends a token's path Failed (or Skipped, `failed == None`) and fires its merge if due.
+    fn end_path(&mut self, plan: &Plan, e: usize, t: usize, failed: Option<String>) {
+        let exec = &mut self.state.executions[e];
+        let frame = exec.tokens[t].frames.last().copied();
+        match failed {
+            Some(error) => {
+                let token = &mut exec.tokens[t];
+                token.status = TokenStatus::Failed;
+                token.last = Some(Outcome::Failed);
+                token.error = Some(error);
+            }
+            None => {
+                exec.tokens.remove(t);
+            }
+        }
+        if let Some(f) = frame {
+            self.check_join(plan, e, f.join);
+        }
+    }
+
+    async fn action(&mut self, plan: &Plan, e: usize, t: usize, a: &ActionNode) -> Result<()> {
+        let started = self.now();
+        let mut details = Vec::new();
+        let step = &a.step;
+
+        // Rule 2: a step with input events waits for one the path has not consumed yet.
+        {
+            let OrderState {
+                order,
+                timeline,
+                executions,
+                ..
+            } = &mut self.state;
+            let token = &mut executions[e].tokens[t];
+            if !token.waited && !step.input_events.is_empty() {
+                let found = timeline.iter().find(|ev| {
+                    ev.seq > token.after_seq
+                        && step.input_events.contains(&ev.kind)
+                        && ev
+                            .record
+                            .as_ref()
+                            .is_none_or(|r| carries(order, &token.records, r))
+                });
+                match found {
+                    Some(ev) => {
+                        token.after_seq = ev.seq;
+                        token.waited = true;
+                        details.push(format!("took event '{}' (#{})", ev.kind, ev.seq));
+                    }
+                    None => {
+                        token.status = TokenStatus::Waiting;
+                        return Ok(());
+                    }
+                }
+            }
+        }
+
+        if self.state.executions[e].steps >= self.inner.config.max_journey {
+            let error = format!(
+                "the execution reached its journey limit of {} steps",
+                self.inner.config.max_journey
+            );
+            self.end_path(plan, e, t, Some(error));
+            return Ok(());
+        }
+
+        // Rule 3: the filter routes per record; none left means Skipped.
+        if let Some(filter) = &a.filter {
+            let OrderState {
+                order, executions, ..
+            } = &mut self.state;
+            let token = &mut executions[e].tokens[t];
+            if !apply_filter(&**filter, order, &mut token.records) {
+                let records = token.records.records(order);
+                details.push(format!("filter '{}' admitted no record", filter.name()));
+                self.record(
+                    e,
+                    &step.name,
+                    records,
+                    Outcome::Skipped,
+                    0,
+                    started,
+                    details,
+                    Vec::new(),
+                );
+                self.end_path(plan, e, t, None);
+                return Ok(());
+            }
+        }
+
+        // Rule 8: execution policies, in order, per record of their entity.
+        let (findings, critical) = {
+            let OrderState {
+                order, executions, ..
+            } = &mut self.state;
+            let token = &executions[e].tokens[t];
+            run_policies(&a.policies, order, &token.records)
+        };
+
+        let runs = critical.is_none() || a.action.handles_policy_failures();
+        if runs && a.action.effects() == Effects::External {
+            // A provider call happens only from committed state.
+            self.state.executions[e].tokens[t].status = TokenStatus::Running;
+            self.commit().await?;
+        }
+
+        let mut attempts = 0;
+        let mut raised = Vec::new();
+        let result: std::result::Result<(), String> = if runs {
+            let OrderState {
+                order, executions, ..
+            } = &mut self.state;
+            let exec = &mut executions[e];
+            let key_prefix = format!("{}/{}/{}", exec.id, step.name, exec.round);
+            let token = &mut exec.tokens[t];
+            let mut cx = ActionContext {
+                order,
+                selection: &mut token.records,
+                step,
+                caller: Caller {
+                    inner: self.inner,
+                    provider: a.provider.as_ref(),
+                    retry: a.retry,
+                    timeout: a.timeout,
+                    key_prefix,
+                    attempts: Default::default(),
+                },
+                findings: &findings,
+                policy_failed: critical.is_some(),
+                raised: Vec::new(),
+                notes: Vec::new(),
+            };
+            let run = std::panic::AssertUnwindSafe(a.action.run(&mut cx))
+                .catch_unwind()
+                .await;
+            attempts = cx.caller.attempts();
+            raised = std::mem::take(&mut cx.raised);
+            details.append(&mut cx.notes);
+            match (run, &critical) {
+                (Ok(Ok(())), None) => Ok(()),
+                (Ok(Ok(())), Some(why)) => Err(why.clone()),
+                (Ok(Err(err)), _) => Err(err.to_string()),
+                (Err(panic), _) => Err(format!(
+                    "action panicked: {}",
+                    super::panic_message(&*panic)
+                )),
+            }
+        } else {
+            Err(critical.clone().unwrap_or_default())
+        };
+
+        let ok = result.is_ok();
+        let outcome = if ok {
+            Outcome::Succeeded
+        } else {
+            Outcome::Failed
+        };
+        if let Err(why) = &result {
+            details.push(why.clone());
+        }
+        let records = self.state.executions[e].tokens[t]
+            .records
+            .records(&self.state.order);
+        self.record(
+            e, &step.name, records, outcome, attempts, started, details, findings,
+        );
+
+        // Rule 4: after a failure only a directly following Condition continues, on `no`.
+        let exec = &mut self.state.executions[e];
+        let token_id = exec.tokens[t].id;
+        let event_prefix = format!("{}/{}/{}/{}", exec.id, token_id, step.name, exec.round);
+        if ok || plan.routes_failure(a.next) {
+            let token = &mut exec.tokens[t];
+            token.at = a.next;
+            token.waited = false;
+            token.last = Some(outcome);
+            token.status = TokenStatus::Ready;
+        } else {
+            self.end_path(plan, e, t, result.clone().err());
+        }
+
+        // Rule 9: output events go on the timeline and may start or resume flows.
+        let mut events: Vec<(EventKind, Option<RecordId>)> =
+            raised.into_iter().map(|r| (r.kind, r.record)).collect();
+        let outcome_event = if ok {
+            step.kind.succeeded_event()
+        } else {
+            step.kind.failed_event()
+        };
+        events.push((
+            outcome_event.unwrap_or_else(|| {
+                EventKind::new(format!(
+                    "{} has {}",
+                    step.name,
+                    if ok { "Succeeded" } else { "Failed" }
+                ))
+            }),
+            None,
+        ));
+        if !ok {
+            if let Some(extra) = &step.on_failure {
+                events.push((extra.clone(), None));
+            }
+        }
+        for (i, (kind, record)) in events.into_iter().enumerate() {
+            let id = EventId(format!("{event_prefix}/{i}"));
+            self.append_event(id, kind, record, Some(step.name.clone()));
+        }
+
+        if runs && a.action.effects() == Effects::External {
+            // The provider's result is committed before any later effect.
+            self.commit().await?;
+        }
+        Ok(())
+    }
+}
+
+/// Puts a failed token (and, for a failed merge, the branches that failed it) back to work.
+fn revive(exec: &mut Execution, mut token: Token) {
+    if let Position::Merged(j) = token.at {
+        if let Some(state) = exec.joins.iter_mut().find(|s| s.join == j) {
+            state.fired = false;
+        }
+        for inner in std::mem::take(&mut token.absorbed) {
+            revive(exec, inner);
+        }
+    } else {
+        token.status = TokenStatus::Ready;
+        token.error = None;
+        exec.tokens.push(token);
+    }
+}
+
+fn carries(order: &Order, selection: &Selection, record: &RecordId) -> bool {
+    match record {
+        RecordId::Order => true,
+        RecordId::Line(id) => order.line(id.as_str()).is_some() && selection.has_line(id),
+        RecordId::FulfillmentOrder(id) | RecordId::FulfillmentOrderLine(id, _) => {
+            order.fulfillment_order(id.as_str()).is_some() && selection.has_fulfillment_order(id)
+        }
+    }
+}
+
+/// Narrows `selection` to the records `filter` admits; whether any is left.
+fn apply_filter(filter: &dyn Policy, order: &Order, selection: &mut Selection) -> bool {
+    match filter.entity() {
+        Entity::Order => filter.admits(RecordRef::Order(order)),
+        Entity::OrderLine => {
+            let admitted: Vec<_> = order
+                .lines
+                .iter()
+                .filter(|l| selection.has_line(&l.id) && filter.admits(RecordRef::Line(order, l)))
+                .map(|l| l.id.clone())
+                .collect();
+            let any = !admitted.is_empty();
+            selection.lines = Some(admitted);
+            any
+        }
+        Entity::FulfillmentOrder | Entity::FulfillmentOrderLine => {
+            let line_level = filter.entity() == Entity::FulfillmentOrderLine;
+            let admitted: Vec<_> = order
+                .fulfillment_orders
+                .iter()
+                .filter(|f| selection.has_fulfillment_order(&f.id))
+                .filter(|f| {
+                    if line_level {
+                        f.lines
+                            .iter()
+                            .any(|l| filter.admits(RecordRef::FulfillmentOrderLine(order, f, l)))
+                    } else {
+                        filter.admits(RecordRef::FulfillmentOrder(order, f))
+                    }
+                })
+                .map(|f| f.id.clone())
+                .collect();
+            let any = !admitted.is_empty();
+            selection.fulfillment_orders = Some(admitted);
+            any
+        }
+    }
+}
+
+/// Runs execution policies; returns the findings and, if a Critical one failed, why.
+fn run_policies(
+    policies: &[Arc<dyn Policy>],
+    order: &mut Order,
+    selection: &Selection,
+) -> (Vec<Finding>, Option<String>) {
+    let mut findings = Vec::new();
+    let mut critical = None;
+    for policy in policies {
+        let mut note = |record: RecordId, check: Check| {
+            if let Check::Failed(reason) = check {
+                if policy.criticality() == Criticality::Critical && critical.is_none() {
+                    critical = Some(format!(
+                        "policy '{}' failed on {record}: {reason}",
+                        policy.name()
+                    ));
+                }
+                findings.push(Finding {
+                    policy: policy.name().to_owned(),
+                    criticality: policy.criticality(),
+                    record,
+                    reason: reason.into_owned(),
+                });
+            }
+        };
+        match policy.entity() {
+            Entity::Order => {
+                let check = policy.execute(RecordMut::Order(order));
+                note(RecordId::Order, check);
+            }
+            Entity::OrderLine => {
+                for line in order.lines.iter_mut().filter(|l| selection.has_line(&l.id)) {
+                    let check = policy.execute(RecordMut::Line(line));
+                    note(RecordId::Line(line.id.clone()), check);
+                }
+            }
+            Entity::FulfillmentOrder => {
+                for fo in order
+                    .fulfillment_orders
+                    .iter_mut()
+                    .filter(|f| selection.has_fulfillment_order(&f.id))
+                {
+                    let check = policy.execute(RecordMut::FulfillmentOrder(fo));
+                    note(RecordId::FulfillmentOrder(fo.id.clone()), check);
+                }
+            }
+            Entity::FulfillmentOrderLine => {
+                for fo in order
+                    .fulfillment_orders
+                    .iter_mut()
+                    .filter(|f| selection.has_fulfillment_order(&f.id))
+                {
+                    for (i, line) in fo.lines.iter_mut().enumerate() {
+                        let check = policy.execute(RecordMut::FulfillmentOrderLine(line));
+                        note(RecordId::FulfillmentOrderLine(fo.id.clone(), i), check);
+                    }
+                }
+            }
+        }
+    }
+    (findings, critical)
+}

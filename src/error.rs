@@ -1,0 +1,120 @@
+use crate::document::OrderId;
+use crate::execution::ExecutionId;
+use crate::flow::{FlowStatus, ValidationError};
+use crate::store::StoreError;
+
+/// The result of engine operations.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The class of an [`Error`], for matching without inspecting messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// A document (flow, event) could not be parsed.
+    Document,
+    /// A flow failed validation.
+    Validation,
+    /// A name does not exist (flow, order, execution).
+    NotFound,
+    /// A name is taken.
+    AlreadyExists,
+    /// The operation does not fit the current state (editing a published flow, reprocessing
+    /// an execution that has not failed, a version not greater than the last).
+    InvalidState,
+    /// The input is malformed (an event with an empty id).
+    InvalidInput,
+    /// The store failed.
+    Store,
+    /// Engine construction was given inconsistent parts.
+    Configuration,
+}
+
+/// An error of the engine's API.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A document could not be parsed.
+    #[error("invalid {what} document at line {line}, column {column}: {message}")]
+    Document {
+        /// What was parsed ("flow", "event").
+        what: &'static str,
+        /// 1-based line of the problem.
+        line: usize,
+        /// 1-based column of the problem.
+        column: usize,
+        /// What is wrong.
+        message: String,
+    },
+    /// A flow failed validation; the error lists every problem with its place.
+    #[error(transparent)]
+    Validation(#[from] ValidationError),
+    /// No flow has this name.
+    #[error("flow '{0}' does not exist")]
+    UnknownFlow(String),
+    /// A flow of this name exists.
+    #[error("flow '{0}' already exists")]
+    FlowExists(String),
+    /// The flow's status does not allow the operation.
+    #[error("flow '{flow}' is {status:?}: cannot {operation}")]
+    FlowStatus {
+        /// The flow.
+        flow: String,
+        /// Its status.
+        status: FlowStatus,
+        /// What was attempted.
+        operation: &'static str,
+    },
+    /// Publishing needs a version greater than the last published one.
+    #[error("flow '{flow}': version {version} is not greater than the last published {last}")]
+    VersionNotGreater {
+        /// The flow.
+        flow: String,
+        /// The version asked for.
+        version: semver::Version,
+        /// The last published version.
+        last: semver::Version,
+    },
+    /// An event is malformed.
+    #[error("invalid event: {0}")]
+    InvalidEvent(String),
+    /// The order is unknown and the event brings no document for it.
+    #[error("order '{0}' is unknown: send its document with the event")]
+    UnknownOrder(OrderId),
+    /// No execution has this id.
+    #[error("execution {0} does not exist")]
+    UnknownExecution(ExecutionId),
+    /// Reprocess of an execution with no failed path.
+    #[error("execution {0} has not failed: nothing to reprocess")]
+    NotReprocessable(ExecutionId),
+    /// Two registered parts share a name, or a part is missing.
+    #[error("configuration: {0}")]
+    Configuration(String),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl Error {
+    /// The class of the error.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::Document { .. } => ErrorKind::Document,
+            Self::Validation(_) => ErrorKind::Validation,
+            Self::UnknownFlow(_) | Self::UnknownOrder(_) | Self::UnknownExecution(_) => {
+                ErrorKind::NotFound
+            }
+            Self::FlowExists(_) => ErrorKind::AlreadyExists,
+            Self::FlowStatus { .. }
+            | Self::VersionNotGreater { .. }
+            | Self::NotReprocessable(_) => ErrorKind::InvalidState,
+            Self::InvalidEvent(_) => ErrorKind::InvalidInput,
+            Self::Configuration(_) => ErrorKind::Configuration,
+            Self::Store(_) => ErrorKind::Store,
+        }
+    }
+
+    /// Whether the same call may succeed later (a store outage).
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Self::Store(e) if e.is_retryable())
+    }
+}

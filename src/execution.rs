@@ -1,0 +1,327 @@
+//! Execution state: what the store keeps about an order's runs through flows.
+//!
+//! An [`Execution`] is one order going through one published flow version. It holds
+//! [`Token`]s; a token is a position in the flow plus the records it carries (the order and a
+//! [`Selection`] of its lines and fulfillment orders). Merges keep a [`JoinState`] per
+//! execution. All of it is plain serde data kept in the [`Store`](crate::store::Store) as part
+//! of the order's [`OrderState`], so an engine can resume any execution from the store alone.
+//!
+//! Hosts read this through [`Engine::journey`](crate::Engine::journey) and
+//! [`Engine::order_state`](crate::Engine::order_state); only the engine changes it.
+
+use std::fmt;
+
+use semver::Version;
+use serde::{Deserialize, Serialize};
+
+use crate::clock::Timestamp;
+use crate::document::{FulfillmentOrderId, LineId, Order, OrderId, RecordId};
+use crate::journey::{Outcome, TimelineEntry};
+
+/// Identifies an execution: the order and a per-order sequence number.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ExecutionId {
+    /// The order.
+    pub order: OrderId,
+    /// 1 for the order's first execution, 2 for the next, …
+    pub seq: u32,
+}
+
+impl fmt::Display for ExecutionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}#{}", self.order, self.seq)
+    }
+}
+
+/// Where an execution stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExecutionStatus {
+    /// Some path can move now.
+    Running,
+    /// Every live path waits for an event.
+    Waiting,
+    /// A path ended Failed; the execution waits for reprocess (other paths may still wait).
+    Failed,
+    /// Every path ended.
+    Completed,
+}
+
+/// A selection of an order's records: `None` means all of them (including ones created later).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Selection {
+    /// Selected lines, or all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lines: Option<Vec<LineId>>,
+    /// Selected fulfillment orders, or all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fulfillment_orders: Option<Vec<FulfillmentOrderId>>,
+}
+
+impl Selection {
+    /// Whether the line is selected.
+    pub fn has_line(&self, id: &LineId) -> bool {
+        self.lines.as_ref().is_none_or(|v| v.contains(id))
+    }
+
+    /// Whether the fulfillment order is selected.
+    pub fn has_fulfillment_order(&self, id: &FulfillmentOrderId) -> bool {
+        self.fulfillment_orders
+            .as_ref()
+            .is_none_or(|v| v.contains(id))
+    }
+
+    /// Adds a fulfillment order to an explicit selection (all stays all).
+    pub fn add_fulfillment_order(&mut self, id: FulfillmentOrderId) {
+        if let Some(v) = &mut self.fulfillment_orders {
+            if !v.contains(&id) {
+                v.push(id);
+            }
+        }
+    }
+
+    /// The union of two selections.
+    pub fn union(&mut self, other: &Self) {
+        fn merge<T: Clone + PartialEq>(a: &mut Option<Vec<T>>, b: &Option<Vec<T>>) {
+            match (a.as_mut(), b) {
+                (None, _) => {}
+                (Some(_), None) => *a = None,
+                (Some(x), Some(y)) => {
+                    for id in y {
+                        if !x.contains(id) {
+                            x.push(id.clone());
+                        }
+                    }
+                }
+            }
+        }
+        merge(&mut self.lines, &other.lines);
+        merge(&mut self.fulfillment_orders, &other.fulfillment_orders);
+    }
+
+    /// The records this selection names in `order`: the order, then its selected lines and
+    /// fulfillment orders.
+    pub fn records(&self, order: &Order) -> Vec<RecordId> {
+        let mut v = vec![RecordId::Order];
+        v.extend(
+            order
+                .lines
+                .iter()
+                .filter(|l| self.has_line(&l.id))
+                .map(|l| RecordId::Line(l.id.clone())),
+        );
+        v.extend(
+            order
+                .fulfillment_orders
+                .iter()
+                .filter(|f| self.has_fulfillment_order(&f.id))
+                .map(|f| RecordId::FulfillmentOrder(f.id.clone())),
+        );
+        v
+    }
+}
+
+/// Where a token is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Position {
+    /// At a step (an index into the compiled flow).
+    Node(u32),
+    /// Arriving at a merge at the end of a branch.
+    Arrive {
+        /// The merge.
+        join: u32,
+        /// The branch.
+        branch: u32,
+    },
+    /// Right after a merge that failed, with nothing to route its failure.
+    Merged(u32),
+    /// At the end of a path.
+    End,
+}
+
+/// What a token is doing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenStatus {
+    /// Can move now.
+    Ready,
+    /// Waits at an action for one of its input events.
+    Waiting,
+    /// Its action's provider call is (or was, before a crash) under way.
+    Running,
+    /// Its path ended Failed; waits for reprocess.
+    Failed,
+}
+
+/// The merge a token's branch leads to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Frame {
+    /// The merge.
+    pub join: u32,
+    /// The branch of it the token is on.
+    pub branch: u32,
+}
+
+/// A position in a flow plus the records it carries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Token {
+    /// Unique within the execution.
+    pub id: u32,
+    /// Where it is.
+    pub at: Position,
+    /// What it is doing.
+    pub status: TokenStatus,
+    /// The records it carries.
+    pub records: Selection,
+    /// The outcome of the last action (or merge) on its path, for Conditions.
+    pub last: Option<Outcome>,
+    /// The timeline position of the last event its path consumed; waits take only later ones.
+    pub after_seq: u64,
+    /// Whether the action it is at has already taken its input event.
+    pub waited: bool,
+    /// The merges it is inside, innermost last.
+    pub frames: Vec<Frame>,
+    /// For a failed merge: the failed branch tokens, revived by reprocess.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub absorbed: Vec<Token>,
+    /// Why it failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl Token {
+    pub(crate) fn is_live(&self) -> bool {
+        !matches!(self.status, TokenStatus::Failed)
+    }
+}
+
+/// What happened on one branch of a merge.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BranchState {
+    /// A token entered the branch.
+    pub entered: bool,
+    /// A token arrived at the merge from it.
+    pub arrived: bool,
+}
+
+/// A merge's progress within an execution.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct JoinState {
+    /// The merge.
+    pub join: u32,
+    /// Per branch.
+    pub branches: Vec<BranchState>,
+    /// The records the opening token carried.
+    pub input: Selection,
+    /// The union of the records that arrived.
+    pub records: Option<Selection>,
+    /// The opener token's frames, restored on the merged token.
+    pub frames: Vec<Frame>,
+    /// The opener token's event position.
+    pub after_seq: u64,
+    /// Whether the merge has fired.
+    pub fired: bool,
+}
+
+/// One order going through one published flow version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Execution {
+    /// Its id.
+    pub id: ExecutionId,
+    /// The flow.
+    pub flow: String,
+    /// The flow version it is pinned to.
+    pub version: Version,
+    /// The timeline position of the event that started it.
+    pub trigger: u64,
+    /// Reprocess round (0 before any reprocess).
+    pub round: u32,
+    /// Its tokens.
+    pub tokens: Vec<Token>,
+    /// Its merges.
+    pub joins: Vec<JoinState>,
+    /// Next token id.
+    pub next_token: u32,
+    /// Journey entries recorded so far (bounded by the engine's limit).
+    pub steps: u32,
+    /// When it started.
+    pub started: Timestamp,
+    /// When it completed.
+    pub ended: Option<Timestamp>,
+}
+
+impl Execution {
+    /// Where it stands, derived from its tokens.
+    pub fn status(&self) -> ExecutionStatus {
+        let mut waiting = false;
+        let mut failed = false;
+        for t in &self.tokens {
+            match t.status {
+                TokenStatus::Ready | TokenStatus::Running => return ExecutionStatus::Running,
+                TokenStatus::Waiting => waiting = true,
+                TokenStatus::Failed => failed = true,
+            }
+        }
+        if failed {
+            ExecutionStatus::Failed
+        } else if waiting {
+            ExecutionStatus::Waiting
+        } else {
+            ExecutionStatus::Completed
+        }
+    }
+
+    /// Whether it still counts as the flow's live execution for the order.
+    pub fn is_live(&self) -> bool {
+        !self.tokens.is_empty()
+    }
+}
+
+/// Everything the store keeps about one order, loaded and committed as a unit.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct OrderState {
+    /// The order document.
+    pub order: Order,
+    /// Bumped by every commit; a commit names the revision it read.
+    pub revision: u64,
+    /// Every event, in arrival order.
+    pub timeline: Vec<TimelineEntry>,
+    /// Every execution, in start order.
+    pub executions: Vec<Execution>,
+}
+
+impl OrderState {
+    /// A fresh state for a new order document.
+    pub fn new(order: Order) -> Self {
+        Self {
+            order,
+            revision: 0,
+            timeline: Vec::new(),
+            executions: Vec::new(),
+        }
+    }
+
+    /// The order's id.
+    pub fn id(&self) -> &OrderId {
+        &self.order.id
+    }
+
+    /// Whether some execution has a token that is not waiting for an event and not failed.
+    pub fn has_runnable(&self) -> bool {
+        self.executions.iter().any(|e| {
+            e.tokens
+                .iter()
+                .any(|t| matches!(t.status, TokenStatus::Ready | TokenStatus::Running))
+        })
+    }
+
+    /// Whether some execution is live (not completed).
+    pub fn has_live(&self) -> bool {
+        self.executions.iter().any(Execution::is_live)
+    }
+}

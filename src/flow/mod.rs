@@ -1,0 +1,426 @@
+//! Flows: the designer-built definitions the engine runs.
+//!
+//! A flow is a **sequence** of [`Step`]s. A step is an [`ActionStep`] or an element:
+//!
+//! - [`Step::Condition`]: a `yes` and a `no` path chosen on the outcome of the previous action;
+//!   the paths do not merge.
+//! - [`Step::ConditionMerge`]: the same, but the paths merge again and the flow goes on after it.
+//! - [`Step::Splitter`]: named branches, each offered the records; the filter of each branch's
+//!   first action decides which records go that way. The branches do not merge.
+//! - [`Step::SplitterMerge`]: the same, but the branches merge again.
+//!
+//! A `Condition` or `Splitter` ends its sequence: nothing may follow it, its paths run to their
+//! own ends. Structure makes dangling merges and cycles unrepresentable; [`validate`] catches
+//! the rest (see [`ProblemKind`]).
+//!
+//! Flows are plain serde data. Their JSON form (see `examples/flows/*.json`):
+//!
+//! ```
+//! let json = r#"{
+//!   "name": "Validate",
+//!   "orchestration_type": "Order orchestration",
+//!   "version": "1.0.0",
+//!   "steps": [
+//!     { "action": { "name": "Validate header", "kind": "validate_order_header",
+//!                   "input_events": ["New Order"] } }
+//!   ]
+//! }"#;
+//! let flow = orderflow::flow::Flow::from_json(json).unwrap();
+//! assert_eq!(flow.steps.len(), 1);
+//! ```
+//!
+//! or build them in code with [`Flow::builder`]:
+//!
+//! ```
+//! use orderflow::flow::{ActionStep, Flow};
+//! use orderflow::{ActionKind, EventKind};
+//!
+//! let flow = Flow::builder("Validate")
+//!     .steps(|s| s.action(
+//!         ActionStep::new("Validate header", ActionKind::ValidateOrderHeader)
+//!             .input_event(EventKind::NEW_ORDER),
+//!     ))
+//!     .build()
+//!     .unwrap();
+//! assert_eq!(flow.version, semver::Version::new(1, 0, 0));
+//! ```
+
+mod builder;
+mod validate;
+
+use std::fmt;
+
+use indexmap::IndexMap;
+use semver::Version;
+use serde::{Deserialize, Serialize};
+
+use crate::clock::Timestamp;
+use crate::event::EventKind;
+use crate::orchestration::ActionKind;
+
+pub use builder::{FlowBuilder, SequenceBuilder, SplitterBuilder};
+pub use validate::{MAX_NESTING, Problem, ProblemKind, StepPath, ValidationError, validate};
+
+/// The name of the orchestration type every flow gets unless it names another.
+pub const ORDER_ORCHESTRATION: &str = "Order orchestration";
+
+/// A flow's lifecycle status.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FlowStatus {
+    /// Editable; starts no executions.
+    #[default]
+    Unpublished,
+    /// Frozen at its version; starts executions on its input events.
+    Published,
+    /// Published, but nothing of it moves: its executions and triggers queue until resumed.
+    Paused,
+}
+
+/// A flow: a named, typed, versioned tree of steps.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct Flow {
+    /// Unique name.
+    pub name: String,
+    /// The orchestration type deciding which actions and elements the flow may use.
+    #[serde(default = "default_orchestration_type")]
+    pub orchestration_type: String,
+    /// What the flow is for.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub description: String,
+    /// When the flow was created; set by the engine.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_on: Option<Timestamp>,
+    /// Lifecycle status; set by the engine.
+    #[serde(default)]
+    pub status: FlowStatus,
+    /// The version the next publish freezes; it must be greater than the last published one.
+    #[serde(default = "default_version")]
+    pub version: Version,
+    /// The version last published; set by the engine.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_published: Option<Version>,
+    /// The steps.
+    pub steps: Sequence,
+}
+
+fn default_orchestration_type() -> String {
+    ORDER_ORCHESTRATION.to_owned()
+}
+
+fn default_version() -> Version {
+    Version::new(1, 0, 0)
+}
+
+/// A run of steps executed one after the other.
+pub type Sequence = Vec<Step>;
+
+/// One step of a flow: an action or an element.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+#[non_exhaustive]
+pub enum Step {
+    /// Work done for the records the step is given.
+    Action(ActionStep),
+    /// Two paths on the previous action's outcome that do not merge.
+    Condition(ConditionStep),
+    /// Two paths on the previous action's outcome that merge again.
+    ConditionMerge(ConditionStep),
+    /// Named inclusive branches that do not merge.
+    Splitter(SplitterStep),
+    /// Named inclusive branches that merge again.
+    SplitterMerge(SplitterStep),
+}
+
+impl Step {
+    /// The step's name.
+    pub fn name(&self) -> &str {
+        match self {
+            Self::Action(a) => &a.name,
+            Self::Condition(c) | Self::ConditionMerge(c) => &c.name,
+            Self::Splitter(s) | Self::SplitterMerge(s) => &s.name,
+        }
+    }
+
+    /// The element kind, or `None` for an action.
+    pub fn element(&self) -> Option<ElementKind> {
+        match self {
+            Self::Action(_) => None,
+            Self::Condition(_) => Some(ElementKind::Condition),
+            Self::ConditionMerge(_) => Some(ElementKind::ConditionMerge),
+            Self::Splitter(_) => Some(ElementKind::Splitter),
+            Self::SplitterMerge(_) => Some(ElementKind::SplitterMerge),
+        }
+    }
+}
+
+/// The four flow elements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ElementKind {
+    /// Yes/no paths that do not merge.
+    Condition,
+    /// Yes/no paths that merge again.
+    ConditionMerge,
+    /// Named branches that do not merge.
+    Splitter,
+    /// Named branches that merge again.
+    SplitterMerge,
+}
+
+impl fmt::Display for ElementKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Condition => "Condition",
+            Self::ConditionMerge => "Condition-Merge",
+            Self::Splitter => "Splitter",
+            Self::SplitterMerge => "Splitter-Merge",
+        })
+    }
+}
+
+/// An action step: what it does, when it runs, which records it takes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct ActionStep {
+    /// Unique within the flow.
+    pub name: String,
+    /// What the step does.
+    pub kind: ActionKind,
+    /// Events the step waits for. On an entry action (one reached from the start of the flow
+    /// without passing another action) they start the flow; elsewhere the step waits, after
+    /// its predecessor, for one of them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub input_events: Vec<EventKind>,
+    /// A filter policy deciding, per record of its entity, which records take this step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filter: Option<String>,
+    /// Execution policies evaluated, in order, on the records before the action's work.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub execution_policies: Vec<String>,
+    /// The provider the step calls.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider: Option<String>,
+    /// For [`ActionKind::Custom`]: the registered custom action to run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub custom_action: Option<String>,
+    /// Retries of provider calls; the engine's default when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry: Option<RetryPolicy>,
+    /// Timeout of each provider call attempt, in milliseconds; the engine's default when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
+    /// An extra event raised when the step fails.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_failure: Option<EventKind>,
+}
+
+impl ActionStep {
+    /// An action step of a kind, with nothing else set.
+    pub fn new(name: impl Into<String>, kind: ActionKind) -> Self {
+        Self {
+            name: name.into(),
+            kind,
+            input_events: Vec::new(),
+            filter: None,
+            execution_policies: Vec::new(),
+            provider: None,
+            custom_action: None,
+            retry: None,
+            timeout_ms: None,
+            on_failure: None,
+        }
+    }
+
+    /// A [`ActionKind::Custom`] step running the registered action `action`.
+    pub fn custom(name: impl Into<String>, action: impl Into<String>) -> Self {
+        let mut step = Self::new(name, ActionKind::Custom);
+        step.custom_action = Some(action.into());
+        step
+    }
+
+    /// Adds an input event.
+    pub fn input_event(mut self, kind: EventKind) -> Self {
+        self.input_events.push(kind);
+        self
+    }
+
+    /// Sets the filter policy.
+    pub fn filter(mut self, policy: impl Into<String>) -> Self {
+        self.filter = Some(policy.into());
+        self
+    }
+
+    /// Adds an execution policy.
+    pub fn execution_policy(mut self, policy: impl Into<String>) -> Self {
+        self.execution_policies.push(policy.into());
+        self
+    }
+
+    /// Sets the provider.
+    pub fn provider(mut self, provider: impl Into<String>) -> Self {
+        self.provider = Some(provider.into());
+        self
+    }
+
+    /// Sets the retry policy.
+    pub fn retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = Some(retry);
+        self
+    }
+
+    /// Sets the per-attempt timeout.
+    pub fn timeout_ms(mut self, ms: u64) -> Self {
+        self.timeout_ms = Some(ms);
+        self
+    }
+
+    /// Sets the extra event raised on failure.
+    pub fn on_failure(mut self, kind: EventKind) -> Self {
+        self.on_failure = Some(kind);
+        self
+    }
+}
+
+/// A Condition or Condition-Merge: a path for a succeeded previous action and one for a
+/// failed one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct ConditionStep {
+    /// Unique within the flow.
+    pub name: String,
+    /// Taken when the previous action succeeded.
+    #[serde(default)]
+    pub yes: Sequence,
+    /// Taken when the previous action failed.
+    #[serde(default)]
+    pub no: Sequence,
+}
+
+/// What a Splitter-Merge does when an entered branch failed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BranchFailure {
+    /// The merge fails (the default).
+    #[default]
+    Fail,
+    /// The merge succeeds with the records of the branches that arrived, if any did.
+    Tolerate,
+}
+
+/// A Splitter or Splitter-Merge: named branches, in order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct SplitterStep {
+    /// Unique within the flow.
+    pub name: String,
+    /// The branches by name.
+    pub branches: IndexMap<String, Sequence>,
+    /// For a Splitter-Merge: what a failed branch does to the merge.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub on_branch_failure: BranchFailure,
+}
+
+fn is_default<T: Default + PartialEq>(t: &T) -> bool {
+    *t == T::default()
+}
+
+/// Retries of a provider call: attempts with exponential backoff, capped, with jitter.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetryPolicy {
+    /// Total attempts, at least 1.
+    pub attempts: u32,
+    /// The wait before the second attempt, in milliseconds; doubled for each further one.
+    #[serde(default)]
+    pub backoff_ms: u64,
+    /// The longest wait between attempts, in milliseconds.
+    #[serde(default = "default_max_backoff")]
+    pub max_backoff_ms: u64,
+    /// Fraction of each wait (0 to 1) that is randomized.
+    #[serde(default)]
+    pub jitter: f64,
+}
+
+fn default_max_backoff() -> u64 {
+    60_000
+}
+
+impl RetryPolicy {
+    /// A single attempt.
+    pub const NONE: Self = Self {
+        attempts: 1,
+        backoff_ms: 0,
+        max_backoff_ms: 0,
+        jitter: 0.0,
+    };
+
+    /// `attempts` attempts with `backoff_ms` before the second, doubling, capped at a minute,
+    /// without jitter.
+    pub fn new(attempts: u32, backoff_ms: u64) -> Self {
+        Self {
+            attempts,
+            backoff_ms,
+            max_backoff_ms: default_max_backoff(),
+            jitter: 0.0,
+        }
+    }
+
+    /// Sets the jitter fraction.
+    pub fn with_jitter(mut self, jitter: f64) -> Self {
+        self.jitter = jitter;
+        self
+    }
+
+    /// Sets the cap.
+    pub fn with_max_backoff_ms(mut self, ms: u64) -> Self {
+        self.max_backoff_ms = ms;
+        self
+    }
+
+    /// The wait before attempt `next` (2 for the first retry), before jitter.
+    pub fn backoff(&self, next: u32) -> u64 {
+        let doublings = next.saturating_sub(2).min(63);
+        self.backoff_ms
+            .saturating_mul(1u64 << doublings)
+            .min(self.max_backoff_ms.max(self.backoff_ms))
+    }
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            attempts: 3,
+            backoff_ms: 1_000,
+            max_backoff_ms: 60_000,
+            jitter: 0.2,
+        }
+    }
+}
+
+impl Flow {
+    /// Starts a builder for a flow of the order orchestration type at version 1.0.0.
+    pub fn builder(name: impl Into<String>) -> FlowBuilder {
+        FlowBuilder::new(name)
+    }
+
+    /// Parses a flow document, rejecting unknown fields and wrong types with the place.
+    pub fn from_json(json: &str) -> Result<Self, crate::Error> {
+        serde_json::from_str(json).map_err(|e| crate::Error::Document {
+            what: "flow",
+            line: e.line(),
+            column: e.column(),
+            message: e.to_string(),
+        })
+    }
+
+    /// The flow as pretty JSON.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("a flow always serializes")
+    }
+}

@@ -1,0 +1,29 @@
+#![doc = include_str!("../README.md")]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+pub mod action;
+pub mod clock;
+pub mod document;
+pub mod engine;
+mod error;
+pub mod event;
+pub mod execution;
+pub mod flow;
+pub mod journey;
+pub mod orchestration;
+pub mod policy;
+pub mod provider;
+pub mod store;
+
+pub use action::{Action, ActionContext, ActionError, action_fn};
+pub use clock::{Clock, ManualClock, Timestamp};
+pub use document::{Order, OrderId, OrderLine, StatusReason};
+pub use engine::{Config, Engine, EngineBuilder, Receipt};
+pub use error::{Error, ErrorKind, Result};
+pub use event::{Event, EventKind};
+pub use flow::{ActionStep, Flow, FlowStatus};
+pub use journey::{Journey, Outcome};
+pub use orchestration::{ActionKind, OrchestrationType, OrderOrchestration};
+pub use policy::{Check, Criticality, Policy, PolicyKind};
+pub use provider::{MemoryProvider, Provider, ProviderError};
+pub use store::{MemoryStore, Store};

@@ -1,0 +1,443 @@
+//! Providers: connections to the systems orders flow through (DOM engines, warehouses, 3PLs,
+//! ERP, billing).
+//!
+//! A provider offers **provider actions**, one per [`RequestKind`], and answers a
+//! [`Request`] with a [`Reply`]. A step binds a provider by name; the engine calls it with an
+//! idempotency key derived from committed state, a timeout per attempt and retries for
+//! retryable errors.
+//!
+//! # Contract
+//!
+//! - The engine calls [`Provider::call`] only with requests of kinds the provider
+//!   [offers](Provider::offers) (publishing checks it).
+//! - Calls are at-least-once: after a timeout, a retryable error or a crash the same call may
+//!   come again with the same [`CallContext::idempotency_key`]. A provider should make a
+//!   repeated key a no-op returning the first answer.
+//! - An error says whether it is worth retrying ([`ProviderError::is_retryable`]). A call that
+//!   outlives its timeout is abandoned (its future dropped) and counts as a retryable timeout;
+//!   a panic counts as a retryable failure of that attempt.
+//!
+//! ```
+//! use async_trait::async_trait;
+//! use orderflow::provider::{CallContext, Provider, ProviderError, Reply, Request, RequestKind};
+//!
+//! /// A 3PL that accepts every fulfillment order.
+//! #[derive(Debug)]
+//! struct Warehouse;
+//!
+//! #[async_trait]
+//! impl Provider for Warehouse {
+//!     fn name(&self) -> &str { "Contoso 3PL" }
+//!     fn offers(&self) -> &[RequestKind] { &[RequestKind::SendFulfillmentOrder] }
+//!     async fn call(&self, request: Request<'_>, cx: &CallContext<'_>)
+//!         -> Result<Reply, ProviderError>
+//!     {
+//!         match request {
+//!             Request::SendFulfillmentOrder { fulfillment_order, .. } => {
+//!                 // Send `fulfillment_order` with `cx.idempotency_key` as the request id.
+//!                 let _ = (fulfillment_order, cx.idempotency_key);
+//!                 Ok(Reply::Done)
+//!             }
+//!             other => Err(ProviderError::rejected(format!("unexpected {:?}", other.kind()))),
+//!         }
+//!     }
+//! }
+//! ```
+
+use std::fmt;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::clock::Timestamp;
+use crate::document::{FulfillmentOrder, LineId, Order, RecordId};
+
+/// The kinds of provider actions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum RequestKind {
+    /// Fulfillment determination: returns a [`FulfillmentPlan`].
+    DetermineFulfillment,
+    /// Send one fulfillment order to its fulfillment provider.
+    SendFulfillmentOrder,
+    /// Send the order to the ERP.
+    SendToErp,
+    /// Send the order to billing.
+    SendInvoice,
+    /// A host-defined request, sent by custom actions.
+    Custom,
+}
+
+impl fmt::Display for RequestKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::DetermineFulfillment => "determine fulfillment",
+            Self::SendFulfillmentOrder => "send fulfillment order",
+            Self::SendToErp => "send to ERP",
+            Self::SendInvoice => "send invoice",
+            Self::Custom => "custom request",
+        })
+    }
+}
+
+/// A request to a provider.
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub enum Request<'a> {
+    /// Decide where each line ships from.
+    DetermineFulfillment {
+        /// The order.
+        order: &'a Order,
+    },
+    /// Ship one fulfillment order.
+    SendFulfillmentOrder {
+        /// The order.
+        order: &'a Order,
+        /// The fulfillment order to ship.
+        fulfillment_order: &'a FulfillmentOrder,
+    },
+    /// Hand the order to the ERP.
+    SendToErp {
+        /// The order.
+        order: &'a Order,
+    },
+    /// Bill the order.
+    SendInvoice {
+        /// The order.
+        order: &'a Order,
+    },
+    /// A host-defined request.
+    Custom {
+        /// What the host calls the request.
+        name: &'a str,
+        /// The order.
+        order: &'a Order,
+        /// Request data.
+        payload: &'a serde_json::Value,
+    },
+}
+
+impl Request<'_> {
+    /// The request's kind.
+    pub fn kind(&self) -> RequestKind {
+        match self {
+            Self::DetermineFulfillment { .. } => RequestKind::DetermineFulfillment,
+            Self::SendFulfillmentOrder { .. } => RequestKind::SendFulfillmentOrder,
+            Self::SendToErp { .. } => RequestKind::SendToErp,
+            Self::SendInvoice { .. } => RequestKind::SendInvoice,
+            Self::Custom { .. } => RequestKind::Custom,
+        }
+    }
+
+    /// The order the request is about.
+    pub fn order(&self) -> &Order {
+        match self {
+            Self::DetermineFulfillment { order }
+            | Self::SendFulfillmentOrder { order, .. }
+            | Self::SendToErp { order }
+            | Self::SendInvoice { order }
+            | Self::Custom { order, .. } => order,
+        }
+    }
+}
+
+/// What the engine tells a provider about a call.
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub struct CallContext<'a> {
+    /// Stable across retries and restarts for the same call: execution, step, record and
+    /// reprocess round.
+    pub idempotency_key: &'a str,
+    /// 1 for the first attempt.
+    pub attempt: u32,
+    /// When the engine abandons this attempt.
+    pub deadline: Timestamp,
+}
+
+/// A provider's answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Reply {
+    /// Done, nothing to report.
+    Done,
+    /// Fulfillment determination's answer.
+    FulfillmentPlan(FulfillmentPlan),
+    /// A host-defined answer.
+    Custom(serde_json::Value),
+}
+
+/// Where each line of an order ships from, as fulfillment determination decided.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FulfillmentPlan {
+    /// One entry per line the plan covers; a line not listed is not sourced.
+    pub lines: Vec<PlannedLine>,
+}
+
+/// The sources of one line.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlannedLine {
+    /// The order line.
+    pub line: LineId,
+    /// Quantities per source; their sum may be less than the line's quantity (partially
+    /// sourced) or zero (not sourced).
+    pub allocations: Vec<Allocation>,
+}
+
+/// A quantity from one source.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Allocation {
+    /// The fulfillment source.
+    pub source: String,
+    /// The quantity it ships.
+    pub quantity: f64,
+}
+
+/// The class of a provider failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ProviderErrorKind {
+    /// The provider refused the request (bad data, business rule).
+    Rejected,
+    /// The provider could not be reached or is overloaded.
+    Unavailable,
+    /// The attempt outlived its timeout.
+    Timeout,
+    /// The provider panicked.
+    Panicked,
+    /// The reply did not fit the request.
+    InvalidReply,
+    /// Anything else.
+    Other,
+}
+
+/// A failed provider call.
+#[derive(Debug, thiserror::Error)]
+#[error("{kind:?}: {message}")]
+pub struct ProviderError {
+    kind: ProviderErrorKind,
+    retryable: bool,
+    message: String,
+    #[source]
+    source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+impl ProviderError {
+    /// An error of a kind; retryable unless the kind is [`ProviderErrorKind::Rejected`] or
+    /// [`ProviderErrorKind::InvalidReply`].
+    pub fn new(kind: ProviderErrorKind, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            retryable: !matches!(
+                kind,
+                ProviderErrorKind::Rejected | ProviderErrorKind::InvalidReply
+            ),
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// A permanent refusal.
+    pub fn rejected(message: impl Into<String>) -> Self {
+        Self::new(ProviderErrorKind::Rejected, message)
+    }
+
+    /// A transient outage, worth retrying.
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self::new(ProviderErrorKind::Unavailable, message)
+    }
+
+    /// Overrides whether the error is worth retrying.
+    pub fn with_retryable(mut self, retryable: bool) -> Self {
+        self.retryable = retryable;
+        self
+    }
+
+    /// Attaches the underlying error.
+    pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        self.source = Some(Box::new(source));
+        self
+    }
+
+    /// The class of failure.
+    pub fn kind(&self) -> ProviderErrorKind {
+        self.kind
+    }
+
+    /// Whether another attempt may succeed.
+    pub fn is_retryable(&self) -> bool {
+        self.retryable
+    }
+
+    /// The message.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+/// A connection to an external system. See the [module docs](self) for the contract.
+#[async_trait]
+pub trait Provider: Send + Sync + fmt::Debug + 'static {
+    /// The name steps refer to.
+    fn name(&self) -> &str;
+    /// The provider actions it offers.
+    fn offers(&self) -> &[RequestKind];
+    /// Performs one attempt of a request.
+    async fn call(
+        &self,
+        request: Request<'_>,
+        cx: &CallContext<'_>,
+    ) -> Result<Reply, ProviderError>;
+}
+
+#[async_trait]
+impl<T: Provider + ?Sized> Provider for Arc<T> {
+    fn name(&self) -> &str {
+        (**self).name()
+    }
+    fn offers(&self) -> &[RequestKind] {
+        (**self).offers()
+    }
+    async fn call(
+        &self,
+        request: Request<'_>,
+        cx: &CallContext<'_>,
+    ) -> Result<Reply, ProviderError> {
+        (**self).call(request, cx).await
+    }
+}
+
+#[async_trait]
+impl<T: Provider + ?Sized> Provider for Box<T> {
+    fn name(&self) -> &str {
+        (**self).name()
+    }
+    fn offers(&self) -> &[RequestKind] {
+        (**self).offers()
+    }
+    async fn call(
+        &self,
+        request: Request<'_>,
+        cx: &CallContext<'_>,
+    ) -> Result<Reply, ProviderError> {
+        (**self).call(request, cx).await
+    }
+}
+
+const _: Option<&dyn Provider> = None;
+
+/// One call a [`MemoryProvider`] received.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ReceivedCall {
+    /// The request kind.
+    pub kind: RequestKind,
+    /// The order.
+    pub order: String,
+    /// The record the request was for: the fulfillment order for
+    /// [`RequestKind::SendFulfillmentOrder`], the order otherwise.
+    pub record: RecordId,
+    /// The idempotency key.
+    pub idempotency_key: String,
+    /// The attempt number.
+    pub attempt: u32,
+}
+
+/// An in-memory provider offering every request kind: it records each call and answers
+/// `Done`; fulfillment determination sources every line fully from one source.
+///
+/// Examples and tests use it in place of a real system. Clones share the record of calls.
+#[derive(Debug, Clone)]
+pub struct MemoryProvider {
+    name: String,
+    source: String,
+    calls: Arc<Mutex<Vec<ReceivedCall>>>,
+}
+
+impl MemoryProvider {
+    /// A provider named `name` whose fulfillment determination sources from `name` itself.
+    pub fn new(name: impl Into<String>) -> Self {
+        let name = name.into();
+        Self {
+            source: name.clone(),
+            name,
+            calls: Arc::default(),
+        }
+    }
+
+    /// Sets the source fulfillment determination answers with.
+    pub fn sourcing_from(mut self, source: impl Into<String>) -> Self {
+        self.source = source.into();
+        self
+    }
+
+    /// The calls received so far, in order.
+    pub fn calls(&self) -> Vec<ReceivedCall> {
+        self.calls
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
+
+#[async_trait]
+impl Provider for MemoryProvider {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn offers(&self) -> &[RequestKind] {
+        &[
+            RequestKind::DetermineFulfillment,
+            RequestKind::SendFulfillmentOrder,
+            RequestKind::SendToErp,
+            RequestKind::SendInvoice,
+            RequestKind::Custom,
+        ]
+    }
+
+    async fn call(
+        &self,
+        request: Request<'_>,
+        cx: &CallContext<'_>,
+    ) -> Result<Reply, ProviderError> {
+        let record = match request {
+            Request::SendFulfillmentOrder {
+                fulfillment_order, ..
+            } => RecordId::FulfillmentOrder(fulfillment_order.id.clone()),
+            _ => RecordId::Order,
+        };
+        self.calls
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(ReceivedCall {
+                kind: request.kind(),
+                order: request.order().id.to_string(),
+                record,
+                idempotency_key: cx.idempotency_key.to_owned(),
+                attempt: cx.attempt,
+            });
+        Ok(match request {
+            Request::DetermineFulfillment { order } => Reply::FulfillmentPlan(FulfillmentPlan {
+                lines: order
+                    .lines
+                    .iter()
+                    .map(|l| PlannedLine {
+                        line: l.id.clone(),
+                        allocations: vec![Allocation {
+                            source: self.source.clone(),
+                            quantity: l.quantity,
+                        }],
+                    })
+                    .collect(),
+            }),
+            _ => Reply::Done,
+        })
+    }
+}

@@ -1,0 +1,116 @@
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use async_trait::async_trait;
+use indexmap::IndexMap;
+use semver::Version;
+
+use super::{Commit, Store, StoreError, StoreErrorKind};
+use crate::document::OrderId;
+use crate::execution::OrderState;
+use crate::flow::Flow;
+use crate::journey::StepRecord;
+
+/// A [`Store`] in memory: for tests, examples, and hosts that keep durability elsewhere.
+///
+/// Everything is lost when it is dropped. Clones are not shared; share one through an `Arc`.
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    inner: Mutex<Inner>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    flows: IndexMap<String, Flow>,
+    versions: HashMap<(String, Version), Flow>,
+    orders: HashMap<OrderId, OrderState>,
+    journeys: HashMap<OrderId, Vec<StepRecord>>,
+    live: BTreeSet<OrderId>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// How many orders it holds.
+    pub fn order_count(&self) -> usize {
+        self.lock().orders.len()
+    }
+}
+
+#[async_trait]
+impl Store for MemoryStore {
+    async fn flows(&self) -> Result<Vec<Flow>, StoreError> {
+        Ok(self.lock().flows.values().cloned().collect())
+    }
+
+    async fn save_flow(&self, flow: &Flow, frozen: bool) -> Result<(), StoreError> {
+        let mut inner = self.lock();
+        if frozen {
+            inner
+                .versions
+                .insert((flow.name.clone(), flow.version.clone()), flow.clone());
+        }
+        inner.flows.insert(flow.name.clone(), flow.clone());
+        Ok(())
+    }
+
+    async fn flow_version(
+        &self,
+        name: &str,
+        version: &Version,
+    ) -> Result<Option<Flow>, StoreError> {
+        Ok(self
+            .lock()
+            .versions
+            .get(&(name.to_owned(), version.clone()))
+            .cloned())
+    }
+
+    async fn load(&self, order: &OrderId) -> Result<Option<OrderState>, StoreError> {
+        Ok(self.lock().orders.get(order).cloned())
+    }
+
+    async fn commit(&self, commit: Commit) -> Result<(), StoreError> {
+        let mut inner = self.lock();
+        let id = commit.state.order.id.clone();
+        let stored = inner.orders.get(&id).map(|s| s.revision);
+        if stored != commit.expected {
+            return Err(StoreError::new(
+                StoreErrorKind::Conflict,
+                format!(
+                    "order {id} is at revision {stored:?}, the commit expected {:?}",
+                    commit.expected
+                ),
+            ));
+        }
+        if commit.state.has_live() {
+            inner.live.insert(id.clone());
+        } else {
+            inner.live.remove(&id);
+        }
+        if !commit.journey.is_empty() {
+            inner
+                .journeys
+                .entry(id.clone())
+                .or_default()
+                .extend(commit.journey);
+        }
+        inner.orders.insert(id, commit.state);
+        Ok(())
+    }
+
+    async fn journey(&self, order: &OrderId) -> Result<Vec<StepRecord>, StoreError> {
+        Ok(self.lock().journeys.get(order).cloned().unwrap_or_default())
+    }
+
+    async fn live_orders(&self) -> Result<Vec<OrderId>, StoreError> {
+        Ok(self.lock().live.iter().cloned().collect())
+    }
+}

@@ -1,0 +1,172 @@
+//! Durable state: flows and their versions, orders with their executions and timelines, and
+//! journeys.
+//!
+//! The store's unit is the **order**: [`Store::load`] returns everything about one order as an
+//! [`OrderState`], and [`Store::commit`] writes a [`Commit`] — the new state and the journey
+//! rows it adds — atomically. The trait is coarse on purpose, so a SQL backend needs few round
+//! trips per step. [`MemoryStore`] is always compiled; durable backends come behind features.
+//!
+//! # Contract
+//!
+//! - `commit` is atomic: after it returns `Ok`, a `load` sees the whole commit; after an error,
+//!   it sees none of it or all of it, never part.
+//! - `commit` applies only if the stored revision is `commit.expected` (`None`: the order is
+//!   not stored yet); otherwise it fails with [`StoreErrorKind::Conflict`] and changes nothing.
+//! - `save_flow` with `frozen = true` also records the flow under its version, atomically with
+//!   the definition; frozen versions never change.
+//! - `live_orders` lists at least every order whose state has a live execution.
+//! - Errors say whether retrying may help ([`StoreError::is_retryable`]).
+//!
+//! A complete implementation is [`MemoryStore`]; its source is the reference.
+
+mod memory;
+
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use semver::Version;
+
+use crate::document::OrderId;
+use crate::execution::OrderState;
+use crate::flow::Flow;
+use crate::journey::StepRecord;
+
+pub use memory::MemoryStore;
+
+/// The class of a store failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum StoreErrorKind {
+    /// The order changed since it was loaded.
+    Conflict,
+    /// The backend could not be reached.
+    Unavailable,
+    /// Stored data could not be read back.
+    Corrupt,
+    /// The backend refuses writes (full, read-only).
+    Refused,
+    /// Anything else.
+    Other,
+}
+
+/// A failed store operation.
+#[derive(Debug, thiserror::Error)]
+#[error("store {kind:?}: {message}")]
+pub struct StoreError {
+    kind: StoreErrorKind,
+    message: String,
+    #[source]
+    source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+impl StoreError {
+    /// An error of a kind.
+    pub fn new(kind: StoreErrorKind, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// Attaches the underlying error.
+    pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        self.source = Some(Box::new(source));
+        self
+    }
+
+    /// The class of failure.
+    pub fn kind(&self) -> StoreErrorKind {
+        self.kind
+    }
+
+    /// Whether the operation may succeed if tried again.
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self.kind,
+            StoreErrorKind::Unavailable | StoreErrorKind::Conflict
+        )
+    }
+}
+
+/// An atomic change to one order.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Commit {
+    /// The revision the change was computed from; `None` for a new order.
+    pub expected: Option<u64>,
+    /// The new state; its `revision` is the one stored.
+    pub state: OrderState,
+    /// Journey rows to append.
+    pub journey: Vec<StepRecord>,
+}
+
+impl Commit {
+    /// A commit of `state` computed from revision `expected`.
+    pub fn new(expected: Option<u64>, state: OrderState, journey: Vec<StepRecord>) -> Self {
+        Self {
+            expected,
+            state,
+            journey,
+        }
+    }
+}
+
+/// Durable state. See the [module docs](self) for the contract.
+#[async_trait]
+pub trait Store: Send + Sync + fmt::Debug + 'static {
+    /// Every flow definition, in creation order.
+    async fn flows(&self) -> Result<Vec<Flow>, StoreError>;
+    /// Creates or replaces a flow definition; `frozen` also records it under its version.
+    async fn save_flow(&self, flow: &Flow, frozen: bool) -> Result<(), StoreError>;
+    /// A frozen flow version.
+    async fn flow_version(&self, name: &str, version: &Version)
+    -> Result<Option<Flow>, StoreError>;
+    /// Everything about one order.
+    async fn load(&self, order: &OrderId) -> Result<Option<OrderState>, StoreError>;
+    /// Applies a change to one order atomically.
+    async fn commit(&self, commit: Commit) -> Result<(), StoreError>;
+    /// The journey rows of an order, in order.
+    async fn journey(&self, order: &OrderId) -> Result<Vec<StepRecord>, StoreError>;
+    /// Orders that have a live execution.
+    async fn live_orders(&self) -> Result<Vec<OrderId>, StoreError>;
+}
+
+macro_rules! forward_store {
+    ($t:ty) => {
+        #[async_trait]
+        impl<T: Store + ?Sized> Store for $t {
+            async fn flows(&self) -> Result<Vec<Flow>, StoreError> {
+                (**self).flows().await
+            }
+            async fn save_flow(&self, flow: &Flow, frozen: bool) -> Result<(), StoreError> {
+                (**self).save_flow(flow, frozen).await
+            }
+            async fn flow_version(
+                &self,
+                name: &str,
+                version: &Version,
+            ) -> Result<Option<Flow>, StoreError> {
+                (**self).flow_version(name, version).await
+            }
+            async fn load(&self, order: &OrderId) -> Result<Option<OrderState>, StoreError> {
+                (**self).load(order).await
+            }
+            async fn commit(&self, commit: Commit) -> Result<(), StoreError> {
+                (**self).commit(commit).await
+            }
+            async fn journey(&self, order: &OrderId) -> Result<Vec<StepRecord>, StoreError> {
+                (**self).journey(order).await
+            }
+            async fn live_orders(&self) -> Result<Vec<OrderId>, StoreError> {
+                (**self).live_orders().await
+            }
+        }
+    };
+}
+
+forward_store!(Arc<T>);
+forward_store!(Box<T>);
+
+const _: Option<&dyn Store> = None;
