@@ -98,6 +98,8 @@ pub(crate) fn compile(
 ) -> Result<Plan, ValidationError> {
     let mut problems = match validate(flow) {
         Ok(()) => Vec::new(),
+        // Compiling walks the tree recursively: never past the nesting bound.
+        Err(e) if e.has(|k| *k == ProblemKind::TooDeep) => return Err(e),
         Err(e) => e.problems,
     };
     let kind = registry.types.get(&flow.orchestration_type);
