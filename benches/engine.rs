@@ -17,7 +17,11 @@ fn ship_to_us(order: &Order) -> Check {
 
 fn order(i: u64) -> Order {
     Order::new(format!("SO-{i}"))
-        .with_order_source(if i % 2 == 0 { "BigCommerce" } else { "Orderful" })
+        .with_order_source(if i % 2 == 0 {
+            "BigCommerce"
+        } else {
+            "Orderful"
+        })
         .with_ship_to_country("US")
         .with_line(OrderLine::new("1", "Surface Pen", 2.0))
 }

@@ -22,6 +22,28 @@
 //! assert!(nap.now_or_never().is_some());
 //! assert_eq!(clock.now(), Timestamp::from_millis(1_500));
 //! ```
+//!
+//! A complete implementation: a clock that stands still and never wakes, for code paths that
+//! must not wait.
+//!
+//! ```
+//! use std::time::Duration;
+//! use futures::future::{BoxFuture, FutureExt};
+//! use orderflow::clock::{Clock, Timestamp};
+//!
+//! #[derive(Debug)]
+//! struct Frozen(Timestamp);
+//!
+//! impl Clock for Frozen {
+//!     fn now(&self) -> Timestamp {
+//!         self.0
+//!     }
+//!     fn sleep(&self, _: Duration) -> BoxFuture<'static, ()> {
+//!         futures::future::pending().boxed()
+//!     }
+//! }
+//! assert_eq!(Frozen(Timestamp::from_millis(7)).now().as_millis(), 7);
+//! ```
 
 use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -197,5 +219,34 @@ impl Clock for ManualClock {
         let (tx, rx) = oneshot::channel();
         inner.sleepers.push((at, tx));
         rx.map(|_| ()).boxed()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn manual_sleepers_wake_in_deadline_order_only_when_due() {
+        let clock = ManualClock::new(Timestamp(0));
+        let mut a = clock.sleep(Duration::from_millis(10));
+        let mut b = clock.sleep(Duration::from_millis(20));
+        assert_eq!(clock.next_wake(), Some(Timestamp(10)));
+        clock.advance(Duration::from_millis(15));
+        assert!((&mut a).now_or_never().is_some());
+        assert!((&mut b).now_or_never().is_none());
+        assert_eq!(clock.sleepers(), 1);
+        clock.advance(Duration::from_millis(5));
+        assert!(b.now_or_never().is_some());
+        assert!(clock.sleep(Duration::ZERO).now_or_never().is_some());
+    }
+
+    #[test]
+    fn timestamps_saturate() {
+        assert_eq!(
+            Timestamp(u64::MAX).after(Duration::from_secs(1)),
+            Timestamp(u64::MAX)
+        );
+        assert_eq!(Timestamp(5).since(Timestamp(9)), Duration::ZERO);
     }
 }

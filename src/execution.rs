@@ -185,7 +185,7 @@ pub struct Token {
     pub frames: Vec<Frame>,
     /// For a failed merge: the failed branch tokens, revived by reprocess.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub absorbed: Vec<Token>,
+    pub absorbed: Vec<Self>,
     /// Why it failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -323,5 +323,30 @@ impl OrderState {
     /// Whether some execution is live (not completed).
     pub fn has_live(&self) -> bool {
         self.executions.iter().any(Execution::is_live)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Selection;
+    use crate::document::FulfillmentOrderId;
+
+    fn fos(ids: &[&str]) -> Selection {
+        Selection {
+            lines: None,
+            fulfillment_orders: Some(ids.iter().map(|i| FulfillmentOrderId::from(*i)).collect()),
+        }
+    }
+
+    #[test]
+    fn union_keeps_order_and_all_absorbs() {
+        let mut a = fos(&["1", "2"]);
+        a.union(&fos(&["2", "3"]));
+        assert_eq!(a, fos(&["1", "2", "3"]));
+        a.union(&Selection::default());
+        assert_eq!(a, Selection::default());
+        let mut all = Selection::default();
+        all.union(&fos(&["9"]));
+        assert_eq!(all, Selection::default());
     }
 }

@@ -6,9 +6,7 @@ use orderflow::flow::{
     StepPath, ValidationError, validate,
 };
 use orderflow::policy::{Check, Criticality, execution_fn, filter_fn};
-use orderflow::provider::{
-    CallContext, Provider, ProviderError, Reply, Request, RequestKind,
-};
+use orderflow::provider::{CallContext, Provider, ProviderError, Reply, Request, RequestKind};
 use orderflow::{
     ActionKind, Engine, Error, ErrorKind, Event, EventKind, MemoryProvider, OrchestrationType,
     action_fn,
@@ -55,8 +53,12 @@ fn condition_without_action_before_it() {
         })
     });
     let err = problems(f);
-    assert!(err.problems.iter().any(|p| p.kind == ProblemKind::ConditionWithoutAction
-        && p.path == path(&["S", "x", "C"])));
+    assert!(
+        err.problems
+            .iter()
+            .any(|p| p.kind == ProblemKind::ConditionWithoutAction
+                && p.path == path(&["S", "x", "C"]))
+    );
 }
 
 #[test]
@@ -68,17 +70,25 @@ fn step_after_condition_or_splitter() {
     });
     let err = problems(f);
     let (p, k) = only(&err);
-    assert_eq!(*k, ProblemKind::StepAfterBranchingElement(ElementKind::Condition));
+    assert_eq!(
+        *k,
+        ProblemKind::StepAfterBranchingElement(ElementKind::Condition)
+    );
     assert_eq!(*p, path(&["After"]));
 
     let f = flow(|s| {
         s.action(entry("A"))
-            .splitter("S", |b| b.branch("x", |s| s.action(header("X").filter("p"))))
+            .splitter("S", |b| {
+                b.branch("x", |s| s.action(header("X").filter("p")))
+            })
             .action(header("After"))
     });
     let err = problems(f);
     let (_, k) = only(&err);
-    assert_eq!(*k, ProblemKind::StepAfterBranchingElement(ElementKind::Splitter));
+    assert_eq!(
+        *k,
+        ProblemKind::StepAfterBranchingElement(ElementKind::Splitter)
+    );
 }
 
 #[test]
@@ -86,7 +96,9 @@ fn merges_may_be_followed() {
     let f = flow(|s| {
         s.action(entry("A"))
             .condition_merge("C", |y| y.action(header("Y")), |n| n)
-            .splitter_merge("S", |b| b.branch("x", |s| s.action(header("X").filter("p"))))
+            .splitter_merge("S", |b| {
+                b.branch("x", |s| s.action(header("X").filter("p")))
+            })
             .action(header("After"))
     });
     assert!(validate(&f).is_ok());
@@ -161,7 +173,9 @@ fn custom_action_mismatch_retry_and_timeout() {
     let err = problems(flow(|s| s.action(builtin)));
     assert_eq!(*only(&err).1, ProblemKind::CustomActionMismatch);
 
-    let err = problems(flow(|s| s.action(entry("A").retry(RetryPolicy::new(0, 10)))));
+    let err = problems(flow(|s| {
+        s.action(entry("A").retry(RetryPolicy::new(0, 10)))
+    }));
     assert!(matches!(only(&err).1, ProblemKind::InvalidRetry(_)));
     let err = problems(flow(|s| {
         s.action(entry("A").retry(RetryPolicy::new(2, 10).with_jitter(f64::NAN)))
@@ -176,9 +190,7 @@ fn nesting_beyond_the_limit_is_rejected_without_overflow() {
     let mut steps = vec![Step::Action(header("leaf").filter("p"))];
     for i in 0..(MAX_NESTING * 4) {
         let inner = std::mem::take(&mut steps);
-        let mut f = flow(|s| {
-            s.splitter_merge(format!("S{i}"), |b| b.branch("x", |s| s))
-        });
+        let mut f = flow(|s| s.splitter_merge(format!("S{i}"), |b| b.branch("x", |s| s)));
         if let Step::SplitterMerge(sm) = &mut f.steps[0] {
             sm.branches.insert("x".into(), inner);
         }
@@ -241,9 +253,12 @@ async fn engine() -> Engine {
         .orchestration_type(Returns)
         .provider(Billing)
         .policy(filter_fn("Filter", Entity::Order, |_| true))
-        .policy(execution_fn("Exec", Entity::Order, Criticality::Critical, |_: RecordMut<'_>| {
-            Check::Passed
-        }))
+        .policy(execution_fn(
+            "Exec",
+            Entity::Order,
+            Criticality::Critical,
+            |_: RecordMut<'_>| Check::Passed,
+        ))
         .action("known", action_fn(|_| Box::pin(async { Ok(()) })))
         .build()
         .await
@@ -271,7 +286,11 @@ async fn publish_checks_references() {
             .action(ActionStep::new("Ship", ActionKind::SendToFulfillment))
             .action(ActionStep::new("Invoice wrong", ActionKind::SendToDom).provider("Billing"))
             .action(ActionStep::custom("Custom", "unknown"))
-            .action(header("Wrong types").filter("Exec").execution_policy("Filter"))
+            .action(
+                header("Wrong types")
+                    .filter("Exec")
+                    .execution_policy("Filter"),
+            )
     });
     let found = publish_problems(f).await;
     let expected = [
@@ -313,7 +332,10 @@ async fn publish_checks_the_orchestration_type() {
     let mut f = flow(|s| s.action(entry("A")));
     f.orchestration_type = "Inventory".into();
     let found = publish_problems(f).await;
-    assert_eq!(found, vec![ProblemKind::UnknownOrchestrationType("Inventory".into())]);
+    assert_eq!(
+        found,
+        vec![ProblemKind::UnknownOrchestrationType("Inventory".into())]
+    );
 }
 
 #[test]
@@ -323,12 +345,24 @@ fn bad_flow_documents_get_document_errors() {
         ("wrong type", r#"{"name":"F","steps":{}}"#),
         ("trailing garbage", r#"{"name":"F","steps":[]} xyz"#),
         ("missing name", r#"{"steps":[]}"#),
-        ("unknown kind", r#"{"name":"F","steps":[{"action":{"name":"A","kind":"teleport"}}]}"#),
-        ("unknown step", r#"{"name":"F","steps":[{"loop":{"name":"L"}}]}"#),
+        (
+            "unknown kind",
+            r#"{"name":"F","steps":[{"action":{"name":"A","kind":"teleport"}}]}"#,
+        ),
+        (
+            "unknown step",
+            r#"{"name":"F","steps":[{"loop":{"name":"L"}}]}"#,
+        ),
         ("bad version", r#"{"name":"F","version":"one","steps":[]}"#),
         ("empty document", ""),
-        ("negative timeout", r#"{"name":"F","steps":[{"action":{"name":"A","kind":"custom","timeout_ms":-1}}]}"#),
-        ("unknown action field", r#"{"name":"F","steps":[{"action":{"name":"A","kind":"custom","color":1}}]}"#),
+        (
+            "negative timeout",
+            r#"{"name":"F","steps":[{"action":{"name":"A","kind":"custom","timeout_ms":-1}}]}"#,
+        ),
+        (
+            "unknown action field",
+            r#"{"name":"F","steps":[{"action":{"name":"A","kind":"custom","color":1}}]}"#,
+        ),
     ];
     for (what, json) in cases {
         let err = Flow::from_json(json).expect_err(what);
@@ -399,14 +433,19 @@ async fn the_retry_example_publishes_with_its_providers() {
         .provider(MemoryProvider::new("Contoso DOM"))
         .provider(MemoryProvider::new("Contoso 3PL"))
         .provider(MemoryProvider::new("Contoso Billing"))
-        .policy(execution_fn("Ship-to US", Entity::Order, Criticality::Critical, |_| {
-            Check::Passed
-        }))
+        .policy(execution_fn(
+            "Ship-to US",
+            Entity::Order,
+            Criticality::Critical,
+            |_| Check::Passed,
+        ))
         .build()
         .await
         .unwrap();
-    let flow =
-        Flow::from_json(include_str!("../examples/flows/fulfillment-with-retry.json")).unwrap();
+    let flow = Flow::from_json(include_str!(
+        "../examples/flows/fulfillment-with-retry.json"
+    ))
+    .unwrap();
     engine.create_flow(flow).await.unwrap();
     assert_eq!(
         engine.publish("Fulfillment with retries").await.unwrap(),
@@ -418,14 +457,23 @@ async fn the_retry_example_publishes_with_its_providers() {
 async fn bad_events_get_typed_errors() {
     let engine = engine().await;
     let empty = Event::new("", EventKind::NEW_ORDER, "SO-1").with_order(Order::new("SO-1"));
-    assert_eq!(engine.submit(empty).await.unwrap_err().kind(), ErrorKind::InvalidInput);
+    assert_eq!(
+        engine.submit(empty).await.unwrap_err().kind(),
+        ErrorKind::InvalidInput
+    );
 
     let mut mismatch = Event::new_order(Order::new("SO-1"));
     mismatch.order = "SO-2".into();
-    assert_eq!(engine.submit(mismatch).await.unwrap_err().kind(), ErrorKind::InvalidInput);
+    assert_eq!(
+        engine.submit(mismatch).await.unwrap_err().kind(),
+        ErrorKind::InvalidInput
+    );
 
     let blank_kind = Event::new("e", EventKind::new(" "), "SO-1");
-    assert_eq!(engine.submit(blank_kind).await.unwrap_err().kind(), ErrorKind::InvalidInput);
+    assert_eq!(
+        engine.submit(blank_kind).await.unwrap_err().kind(),
+        ErrorKind::InvalidInput
+    );
 
     let unknown = Event::new("e", EventKind::SHIPPED, "SO-404");
     let err = engine.submit(unknown).await.unwrap_err();

@@ -770,7 +770,7 @@ impl<'a> Caller<'a> {
                     format!(
                         "provider '{}' panicked: {}",
                         provider.name(),
-                        panic_message(&panic)
+                        panic_message(&*panic)
                     ),
                 )),
                 futures::future::Either::Right(((), _)) => Err(ProviderError::new(

@@ -490,7 +490,8 @@ impl<'e> Turn<'e> {
         let state = &mut exec.joins[js];
         state.fired = true;
         let arrived_any = state.branches.iter().any(|b| b.arrived);
-        let outcome = if !failed.is_empty() && !(def.tolerate && arrived_any) {
+        let tolerated = failed.is_empty() || (def.tolerate && arrived_any);
+        let outcome = if !tolerated {
             Outcome::Failed
         } else if arrived_any {
             Outcome::Succeeded

@@ -424,3 +424,16 @@ impl Flow {
         serde_json::to_string_pretty(self).expect("a flow always serializes")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::RetryPolicy;
+
+    #[test]
+    fn backoff_doubles_and_caps() {
+        let r = RetryPolicy::new(10, 100).with_max_backoff_ms(1_000);
+        let waits: Vec<u64> = (2..=7).map(|n| r.backoff(n)).collect();
+        assert_eq!(waits, [100, 200, 400, 800, 1_000, 1_000]);
+        assert_eq!(r.backoff(200), 1_000);
+    }
+}

@@ -17,7 +17,56 @@
 //! - `live_orders` lists at least every order whose state has a live execution.
 //! - Errors say whether retrying may help ([`StoreError::is_retryable`]).
 //!
-//! A complete implementation is [`MemoryStore`]; its source is the reference.
+//! [`MemoryStore`] is the reference implementation. A store can also wrap another one — a
+//! decorator implementing the same trait — as this complete implementation that counts
+//! commits does:
+//!
+//! ```
+//! use std::sync::atomic::{AtomicU64, Ordering};
+//! use async_trait::async_trait;
+//! use orderflow::document::OrderId;
+//! use orderflow::execution::OrderState;
+//! use orderflow::flow::Flow;
+//! use orderflow::journey::StepRecord;
+//! use orderflow::store::{Commit, MemoryStore, Store, StoreError};
+//!
+//! #[derive(Debug, Default)]
+//! struct Counting<S> {
+//!     inner: S,
+//!     commits: AtomicU64,
+//! }
+//!
+//! #[async_trait]
+//! impl<S: Store> Store for Counting<S> {
+//!     async fn flows(&self) -> Result<Vec<Flow>, StoreError> {
+//!         self.inner.flows().await
+//!     }
+//!     async fn save_flow(&self, flow: &Flow, frozen: bool) -> Result<(), StoreError> {
+//!         self.inner.save_flow(flow, frozen).await
+//!     }
+//!     async fn flow_version(&self, name: &str, version: &semver::Version)
+//!         -> Result<Option<Flow>, StoreError>
+//!     {
+//!         self.inner.flow_version(name, version).await
+//!     }
+//!     async fn load(&self, order: &OrderId) -> Result<Option<OrderState>, StoreError> {
+//!         self.inner.load(order).await
+//!     }
+//!     async fn commit(&self, commit: Commit) -> Result<(), StoreError> {
+//!         self.commits.fetch_add(1, Ordering::Relaxed);
+//!         self.inner.commit(commit).await
+//!     }
+//!     async fn journey(&self, order: &OrderId) -> Result<Vec<StepRecord>, StoreError> {
+//!         self.inner.journey(order).await
+//!     }
+//!     async fn live_orders(&self) -> Result<Vec<OrderId>, StoreError> {
+//!         self.inner.live_orders().await
+//!     }
+//! }
+//!
+//! let store = Counting::<MemoryStore>::default();
+//! # let _ = store;
+//! ```
 
 mod memory;
 
