@@ -247,6 +247,14 @@ impl EngineBuilder {
             lifecycle: futures::lock::Mutex::new(()),
             locks: Mutex::new(HashMap::new()),
         };
+        for flow in &flows {
+            if let (Some(version), true) =
+                (&flow.last_published, flow.status != FlowStatus::Unpublished)
+            {
+                // Compile what routing needs now; older versions compile when first used.
+                inner.plan(&flow.name, version).await?;
+            }
+        }
         {
             let mut catalog = inner.write_catalog();
             for flow in flows {
