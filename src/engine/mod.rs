@@ -54,6 +54,9 @@ pub struct Config {
     pub max_journey: u32,
     /// Seed of the random source (retry jitter). Default: 0.
     pub seed: u64,
+    /// Submits processed at once; further ones wait (back-pressure) instead of being
+    /// rejected. Default: 4,096.
+    pub max_in_flight: usize,
 }
 
 impl Default for Config {
@@ -63,6 +66,7 @@ impl Default for Config {
             timeout: Duration::from_secs(30),
             max_journey: 10_000,
             seed: 0,
+            max_in_flight: 4_096,
         }
     }
 }
@@ -89,6 +93,12 @@ impl Config {
     /// Sets the random seed.
     pub fn with_seed(mut self, seed: u64) -> Self {
         self.seed = seed;
+        self
+    }
+
+    /// Sets how many submits are processed at once (at least 1).
+    pub fn with_max_in_flight(mut self, n: usize) -> Self {
+        self.max_in_flight = n.max(1);
         self
     }
 }
@@ -238,6 +248,7 @@ impl EngineBuilder {
         let store = self.store.unwrap_or_else(|| Arc::new(MemoryStore::new()));
         let flows = store.flows().await?;
         let inner = Inner {
+            admission: Admission::new(self.config.max_in_flight),
             store,
             clock,
             rng: Mutex::new(SplitMix64(self.config.seed)),
@@ -316,6 +327,43 @@ impl Catalog {
     }
 }
 
+/// Bounds how many submits run at once: a semaphore whose permits travel through a channel.
+/// Waiters queue fairly on the receiver's lock; a waiter dropped before it gets a permit
+/// takes none.
+struct Admission {
+    permits: futures::lock::Mutex<futures::channel::mpsc::UnboundedReceiver<()>>,
+    returns: futures::channel::mpsc::UnboundedSender<()>,
+}
+
+impl Admission {
+    fn new(n: usize) -> Self {
+        let (returns, rx) = futures::channel::mpsc::unbounded();
+        for _ in 0..n.max(1) {
+            returns.unbounded_send(()).expect("the receiver is alive");
+        }
+        Self {
+            permits: futures::lock::Mutex::new(rx),
+            returns,
+        }
+    }
+
+    async fn acquire(&self) -> Permit<'_> {
+        use futures::StreamExt;
+        let mut permits = self.permits.lock().await;
+        // The sender lives in `self`, so the stream never ends while we wait.
+        let _ = permits.next().await;
+        Permit(self)
+    }
+}
+
+struct Permit<'a>(&'a Admission);
+
+impl Drop for Permit<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.returns.unbounded_send(());
+    }
+}
+
 /// A small, fast, seedable random source (SplitMix64) for retry jitter.
 #[derive(Debug)]
 struct SplitMix64(u64);
@@ -336,6 +384,7 @@ impl SplitMix64 {
 }
 
 struct Inner {
+    admission: Admission,
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     config: Config,
@@ -608,6 +657,7 @@ impl Engine {
     /// the stored order, with what flows set on it, stays the truth.
     pub async fn submit(&self, event: Event) -> Result<Receipt> {
         check_event(&event)?;
+        let _permit = self.inner.admission.acquire().await;
         let _guard = self.inner.lock_order(&event.order).await;
         run::Turn::load(&self.inner, event.order.clone(), event.document.as_deref())
             .await?
