@@ -54,6 +54,10 @@ pub struct Config {
     pub max_journey: u32,
     /// Seed of the random source (retry jitter). Default: 0.
     pub seed: u64,
+    /// Steps one submit (or reprocess, or recovery) may take for one order before what is
+    /// still moving fails as a runaway, such as flows starting each other in a cycle.
+    /// Default: 100,000.
+    pub max_steps_per_turn: u64,
     /// Submits processed at once; further ones wait (back-pressure) instead of being
     /// rejected. Default: 4,096.
     pub max_in_flight: usize,
@@ -67,6 +71,7 @@ impl Default for Config {
             max_journey: 10_000,
             seed: 0,
             max_in_flight: 4_096,
+            max_steps_per_turn: 100_000,
         }
     }
 }
@@ -93,6 +98,12 @@ impl Config {
     /// Sets the random seed.
     pub fn with_seed(mut self, seed: u64) -> Self {
         self.seed = seed;
+        self
+    }
+
+    /// Sets the step budget of one turn.
+    pub fn with_max_steps_per_turn(mut self, n: u64) -> Self {
+        self.max_steps_per_turn = n;
         self
     }
 

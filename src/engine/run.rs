@@ -272,7 +272,17 @@ impl<'e> Turn<'e> {
     }
 
     async fn run(&mut self) -> Result<()> {
+        // Flows can start each other through their output events; a turn past its step
+        // budget is such a cycle. Fail what is still moving, visibly and reprocessably,
+        // instead of running forever.
+        let budget = self.inner.config.max_steps_per_turn;
+        let mut taken = 0u64;
         while let Some((e, t)) = self.next_ready() {
+            taken += 1;
+            if taken > budget {
+                self.fail_runaway(budget);
+                break;
+            }
             let plan = self.plan_for(e).await?;
             self.step(&plan, e, t).await?;
             let exec = &mut self.state.executions[e];
@@ -281,6 +291,21 @@ impl<'e> Turn<'e> {
             }
         }
         Ok(())
+    }
+
+    fn fail_runaway(&mut self, budget: u64) {
+        for exec in &mut self.state.executions {
+            for token in &mut exec.tokens {
+                if matches!(token.status, TokenStatus::Ready | TokenStatus::Running) {
+                    token.status = TokenStatus::Failed;
+                    token.error = Some(format!(
+                        "the order took more than {budget} steps in one turn: \
+                         do flows start each other in a cycle?"
+                    ));
+                }
+            }
+        }
+        self.dirty = true;
     }
 
     async fn step(&mut self, plan: &Plan, e: usize, t: usize) -> Result<()> {
