@@ -177,8 +177,11 @@ pub struct Token {
     pub records: Selection,
     /// The outcome of the last action (or merge) on its path, for Conditions.
     pub last: Option<Outcome>,
-    /// The timeline position of the last event its path consumed; waits take only later ones.
-    pub after_seq: u64,
+    /// The event that started the execution, offered to the path's first action.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trigger: Option<u64>,
+    /// Whether the action it is at has admitted its records (its filter ran).
+    pub admitted: bool,
     /// Whether the action it is at has already taken its input event.
     pub waited: bool,
     /// The merges it is inside, innermost last.
@@ -220,8 +223,6 @@ pub struct JoinState {
     pub records: Option<Selection>,
     /// The opener token's frames, restored on the merged token.
     pub frames: Vec<Frame>,
-    /// The opener token's event position.
-    pub after_seq: u64,
     /// Whether the merge has fired.
     pub fired: bool,
 }
@@ -244,6 +245,9 @@ pub struct Execution {
     pub tokens: Vec<Token>,
     /// Its merges.
     pub joins: Vec<JoinState>,
+    /// Timeline positions of the events its steps took.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub consumed: Vec<u64>,
     /// Next token id.
     pub next_token: u32,
     /// Journey entries recorded so far (bounded by the engine's limit).

@@ -220,13 +220,15 @@ impl<'e> Turn<'e> {
                     status: TokenStatus::Ready,
                     records: Selection::default(),
                     last: None,
-                    after_seq: seq - 1,
+                    trigger: Some(seq),
+                    admitted: false,
                     waited: false,
                     frames: Vec::new(),
                     absorbed: Vec::new(),
                     error: None,
                 }],
                 joins: Vec::new(),
+                consumed: Vec::new(),
                 next_token: 1,
                 steps: 0,
                 started: at,
@@ -394,7 +396,6 @@ impl<'e> Turn<'e> {
                 input: token.records.clone(),
                 records: None,
                 frames: token.frames.clone(),
-                after_seq: token.after_seq,
                 fired: false,
             };
             exec.joins.retain(|s| s.join != j);
@@ -442,7 +443,6 @@ impl<'e> Turn<'e> {
                 input: token.records.clone(),
                 records: None,
                 frames: token.frames.clone(),
-                after_seq: token.after_seq,
                 fired: false,
             });
         }
@@ -485,7 +485,6 @@ impl<'e> Turn<'e> {
                 None => state.records = Some(token.records),
                 Some(r) => r.union(&token.records),
             }
-            state.after_seq = state.after_seq.max(token.after_seq);
         }
         self.check_join(plan, e, join);
     }
@@ -554,7 +553,6 @@ impl<'e> Turn<'e> {
         }
         let records = state.records.clone().unwrap_or_else(|| state.input.clone());
         let frames = state.frames.clone();
-        let after_seq = state.after_seq;
         let id = exec.next_token;
         exec.next_token += 1;
         let failed_names = failed_names.join(", ");
@@ -583,7 +581,8 @@ impl<'e> Turn<'e> {
                     status: TokenStatus::Ready,
                     records,
                     last: Some(outcome),
-                    after_seq,
+                    trigger: None,
+                    admitted: false,
                     waited: false,
                     frames,
                     absorbed: Vec::new(),
@@ -634,34 +633,76 @@ impl<'e> Turn<'e> {
         let mut details = Vec::new();
         let step = &a.step;
 
-        // Rule 2: a step with input events waits for one the path has not consumed yet.
-        {
+        // Rule 3: the filter routes per record, once, when the path reaches the step;
+        // none left means Skipped (a merge never waits for a branch filtered out).
+        if !self.state.executions[e].tokens[t].admitted {
+            if let Some(filter) = &a.filter {
+                let OrderState {
+                    order, executions, ..
+                } = &mut self.state;
+                let token = &mut executions[e].tokens[t];
+                if !apply_filter(&**filter, order, &mut token.records) {
+                    let records = token.records.records(order);
+                    details.push(format!("filter '{}' admitted no record", filter.name()));
+                    self.record(
+                        e,
+                        &step.name,
+                        records,
+                        Outcome::Skipped,
+                        0,
+                        started,
+                        details,
+                        Vec::new(),
+                    );
+                    self.end_path(plan, e, t, None);
+                    return Ok(());
+                }
+            }
+            self.state.executions[e].tokens[t].admitted = true;
+        }
+
+        // Rule 2: a step with input events takes one: the path's trigger if it lists its
+        // kind, else the earliest event on the order's timeline that no step of this flow
+        // has taken (events that arrived before the step was reached count).
+        if !self.state.executions[e].tokens[t].waited && !step.input_events.is_empty() {
             let OrderState {
                 order,
                 timeline,
                 executions,
                 ..
             } = &mut self.state;
-            let token = &mut executions[e].tokens[t];
-            if !token.waited && !step.input_events.is_empty() {
-                let found = timeline.iter().find(|ev| {
-                    ev.seq > token.after_seq
-                        && step.input_events.contains(&ev.kind)
-                        && ev
-                            .record
-                            .as_ref()
-                            .is_none_or(|r| carries(order, &token.records, r))
-                });
-                match found {
-                    Some(ev) => {
-                        token.after_seq = ev.seq;
-                        token.waited = true;
-                        details.push(format!("took event '{}' (#{})", ev.kind, ev.seq));
+            let flow = &executions[e].flow;
+            let taken = |seq: u64| {
+                executions
+                    .iter()
+                    .any(|x| &x.flow == flow && x.consumed.contains(&seq))
+            };
+            let token = &executions[e].tokens[t];
+            let fits = |ev: &TimelineEntry| {
+                step.input_events.contains(&ev.kind)
+                    && ev
+                        .record
+                        .as_ref()
+                        .is_none_or(|r| carries(order, &token.records, r))
+            };
+            let found = token
+                .trigger
+                .and_then(|seq| timeline.iter().find(|ev| ev.seq == seq))
+                .filter(|ev| fits(ev))
+                .or_else(|| timeline.iter().find(|ev| fits(ev) && !taken(ev.seq)));
+            match found {
+                Some(ev) => {
+                    details.push(format!("took event '{}' (#{})", ev.kind, ev.seq));
+                    let seq = ev.seq;
+                    let exec = &mut executions[e];
+                    if !exec.consumed.contains(&seq) {
+                        exec.consumed.push(seq);
                     }
-                    None => {
-                        token.status = TokenStatus::Waiting;
-                        return Ok(());
-                    }
+                    exec.tokens[t].waited = true;
+                }
+                None => {
+                    executions[e].tokens[t].status = TokenStatus::Waiting;
+                    return Ok(());
                 }
             }
         }
@@ -673,30 +714,6 @@ impl<'e> Turn<'e> {
             );
             self.end_path(plan, e, t, Some(error));
             return Ok(());
-        }
-
-        // Rule 3: the filter routes per record; none left means Skipped.
-        if let Some(filter) = &a.filter {
-            let OrderState {
-                order, executions, ..
-            } = &mut self.state;
-            let token = &mut executions[e].tokens[t];
-            if !apply_filter(&**filter, order, &mut token.records) {
-                let records = token.records.records(order);
-                details.push(format!("filter '{}' admitted no record", filter.name()));
-                self.record(
-                    e,
-                    &step.name,
-                    records,
-                    Outcome::Skipped,
-                    0,
-                    started,
-                    details,
-                    Vec::new(),
-                );
-                self.end_path(plan, e, t, None);
-                return Ok(());
-            }
         }
 
         // Rule 8: execution policies, in order, per record of their entity.
@@ -783,6 +800,8 @@ impl<'e> Turn<'e> {
         if ok || plan.routes_failure(a.next) {
             let token = &mut exec.tokens[t];
             token.at = a.next;
+            token.trigger = None;
+            token.admitted = false;
             token.waited = false;
             token.last = Some(outcome);
             token.status = TokenStatus::Ready;
