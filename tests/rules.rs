@@ -330,8 +330,13 @@ fn to_source(source: &'static str) -> impl Fn(RecordRef<'_>) -> bool + Send + Sy
     move |r| matches!(r, RecordRef::FulfillmentOrder(_, fo) if fo.fulfillment_source == source)
 }
 
-#[tokio::test]
-async fn fulfillment_orders_are_routed_one_by_one() {
+/// An engine whose "Route" flow validates, assigns each line a source by quantity
+/// (`source_for`), and sends each fulfillment order down its source's branch to its own
+/// provider; with `merge`, the branches merge and an "After" step follows.
+async fn routing(
+    merge: bool,
+    source_for: fn(f64) -> &'static str,
+) -> (Engine, MemoryProvider, MemoryProvider) {
     let seattle = MemoryProvider::new("Seattle 3PL");
     let chicago = MemoryProvider::new("Chicago 3PL");
     let engine = builder()
@@ -341,16 +346,9 @@ async fn fulfillment_orders_are_routed_one_by_one() {
             "Source by quantity",
             Entity::OrderLine,
             Criticality::Information,
-            |r| {
+            move |r| {
                 if let RecordMut::Line(line) = r {
-                    line.fulfillment_source = Some(
-                        if line.quantity >= 100.0 {
-                            "Seattle"
-                        } else {
-                            "Chicago"
-                        }
-                        .to_owned(),
-                    );
+                    line.fulfillment_source = Some(source_for(line.quantity).to_owned());
                 }
                 Check::Passed
             },
@@ -373,25 +371,36 @@ async fn fulfillment_orders_are_routed_one_by_one() {
             .filter(filter)
             .provider(provider)
     };
+    let branches = |b: orderflow::flow::SplitterBuilder| {
+        b.branch("Seattle", |s| {
+            s.action(send("Send Seattle", "Seattle FOs", "Seattle 3PL"))
+        })
+        .branch("Chicago", |s| {
+            s.action(send("Send Chicago", "Chicago FOs", "Chicago 3PL"))
+        })
+    };
     let flow = Flow::builder("Route")
         .steps(|s| {
-            s.action(validate("Validate"))
-                .action(
-                    ActionStep::new("Assign", ActionKind::AssignFulfillmentSource)
-                        .execution_policy("Source by quantity"),
-                )
-                .splitter("By source", |b| {
-                    b.branch("Seattle", |s| {
-                        s.action(send("Send Seattle", "Seattle FOs", "Seattle 3PL"))
-                    })
-                    .branch("Chicago", |s| {
-                        s.action(send("Send Chicago", "Chicago FOs", "Chicago 3PL"))
-                    })
-                })
+            let s = s.action(validate("Validate")).action(
+                ActionStep::new("Assign", ActionKind::AssignFulfillmentSource)
+                    .execution_policy("Source by quantity"),
+            );
+            if merge {
+                s.splitter_merge("By source", branches).action(ok("After"))
+            } else {
+                s.splitter("By source", branches)
+            }
         })
         .build()
         .unwrap();
     install(&engine, flow).await;
+    (engine, seattle, chicago)
+}
+
+#[tokio::test]
+async fn fulfillment_orders_are_routed_one_by_one() {
+    let (engine, seattle, chicago) =
+        routing(false, |q| if q >= 100.0 { "Seattle" } else { "Chicago" }).await;
     let o = Order::new("SO-1")
         .with_ship_to_country("US")
         .with_line(OrderLine::new("1", "Pallet", 150.0))
@@ -1036,65 +1045,12 @@ async fn a_trigger_after_the_execution_completed_starts_a_new_one() {
 
 #[tokio::test]
 async fn records_admitted_by_no_branch_stop_and_a_merge_unions_what_arrived() {
-    let seattle = MemoryProvider::new("Seattle 3PL");
-    let chicago = MemoryProvider::new("Chicago 3PL");
-    let engine = builder()
-        .provider(seattle.clone())
-        .provider(chicago.clone())
-        .policy(execution_fn(
-            "Source by quantity",
-            Entity::OrderLine,
-            Criticality::Information,
-            |r| {
-                if let RecordMut::Line(line) = r {
-                    let source = match line.quantity {
-                        q if q >= 100.0 => "Seattle",
-                        q if q >= 10.0 => "Chicago",
-                        _ => "Dallas",
-                    };
-                    line.fulfillment_source = Some(source.to_owned());
-                }
-                Check::Passed
-            },
-        ))
-        .policy(filter_fn(
-            "Seattle FOs",
-            Entity::FulfillmentOrder,
-            to_source("Seattle"),
-        ))
-        .policy(filter_fn(
-            "Chicago FOs",
-            Entity::FulfillmentOrder,
-            to_source("Chicago"),
-        ))
-        .build()
-        .await
-        .unwrap();
-    let send = |name: &str, filter: &str, provider: &str| {
-        ActionStep::new(name, ActionKind::SendToFulfillment)
-            .filter(filter)
-            .provider(provider)
-    };
-    let flow = Flow::builder("Route")
-        .steps(|s| {
-            s.action(validate("Validate"))
-                .action(
-                    ActionStep::new("Assign", ActionKind::AssignFulfillmentSource)
-                        .execution_policy("Source by quantity"),
-                )
-                .splitter_merge("By source", |b| {
-                    b.branch("Seattle", |s| {
-                        s.action(send("Send Seattle", "Seattle FOs", "Seattle 3PL"))
-                    })
-                    .branch("Chicago", |s| {
-                        s.action(send("Send Chicago", "Chicago FOs", "Chicago 3PL"))
-                    })
-                })
-                .action(ok("After"))
-        })
-        .build()
-        .unwrap();
-    install(&engine, flow).await;
+    let (engine, seattle, chicago) = routing(true, |q| match q {
+        q if q >= 100.0 => "Seattle",
+        q if q >= 10.0 => "Chicago",
+        _ => "Dallas",
+    })
+    .await;
     let o = Order::new("SO-1")
         .with_ship_to_country("US")
         .with_line(OrderLine::new("1", "Pallet", 150.0))
