@@ -167,8 +167,9 @@ async fn a_step_after_its_predecessor_waits_for_its_event() {
     );
 }
 
-#[tokio::test]
-async fn an_earlier_unconsumed_event_in_the_inbox_counts() {
+/// An engine whose "Inbox" flow runs A on New Order, then B on "Payment captured", then C
+/// on Shipped.
+async fn inbox_engine() -> Engine {
     let engine = builder().build().await.unwrap();
     let flow = Flow::builder("Inbox")
         .steps(|s| {
@@ -180,6 +181,16 @@ async fn an_earlier_unconsumed_event_in_the_inbox_counts() {
         .unwrap();
     install(&engine, flow).await;
     engine
+}
+
+fn payment(id: &str, order: &str) -> Event {
+    Event::new(id, EventKind::new("Payment captured"), order)
+}
+
+#[tokio::test]
+async fn an_earlier_unconsumed_event_in_the_inbox_counts() {
+    let engine = inbox_engine().await;
+    engine
         .submit(Event::new_order(order("SO-1")))
         .await
         .unwrap();
@@ -188,14 +199,7 @@ async fn an_earlier_unconsumed_event_in_the_inbox_counts() {
     assert_eq!(trace(&j), t(&[("A", Outcome::Succeeded)]));
     assert_eq!(j.executions[0].status, ExecutionStatus::Waiting);
 
-    engine
-        .submit(Event::new(
-            "pay-1",
-            EventKind::new("Payment captured"),
-            "SO-1",
-        ))
-        .await
-        .unwrap();
+    engine.submit(payment("pay-1", "SO-1")).await.unwrap();
     let j = journey(&engine, "SO-1").await;
     // Rule 2: the Shipped that arrived earlier and was not consumed counts, so C takes it.
     assert_eq!(
@@ -211,28 +215,12 @@ async fn an_earlier_unconsumed_event_in_the_inbox_counts() {
 
 #[tokio::test]
 async fn in_order_events_release_sequential_waits() {
-    let engine = builder().build().await.unwrap();
-    let flow = Flow::builder("Inbox")
-        .steps(|s| {
-            s.action(validate("A"))
-                .action(ok("B").input_event(EventKind::new("Payment captured")))
-                .action(ok("C").input_event(EventKind::SHIPPED))
-        })
-        .build()
-        .unwrap();
-    install(&engine, flow).await;
+    let engine = inbox_engine().await;
     engine
         .submit(Event::new_order(order("SO-1")))
         .await
         .unwrap();
-    engine
-        .submit(Event::new(
-            "pay-1",
-            EventKind::new("Payment captured"),
-            "SO-1",
-        ))
-        .await
-        .unwrap();
+    engine.submit(payment("pay-1", "SO-1")).await.unwrap();
     assert_eq!(
         journey(&engine, "SO-1").await.executions[0].status,
         ExecutionStatus::Waiting
