@@ -1,6 +1,7 @@
 use crate::document::OrderId;
 use crate::execution::ExecutionId;
 use crate::flow::{FlowStatus, ValidationError};
+use crate::rules::PolicyError;
 use crate::store::StoreError;
 
 /// The result of engine operations.
@@ -12,7 +13,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub enum ErrorKind {
     /// A document (flow, event) could not be parsed.
     Document,
-    /// A flow failed validation.
+    /// A flow or policy failed validation.
     Validation,
     /// A name does not exist (flow, order, execution).
     NotFound,
@@ -48,6 +49,18 @@ pub enum Error {
     /// A flow failed validation; the error lists every problem with its place.
     #[error(transparent)]
     Validation(#[from] ValidationError),
+    /// A policy document failed its checks; the error names policy, rule and field.
+    #[error(transparent)]
+    Policy(#[from] PolicyError),
+    /// No policy has this name.
+    #[error("policy '{0}' does not exist")]
+    UnknownPolicy(String),
+    /// A policy of this name exists (a rule policy or one registered in code).
+    #[error("policy '{0}' already exists")]
+    PolicyExists(String),
+    /// The policy's draft is already published as it stands.
+    #[error("policy '{0}' has no unpublished changes")]
+    NothingToPublish(String),
     /// No flow has this name.
     #[error("flow '{0}' does not exist")]
     UnknownFlow(String),
@@ -99,13 +112,15 @@ impl Error {
     pub fn kind(&self) -> ErrorKind {
         match self {
             Self::Document { .. } => ErrorKind::Document,
-            Self::Validation(_) => ErrorKind::Validation,
-            Self::UnknownFlow(_) | Self::UnknownOrder(_) | Self::UnknownExecution(_) => {
-                ErrorKind::NotFound
-            }
-            Self::FlowExists(_) => ErrorKind::AlreadyExists,
+            Self::Validation(_) | Self::Policy(_) => ErrorKind::Validation,
+            Self::UnknownFlow(_)
+            | Self::UnknownPolicy(_)
+            | Self::UnknownOrder(_)
+            | Self::UnknownExecution(_) => ErrorKind::NotFound,
+            Self::FlowExists(_) | Self::PolicyExists(_) => ErrorKind::AlreadyExists,
             Self::FlowStatus { .. }
             | Self::VersionNotGreater { .. }
+            | Self::NothingToPublish(_)
             | Self::NotReprocessable(_) => ErrorKind::InvalidState,
             Self::InvalidEvent(_) => ErrorKind::InvalidInput,
             Self::Configuration(_) => ErrorKind::Configuration,

@@ -13,6 +13,7 @@ pub mod journey;
 pub mod orchestration;
 pub mod policy;
 pub mod provider;
+pub mod rules;
 pub mod store;
 
 pub use action::{Action, ActionContext, ActionError, action_fn};
@@ -26,4 +27,5 @@ pub use journey::{Journey, Outcome};
 pub use orchestration::{ActionKind, OrchestrationType, OrderOrchestration};
 pub use policy::{Check, Criticality, Policy, PolicyKind};
 pub use provider::{MemoryProvider, Provider, ProviderError};
+pub use rules::{PolicyDocument, RulePolicy};
 pub use store::{MemoryStore, Store};

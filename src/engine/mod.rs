@@ -36,9 +36,10 @@ use crate::journey::{ExecutionSummary, Journey};
 use crate::orchestration::{ActionKind, OrchestrationType, OrderOrchestration};
 use crate::policy::Policy;
 use crate::provider::{CallContext, Provider, ProviderError, ProviderErrorKind, Reply, Request};
+use crate::rules::{PolicyDocument, PolicyRecord, PolicyStatus, RulePolicy};
 use crate::store::{MemoryStore, Store};
 
-use plan::{Plan, Registry};
+use plan::{Plan, Registry, Resolution};
 
 /// Engine-wide settings.
 #[derive(Debug, Clone)]
@@ -258,6 +259,7 @@ impl EngineBuilder {
         };
         let store = self.store.unwrap_or_else(|| Arc::new(MemoryStore::new()));
         let flows = store.flows().await?;
+        let policies = store.policies().await?;
         let inner = Inner {
             admission: Admission::new(self.config.max_in_flight),
             store,
@@ -269,6 +271,21 @@ impl EngineBuilder {
             lifecycle: futures::lock::Mutex::new(()),
             locks: Mutex::new(HashMap::new()),
         };
+        {
+            // Rule policies first: flow plans resolve their pinned versions from them.
+            let mut compiled = HashMap::new();
+            for record in &policies {
+                if let Some(v) = record.last_published {
+                    let policy = inner.load_policy(record.name(), v).await?;
+                    compiled.insert(record.name().to_owned(), policy);
+                }
+            }
+            let mut catalog = inner.write_catalog();
+            for record in policies {
+                catalog.policies.insert(record.name().to_owned(), record);
+            }
+            catalog.latest = compiled;
+        }
         for flow in &flows {
             if let (Some(version), true) =
                 (&flow.last_published, flow.status != FlowStatus::Unpublished)
@@ -309,6 +326,26 @@ struct Catalog {
     plans: HashMap<(String, Version), Arc<Plan>>,
     /// Event kind → flows (in creation order) whose entry actions list it.
     routes: HashMap<EventKind, Vec<(String, Version)>>,
+    /// Rule policies (drafts and status), in creation order.
+    policies: IndexMap<String, PolicyRecord>,
+    /// The last published version of each rule policy, compiled.
+    latest: HashMap<String, Arc<RulePolicy>>,
+    /// Compiled policy versions pinned by flow versions.
+    policy_versions: HashMap<(String, u32), Arc<RulePolicy>>,
+}
+
+impl Catalog {
+    /// Resolves a policy name to the last published version, recording the pin.
+    fn resolve_latest(&self, name: &str, pins: &mut IndexMap<String, u32>) -> Resolution {
+        match (self.latest.get(name), self.policies.contains_key(name)) {
+            (Some(p), _) => {
+                pins.insert(name.to_owned(), p.version().unwrap_or_default());
+                Resolution::Found(p.clone())
+            }
+            (None, true) => Resolution::Unpublished,
+            (None, false) => Resolution::Unknown,
+        }
+    }
 }
 
 impl Catalog {
@@ -426,9 +463,39 @@ impl Inner {
         let Some(def) = self.store.flow_version(flow, version).await? else {
             return Err(Error::UnknownFlow(format!("{flow} v{version}")));
         };
-        let plan = Arc::new(plan::compile(&def, &self.registry, &self.config)?);
+        let mut pinned: HashMap<String, Arc<dyn Policy>> = HashMap::new();
+        for (name, v) in &def.policy_versions {
+            let policy = self.load_policy(name, *v).await?;
+            pinned.insert(name.clone(), policy);
+        }
+        let mut resolve = |name: &str| match pinned.get(name) {
+            Some(p) => Resolution::Found(p.clone()),
+            None => Resolution::Unknown,
+        };
+        let plan = Arc::new(plan::compile(
+            &def,
+            &self.registry,
+            &mut resolve,
+            &self.config,
+        )?);
         self.write_catalog().plans.insert(key, plan.clone());
         Ok(plan)
+    }
+
+    /// A published policy version, compiled (cached).
+    async fn load_policy(&self, name: &str, version: u32) -> Result<Arc<RulePolicy>> {
+        let key = (name.to_owned(), version);
+        if let Some(p) = self.read_catalog().policy_versions.get(&key) {
+            return Ok(p.clone());
+        }
+        let Some(doc) = self.store.policy_version(name, version).await? else {
+            return Err(Error::UnknownPolicy(format!("{name} v{version}")));
+        };
+        let policy = Arc::new(crate::rules::compile::compile(&doc, Some(version))?);
+        self.write_catalog()
+            .policy_versions
+            .insert(key, policy.clone());
+        Ok(policy)
     }
 
     async fn lock_order(&self, order: &OrderId) -> OrderGuard<'_> {
@@ -528,6 +595,7 @@ impl Engine {
         flow.created_on = Some(self.inner.clock.now());
         flow.status = FlowStatus::Unpublished;
         flow.last_published = None;
+        flow.policy_versions = IndexMap::new();
         self.inner.store.save_flow(&flow, false).await?;
         self.inner
             .write_catalog()
@@ -552,6 +620,7 @@ impl Engine {
             created_on: current.created_on,
             status: FlowStatus::Unpublished,
             last_published: current.last_published,
+            policy_versions: IndexMap::new(),
             ..flow
         };
         self.inner.store.save_flow(&updated, false).await?;
@@ -591,7 +660,18 @@ impl Engine {
         }
         flow.status = FlowStatus::Published;
         flow.last_published = Some(flow.version.clone());
-        let plan = plan::compile(&flow, &self.inner.registry, &self.inner.config)?;
+        let mut pins = IndexMap::new();
+        let plan = {
+            let catalog = self.inner.read_catalog();
+            let mut resolve = |name: &str| catalog.resolve_latest(name, &mut pins);
+            plan::compile(
+                &flow,
+                &self.inner.registry,
+                &mut resolve,
+                &self.inner.config,
+            )?
+        };
+        flow.policy_versions = pins;
         self.inner.store.save_flow(&flow, true).await?;
         let version = flow.version.clone();
         let mut catalog = self.inner.write_catalog();
@@ -657,6 +737,104 @@ impl Engine {
             .await?;
         self.recover().await?;
         Ok(())
+    }
+
+    /// The rule policies, in creation order.
+    pub fn policies(&self) -> Vec<PolicyRecord> {
+        self.inner
+            .read_catalog()
+            .policies
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    /// The rule policy with this name.
+    pub fn policy(&self, name: &str) -> Option<PolicyRecord> {
+        self.inner.read_catalog().policies.get(name).cloned()
+    }
+
+    /// A published version of a rule policy, as it was published.
+    pub async fn policy_version(&self, name: &str, version: u32) -> Result<Option<PolicyDocument>> {
+        Ok(self.inner.store.policy_version(name, version).await?)
+    }
+
+    /// Creates an unpublished rule policy. Its rules are checked at publish, so a draft may
+    /// be incomplete; its name must be new (among rule policies and policies registered in
+    /// code) and not empty.
+    pub async fn create_policy(&self, document: PolicyDocument) -> Result<()> {
+        let _lifecycle = self.inner.lifecycle.lock().await;
+        if document.name.trim().is_empty() {
+            return Err(Error::Policy(crate::rules::PolicyError {
+                policy: document.name,
+                problems: vec![crate::rules::RuleProblem {
+                    rule: None,
+                    field: None,
+                    kind: crate::rules::RuleProblemKind::EmptyName,
+                }],
+            }));
+        }
+        if self.inner.registry.policies.contains_key(&document.name)
+            || self
+                .inner
+                .read_catalog()
+                .policies
+                .contains_key(&document.name)
+        {
+            return Err(Error::PolicyExists(document.name));
+        }
+        let record = PolicyRecord::new(document, Some(self.inner.clock.now()));
+        self.inner.store.save_policy(&record, false).await?;
+        self.inner
+            .write_catalog()
+            .policies
+            .insert(record.name().to_owned(), record);
+        Ok(())
+    }
+
+    /// Replaces a rule policy's draft. Published versions never change: flows keep the
+    /// versions they were published with, and the draft is used once it is published.
+    pub async fn update_policy(&self, document: PolicyDocument) -> Result<()> {
+        let _lifecycle = self.inner.lifecycle.lock().await;
+        let Some(mut record) = self.policy(&document.name) else {
+            return Err(Error::UnknownPolicy(document.name));
+        };
+        record.document = document;
+        record.status = PolicyStatus::Unpublished;
+        self.inner.store.save_policy(&record, false).await?;
+        self.inner
+            .write_catalog()
+            .policies
+            .insert(record.name().to_owned(), record);
+        Ok(())
+    }
+
+    /// Checks and compiles a rule policy's draft and publishes it as a new version (1, 2,
+    /// …), which flows published from now on use. Fails with [`Error::Policy`] naming
+    /// every problem, or [`Error::NothingToPublish`] when the draft is already published.
+    pub async fn publish_policy(&self, name: &str) -> Result<u32> {
+        let _lifecycle = self.inner.lifecycle.lock().await;
+        let Some(mut record) = self.policy(name) else {
+            return Err(Error::UnknownPolicy(name.to_owned()));
+        };
+        if record.status == PolicyStatus::Published {
+            return Err(Error::NothingToPublish(name.to_owned()));
+        }
+        let version = record.last_published.map_or(1, |v| v + 1);
+        let compiled = Arc::new(crate::rules::compile::compile(
+            &record.document,
+            Some(version),
+        )?);
+        record.status = PolicyStatus::Published;
+        record.last_published = Some(version);
+        self.inner.store.save_policy(&record, true).await?;
+        let mut catalog = self.inner.write_catalog();
+        catalog
+            .policy_versions
+            .insert((name.to_owned(), version), compiled.clone());
+        catalog.latest.insert(name.to_owned(), compiled);
+        catalog.policies.insert(name.to_owned(), record);
+        Ok(version)
     }
 
     /// Submits an event: records it on the order's timeline, starts the flows it triggers,

@@ -90,10 +90,23 @@ impl Plan {
     }
 }
 
-/// Validates `flow` fully (structure and references) and compiles it.
+/// How a policy name a flow uses resolves among the rule policies.
+#[derive(Debug)]
+pub(crate) enum Resolution {
+    /// A published version.
+    Found(Arc<dyn Policy>),
+    /// A rule policy that has no published version.
+    Unpublished,
+    /// No rule policy has the name.
+    Unknown,
+}
+
+/// Validates `flow` fully (structure and references) and compiles it. Policy names are
+/// looked up among the policies registered in code first, then through `rules`.
 pub(crate) fn compile(
     flow: &Flow,
     registry: &Registry,
+    rules: &mut dyn FnMut(&str) -> Resolution,
     config: &Config,
 ) -> Result<Plan, ValidationError> {
     let mut problems = match validate(flow) {
@@ -111,6 +124,7 @@ pub(crate) fn compile(
     }
     let mut c = Compiler {
         registry,
+        rules,
         config,
         kind: kind.map(|k| &**k),
         nodes: Vec::new(),
@@ -162,6 +176,7 @@ fn collect_triggers(plan: &Plan, pos: Position, out: &mut Vec<EventKind>) {
 
 struct Compiler<'r> {
     registry: &'r Registry,
+    rules: &'r mut dyn FnMut(&str) -> Resolution,
     config: &'r Config,
     kind: Option<&'r dyn OrchestrationType>,
     nodes: Vec<Option<Node>>,
@@ -301,7 +316,18 @@ impl Compiler<'_> {
         expected: PolicyKind,
         path: &StepPath,
     ) -> Option<Arc<dyn Policy>> {
-        match self.registry.policies.get(name) {
+        let found = match self.registry.policies.get(name) {
+            Some(p) => Some(p.clone()),
+            None => match (self.rules)(name) {
+                Resolution::Found(p) => Some(p),
+                Resolution::Unpublished => {
+                    self.problem(path, ProblemKind::UnpublishedPolicy(name.to_owned()));
+                    return None;
+                }
+                Resolution::Unknown => None,
+            },
+        };
+        match found {
             None => {
                 self.problem(path, ProblemKind::UnknownPolicy(name.to_owned()));
                 None
@@ -316,7 +342,7 @@ impl Compiler<'_> {
                 );
                 None
             }
-            Some(p) => Some(p.clone()),
+            Some(p) => Some(p),
         }
     }
 

@@ -23,6 +23,7 @@ impl FlowBuilder {
                 status: FlowStatus::Unpublished,
                 version: Version::new(1, 0, 0),
                 last_published: None,
+                policy_versions: IndexMap::new(),
                 steps: Vec::new(),
             },
         }

@@ -102,6 +102,11 @@ pub struct Flow {
     /// The version last published; set by the engine.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_published: Option<Version>,
+    /// The rule policy versions this flow version was published with, by policy name; set
+    /// by the engine at publish (drafts carry none). Executions of this version keep using
+    /// them when the policies are published again.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub policy_versions: IndexMap<String, u32>,
     /// The steps.
     pub steps: Sequence,
 }

@@ -81,6 +81,8 @@ pub enum ProblemKind {
     },
     /// The named policy is not registered (or not published).
     UnknownPolicy(String),
+    /// The named rule policy exists but has never been published.
+    UnpublishedPolicy(String),
     /// The policy is a filter where an execution policy is expected, or the reverse.
     WrongPolicyType {
         /// The policy.
@@ -131,6 +133,12 @@ impl fmt::Display for ProblemKind {
                 write!(f, "provider '{provider}' does not offer '{request}'")
             }
             Self::UnknownPolicy(p) => write!(f, "policy '{p}' is not registered"),
+            Self::UnpublishedPolicy(p) => {
+                write!(
+                    f,
+                    "policy '{p}' is not published: publish it before the flow"
+                )
+            }
             Self::WrongPolicyType { policy, expected } => {
                 write!(f, "policy '{policy}' is not a {expected} policy")
             }

@@ -10,6 +10,7 @@ use crate::document::OrderId;
 use crate::execution::OrderState;
 use crate::flow::Flow;
 use crate::journey::StepRecord;
+use crate::rules::{PolicyDocument, PolicyRecord};
 
 /// A [`Store`] in memory: for tests, examples, and hosts that keep durability elsewhere.
 ///
@@ -23,6 +24,8 @@ pub struct MemoryStore {
 struct Inner {
     flows: IndexMap<String, Flow>,
     versions: HashMap<(String, Version), Flow>,
+    policies: IndexMap<String, PolicyRecord>,
+    policy_versions: HashMap<(String, u32), PolicyDocument>,
     orders: HashMap<OrderId, OrderState>,
     journeys: HashMap<OrderId, Vec<StepRecord>>,
     live: BTreeSet<OrderId>,
@@ -70,6 +73,44 @@ impl Store for MemoryStore {
             .lock()
             .versions
             .get(&(name.to_owned(), version.clone()))
+            .cloned())
+    }
+
+    async fn policies(&self) -> Result<Vec<PolicyRecord>, StoreError> {
+        Ok(self.lock().policies.values().cloned().collect())
+    }
+
+    async fn save_policy(&self, record: &PolicyRecord, published: bool) -> Result<(), StoreError> {
+        let mut inner = self.lock();
+        if published {
+            let Some(version) = record.last_published else {
+                return Err(StoreError::new(
+                    StoreErrorKind::Refused,
+                    format!(
+                        "policy '{}' is saved as published without a version",
+                        record.name()
+                    ),
+                ));
+            };
+            inner
+                .policy_versions
+                .insert((record.name().to_owned(), version), record.document.clone());
+        }
+        inner
+            .policies
+            .insert(record.name().to_owned(), record.clone());
+        Ok(())
+    }
+
+    async fn policy_version(
+        &self,
+        name: &str,
+        version: u32,
+    ) -> Result<Option<PolicyDocument>, StoreError> {
+        Ok(self
+            .lock()
+            .policy_versions
+            .get(&(name.to_owned(), version))
             .cloned())
     }
 

@@ -1,4 +1,4 @@
-//! Durable state: flows and their versions, orders with their executions and timelines, and
+//! Durable state: flows and policies with their versions, orders with their executions and timelines, and
 //! journeys.
 //!
 //! The store's unit is the **order**: [`Store::load`] returns everything about one order as an
@@ -13,7 +13,8 @@
 //! - `commit` applies only if the stored revision is `commit.expected` (`None`: the order is
 //!   not stored yet); otherwise it fails with [`StoreErrorKind::Conflict`] and changes nothing.
 //! - `save_flow` with `frozen = true` also records the flow under its version, atomically with
-//!   the definition; frozen versions never change.
+//!   the definition; frozen versions never change. `save_policy` with `published = true` does
+//!   the same for a policy's published version.
 //! - `live_orders` lists at least every order whose state has a live execution.
 //! - Errors say whether retrying may help ([`StoreError::is_retryable`]).
 //!
@@ -28,6 +29,7 @@
 //! use orderflow::execution::OrderState;
 //! use orderflow::flow::Flow;
 //! use orderflow::journey::StepRecord;
+//! use orderflow::rules::{PolicyDocument, PolicyRecord};
 //! use orderflow::store::{Commit, MemoryStore, Store, StoreError};
 //!
 //! #[derive(Debug, Default)]
@@ -48,6 +50,19 @@
 //!         -> Result<Option<Flow>, StoreError>
 //!     {
 //!         self.inner.flow_version(name, version).await
+//!     }
+//!     async fn policies(&self) -> Result<Vec<PolicyRecord>, StoreError> {
+//!         self.inner.policies().await
+//!     }
+//!     async fn save_policy(&self, record: &PolicyRecord, published: bool)
+//!         -> Result<(), StoreError>
+//!     {
+//!         self.inner.save_policy(record, published).await
+//!     }
+//!     async fn policy_version(&self, name: &str, version: u32)
+//!         -> Result<Option<PolicyDocument>, StoreError>
+//!     {
+//!         self.inner.policy_version(name, version).await
 //!     }
 //!     async fn load(&self, order: &OrderId) -> Result<Option<OrderState>, StoreError> {
 //!         self.inner.load(order).await
@@ -80,6 +95,7 @@ use crate::document::OrderId;
 use crate::execution::OrderState;
 use crate::flow::Flow;
 use crate::journey::StepRecord;
+use crate::rules::{PolicyDocument, PolicyRecord};
 
 pub use memory::MemoryStore;
 
@@ -172,6 +188,17 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     /// A frozen flow version.
     async fn flow_version(&self, name: &str, version: &Version)
     -> Result<Option<Flow>, StoreError>;
+    /// Every rule policy (draft, status, last published version), in creation order.
+    async fn policies(&self) -> Result<Vec<PolicyRecord>, StoreError>;
+    /// Creates or replaces a rule policy; `published` also records its document under
+    /// `record.last_published`, atomically with the record.
+    async fn save_policy(&self, record: &PolicyRecord, published: bool) -> Result<(), StoreError>;
+    /// A published policy version.
+    async fn policy_version(
+        &self,
+        name: &str,
+        version: u32,
+    ) -> Result<Option<PolicyDocument>, StoreError>;
     /// Everything about one order.
     async fn load(&self, order: &OrderId) -> Result<Option<OrderState>, StoreError>;
     /// Applies a change to one order atomically.
@@ -198,6 +225,23 @@ macro_rules! forward_store {
                 version: &Version,
             ) -> Result<Option<Flow>, StoreError> {
                 (**self).flow_version(name, version).await
+            }
+            async fn policies(&self) -> Result<Vec<PolicyRecord>, StoreError> {
+                (**self).policies().await
+            }
+            async fn save_policy(
+                &self,
+                record: &PolicyRecord,
+                published: bool,
+            ) -> Result<(), StoreError> {
+                (**self).save_policy(record, published).await
+            }
+            async fn policy_version(
+                &self,
+                name: &str,
+                version: u32,
+            ) -> Result<Option<PolicyDocument>, StoreError> {
+                (**self).policy_version(name, version).await
             }
             async fn load(&self, order: &OrderId) -> Result<Option<OrderState>, StoreError> {
                 (**self).load(order).await

@@ -1,0 +1,511 @@
+//! The fields rules can read and set: stable names, types, and direct accessors.
+
+use std::fmt;
+
+use crate::document::{
+    Attributes, Entity, FulfillmentOrder, FulfillmentOrderLine, Order, OrderLine, OrderType,
+    RecordMut, RecordRef, State, StatusReason, Value,
+};
+
+/// What a field holds, which decides the operators and values it accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum FieldType {
+    /// Free text: every operator; ordering compares characters.
+    Text,
+    /// A number: every operator; values must be numbers.
+    Number,
+    /// A reference or option (a source, a country, a status): equality, lists and
+    /// contains-data only; ordering operators are rejected.
+    Lookup,
+    /// An ISO 8601 date (`2026-12-01`): ordering compares dates.
+    Date,
+    /// A flag (custom attributes only): equality and contains-data.
+    Flag,
+}
+
+impl fmt::Display for FieldType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Text => "text",
+            Self::Number => "number",
+            Self::Lookup => "lookup",
+            Self::Date => "date",
+            Self::Flag => "flag",
+        })
+    }
+}
+
+/// A well-known field as rules see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct FieldInfo {
+    /// The stable name rules use.
+    pub name: &'static str,
+    /// The entity it belongs to.
+    pub entity: Entity,
+    /// Its type.
+    pub ty: FieldType,
+    /// Whether Set Value may change it (identifiers may not).
+    pub settable: bool,
+    /// Whether it may be empty (Set Value to `null` clears it).
+    pub nullable: bool,
+    /// The values an option field accepts; empty for any value.
+    pub options: &'static [&'static str],
+}
+
+/// Every well-known field, by entity. Custom attributes are `custom.<name>` on any entity.
+pub fn fields() -> impl Iterator<Item = &'static FieldInfo> {
+    FIELDS.iter().map(|d| &d.info)
+}
+
+/// A field's value as read, borrowed from the record.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Scalar<'a> {
+    Missing,
+    Text(&'a str),
+    Number(f64),
+    Bool(bool),
+}
+
+/// A checked literal of a compiled rule.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Lit {
+    Text(Box<str>),
+    Number(f64),
+    Bool(bool),
+}
+
+/// A record being read, at the entity the compiled condition expects.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Rec<'a> {
+    Order(&'a Order),
+    Line(&'a OrderLine),
+    FulfillmentOrder(&'a FulfillmentOrder),
+    FulfillmentOrderLine(&'a FulfillmentOrderLine),
+}
+
+impl<'a> Rec<'a> {
+    pub(crate) fn of(record: RecordRef<'a>) -> Self {
+        match record {
+            RecordRef::Order(o) => Self::Order(o),
+            RecordRef::Line(_, l) => Self::Line(l),
+            RecordRef::FulfillmentOrder(_, f) => Self::FulfillmentOrder(f),
+            RecordRef::FulfillmentOrderLine(_, _, l) => Self::FulfillmentOrderLine(l),
+        }
+    }
+
+    pub(crate) fn of_mut(record: &'a RecordMut<'_>) -> Self {
+        match record {
+            RecordMut::Order(o) => Self::Order(o),
+            RecordMut::Line(l) => Self::Line(l),
+            RecordMut::FulfillmentOrder(f) => Self::FulfillmentOrder(f),
+            RecordMut::FulfillmentOrderLine(l) => Self::FulfillmentOrderLine(l),
+        }
+    }
+
+    pub(crate) fn custom(self) -> &'a Attributes {
+        match self {
+            Self::Order(o) => &o.custom,
+            Self::Line(l) => &l.custom,
+            Self::FulfillmentOrder(f) => &f.custom,
+            Self::FulfillmentOrderLine(l) => &l.custom,
+        }
+    }
+}
+
+pub(crate) fn custom_mut<'r>(record: &'r mut RecordMut<'_>) -> &'r mut Attributes {
+    match record {
+        RecordMut::Order(o) => &mut o.custom,
+        RecordMut::Line(l) => &mut l.custom,
+        RecordMut::FulfillmentOrder(f) => &mut f.custom,
+        RecordMut::FulfillmentOrderLine(l) => &mut l.custom,
+    }
+}
+
+pub(crate) fn value_scalar(v: &Value) -> Scalar<'_> {
+    match v {
+        Value::Null => Scalar::Missing,
+        Value::Bool(b) => Scalar::Bool(*b),
+        Value::Number(n) => Scalar::Number(*n),
+        Value::Text(t) => Scalar::Text(t),
+    }
+}
+
+pub(crate) type Getter = for<'a> fn(Rec<'a>) -> Scalar<'a>;
+pub(crate) type Setter = fn(&mut RecordMut<'_>, Option<&Lit>);
+
+pub(crate) struct FieldDef {
+    pub(crate) info: FieldInfo,
+    pub(crate) get: Getter,
+    pub(crate) set: Option<Setter>,
+}
+
+/// The field of `entity` named `name`.
+pub(crate) fn lookup(entity: Entity, name: &str) -> Option<&'static FieldDef> {
+    FIELDS
+        .iter()
+        .find(|d| d.info.entity == entity && d.info.name == name)
+}
+
+fn opt(s: &Option<String>) -> Scalar<'_> {
+    s.as_deref().map_or(Scalar::Missing, Scalar::Text)
+}
+
+fn opt_num(n: Option<f64>) -> Scalar<'static> {
+    n.map_or(Scalar::Missing, Scalar::Number)
+}
+
+fn reason(r: &Option<StatusReason>) -> Scalar<'_> {
+    r.as_ref()
+        .map_or(Scalar::Missing, |r| Scalar::Text(r.as_str()))
+}
+
+fn state(s: State) -> Scalar<'static> {
+    Scalar::Text(match s {
+        State::Active => "active",
+        State::Inactive => "inactive",
+    })
+}
+
+fn order_type(t: OrderType) -> Scalar<'static> {
+    Scalar::Text(match t {
+        OrderType::SalesOrder => "sales_order",
+        OrderType::Subscription => "subscription",
+    })
+}
+
+const STATES: &[&str] = &["active", "inactive"];
+const ORDER_TYPES: &[&str] = &["sales_order", "subscription"];
+
+// Setters change a value only when it differs, so re-running a policy allocates nothing.
+
+fn set_opt(slot: &mut Option<String>, v: Option<&Lit>) {
+    match v {
+        None => *slot = None,
+        Some(Lit::Text(t)) if slot.as_deref() != Some(&**t) => *slot = Some(t.to_string()),
+        Some(_) => {}
+    }
+}
+
+fn set_text(slot: &mut String, v: Option<&Lit>) {
+    if let Some(Lit::Text(t)) = v {
+        if **slot != **t {
+            *slot = t.to_string();
+        }
+    }
+}
+
+fn set_num(slot: &mut f64, v: Option<&Lit>) {
+    if let Some(Lit::Number(n)) = v {
+        *slot = *n;
+    }
+}
+
+fn set_opt_num(slot: &mut Option<f64>, v: Option<&Lit>) {
+    match v {
+        None => *slot = None,
+        Some(Lit::Number(n)) => *slot = Some(*n),
+        Some(_) => {}
+    }
+}
+
+fn set_reason(slot: &mut Option<StatusReason>, v: Option<&Lit>) {
+    match v {
+        None => *slot = None,
+        Some(Lit::Text(t)) if slot.as_ref().map(StatusReason::as_str) != Some(&**t) => {
+            *slot = Some(StatusReason::new(&**t));
+        }
+        Some(_) => {}
+    }
+}
+
+fn set_state(slot: &mut State, v: Option<&Lit>) {
+    match v {
+        Some(Lit::Text(t)) if &**t == "active" => *slot = State::Active,
+        Some(Lit::Text(t)) if &**t == "inactive" => *slot = State::Inactive,
+        _ => {}
+    }
+}
+
+fn set_order_type(slot: &mut OrderType, v: Option<&Lit>) {
+    match v {
+        Some(Lit::Text(t)) if &**t == "sales_order" => *slot = OrderType::SalesOrder,
+        Some(Lit::Text(t)) if &**t == "subscription" => *slot = OrderType::Subscription,
+        _ => {}
+    }
+}
+
+/// One table row: `field!(Variant, "name", Type, nullable, options, |r| get, |r, v| set)`.
+/// A `ro` row has no setter.
+macro_rules! field {
+    ($variant:ident, $entity:ident, $name:expr, $ty:ident, $nullable:expr, $options:expr,
+     |$r:ident| $get:expr, |$w:ident, $v:ident| $set:expr) => {
+        FieldDef {
+            info: FieldInfo {
+                name: $name,
+                entity: Entity::$entity,
+                ty: FieldType::$ty,
+                settable: true,
+                nullable: $nullable,
+                options: $options,
+            },
+            get: |rec| match rec {
+                Rec::$variant($r) => $get,
+                _ => Scalar::Missing,
+            },
+            set: Some(|rec, $v| {
+                if let RecordMut::$variant($w) = rec {
+                    $set
+                }
+            }),
+        }
+    };
+    (ro $variant:ident, $entity:ident, $name:expr, $ty:ident, |$r:ident| $get:expr) => {
+        FieldDef {
+            info: FieldInfo {
+                name: $name,
+                entity: Entity::$entity,
+                ty: FieldType::$ty,
+                settable: false,
+                nullable: false,
+                options: &[],
+            },
+            get: |rec| match rec {
+                Rec::$variant($r) => $get,
+                _ => Scalar::Missing,
+            },
+            set: None,
+        }
+    };
+}
+
+/// An optional text field of a document: `opt_field!(Variant, Entity, "name", Type, path)`.
+macro_rules! opt_field {
+    ($variant:ident, $entity:ident, $name:expr, $ty:ident, $($path:ident).+) => {
+        field!($variant, $entity, $name, $ty, true, &[],
+            |r| opt(&r.$($path).+), |w, v| set_opt(&mut w.$($path).+, v))
+    };
+}
+
+static FIELDS: &[FieldDef] = &[
+    // Order header.
+    field!(ro Order, Order, "id", Text, |r| Scalar::Text(r.id.as_str())),
+    opt_field!(Order, Order, "order_number", Text, order_number),
+    opt_field!(Order, Order, "external_order_id", Text, external_order_id),
+    opt_field!(Order, Order, "order_source", Lookup, order_source),
+    opt_field!(Order, Order, "customer", Lookup, customer),
+    opt_field!(Order, Order, "currency", Lookup, currency),
+    opt_field!(Order, Order, "ship_to.name", Text, ship_to.name),
+    opt_field!(Order, Order, "ship_to.street", Text, ship_to.street),
+    opt_field!(Order, Order, "ship_to.city", Text, ship_to.city),
+    opt_field!(Order, Order, "ship_to.state", Text, ship_to.state),
+    opt_field!(
+        Order,
+        Order,
+        "ship_to.postal_code",
+        Text,
+        ship_to.postal_code
+    ),
+    opt_field!(Order, Order, "ship_to.country", Lookup, ship_to.country),
+    opt_field!(Order, Order, "bill_to.name", Text, bill_to.name),
+    opt_field!(Order, Order, "bill_to.street", Text, bill_to.street),
+    opt_field!(Order, Order, "bill_to.city", Text, bill_to.city),
+    opt_field!(Order, Order, "bill_to.state", Text, bill_to.state),
+    opt_field!(
+        Order,
+        Order,
+        "bill_to.postal_code",
+        Text,
+        bill_to.postal_code
+    ),
+    opt_field!(Order, Order, "bill_to.country", Lookup, bill_to.country),
+    field!(
+        Order,
+        Order,
+        "order_type",
+        Lookup,
+        false,
+        ORDER_TYPES,
+        |r| order_type(r.order_type),
+        |w, v| set_order_type(&mut w.order_type, v)
+    ),
+    opt_field!(Order, Order, "company", Lookup, company),
+    opt_field!(
+        Order,
+        Order,
+        "fulfillment_strategy",
+        Text,
+        fulfillment_strategy
+    ),
+    field!(
+        Order,
+        Order,
+        "state",
+        Lookup,
+        false,
+        STATES,
+        |r| state(r.state),
+        |w, v| set_state(&mut w.state, v)
+    ),
+    field!(
+        Order,
+        Order,
+        "status_reason",
+        Lookup,
+        true,
+        &[],
+        |r| reason(&r.status_reason),
+        |w, v| set_reason(&mut w.status_reason, v)
+    ),
+    // Order line.
+    field!(ro Line, OrderLine, "id", Text, |r| Scalar::Text(r.id.as_str())),
+    field!(
+        Line,
+        OrderLine,
+        "product",
+        Lookup,
+        false,
+        &[],
+        |r| Scalar::Text(&r.product),
+        |w, v| set_text(&mut w.product, v)
+    ),
+    opt_field!(Line, OrderLine, "unit", Lookup, unit),
+    field!(
+        Line,
+        OrderLine,
+        "quantity",
+        Number,
+        false,
+        &[],
+        |r| Scalar::Number(r.quantity),
+        |w, v| set_num(&mut w.quantity, v)
+    ),
+    field!(
+        Line,
+        OrderLine,
+        "price",
+        Number,
+        true,
+        &[],
+        |r| opt_num(r.price),
+        |w, v| set_opt_num(&mut w.price, v)
+    ),
+    opt_field!(
+        Line,
+        OrderLine,
+        "fulfillment_source",
+        Lookup,
+        fulfillment_source
+    ),
+    opt_field!(
+        Line,
+        OrderLine,
+        "shipping_warehouse",
+        Lookup,
+        shipping_warehouse
+    ),
+    opt_field!(Line, OrderLine, "split_group", Text, split_group),
+    opt_field!(
+        Line,
+        OrderLine,
+        "requested_delivery_date",
+        Date,
+        requested_delivery_date
+    ),
+    field!(
+        Line,
+        OrderLine,
+        "state",
+        Lookup,
+        false,
+        STATES,
+        |r| state(r.state),
+        |w, v| set_state(&mut w.state, v)
+    ),
+    field!(
+        Line,
+        OrderLine,
+        "status_reason",
+        Lookup,
+        true,
+        &[],
+        |r| reason(&r.status_reason),
+        |w, v| set_reason(&mut w.status_reason, v)
+    ),
+    // Fulfillment order.
+    field!(ro FulfillmentOrder, FulfillmentOrder, "id", Text, |r| Scalar::Text(r.id.as_str())),
+    field!(
+        FulfillmentOrder,
+        FulfillmentOrder,
+        "fulfillment_source",
+        Lookup,
+        false,
+        &[],
+        |r| Scalar::Text(&r.fulfillment_source),
+        |w, v| set_text(&mut w.fulfillment_source, v)
+    ),
+    field!(
+        FulfillmentOrder,
+        FulfillmentOrder,
+        "state",
+        Lookup,
+        false,
+        STATES,
+        |r| state(r.state),
+        |w, v| set_state(&mut w.state, v)
+    ),
+    field!(
+        FulfillmentOrder,
+        FulfillmentOrder,
+        "status_reason",
+        Lookup,
+        true,
+        &[],
+        |r| reason(&r.status_reason),
+        |w, v| set_reason(&mut w.status_reason, v)
+    ),
+    // Fulfillment order line.
+    field!(ro FulfillmentOrderLine, FulfillmentOrderLine, "order_line", Lookup,
+        |r| Scalar::Text(r.order_line.as_str())),
+    field!(
+        FulfillmentOrderLine,
+        FulfillmentOrderLine,
+        "product",
+        Lookup,
+        false,
+        &[],
+        |r| Scalar::Text(&r.product),
+        |w, v| set_text(&mut w.product, v)
+    ),
+    field!(
+        FulfillmentOrderLine,
+        FulfillmentOrderLine,
+        "quantity",
+        Number,
+        false,
+        &[],
+        |r| Scalar::Number(r.quantity),
+        |w, v| set_num(&mut w.quantity, v)
+    ),
+    field!(
+        FulfillmentOrderLine,
+        FulfillmentOrderLine,
+        "state",
+        Lookup,
+        false,
+        STATES,
+        |r| state(r.state),
+        |w, v| set_state(&mut w.state, v)
+    ),
+    field!(
+        FulfillmentOrderLine,
+        FulfillmentOrderLine,
+        "status_reason",
+        Lookup,
+        true,
+        &[],
+        |r| reason(&r.status_reason),
+        |w, v| set_reason(&mut w.status_reason, v)
+    ),
+];
