@@ -212,10 +212,10 @@ struct CompiledRule {
 
 #[derive(Debug)]
 enum Cond {
-    And(Box<[Cond]>),
-    Or(Box<[Cond]>),
-    AnyLine(Box<Cond>),
-    AllLines(Box<Cond>),
+    And(Box<[Self]>),
+    Or(Box<[Self]>),
+    AnyLine(Box<Self>),
+    AllLines(Box<Self>),
     Test(Get, Op),
 }
 

@@ -176,14 +176,14 @@ impl SetValue {
 #[non_exhaustive]
 pub enum Condition {
     /// Every condition holds.
-    And(Vec<Condition>),
+    And(Vec<Self>),
     /// At least one condition holds.
-    Or(Vec<Condition>),
+    Or(Vec<Self>),
     /// The condition holds for at least one line of the record (an order's lines, a
     /// fulfillment order's lines).
-    AnyLine(Box<Condition>),
+    AnyLine(Box<Self>),
     /// The condition holds for every line of the record.
-    AllLines(Box<Condition>),
+    AllLines(Box<Self>),
     /// A field compared with a value.
     Row(Row),
 }
