@@ -63,23 +63,14 @@ impl PolicyDocument {
     /// document larger than [`MAX_POLICY_BYTES`]. Parsing does not check the rules; compile
     /// (or publish) does.
     pub fn from_json(json: &str) -> Result<Self, crate::Error> {
-        if json.len() > MAX_POLICY_BYTES {
-            return Err(crate::Error::Document {
-                what: "policy",
-                line: 1,
-                column: 1,
-                message: format!(
-                    "the document is {} bytes; the limit is {MAX_POLICY_BYTES}",
-                    json.len()
-                ),
-            });
-        }
-        serde_json::from_str(json).map_err(|e| crate::Error::Document {
-            what: "policy",
-            line: e.line(),
-            column: e.column(),
-            message: e.to_string(),
-        })
+        parse(json)
+    }
+
+    /// Parses a JSON array of policies (a bundle kept in one file), with the same checks as
+    /// [`from_json`](Self::from_json); the limit of [`MAX_POLICY_BYTES`] applies to the whole
+    /// file.
+    pub fn list_from_json(json: &str) -> Result<Vec<Self>, crate::Error> {
+        parse(json)
     }
 
     /// The policy as pretty JSON.
@@ -92,6 +83,26 @@ impl PolicyDocument {
     pub fn compile(&self) -> Result<RulePolicy, PolicyError> {
         super::compile::compile(self, None)
     }
+}
+
+fn parse<T: serde::de::DeserializeOwned>(json: &str) -> Result<T, crate::Error> {
+    if json.len() > MAX_POLICY_BYTES {
+        return Err(crate::Error::Document {
+            what: "policy",
+            line: 1,
+            column: 1,
+            message: format!(
+                "the document is {} bytes; the limit is {MAX_POLICY_BYTES}",
+                json.len()
+            ),
+        });
+    }
+    serde_json::from_str(json).map_err(|e| crate::Error::Document {
+        what: "policy",
+        line: e.line(),
+        column: e.column(),
+        message: e.to_string(),
+    })
 }
 
 /// One rule: a condition and, in execution policies, the values to set when it holds.
