@@ -234,16 +234,24 @@ impl Action for SendToDom {
         let mut created = Vec::new();
         let mut unsourced = Vec::new();
         for (id, product, quantity) in &lines {
-            let allocations = plan
+            // A plan may list a line, or a source of a line, more than once: sum per source.
+            let mut per_source: Vec<(&str, f64)> = Vec::new();
+            for a in plan
                 .lines
                 .iter()
                 .filter(|p| &p.line == id)
                 .flat_map(|p| p.allocations.iter())
-                .filter(|a| a.quantity > 0.0);
+                .filter(|a| a.quantity > 0.0)
+            {
+                match per_source.iter_mut().find(|(s, _)| *s == a.source) {
+                    Some((_, q)) => *q += a.quantity,
+                    None => per_source.push((&a.source, a.quantity)),
+                }
+            }
             let mut total = 0.0;
-            for a in allocations {
-                total += a.quantity;
-                created.extend(allocate(cx, &a.source, id, product, a.quantity));
+            for (source, q) in per_source {
+                total += q;
+                created.extend(allocate(cx, source, id, product, q));
             }
             if total == 0.0 {
                 unsourced.push(id.clone());
@@ -271,6 +279,7 @@ impl Action for SendToDom {
 
 /// Rejects plans that name unknown lines or impossible quantities.
 fn check_plan(cx: &ActionContext<'_>, plan: &FulfillmentPlan) -> Result<(), ActionError> {
+    let mut totals: Vec<(&LineId, f64)> = Vec::new();
     for p in &plan.lines {
         let Some(line) = cx.order().line(p.line.as_str()) else {
             return Err(invalid_plan(format!(
@@ -278,7 +287,6 @@ fn check_plan(cx: &ActionContext<'_>, plan: &FulfillmentPlan) -> Result<(), Acti
                 p.line
             )));
         };
-        let mut total = 0.0;
         for a in &p.allocations {
             if !a.quantity.is_finite() || a.quantity < 0.0 || a.source.is_empty() {
                 return Err(invalid_plan(format!(
@@ -286,8 +294,19 @@ fn check_plan(cx: &ActionContext<'_>, plan: &FulfillmentPlan) -> Result<(), Acti
                     a.quantity, a.source, p.line
                 )));
             }
-            total += a.quantity;
         }
+        let entry: f64 = p.allocations.iter().map(|a| a.quantity).sum();
+        // A line may appear in several entries: the sum over all of them must fit.
+        let total = match totals.iter_mut().find(|(l, _)| *l == &p.line) {
+            Some((_, t)) => {
+                *t += entry;
+                *t
+            }
+            None => {
+                totals.push((&p.line, entry));
+                entry
+            }
+        };
         if total > line.quantity {
             return Err(invalid_plan(format!(
                 "the plan allocates {total} to line {} of quantity {}",
@@ -311,7 +330,10 @@ impl Action for SendToFulfillment {
     async fn run(&self, cx: &mut ActionContext<'_>) -> Result<(), ActionError> {
         let to_send: Vec<FulfillmentOrderId> = cx
             .fulfillment_orders()
-            .filter(|f| f.status_reason.as_ref() != Some(&StatusReason::SENT_TO_FULFILLMENT))
+            .filter(|f| {
+                f.state == crate::document::State::Active
+                    && f.status_reason.as_ref() != Some(&StatusReason::SENT_TO_FULFILLMENT)
+            })
             .map(|f| f.id.clone())
             .collect();
         if to_send.is_empty() && cx.fulfillment_orders().next().is_none() {

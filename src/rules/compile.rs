@@ -216,9 +216,54 @@ enum Cond {
     Or(Box<[Self]>),
     AnyLine(Box<Self>),
     AllLines(Box<Self>),
-    Test(Get, Op),
+    Test(Test),
 }
 
+type TextGet = for<'a> fn(Rec<'a>) -> Option<&'a str>;
+type NumberGet = fn(Rec<'_>) -> Option<f64>;
+
+/// One row, specialized by the field's type so evaluation compares values directly.
+#[derive(Debug)]
+enum Test {
+    Text(TextGet, Cmp, Box<str>),
+    TextIn(TextGet, Box<[Box<str>]>, bool),
+    Number(NumberGet, Cmp, f64),
+    NumberIn(NumberGet, Box<[f64]>, bool),
+    /// Contains data (`false`) or does not (`true`).
+    Present(Getter, bool),
+    Custom(Box<str>, Op),
+    Const(bool),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Cmp {
+    Eq,
+    Ne,
+    Gt,
+    Ge,
+    Lt,
+    Le,
+}
+
+impl Cmp {
+    /// A missing value equals nothing: only `Ne` holds for it.
+    #[inline(always)]
+    fn holds<T: PartialOrd + ?Sized>(self, v: Option<&T>, rhs: &T) -> bool {
+        let Some(v) = v else {
+            return self == Self::Ne;
+        };
+        match self {
+            Self::Eq => v == rhs,
+            Self::Ne => v != rhs,
+            Self::Gt => v > rhs,
+            Self::Ge => v >= rhs,
+            Self::Lt => v < rhs,
+            Self::Le => v <= rhs,
+        }
+    }
+}
+
+/// How a resolved field is read.
 #[derive(Debug)]
 enum Get {
     Known(Getter),
@@ -263,7 +308,7 @@ impl Policy for RulePolicy {
         let rec = Rec::of(record);
         self.rules
             .iter()
-            .all(|r| r.condition.as_ref().is_none_or(|c| c.eval(rec)))
+            .all(|r| r.condition.as_ref().is_none_or(|c| c.holds(rec)))
     }
 
     fn execute(&self, mut record: RecordMut<'_>) -> Check {
@@ -271,7 +316,7 @@ impl Policy for RulePolicy {
         for rule in &self.rules {
             let holds = match &rule.condition {
                 None => true,
-                Some(c) => c.eval(Rec::of_mut(&record)),
+                Some(c) => c.holds(Rec::of_mut(&record)),
             };
             if rule.actions.is_empty() {
                 if !holds && failed.is_none() {
@@ -291,6 +336,15 @@ impl Policy for RulePolicy {
 }
 
 impl Cond {
+    /// Evaluates a row in place and groups through a call: most rules are one row.
+    #[inline(always)]
+    fn holds(&self, rec: Rec<'_>) -> bool {
+        match self {
+            Self::Test(t) => t.eval(rec),
+            other => other.eval(rec),
+        }
+    }
+
     fn eval(&self, rec: Rec<'_>) -> bool {
         match self {
             Self::And(cs) => cs.iter().all(|c| c.eval(rec)),
@@ -309,16 +363,36 @@ impl Cond {
                 }
                 _ => false,
             },
-            Self::Test(get, op) => {
-                let value = match get {
-                    Get::Known(g) => g(rec),
-                    Get::Custom(name) => rec
-                        .custom()
-                        .get(&**name)
-                        .map_or(Scalar::Missing, value_scalar),
-                };
-                op.holds(value)
+            Self::Test(t) => t.eval(rec),
+        }
+    }
+}
+
+impl Test {
+    #[inline(always)]
+    fn eval(&self, rec: Rec<'_>) -> bool {
+        match self {
+            Self::Text(get, cmp, rhs) => cmp.holds(get(rec), &**rhs),
+            Self::TextIn(get, list, negate) => {
+                get(rec).is_some_and(|v| list.iter().any(|l| **l == *v)) != *negate
             }
+            Self::Number(get, cmp, rhs) => cmp.holds(get(rec).as_ref(), rhs),
+            Self::NumberIn(get, list, negate) => {
+                get(rec).is_some_and(|v| list.contains(&v)) != *negate
+            }
+            Self::Present(get, negate) => {
+                let present = match get {
+                    Getter::Text(get) => get(rec).is_some_and(|t| !t.is_empty()),
+                    Getter::Number(get) => get(rec).is_some(),
+                };
+                present != *negate
+            }
+            Self::Custom(name, op) => op.holds(
+                rec.custom()
+                    .get(&**name)
+                    .map_or(Scalar::Missing, value_scalar),
+            ),
+            Self::Const(holds) => *holds,
         }
     }
 }
@@ -612,6 +686,12 @@ impl Compiler {
         if !ok {
             return None;
         }
+        if let Get::Known(get) = resolved.get {
+            return Some(Cond::Test(specialize(get, op, lits)));
+        }
+        let Get::Custom(name) = resolved.get else {
+            return None;
+        };
         let one = || lits[0].clone();
         let op = match op {
             Operator::ContainsData => Op::Present,
@@ -625,7 +705,7 @@ impl Compiler {
             Operator::In => Op::In(lits.clone().into()),
             Operator::NotIn => Op::NotIn(lits.clone().into()),
         };
-        Some(Cond::Test(resolved.get, op))
+        Some(Cond::Test(Test::Custom(name, op)))
     }
 
     /// Checks a value against the field's type and options.
@@ -694,6 +774,51 @@ impl Compiler {
         }
         let lit = self.literal(name, &action.value, def.info.ty, def.info.options)?;
         Some(Assign::Known(set, Some(lit)))
+    }
+}
+
+/// The test for a well-known field; literals were checked against its type.
+fn specialize(get: Getter, op: Operator, lits: Vec<Lit>) -> Test {
+    let cmp = match op {
+        Operator::ContainsData => return Test::Present(get, false),
+        Operator::DoesNotContainData => return Test::Present(get, true),
+        Operator::In | Operator::NotIn => {
+            let negate = op == Operator::NotIn;
+            return match get {
+                Getter::Text(get) => Test::TextIn(
+                    get,
+                    lits.into_iter()
+                        .filter_map(|l| match l {
+                            Lit::Text(t) => Some(t),
+                            _ => None,
+                        })
+                        .collect(),
+                    negate,
+                ),
+                Getter::Number(get) => Test::NumberIn(
+                    get,
+                    lits.into_iter()
+                        .filter_map(|l| match l {
+                            Lit::Number(n) => Some(n),
+                            _ => None,
+                        })
+                        .collect(),
+                    negate,
+                ),
+            };
+        }
+        Operator::Equals => Cmp::Eq,
+        Operator::NotEquals => Cmp::Ne,
+        Operator::GreaterThan => Cmp::Gt,
+        Operator::GreaterOrEqual => Cmp::Ge,
+        Operator::LessThan => Cmp::Lt,
+        Operator::LessOrEqual => Cmp::Le,
+    };
+    match (get, lits.into_iter().next()) {
+        (Getter::Number(get), Some(Lit::Number(n))) => Test::Number(get, cmp, n),
+        (Getter::Text(get), Some(Lit::Text(t))) => Test::Text(get, cmp, t),
+        // Type checks admit no other pairing; a mismatch compares like a missing value.
+        _ => Test::Const(cmp == Cmp::Ne),
     }
 }
 

@@ -132,7 +132,13 @@ pub(crate) fn value_scalar(v: &Value) -> Scalar<'_> {
     }
 }
 
-pub(crate) type Getter = for<'a> fn(Rec<'a>) -> Scalar<'a>;
+/// Reads a field: text-like fields as text, numbers as numbers.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Getter {
+    Text(for<'a> fn(Rec<'a>) -> Option<&'a str>),
+    Number(fn(Rec<'_>) -> Option<f64>),
+}
+
 pub(crate) type Setter = fn(&mut RecordMut<'_>, Option<&Lit>);
 
 pub(crate) struct FieldDef {
@@ -148,28 +154,23 @@ pub(crate) fn lookup(entity: Entity, name: &str) -> Option<&'static FieldDef> {
         .find(|d| d.info.entity == entity && d.info.name == name)
 }
 
-fn opt(s: &Option<String>) -> Scalar<'_> {
-    s.as_deref().map_or(Scalar::Missing, Scalar::Text)
+fn opt(s: &Option<String>) -> Option<&str> {
+    s.as_deref()
 }
 
-fn opt_num(n: Option<f64>) -> Scalar<'static> {
-    n.map_or(Scalar::Missing, Scalar::Number)
+fn reason(r: &Option<StatusReason>) -> Option<&str> {
+    r.as_ref().map(StatusReason::as_str)
 }
 
-fn reason(r: &Option<StatusReason>) -> Scalar<'_> {
-    r.as_ref()
-        .map_or(Scalar::Missing, |r| Scalar::Text(r.as_str()))
-}
-
-fn state(s: State) -> Scalar<'static> {
-    Scalar::Text(match s {
+fn state(s: State) -> Option<&'static str> {
+    Some(match s {
         State::Active => "active",
         State::Inactive => "inactive",
     })
 }
 
-fn order_type(t: OrderType) -> Scalar<'static> {
-    Scalar::Text(match t {
+fn order_type(t: OrderType) -> Option<&'static str> {
+    Some(match t {
         OrderType::SalesOrder => "sales_order",
         OrderType::Subscription => "subscription",
     })
@@ -236,6 +237,22 @@ fn set_order_type(slot: &mut OrderType, v: Option<&Lit>) {
     }
 }
 
+/// The getter of a table row: numbers read as numbers, everything else as text.
+macro_rules! getter {
+    (Number, $variant:ident, |$r:ident| $get:expr) => {
+        Getter::Number(|rec| match rec {
+            Rec::$variant($r) => $get,
+            _ => None,
+        })
+    };
+    ($ty:ident, $variant:ident, |$r:ident| $get:expr) => {
+        Getter::Text(|rec| match rec {
+            Rec::$variant($r) => $get,
+            _ => None,
+        })
+    };
+}
+
 /// One table row: `field!(Variant, "name", Type, nullable, options, |r| get, |r, v| set)`.
 /// A `ro` row has no setter.
 macro_rules! field {
@@ -250,10 +267,7 @@ macro_rules! field {
                 nullable: $nullable,
                 options: $options,
             },
-            get: |rec| match rec {
-                Rec::$variant($r) => $get,
-                _ => Scalar::Missing,
-            },
+            get: getter!($ty, $variant, |$r| $get),
             set: Some(|rec, $v| {
                 if let RecordMut::$variant($w) = rec {
                     $set
@@ -271,10 +285,7 @@ macro_rules! field {
                 nullable: false,
                 options: &[],
             },
-            get: |rec| match rec {
-                Rec::$variant($r) => $get,
-                _ => Scalar::Missing,
-            },
+            get: getter!($ty, $variant, |$r| $get),
             set: None,
         }
     };
@@ -290,7 +301,7 @@ macro_rules! opt_field {
 
 static FIELDS: &[FieldDef] = &[
     // Order header.
-    field!(ro Order, Order, "id", Text, |r| Scalar::Text(r.id.as_str())),
+    field!(ro Order, Order, "id", Text, |r| Some(r.id.as_str())),
     opt_field!(Order, Order, "order_number", Text, order_number),
     opt_field!(Order, Order, "external_order_id", Text, external_order_id),
     opt_field!(Order, Order, "order_source", Lookup, order_source),
@@ -359,7 +370,7 @@ static FIELDS: &[FieldDef] = &[
         |w, v| set_reason(&mut w.status_reason, v)
     ),
     // Order line.
-    field!(ro Line, OrderLine, "id", Text, |r| Scalar::Text(r.id.as_str())),
+    field!(ro Line, OrderLine, "id", Text, |r| Some(r.id.as_str())),
     field!(
         Line,
         OrderLine,
@@ -367,7 +378,7 @@ static FIELDS: &[FieldDef] = &[
         Lookup,
         false,
         &[],
-        |r| Scalar::Text(&r.product),
+        |r| Some(&r.product),
         |w, v| set_text(&mut w.product, v)
     ),
     opt_field!(Line, OrderLine, "unit", Lookup, unit),
@@ -378,7 +389,7 @@ static FIELDS: &[FieldDef] = &[
         Number,
         false,
         &[],
-        |r| Scalar::Number(r.quantity),
+        |r| Some(r.quantity),
         |w, v| set_num(&mut w.quantity, v)
     ),
     field!(
@@ -388,7 +399,7 @@ static FIELDS: &[FieldDef] = &[
         Number,
         true,
         &[],
-        |r| opt_num(r.price),
+        |r| r.price,
         |w, v| set_opt_num(&mut w.price, v)
     ),
     opt_field!(
@@ -434,7 +445,7 @@ static FIELDS: &[FieldDef] = &[
         |w, v| set_reason(&mut w.status_reason, v)
     ),
     // Fulfillment order.
-    field!(ro FulfillmentOrder, FulfillmentOrder, "id", Text, |r| Scalar::Text(r.id.as_str())),
+    field!(ro FulfillmentOrder, FulfillmentOrder, "id", Text, |r| Some(r.id.as_str())),
     field!(
         FulfillmentOrder,
         FulfillmentOrder,
@@ -442,7 +453,7 @@ static FIELDS: &[FieldDef] = &[
         Lookup,
         false,
         &[],
-        |r| Scalar::Text(&r.fulfillment_source),
+        |r| Some(&r.fulfillment_source),
         |w, v| set_text(&mut w.fulfillment_source, v)
     ),
     field!(
@@ -467,7 +478,7 @@ static FIELDS: &[FieldDef] = &[
     ),
     // Fulfillment order line.
     field!(ro FulfillmentOrderLine, FulfillmentOrderLine, "order_line", Lookup,
-        |r| Scalar::Text(r.order_line.as_str())),
+        |r| Some(r.order_line.as_str())),
     field!(
         FulfillmentOrderLine,
         FulfillmentOrderLine,
@@ -475,7 +486,7 @@ static FIELDS: &[FieldDef] = &[
         Lookup,
         false,
         &[],
-        |r| Scalar::Text(&r.product),
+        |r| Some(&r.product),
         |w, v| set_text(&mut w.product, v)
     ),
     field!(
@@ -485,7 +496,7 @@ static FIELDS: &[FieldDef] = &[
         Number,
         false,
         &[],
-        |r| Scalar::Number(r.quantity),
+        |r| Some(r.quantity),
         |w, v| set_num(&mut w.quantity, v)
     ),
     field!(

@@ -1,0 +1,1761 @@
+//! The built-in actions through the engine (outcomes, status reasons, events, fulfillment
+//! orders) and the publish lifecycle of rule policies (versions, pinning, restart).
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use orderflow::document::{
+    Entity, FulfillmentOrder, FulfillmentOrderLine, Order, OrderLine, RecordId, RecordMut, State,
+    StatusReason,
+};
+use orderflow::engine::Config;
+use orderflow::execution::ExecutionStatus;
+use orderflow::flow::{ActionStep, Flow, ProblemKind, RetryPolicy};
+use orderflow::journey::Journey;
+use orderflow::policy::{Check, Criticality, PolicyKind, execution_fn, filter_fn};
+use orderflow::provider::{
+    Allocation, CallContext, FulfillmentPlan, PlannedLine, Reply, Request, RequestKind,
+};
+use orderflow::rules::{Condition, Operator, PolicyDocument, PolicyStatus, Rule};
+use orderflow::{
+    ActionKind, Engine, EngineBuilder, Error, ErrorKind, Event, EventKind, MemoryProvider,
+    MemoryStore, Outcome, Provider, ProviderError,
+};
+
+// Helpers --------------------------------------------------------------------------------
+
+fn builder() -> EngineBuilder {
+    Engine::builder()
+        .store(MemoryStore::new())
+        .config(Config::default().with_retry(RetryPolicy::NONE))
+}
+
+async fn install(engine: &Engine, flow: Flow) {
+    let name = flow.name.clone();
+    engine.create_flow(flow).await.unwrap();
+    engine.publish(&name).await.unwrap();
+}
+
+async fn install_policy(engine: &Engine, doc: PolicyDocument) -> u32 {
+    let name = doc.name.clone();
+    engine.create_policy(doc).await.unwrap();
+    engine.publish_policy(&name).await.unwrap()
+}
+
+async fn journey(engine: &Engine, order: &str) -> Journey {
+    engine.journey(&order.into()).await.unwrap()
+}
+
+async fn stored(engine: &Engine, order: &str) -> Order {
+    engine.order(&order.into()).await.unwrap().unwrap()
+}
+
+fn order(id: &str, country: &str, quantities: &[f64]) -> Order {
+    let mut order = Order::new(id).with_ship_to_country(country);
+    for (n, q) in quantities.iter().enumerate() {
+        order = order.with_line(OrderLine::new((n + 1).to_string(), "Surface Pen", *q));
+    }
+    order
+}
+
+fn line_reason(order: &Order, line: &str) -> Option<StatusReason> {
+    order.line(line).unwrap().status_reason.clone()
+}
+
+fn fo_by_source<'a>(order: &'a Order, source: &str) -> &'a FulfillmentOrder {
+    order
+        .fulfillment_orders
+        .iter()
+        .find(|f| f.fulfillment_source == source)
+        .unwrap_or_else(|| panic!("no fulfillment order from {source}: {order:?}"))
+}
+
+/// (order line, quantity) of a fulfillment order, in its order.
+fn fo_lines(fo: &FulfillmentOrder) -> Vec<(String, f64)> {
+    fo.lines
+        .iter()
+        .map(|l| (l.order_line.as_str().to_owned(), l.quantity))
+        .collect()
+}
+
+fn events_of(j: &Journey, kind: &EventKind) -> Vec<Option<RecordId>> {
+    j.timeline
+        .iter()
+        .filter(|e| &e.kind == kind)
+        .map(|e| e.record.clone())
+        .collect()
+}
+
+fn details(j: &Journey, step: &str) -> String {
+    j.step(step).last().unwrap().details.join(" | ")
+}
+
+fn validate_header(name: &str) -> ActionStep {
+    ActionStep::new(name, ActionKind::ValidateOrderHeader).input_event(EventKind::NEW_ORDER)
+}
+
+/// Execution policy (Critical, order line): quantity >= `min`.
+fn min_quantity(name: &str, min: f64) -> PolicyDocument {
+    PolicyDocument::new(name, PolicyKind::Execution, Entity::OrderLine).with_rule(
+        Rule::check(
+            "Minimum quantity",
+            Condition::compare("quantity", Operator::GreaterOrEqual, min),
+        )
+        .with_message(format!("quantity is below {min}")),
+    )
+}
+
+/// Execution policy (Critical, order): ship-to country is US.
+fn ship_to_us() -> PolicyDocument {
+    PolicyDocument::new("Ship-to US", PolicyKind::Execution, Entity::Order).with_rule(
+        Rule::check("Country is US", Condition::equals("ship_to.country", "US"))
+            .with_message("ship-to country is not US"),
+    )
+}
+
+/// Execution policy (Information, order line): quantity >= 100 → Seattle, 10..100 → Chicago,
+/// below 10: no source.
+fn assignment() -> PolicyDocument {
+    PolicyDocument::new(
+        "Source assignment",
+        PolicyKind::Execution,
+        Entity::OrderLine,
+    )
+    .with_criticality(Criticality::Information)
+    .with_rule(Rule::set(
+        "Large",
+        Condition::compare("quantity", Operator::GreaterOrEqual, 100.0),
+        "fulfillment_source",
+        "Seattle",
+    ))
+    .with_rule(Rule::set(
+        "Medium",
+        Condition::And(vec![
+            Condition::compare("quantity", Operator::LessThan, 100.0),
+            Condition::compare("quantity", Operator::GreaterOrEqual, 10.0),
+        ]),
+        "fulfillment_source",
+        "Chicago",
+    ))
+}
+
+/// A provider offering everything, scripted by the test: a fixed answer to fulfillment
+/// determination, and refusals (non-retryable) per fulfillment source or for all requests.
+#[derive(Debug, Clone)]
+struct Scripted {
+    name: &'static str,
+    plan: Reply,
+    /// Fulfillment sources whose fulfillment orders are refused; "*" refuses every request.
+    refuse: Arc<Mutex<HashSet<String>>>,
+    /// Accepted calls: (kind, fulfillment order id or "order").
+    calls: Arc<Mutex<Vec<(RequestKind, String)>>>,
+}
+
+impl Scripted {
+    fn new(name: &'static str) -> Self {
+        Self {
+            name,
+            plan: Reply::Done,
+            refuse: Arc::default(),
+            calls: Arc::default(),
+        }
+    }
+
+    fn planning(mut self, lines: Vec<(&str, Vec<(&str, f64)>)>) -> Self {
+        self.plan = Reply::FulfillmentPlan(plan(lines));
+        self
+    }
+
+    fn refusing(self, what: &str) -> Self {
+        self.refuse.lock().unwrap().insert(what.to_owned());
+        self
+    }
+
+    fn accept_all(&self) {
+        self.refuse.lock().unwrap().clear();
+    }
+
+    fn calls(&self) -> Vec<(RequestKind, String)> {
+        self.calls.lock().unwrap().clone()
+    }
+}
+
+fn plan(lines: Vec<(&str, Vec<(&str, f64)>)>) -> FulfillmentPlan {
+    FulfillmentPlan {
+        lines: lines
+            .into_iter()
+            .map(|(line, allocations)| PlannedLine {
+                line: line.into(),
+                allocations: allocations
+                    .into_iter()
+                    .map(|(source, quantity)| Allocation {
+                        source: source.to_owned(),
+                        quantity,
+                    })
+                    .collect(),
+            })
+            .collect(),
+    }
+}
+
+#[async_trait]
+impl Provider for Scripted {
+    fn name(&self) -> &str {
+        self.name
+    }
+
+    fn offers(&self) -> &[RequestKind] {
+        &[
+            RequestKind::DetermineFulfillment,
+            RequestKind::SendFulfillmentOrder,
+            RequestKind::SendToErp,
+            RequestKind::SendInvoice,
+        ]
+    }
+
+    async fn call(
+        &self,
+        request: Request<'_>,
+        _cx: &CallContext<'_>,
+    ) -> Result<Reply, ProviderError> {
+        let (record, source) = match request {
+            Request::SendFulfillmentOrder {
+                fulfillment_order, ..
+            } => (
+                fulfillment_order.id.as_str().to_owned(),
+                Some(fulfillment_order.fulfillment_source.clone()),
+            ),
+            _ => ("order".to_owned(), None),
+        };
+        {
+            let refuse = self.refuse.lock().unwrap();
+            if refuse.contains("*") || source.is_some_and(|s| refuse.contains(&s)) {
+                return Err(ProviderError::rejected(format!("{record} refused")));
+            }
+        }
+        self.calls.lock().unwrap().push((request.kind(), record));
+        Ok(match request {
+            Request::DetermineFulfillment { .. } => self.plan.clone(),
+            _ => Reply::Done,
+        })
+    }
+}
+
+// Validate Order Header ------------------------------------------------------------------
+
+async fn header_engine() -> Engine {
+    let engine = builder().build().await.unwrap();
+    install_policy(&engine, ship_to_us()).await;
+    install_policy(&engine, min_quantity("Quantity at least 5", 5.0)).await;
+    let flow = Flow::builder("Validate")
+        .steps(|s| {
+            s.action(validate_header("Header").execution_policy("Ship-to US"))
+                .action(
+                    ActionStep::new("Lines", ActionKind::ValidateOrderLine)
+                        .execution_policy("Quantity at least 5"),
+                )
+        })
+        .build()
+        .unwrap();
+    install(&engine, flow).await;
+    engine
+}
+
+#[tokio::test]
+async fn validate_order_header_succeeds_and_sets_validation_success() {
+    let engine = header_engine().await;
+    engine
+        .submit(Event::new_order(order("SO-1", "US", &[10.0])))
+        .await
+        .unwrap();
+    let j = journey(&engine, "SO-1").await;
+    assert_eq!(j.outcome("Header"), Some(Outcome::Succeeded), "{j}");
+    assert!(j.step("Header").next().unwrap().findings.is_empty());
+    assert!(j.has_event(&EventKind::ORDER_HEADER_VALIDATION_SUCCEEDED));
+    assert!(!j.has_event(&EventKind::ORDER_HEADER_VALIDATION_FAILED));
+    let o = stored(&engine, "SO-1").await;
+    assert_eq!(
+        o.status_reason,
+        Some(StatusReason::ORDER_VALIDATION_SUCCESS)
+    );
+    let raised = j
+        .timeline
+        .iter()
+        .find(|e| e.kind == EventKind::ORDER_HEADER_VALIDATION_SUCCEEDED)
+        .unwrap();
+    assert_eq!(raised.raised_by.as_deref(), Some("Header"));
+}
+
+#[tokio::test]
+async fn validate_order_header_fails_on_a_critical_policy_and_lines_are_not_validated() {
+    let engine = header_engine().await;
+    engine
+        .submit(Event::new_order(order("SO-CA", "CA", &[10.0])))
+        .await
+        .unwrap();
+    let j = journey(&engine, "SO-CA").await;
+    assert_eq!(j.outcome("Header"), Some(Outcome::Failed), "{j}");
+    assert_eq!(j.outcome("Lines"), None, "lines are not validated");
+    assert!(j.has_event(&EventKind::ORDER_HEADER_VALIDATION_FAILED));
+    assert!(!j.has_event(&EventKind::ORDER_HEADER_VALIDATION_SUCCEEDED));
+    assert!(!j.has_event(&EventKind::ORDER_LINES_VALIDATION_SUCCEEDED));
+    let header = j.step("Header").next().unwrap();
+    assert_eq!(header.findings.len(), 1, "{:?}", header.findings);
+    assert_eq!(header.findings[0].policy, "Ship-to US");
+    assert_eq!(header.findings[0].record, RecordId::Order);
+    assert_eq!(header.findings[0].criticality, Criticality::Critical);
+    assert!(
+        header.findings[0]
+            .reason
+            .contains("ship-to country is not US"),
+        "{:?}",
+        header.findings[0]
+    );
+    let o = stored(&engine, "SO-CA").await;
+    assert_eq!(o.status_reason, Some(StatusReason::ORDER_VALIDATION_FAILED));
+    assert_eq!(line_reason(&o, "1"), None);
+    assert_eq!(j.executions[0].status, ExecutionStatus::Failed);
+}
+
+#[tokio::test]
+async fn validate_order_header_without_policies_succeeds() {
+    let engine = builder().build().await.unwrap();
+    install(
+        &engine,
+        Flow::builder("F")
+            .steps(|s| s.action(validate_header("Header")))
+            .build()
+            .unwrap(),
+    )
+    .await;
+    engine
+        .submit(Event::new_order(order("SO-1", "CA", &[1.0])))
+        .await
+        .unwrap();
+    let j = journey(&engine, "SO-1").await;
+    assert_eq!(j.outcome("Header"), Some(Outcome::Succeeded));
+    assert_eq!(
+        stored(&engine, "SO-1").await.status_reason,
+        Some(StatusReason::ORDER_VALIDATION_SUCCESS)
+    );
+}
+
+#[tokio::test]
+async fn an_information_policy_failure_on_the_header_is_a_finding_and_the_step_succeeds() {
+    let engine = builder()
+        .policy(execution_fn(
+            "Has customer",
+            Entity::Order,
+            Criticality::Information,
+            |r| match r {
+                RecordMut::Order(o) if o.customer.is_none() => Check::failed("no customer"),
+                _ => Check::Passed,
+            },
+        ))
+        .build()
+        .await
+        .unwrap();
+    install(
+        &engine,
+        Flow::builder("F")
+            .steps(|s| s.action(validate_header("Header").execution_policy("Has customer")))
+            .build()
+            .unwrap(),
+    )
+    .await;
+    engine
+        .submit(Event::new_order(order("SO-1", "US", &[1.0])))
+        .await
+        .unwrap();
+    let j = journey(&engine, "SO-1").await;
+    assert_eq!(j.outcome("Header"), Some(Outcome::Succeeded), "{j}");
+    let findings = &j.step("Header").next().unwrap().findings;
+    assert_eq!(findings.len(), 1, "{findings:?}");
+    assert_eq!(findings[0].policy, "Has customer");
+    assert_eq!(findings[0].criticality, Criticality::Information);
+    assert_eq!(findings[0].reason, "no customer");
+    assert!(j.has_event(&EventKind::ORDER_HEADER_VALIDATION_SUCCEEDED));
+    assert_eq!(
+        stored(&engine, "SO-1").await.status_reason,
+        Some(StatusReason::ORDER_VALIDATION_SUCCESS)
+    );
+}
+
+// Validate Order Line --------------------------------------------------------------------
+
+#[tokio::test]
+async fn validate_order_line_succeeds_when_every_line_passes() {
+    let engine = header_engine().await;
+    engine
+        .submit(Event::new_order(order("SO-1", "US", &[10.0, 5.0])))
+        .await
+        .unwrap();
+    let j = journey(&engine, "SO-1").await;
+    assert_eq!(j.outcome("Lines"), Some(Outcome::Succeeded), "{j}");
+    assert!(j.has_event(&EventKind::ORDER_LINES_VALIDATION_SUCCEEDED));
+    assert!(!j.has_event(&EventKind::ORDER_LINES_VALIDATION_FAILED));
+    let o = stored(&engine, "SO-1").await;
+    assert_eq!(
+        o.status_reason,
+        Some(StatusReason::ORDER_VALIDATION_SUCCESS)
+    );
+    assert_eq!(line_reason(&o, "1"), None);
+    assert_eq!(line_reason(&o, "2"), None);
+    assert_eq!(j.executions[0].status, ExecutionStatus::Completed);
+}
+
+#[tokio::test]
+async fn a_failing_line_fails_the_order_validation() {
+    let engine = header_engine().await;
+    engine
+        .submit(Event::new_order(order("SO-1", "US", &[10.0, 1.0, 7.0])))
+        .await
+        .unwrap();
+    let j = journey(&engine, "SO-1").await;
+    assert_eq!(j.outcome("Header"), Some(Outcome::Succeeded));
+    assert_eq!(j.outcome("Lines"), Some(Outcome::Failed), "{j}");
+    assert!(j.has_event(&EventKind::ORDER_LINES_VALIDATION_FAILED));
+    assert!(!j.has_event(&EventKind::ORDER_LINES_VALIDATION_SUCCEEDED));
+    let lines = j.step("Lines").next().unwrap();
+    assert_eq!(lines.findings.len(), 1, "{:?}", lines.findings);
+    assert_eq!(lines.findings[0].record, RecordId::Line("2".into()));
+    assert_eq!(lines.findings[0].policy, "Quantity at least 5");
+    let o = stored(&engine, "SO-1").await;
+    assert_eq!(o.status_reason, Some(StatusReason::ORDER_VALIDATION_FAILED));
+    assert_eq!(line_reason(&o, "1"), None);
+    assert_eq!(
+        line_reason(&o, "2"),
+        Some(StatusReason::ORDER_LINE_VALIDATION_FAILED)
+    );
+    assert_eq!(line_reason(&o, "3"), None);
+    assert_eq!(j.executions[0].status, ExecutionStatus::Failed);
+}
+
+#[tokio::test]
+async fn an_information_line_policy_failure_is_a_finding_and_the_step_succeeds() {
+    let engine = builder().build().await.unwrap();
+    install_policy(
+        &engine,
+        min_quantity("Prefer 5", 5.0).with_criticality(Criticality::Information),
+    )
+    .await;
+    install(
+        &engine,
+        Flow::builder("F")
+            .steps(|s| {
+                s.action(validate_header("Header")).action(
+                    ActionStep::new("Lines", ActionKind::ValidateOrderLine)
+                        .execution_policy("Prefer 5"),
+                )
+            })
+            .build()
+            .unwrap(),
+    )
+    .await;
+    engine
+        .submit(Event::new_order(order("SO-1", "US", &[10.0, 1.0])))
+        .await
+        .unwrap();
+    let j = journey(&engine, "SO-1").await;
+    assert_eq!(j.outcome("Lines"), Some(Outcome::Succeeded), "{j}");
+    let findings = &j.step("Lines").next().unwrap().findings;
+    assert_eq!(findings.len(), 1, "{findings:?}");
+    assert_eq!(findings[0].criticality, Criticality::Information);
+    assert_eq!(findings[0].record, RecordId::Line("2".into()));
+    assert!(j.has_event(&EventKind::ORDER_LINES_VALIDATION_SUCCEEDED));
+    let o = stored(&engine, "SO-1").await;
+    assert_eq!(
+        o.status_reason,
+        Some(StatusReason::ORDER_VALIDATION_SUCCESS)
+    );
+    assert_eq!(line_reason(&o, "2"), None);
+}
+
+#[tokio::test]
+async fn a_critical_order_policy_on_line_validation_fails_it() {
+    let engine = builder()
+        .policy(execution_fn(
+            "Never",
+            Entity::Order,
+            Criticality::Critical,
+            |_| Check::failed("no"),
+        ))
+        .build()
+        .await
+        .unwrap();
+    install(
+        &engine,
+        Flow::builder("F")
+            .steps(|s| {
+                s.action(validate_header("Header")).action(
+                    ActionStep::new("Lines", ActionKind::ValidateOrderLine)
+                        .execution_policy("Never"),
+                )
+            })
+            .build()
+            .unwrap(),
+    )
+    .await;
+    engine
+        .submit(Event::new_order(order("SO-1", "US", &[10.0])))
+        .await
+        .unwrap();
+    let j = journey(&engine, "SO-1").await;
+    assert_eq!(j.outcome("Lines"), Some(Outcome::Failed));
+    assert!(j.has_event(&EventKind::ORDER_LINES_VALIDATION_FAILED));
+    let o = stored(&engine, "SO-1").await;
+    assert_eq!(o.status_reason, Some(StatusReason::ORDER_VALIDATION_FAILED));
+    assert_eq!(line_reason(&o, "1"), None, "no line failed");
+}
+
+// Assign Fulfillment Source --------------------------------------------------------------
+
+async fn assign_engine() -> Engine {
+    let engine = builder().build().await.unwrap();
+    install_policy(&engine, assignment()).await;
+    install(
+        &engine,
+        Flow::builder("Assign")
+            .steps(|s| {
+                s.action(validate_header("Header")).action(
+                    ActionStep::new("Assign", ActionKind::AssignFulfillmentSource)
+                        .execution_policy("Source assignment"),
+                )
+            })
+            .build()
+            .unwrap(),
+    )
+    .await;
+    engine
+}
+
+#[tokio::test]
+async fn assign_fulfillment_source_creates_one_fulfillment_order_per_source() {
+    let engine = assign_engine().await;
+    engine
+        .submit(Event::new_order(order("SO-1", "US", &[150.0, 20.0, 30.0])))
+        .await
+        .unwrap();
+    let j = journey(&engine, "SO-1").await;
+    assert_eq!(j.outcome("Assign"), Some(Outcome::Succeeded), "{j}");
+    let o = stored(&engine, "SO-1").await;
+    assert_eq!(o.fulfillment_orders.len(), 2, "{o:?}");
+    let seattle = fo_by_source(&o, "Seattle");
+    let chicago = fo_by_source(&o, "Chicago");
+    assert_eq!(fo_lines(seattle), [("1".to_owned(), 150.0)]);
+    assert_eq!(
+        fo_lines(chicago),
+        [("2".to_owned(), 20.0), ("3".to_owned(), 30.0)],
+        "two lines with the same source share one fulfillment order"
+    );
+    assert_eq!(
+        o.line("1").unwrap().fulfillment_source.as_deref(),
+        Some("Seattle")
+    );
+    assert_eq!(
+        o.line("3").unwrap().fulfillment_source.as_deref(),
+        Some("Chicago")
+    );
+    for l in &o.lines {
+        assert_eq!(l.status_reason, None);
+    }
+    assert_eq!(
+        o.status_reason,
+        Some(StatusReason::ORDER_VALIDATION_SUCCESS),
+        "assignment leaves the order's status reason"
+    );
+    // One creation event per fulfillment order, naming it.
+    let created = events_of(&j, &EventKind::FULFILLMENT_ORDER_CREATED);
+    assert_eq!(created.len(), 2);
+    assert!(created.contains(&Some(RecordId::FulfillmentOrder(seattle.id.clone()))));
+    assert!(created.contains(&Some(RecordId::FulfillmentOrder(chicago.id.clone()))));
+    assert!(j.has_event(&EventKind::FULFILLMENT_SOURCE_ASSIGNED));
+    assert!(!j.has_event(&EventKind::FULFILLMENT_SOURCE_ASSIGNMENT_FAILED));
+    // The step carries the fulfillment orders it created.
+    let records = &j.step("Assign").next().unwrap().records;
+    assert!(records.contains(&RecordId::FulfillmentOrder(seattle.id.clone())));
+    assert!(records.contains(&RecordId::FulfillmentOrder(chicago.id.clone())));
+}
+
+#[tokio::test]
+async fn assign_fulfillment_source_puts_lines_without_a_source_on_backorder_hold() {
+    let engine = assign_engine().await;
+    engine
+        .submit(Event::new_order(order("SO-1", "US", &[150.0, 3.0])))
+        .await
+        .unwrap();
+    let j = journey(&engine, "SO-1").await;
+    assert_eq!(j.outcome("Assign"), Some(Outcome::Succeeded), "{j}");
+    let o = stored(&engine, "SO-1").await;
+    assert_eq!(o.fulfillment_orders.len(), 1);
+    assert_eq!(
+        fo_lines(fo_by_source(&o, "Seattle")),
+        [("1".to_owned(), 150.0)]
+    );
+    assert_eq!(line_reason(&o, "1"), None);
+    assert_eq!(line_reason(&o, "2"), Some(StatusReason::BACKORDER_HOLD));
+    assert_eq!(
+        o.status_reason,
+        Some(StatusReason::ORDER_VALIDATION_SUCCESS)
+    );
+    let note = details(&j, "Assign");
+    assert!(
+        note.contains("Backorder Hold") && note.contains('2'),
+        "{note}"
+    );
+    assert_eq!(
+        events_of(&j, &EventKind::FULFILLMENT_ORDER_CREATED).len(),
+        1
+    );
+    assert!(j.has_event(&EventKind::FULFILLMENT_SOURCE_ASSIGNED));
+}
+
+#[tokio::test]
+async fn assign_fulfillment_source_with_no_source_at_all_fails_with_inventory_not_found() {
+    let engine = assign_engine().await;
+    engine
+        .submit(Event::new_order(order("SO-1", "US", &[3.0, 4.0])))
+        .await
+        .unwrap();
+    let j = journey(&engine, "SO-1").await;
+    assert_eq!(j.outcome("Assign"), Some(Outcome::Failed), "{j}");
+    let o = stored(&engine, "SO-1").await;
+    assert!(o.fulfillment_orders.is_empty());
+    assert_eq!(o.status_reason, Some(StatusReason::INVENTORY_NOT_FOUND));
+    assert_eq!(line_reason(&o, "1"), Some(StatusReason::BACKORDER_HOLD));
+    assert_eq!(line_reason(&o, "2"), Some(StatusReason::BACKORDER_HOLD));
+    assert!(j.has_event(&EventKind::FULFILLMENT_SOURCE_ASSIGNMENT_FAILED));
+    assert!(!j.has_event(&EventKind::FULFILLMENT_SOURCE_ASSIGNED));
+    assert!(!j.has_event(&EventKind::FULFILLMENT_ORDER_CREATED));
+    assert_eq!(j.executions[0].status, ExecutionStatus::Failed);
+}
+
+#[tokio::test]
+async fn assign_fulfillment_source_uses_sources_already_on_the_lines() {
+    let engine = builder().build().await.unwrap();
+    install(
+        &engine,
+        Flow::builder("F")
+            .steps(|s| {
+                s.action(validate_header("Header")).action(ActionStep::new(
+                    "Assign",
+                    ActionKind::AssignFulfillmentSource,
+                ))
+            })
+            .build()
+            .unwrap(),
+    )
+    .await;
+    let o = Order::new("SO-1")
+        .with_line(OrderLine::new("1", "Pen", 2.0).with_fulfillment_source("Dallas"))
+        .with_line(OrderLine::new("2", "Ink", 4.0).with_fulfillment_source("Dallas"));
+    engine.submit(Event::new_order(o)).await.unwrap();
+    let j = journey(&engine, "SO-1").await;
+    assert_eq!(j.outcome("Assign"), Some(Outcome::Succeeded), "{j}");
+    let o = stored(&engine, "SO-1").await;
+    assert_eq!(o.fulfillment_orders.len(), 1);
+    assert_eq!(
+        fo_lines(fo_by_source(&o, "Dallas")),
+        [("1".to_owned(), 2.0), ("2".to_owned(), 4.0)]
+    );
+}
+
+// Send to DOM ----------------------------------------------------------------------------
+
+async fn dom_engine(provider: impl Provider) -> Engine {
+    let name = provider.name().to_owned();
+    let engine = builder().provider(provider).build().await.unwrap();
+    install(
+        &engine,
+        Flow::builder("DOM")
+            .steps(|s| {
+                s.action(validate_header("Header"))
+                    .action(ActionStep::new("DOM", ActionKind::SendToDom).provider(name.as_str()))
+            })
+            .build()
+            .unwrap(),
+    )
+    .await;
+    engine
+}
+
+#[tokio::test]
+async fn send_to_dom_with_a_full_plan_sources_every_line() {
+    let dom = MemoryProvider::new("DOM").sourcing_from("East DC");
+    let engine = dom_engine(dom.clone()).await;
+    engine
+        .submit(Event::new_order(order("SO-1", "US", &[3.0, 8.0])))
+        .await
+        .unwrap();
+    let j = journey(&engine, "SO-1").await;
+    assert_eq!(j.outcome("DOM"), Some(Outcome::Succeeded), "{j}");
+    assert_eq!(dom.calls().len(), 1);
+    assert_eq!(dom.calls()[0].kind, RequestKind::DetermineFulfillment);
+    let o = stored(&engine, "SO-1").await;
+    assert_eq!(o.fulfillment_orders.len(), 1);
+    let fo = fo_by_source(&o, "East DC");
+    assert_eq!(fo_lines(fo), [("1".to_owned(), 3.0), ("2".to_owned(), 8.0)]);
+    assert!(o.lines.iter().all(|l| l.status_reason.is_none()));
+    assert!(j.has_event(&EventKind::SENT_TO_FULFILLMENT_DETERMINATION));
+    assert!(!j.has_event(&EventKind::SEND_TO_FULFILLMENT_DETERMINATION_FAILED));
+    assert_eq!(
+        events_of(&j, &EventKind::FULFILLMENT_ORDER_CREATED),
+        [Some(RecordId::FulfillmentOrder(fo.id.clone()))]
+    );
+    assert_eq!(j.step("DOM").next().unwrap().attempts, 1);
+}
+
+#[tokio::test]
+async fn send_to_dom_with_a_split_plan_creates_one_fulfillment_order_per_source() {
+    let dom = Scripted::new("DOM").planning(vec![
+        ("1", vec![("East", 6.0), ("West", 4.0)]),
+        ("2", vec![("West", 5.0)]),
+    ]);
+    let engine = dom_engine(dom).await;
+    engine
+        .submit(Event::new_order(order("SO-1", "US", &[10.0, 5.0])))
+        .await
+        .unwrap();
+    let j = journey(&engine, "SO-1").await;
+    assert_eq!(j.outcome("DOM"), Some(Outcome::Succeeded), "{j}");
+    let o = stored(&engine, "SO-1").await;
+    assert_eq!(o.fulfillment_orders.len(), 2);
+    assert_eq!(fo_lines(fo_by_source(&o, "East")), [("1".to_owned(), 6.0)]);
+    assert_eq!(
+        fo_lines(fo_by_source(&o, "West")),
+        [("1".to_owned(), 4.0), ("2".to_owned(), 5.0)]
+    );
+    assert!(o.lines.iter().all(|l| l.status_reason.is_none()));
+    assert_eq!(
+        events_of(&j, &EventKind::FULFILLMENT_ORDER_CREATED).len(),
+        2
+    );
+}
+
+#[tokio::test]
+async fn send_to_dom_with_a_partial_plan_puts_the_line_on_backorder_hold() {
+    let dom = Scripted::new("DOM").planning(vec![
+        ("1", vec![("East", 4.0), ("West", 3.0)]),
+        ("2", vec![("East", 5.0)]),
+    ]);
+    let engine = dom_engine(dom).await;
+    engine
+        .submit(Event::new_order(order("SO-1", "US", &[10.0, 5.0])))
+        .await
+        .unwrap();
+    let j = journey(&engine, "SO-1").await;
+    assert_eq!(j.outcome("DOM"), Some(Outcome::Succeeded), "{j}");
+    let o = stored(&engine, "SO-1").await;
+    assert_eq!(
+        fo_lines(fo_by_source(&o, "East")),
+        [("1".to_owned(), 4.0), ("2".to_owned(), 5.0)]
+    );
+    assert_eq!(fo_lines(fo_by_source(&o, "West")), [("1".to_owned(), 3.0)]);
+    assert_eq!(line_reason(&o, "1"), Some(StatusReason::BACKORDER_HOLD));
+    assert_eq!(line_reason(&o, "2"), None);
+    let note = details(&j, "DOM");
+    assert!(
+        note.contains("line 1 partially sourced: 7 of 10") && note.contains("Backorder Hold"),
+        "{note}"
+    );
+    assert!(j.has_event(&EventKind::SENT_TO_FULFILLMENT_DETERMINATION));
+}
+
+#[tokio::test]
+async fn send_to_dom_leaving_a_line_unsourced_puts_it_on_backorder_hold() {
+    // Line 2 is listed with nothing; line 3 is not listed at all.
+    let dom = Scripted::new("DOM").planning(vec![("1", vec![("East", 2.0)]), ("2", vec![])]);
+    let engine = dom_engine(dom).await;
+    engine
+        .submit(Event::new_order(order("SO-1", "US", &[2.0, 5.0, 1.0])))
+        .await
+        .unwrap();
+    let j = journey(&engine, "SO-1").await;
+    assert_eq!(j.outcome("DOM"), Some(Outcome::Succeeded), "{j}");
+    let o = stored(&engine, "SO-1").await;
+    assert_eq!(o.fulfillment_orders.len(), 1);
+    assert_eq!(line_reason(&o, "1"), None);
+    assert_eq!(line_reason(&o, "2"), Some(StatusReason::BACKORDER_HOLD));
+    assert_eq!(line_reason(&o, "3"), Some(StatusReason::BACKORDER_HOLD));
+    let note = details(&j, "DOM");
+    assert!(note.contains("Backorder Hold"), "{note}");
+}
+
+#[tokio::test]
+async fn send_to_dom_sourcing_nothing_fails_with_inventory_not_found() {
+    let dom = Scripted::new("DOM").planning(vec![("1", vec![("East", 0.0)])]);
+    let engine = dom_engine(dom).await;
+    engine
+        .submit(Event::new_order(order("SO-1", "US", &[2.0, 5.0])))
+        .await
+        .unwrap();
+    let j = journey(&engine, "SO-1").await;
+    assert_eq!(j.outcome("DOM"), Some(Outcome::Failed), "{j}");
+    let o = stored(&engine, "SO-1").await;
+    assert!(o.fulfillment_orders.is_empty(), "{o:?}");
+    assert_eq!(o.status_reason, Some(StatusReason::INVENTORY_NOT_FOUND));
+    assert_eq!(line_reason(&o, "1"), Some(StatusReason::BACKORDER_HOLD));
+    assert_eq!(line_reason(&o, "2"), Some(StatusReason::BACKORDER_HOLD));
+    assert!(j.has_event(&EventKind::SEND_TO_FULFILLMENT_DETERMINATION_FAILED));
+    assert!(!j.has_event(&EventKind::SENT_TO_FULFILLMENT_DETERMINATION));
+    assert!(!j.has_event(&EventKind::FULFILLMENT_ORDER_CREATED));
+    assert_eq!(j.executions[0].status, ExecutionStatus::Failed);
+}
+
+/// Runs a Send to DOM step with a scripted plan on order SO-1 of lines 10 and 5; asserts
+/// the step failed as an invalid plan without touching the order, and returns the journey.
+async fn rejected_plan(dom: Scripted) -> Journey {
+    let engine = dom_engine(dom).await;
+    engine
+        .submit(Event::new_order(order("SO-1", "US", &[10.0, 5.0])))
+        .await
+        .unwrap();
+    let j = journey(&engine, "SO-1").await;
+    assert_eq!(j.outcome("DOM"), Some(Outcome::Failed), "{j}");
+    assert!(j.has_event(&EventKind::SEND_TO_FULFILLMENT_DETERMINATION_FAILED));
+    assert!(!j.has_event(&EventKind::FULFILLMENT_ORDER_CREATED));
+    let o = stored(&engine, "SO-1").await;
+    assert!(o.fulfillment_orders.is_empty(), "{o:?}");
+    assert_eq!(
+        o.status_reason,
+        Some(StatusReason::ORDER_VALIDATION_SUCCESS)
+    );
+    assert!(o.lines.iter().all(|l| l.status_reason.is_none()), "{o:?}");
+    assert_eq!(j.step("DOM").next().unwrap().attempts, 1, "not retried");
+    j
+}
+
+#[tokio::test]
+async fn send_to_dom_rejects_a_plan_naming_an_unknown_line() {
+    let j = rejected_plan(Scripted::new("DOM").planning(vec![
+        ("1", vec![("East", 10.0)]),
+        ("9", vec![("East", 1.0)]),
+    ]))
+    .await;
+    assert!(details(&j, "DOM").contains("unknown line 9"), "{j}");
+}
+
+#[tokio::test]
+async fn send_to_dom_rejects_an_over_allocation() {
+    let j = rejected_plan(
+        Scripted::new("DOM").planning(vec![("1", vec![("East", 8.0), ("West", 3.0)])]),
+    )
+    .await;
+    assert!(details(&j, "DOM").contains("allocates 11"), "{j}");
+}
+
+#[tokio::test]
+async fn send_to_dom_rejects_negative_non_finite_or_sourceless_allocations() {
+    rejected_plan(Scripted::new("DOM").planning(vec![("1", vec![("East", -1.0)])])).await;
+    rejected_plan(Scripted::new("DOM").planning(vec![("1", vec![("East", f64::NAN)])])).await;
+    rejected_plan(Scripted::new("DOM").planning(vec![("1", vec![("", 2.0)])])).await;
+}
+
+#[tokio::test]
+async fn send_to_dom_rejects_a_reply_without_a_plan() {
+    // `Scripted::new` answers fulfillment determination with `Done`.
+    let j = rejected_plan(Scripted::new("DOM")).await;
+    assert!(details(&j, "DOM").contains("no fulfillment plan"), "{j}");
+}
+
+#[tokio::test]
+async fn send_to_dom_rejects_an_over_allocation_split_across_entries_of_one_line() {
+    // Each entry alone fits line 1 (quantity 10); together they allocate 12.
+    rejected_plan(
+        Scripted::new("DOM").planning(vec![("1", vec![("East", 6.0)]), ("1", vec![("West", 6.0)])]),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn send_to_dom_adds_allocations_of_one_line_from_the_same_source() {
+    let dom = Scripted::new("DOM").planning(vec![("1", vec![("East", 4.0), ("East", 6.0)])]);
+    let engine = dom_engine(dom).await;
+    engine
+        .submit(Event::new_order(order("SO-1", "US", &[10.0])))
+        .await
+        .unwrap();
+    let j = journey(&engine, "SO-1").await;
+    assert_eq!(j.outcome("DOM"), Some(Outcome::Succeeded), "{j}");
+    let o = stored(&engine, "SO-1").await;
+    assert_eq!(line_reason(&o, "1"), None, "fully sourced: 4 + 6 = 10");
+    assert_eq!(fo_lines(fo_by_source(&o, "East")), [("1".to_owned(), 10.0)]);
+}
+
+#[tokio::test]
+async fn send_to_dom_fails_when_the_provider_refuses() {
+    let engine = dom_engine(Scripted::new("DOM").refusing("*")).await;
+    engine
+        .submit(Event::new_order(order("SO-1", "US", &[10.0])))
+        .await
+        .unwrap();
+    let j = journey(&engine, "SO-1").await;
+    assert_eq!(j.outcome("DOM"), Some(Outcome::Failed), "{j}");
+    assert!(j.has_event(&EventKind::SEND_TO_FULFILLMENT_DETERMINATION_FAILED));
+    assert!(stored(&engine, "SO-1").await.fulfillment_orders.is_empty());
+}
+
+// Send to Fulfillment --------------------------------------------------------------------
+
+fn to_source(source: &'static str) -> impl Fn(orderflow::document::RecordRef<'_>) -> bool {
+    move |r| {
+        matches!(r, orderflow::document::RecordRef::FulfillmentOrder(_, fo)
+            if fo.fulfillment_source == source)
+    }
+}
+
+/// An engine whose flow validates, assigns sources by the rule policy and sends every
+/// fulfillment order (no filter) to `provider`.
+async fn send_engine(provider: Scripted) -> Engine {
+    let engine = builder().provider(provider).build().await.unwrap();
+    install_policy(&engine, assignment()).await;
+    install(
+        &engine,
+        Flow::builder("Send")
+            .steps(|s| {
+                s.action(validate_header("Header"))
+                    .action(
+                        ActionStep::new("Assign", ActionKind::AssignFulfillmentSource)
+                            .execution_policy("Source assignment"),
+                    )
+                    .action(ActionStep::new("Send", ActionKind::SendToFulfillment).provider("3PL"))
+            })
+            .build()
+            .unwrap(),
+    )
+    .await;
+    engine
+}
+
+#[tokio::test]
+async fn send_to_fulfillment_sends_each_fulfillment_order_once() {
+    let tpl = Scripted::new("3PL");
+    let engine = send_engine(tpl.clone()).await;
+    engine
+        .submit(Event::new_order(order("SO-1", "US", &[150.0, 20.0, 30.0])))
+        .await
+        .unwrap();
+    let j = journey(&engine, "SO-1").await;
+    assert_eq!(j.outcome("Send"), Some(Outcome::Succeeded), "{j}");
+    let o = stored(&engine, "SO-1").await;
+    let seattle = fo_by_source(&o, "Seattle");
+    let chicago = fo_by_source(&o, "Chicago");
+    let mut sent: Vec<String> = tpl.calls().into_iter().map(|(_, r)| r).collect();
+    sent.sort();
+    let mut expected = vec![
+        seattle.id.as_str().to_owned(),
+        chicago.id.as_str().to_owned(),
+    ];
+    expected.sort();
+    assert_eq!(sent, expected);
+    assert!(
+        tpl.calls()
+            .iter()
+            .all(|(k, _)| *k == RequestKind::SendFulfillmentOrder)
+    );
+    for fo in &o.fulfillment_orders {
+        assert_eq!(fo.status_reason, Some(StatusReason::SENT_TO_FULFILLMENT));
+    }
+    assert_eq!(o.status_reason, Some(StatusReason::SENT_TO_FULFILLMENT));
+    assert!(j.has_event(&EventKind::SENT_TO_FULFILLMENT));
+    assert!(!j.has_event(&EventKind::SEND_TO_FULFILLMENT_FAILED));
+    assert_eq!(j.step("Send").next().unwrap().attempts, 2);
+    assert_eq!(j.executions[0].status, ExecutionStatus::Completed);
+}
+
+#[tokio::test]
+async fn a_provider_error_fails_send_to_fulfillment_and_reprocess_sends_only_what_is_left() {
+    let tpl = Scripted::new("3PL").refusing("Chicago");
+    let engine = send_engine(tpl.clone()).await;
+    engine
+        .submit(Event::new_order(order("SO-1", "US", &[150.0, 20.0])))
+        .await
+        .unwrap();
+    let j = journey(&engine, "SO-1").await;
+    assert_eq!(j.outcome("Send"), Some(Outcome::Failed), "{j}");
+    assert!(j.has_event(&EventKind::SEND_TO_FULFILLMENT_FAILED));
+    assert!(!j.has_event(&EventKind::SENT_TO_FULFILLMENT));
+    assert!(details(&j, "Send").contains("refused"), "{j}");
+    let o = stored(&engine, "SO-1").await;
+    let seattle = fo_by_source(&o, "Seattle").clone();
+    let chicago = fo_by_source(&o, "Chicago").clone();
+    assert_eq!(
+        seattle.status_reason,
+        Some(StatusReason::SENT_TO_FULFILLMENT)
+    );
+    assert_eq!(chicago.status_reason, None);
+    assert_ne!(
+        o.status_reason,
+        Some(StatusReason::SENT_TO_FULFILLMENT),
+        "not every fulfillment order is sent"
+    );
+    assert_eq!(
+        tpl.calls(),
+        [(
+            RequestKind::SendFulfillmentOrder,
+            seattle.id.as_str().to_owned()
+        )]
+    );
+
+    tpl.accept_all();
+    let failed = engine.failed_executions(&"SO-1".into()).await.unwrap();
+    assert_eq!(failed.len(), 1);
+    engine.reprocess(&failed[0]).await.unwrap();
+    let j = journey(&engine, "SO-1").await;
+    assert_eq!(j.outcome("Send"), Some(Outcome::Succeeded), "{j}");
+    assert_eq!(
+        tpl.calls(),
+        [
+            (
+                RequestKind::SendFulfillmentOrder,
+                seattle.id.as_str().to_owned()
+            ),
+            (
+                RequestKind::SendFulfillmentOrder,
+                chicago.id.as_str().to_owned()
+            ),
+        ],
+        "the fulfillment order already sent is not sent again"
+    );
+    let o = stored(&engine, "SO-1").await;
+    assert_eq!(o.status_reason, Some(StatusReason::SENT_TO_FULFILLMENT));
+    assert!(
+        o.fulfillment_orders
+            .iter()
+            .all(|f| f.status_reason == Some(StatusReason::SENT_TO_FULFILLMENT))
+    );
+    assert!(j.has_event(&EventKind::SENT_TO_FULFILLMENT));
+}
+
+#[tokio::test]
+async fn the_order_is_sent_to_fulfillment_only_once_all_its_fulfillment_orders_are() {
+    let seattle_3pl = Scripted::new("Seattle 3PL");
+    let chicago_3pl = Scripted::new("Chicago 3PL");
+    let engine = builder()
+        .provider(seattle_3pl.clone())
+        .provider(chicago_3pl.clone())
+        .policy(filter_fn(
+            "Seattle FOs",
+            Entity::FulfillmentOrder,
+            to_source("Seattle"),
+        ))
+        .policy(filter_fn(
+            "Chicago FOs",
+            Entity::FulfillmentOrder,
+            to_source("Chicago"),
+        ))
+        .build()
+        .await
+        .unwrap();
+    install_policy(&engine, assignment()).await;
+    let release = EventKind::new("Release Chicago");
+    let flow = Flow::builder("Split")
+        .steps(|s| {
+            s.action(validate_header("Header"))
+                .action(
+                    ActionStep::new("Assign", ActionKind::AssignFulfillmentSource)
+                        .execution_policy("Source assignment"),
+                )
+                .splitter("By source", |b| {
+                    b.branch("Seattle", |s| {
+                        s.action(
+                            ActionStep::new("Send Seattle", ActionKind::SendToFulfillment)
+                                .filter("Seattle FOs")
+                                .provider("Seattle 3PL"),
+                        )
+                    })
+                    .branch("Chicago", |s| {
+                        s.action(
+                            ActionStep::new("Send Chicago", ActionKind::SendToFulfillment)
+                                .filter("Chicago FOs")
+                                .provider("Chicago 3PL")
+                                .input_event(release.clone()),
+                        )
+                    })
+                })
+        })
+        .build()
+        .unwrap();
+    install(&engine, flow).await;
+    engine
+        .submit(Event::new_order(order("SO-1", "US", &[150.0, 20.0])))
+        .await
+        .unwrap();
+    let j = journey(&engine, "SO-1").await;
+    assert_eq!(j.outcome("Send Seattle"), Some(Outcome::Succeeded), "{j}");
+    assert_eq!(j.outcome("Send Chicago"), None, "waits for its release");
+    let o = stored(&engine, "SO-1").await;
+    assert_eq!(
+        fo_by_source(&o, "Seattle").status_reason,
+        Some(StatusReason::SENT_TO_FULFILLMENT)
+    );
+    assert_eq!(fo_by_source(&o, "Chicago").status_reason, None);
+    assert_eq!(
+        o.status_reason,
+        Some(StatusReason::ORDER_VALIDATION_SUCCESS),
+        "one of two fulfillment orders sent: the order is not Sent To Fulfillment yet"
+    );
+    assert_eq!(seattle_3pl.calls().len(), 1);
+    assert!(chicago_3pl.calls().is_empty());
+
+    engine
+        .submit(Event::new("release-1", release, "SO-1"))
+        .await
+        .unwrap();
+    let j = journey(&engine, "SO-1").await;
+    assert_eq!(j.outcome("Send Chicago"), Some(Outcome::Succeeded), "{j}");
+    let o = stored(&engine, "SO-1").await;
+    assert_eq!(o.status_reason, Some(StatusReason::SENT_TO_FULFILLMENT));
+    assert_eq!(seattle_3pl.calls().len(), 1);
+    assert_eq!(
+        chicago_3pl.calls(),
+        [(
+            RequestKind::SendFulfillmentOrder,
+            fo_by_source(&o, "Chicago").id.as_str().to_owned()
+        )]
+    );
+    assert_eq!(events_of(&j, &EventKind::SENT_TO_FULFILLMENT).len(), 2);
+    assert_eq!(j.executions[0].status, ExecutionStatus::Completed);
+}
+
+#[tokio::test]
+async fn an_inactive_fulfillment_order_does_not_hold_back_the_order() {
+    let tpl = Scripted::new("3PL");
+    let engine = builder().provider(tpl.clone()).build().await.unwrap();
+    install(
+        &engine,
+        Flow::builder("F")
+            .steps(|s| {
+                s.action(validate_header("Header"))
+                    .action(ActionStep::new("Send", ActionKind::SendToFulfillment).provider("3PL"))
+            })
+            .build()
+            .unwrap(),
+    )
+    .await;
+    let mut active = FulfillmentOrder::new("FO-A", "East");
+    active
+        .lines
+        .push(FulfillmentOrderLine::new("1", "Surface Pen", 2.0));
+    let mut cancelled = FulfillmentOrder::new("FO-X", "West");
+    cancelled.state = State::Inactive;
+    let mut o = order("SO-1", "US", &[2.0]);
+    o.fulfillment_orders = vec![active, cancelled];
+    engine.submit(Event::new_order(o)).await.unwrap();
+    let j = journey(&engine, "SO-1").await;
+    assert_eq!(j.outcome("Send"), Some(Outcome::Succeeded), "{j}");
+    let o = stored(&engine, "SO-1").await;
+    assert_eq!(o.status_reason, Some(StatusReason::SENT_TO_FULFILLMENT));
+    assert!(
+        tpl.calls().iter().any(|(_, r)| r == "FO-A"),
+        "{:?}",
+        tpl.calls()
+    );
+}
+
+#[tokio::test]
+async fn an_inactive_fulfillment_order_is_not_sent() {
+    let tpl = Scripted::new("3PL");
+    let engine = builder().provider(tpl.clone()).build().await.unwrap();
+    install(
+        &engine,
+        Flow::builder("F")
+            .steps(|s| {
+                s.action(validate_header("Header"))
+                    .action(ActionStep::new("Send", ActionKind::SendToFulfillment).provider("3PL"))
+            })
+            .build()
+            .unwrap(),
+    )
+    .await;
+    let mut active = FulfillmentOrder::new("FO-A", "East");
+    active
+        .lines
+        .push(FulfillmentOrderLine::new("1", "Surface Pen", 2.0));
+    let mut cancelled = FulfillmentOrder::new("FO-X", "West");
+    cancelled.state = State::Inactive;
+    let mut o = order("SO-1", "US", &[2.0]);
+    o.fulfillment_orders = vec![active, cancelled];
+    engine.submit(Event::new_order(o)).await.unwrap();
+    assert_eq!(
+        tpl.calls(),
+        [(RequestKind::SendFulfillmentOrder, "FO-A".to_owned())]
+    );
+}
+
+#[tokio::test]
+async fn send_to_fulfillment_without_fulfillment_orders_fails() {
+    let tpl = Scripted::new("3PL");
+    let engine = builder().provider(tpl.clone()).build().await.unwrap();
+    install(
+        &engine,
+        Flow::builder("F")
+            .steps(|s| {
+                s.action(validate_header("Header"))
+                    .action(ActionStep::new("Send", ActionKind::SendToFulfillment).provider("3PL"))
+            })
+            .build()
+            .unwrap(),
+    )
+    .await;
+    engine
+        .submit(Event::new_order(order("SO-1", "US", &[2.0])))
+        .await
+        .unwrap();
+    let j = journey(&engine, "SO-1").await;
+    assert_eq!(j.outcome("Send"), Some(Outcome::Failed), "{j}");
+    assert!(j.has_event(&EventKind::SEND_TO_FULFILLMENT_FAILED));
+    assert!(tpl.calls().is_empty());
+    assert_eq!(
+        stored(&engine, "SO-1").await.status_reason,
+        Some(StatusReason::ORDER_VALIDATION_SUCCESS)
+    );
+}
+
+// Send to Fulfillment (ERP) and Send to Invoice ------------------------------------------
+
+async fn single_step_engine(kind: ActionKind, provider: Scripted) -> Engine {
+    let engine = builder().provider(provider).build().await.unwrap();
+    install(
+        &engine,
+        Flow::builder("F")
+            .steps(|s| {
+                s.action(validate_header("Header"))
+                    .action(ActionStep::new("Step", kind).provider("P"))
+            })
+            .build()
+            .unwrap(),
+    )
+    .await;
+    engine
+        .submit(Event::new_order(order("SO-1", "US", &[2.0])))
+        .await
+        .unwrap();
+    engine
+}
+
+#[tokio::test]
+async fn send_to_fulfillment_erp_sets_sent_to_fulfillment() {
+    let erp = Scripted::new("P");
+    let engine = single_step_engine(ActionKind::SendToFulfillmentErp, erp.clone()).await;
+    let j = journey(&engine, "SO-1").await;
+    assert_eq!(j.outcome("Step"), Some(Outcome::Succeeded), "{j}");
+    assert_eq!(erp.calls(), [(RequestKind::SendToErp, "order".to_owned())]);
+    assert_eq!(
+        stored(&engine, "SO-1").await.status_reason,
+        Some(StatusReason::SENT_TO_FULFILLMENT)
+    );
+    assert!(j.has_event(&EventKind::SENT_TO_ERP));
+    assert!(!j.has_event(&EventKind::SEND_TO_ERP_FAILED));
+}
+
+#[tokio::test]
+async fn send_to_fulfillment_erp_fails_when_the_erp_refuses() {
+    let engine = single_step_engine(
+        ActionKind::SendToFulfillmentErp,
+        Scripted::new("P").refusing("*"),
+    )
+    .await;
+    let j = journey(&engine, "SO-1").await;
+    assert_eq!(j.outcome("Step"), Some(Outcome::Failed), "{j}");
+    assert_eq!(
+        stored(&engine, "SO-1").await.status_reason,
+        Some(StatusReason::ORDER_VALIDATION_SUCCESS)
+    );
+    assert!(j.has_event(&EventKind::SEND_TO_ERP_FAILED));
+    assert!(!j.has_event(&EventKind::SENT_TO_ERP));
+}
+
+#[tokio::test]
+async fn send_to_invoice_sets_invoiced() {
+    let billing = Scripted::new("P");
+    let engine = single_step_engine(ActionKind::SendToInvoice, billing.clone()).await;
+    let j = journey(&engine, "SO-1").await;
+    assert_eq!(j.outcome("Step"), Some(Outcome::Succeeded), "{j}");
+    assert_eq!(
+        billing.calls(),
+        [(RequestKind::SendInvoice, "order".to_owned())]
+    );
+    assert_eq!(
+        stored(&engine, "SO-1").await.status_reason,
+        Some(StatusReason::INVOICED)
+    );
+    assert!(j.has_event(&EventKind::SENT_TO_INVOICE));
+    assert!(!j.has_event(&EventKind::SEND_TO_INVOICE_FAILED));
+}
+
+#[tokio::test]
+async fn send_to_invoice_fails_when_billing_refuses() {
+    let engine =
+        single_step_engine(ActionKind::SendToInvoice, Scripted::new("P").refusing("*")).await;
+    let j = journey(&engine, "SO-1").await;
+    assert_eq!(j.outcome("Step"), Some(Outcome::Failed), "{j}");
+    assert_eq!(
+        stored(&engine, "SO-1").await.status_reason,
+        Some(StatusReason::ORDER_VALIDATION_SUCCESS)
+    );
+    assert!(j.has_event(&EventKind::SEND_TO_INVOICE_FAILED));
+    assert!(!j.has_event(&EventKind::SENT_TO_INVOICE));
+}
+
+// Policy lifecycle -----------------------------------------------------------------------
+
+fn flow_using(name: &str, policy: &str) -> Flow {
+    Flow::builder(name)
+        .steps(|s| {
+            s.action(validate_header("Header")).action(
+                ActionStep::new("Lines", ActionKind::ValidateOrderLine).execution_policy(policy),
+            )
+        })
+        .build()
+        .unwrap()
+}
+
+fn with_version(mut flow: Flow, minor: u64) -> Flow {
+    flow.version = semver::Version::new(1, minor, 0);
+    flow
+}
+
+#[tokio::test]
+async fn a_flow_naming_an_unpublished_or_unknown_policy_fails_to_publish() {
+    let engine = builder().build().await.unwrap();
+    engine
+        .create_policy(min_quantity("Draft only", 5.0))
+        .await
+        .unwrap();
+    assert_eq!(
+        engine.policy("Draft only").unwrap().status,
+        PolicyStatus::Unpublished
+    );
+    engine
+        .create_flow(flow_using("Uses draft", "Draft only"))
+        .await
+        .unwrap();
+    let err = engine.publish("Uses draft").await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Validation);
+    let Error::Validation(v) = &err else {
+        panic!("{err:?}")
+    };
+    assert!(
+        v.has(|k| matches!(k, ProblemKind::UnpublishedPolicy(n) if n == "Draft only")),
+        "{v}"
+    );
+    assert!(
+        !v.has(|k| matches!(k, ProblemKind::UnknownPolicy(_))),
+        "{v}"
+    );
+
+    engine
+        .create_flow(flow_using("Uses nothing", "No such policy"))
+        .await
+        .unwrap();
+    let err = engine.publish("Uses nothing").await.unwrap_err();
+    let Error::Validation(v) = &err else {
+        panic!("{err:?}")
+    };
+    assert!(
+        v.has(|k| matches!(k, ProblemKind::UnknownPolicy(n) if n == "No such policy")),
+        "{v}"
+    );
+
+    // Once the policy is published, the flow publishes and pins it.
+    assert_eq!(engine.publish_policy("Draft only").await.unwrap(), 1);
+    engine.publish("Uses draft").await.unwrap();
+    assert_eq!(
+        engine
+            .flow("Uses draft")
+            .unwrap()
+            .policy_versions
+            .get("Draft only"),
+        Some(&1)
+    );
+}
+
+#[tokio::test]
+async fn publishing_a_policy_gives_versions_and_rejects_what_does_not_fit() {
+    let engine = builder()
+        .policy(execution_fn(
+            "In code",
+            Entity::Order,
+            Criticality::Critical,
+            |_| Check::Passed,
+        ))
+        .build()
+        .await
+        .unwrap();
+    let name = "Quantity";
+    engine.create_policy(min_quantity(name, 5.0)).await.unwrap();
+    let record = engine.policy(name).unwrap();
+    assert_eq!(record.status, PolicyStatus::Unpublished);
+    assert_eq!(record.last_published, None);
+    assert_eq!(engine.policy_version(name, 1).await.unwrap(), None);
+
+    assert_eq!(engine.publish_policy(name).await.unwrap(), 1);
+    let record = engine.policy(name).unwrap();
+    assert_eq!(record.status, PolicyStatus::Published);
+    assert_eq!(record.last_published, Some(1));
+
+    let err = engine.publish_policy(name).await.unwrap_err();
+    assert!(
+        matches!(&err, Error::NothingToPublish(n) if n == name),
+        "{err:?}"
+    );
+    assert_eq!(err.kind(), ErrorKind::InvalidState);
+
+    engine
+        .update_policy(min_quantity(name, 50.0))
+        .await
+        .unwrap();
+    let record = engine.policy(name).unwrap();
+    assert_eq!(record.status, PolicyStatus::Unpublished);
+    assert_eq!(record.last_published, Some(1));
+    assert_eq!(engine.publish_policy(name).await.unwrap(), 2);
+    assert_eq!(
+        engine.policy_version(name, 1).await.unwrap(),
+        Some(min_quantity(name, 5.0))
+    );
+    assert_eq!(
+        engine.policy_version(name, 2).await.unwrap(),
+        Some(min_quantity(name, 50.0))
+    );
+
+    // Names are taken by rule policies and by policies registered in code.
+    let err = engine
+        .create_policy(min_quantity(name, 1.0))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::PolicyExists(n) if n == name),
+        "{err:?}"
+    );
+    assert_eq!(err.kind(), ErrorKind::AlreadyExists);
+    let err = engine
+        .create_policy(min_quantity("In code", 1.0))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::PolicyExists(n) if n == "In code"),
+        "{err:?}"
+    );
+    assert!(engine.policy("In code").is_none());
+
+    // Unknown names.
+    let err = engine.publish_policy("Nope").await.unwrap_err();
+    assert!(
+        matches!(&err, Error::UnknownPolicy(n) if n == "Nope"),
+        "{err:?}"
+    );
+    assert_eq!(err.kind(), ErrorKind::NotFound);
+    let err = engine
+        .update_policy(min_quantity("Nope", 1.0))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::UnknownPolicy(n) if n == "Nope"),
+        "{err:?}"
+    );
+
+    let names: Vec<String> = engine
+        .policies()
+        .iter()
+        .map(|p| p.name().to_owned())
+        .collect();
+    assert_eq!(names, [name]);
+}
+
+#[tokio::test]
+async fn an_invalid_draft_fails_to_publish_and_the_last_version_stays_in_force() {
+    let engine = builder().build().await.unwrap();
+    let name = "Quantity";
+    install_policy(&engine, min_quantity(name, 5.0)).await;
+    let broken =
+        PolicyDocument::new(name, PolicyKind::Execution, Entity::OrderLine).with_rule(Rule::check(
+            "Bad",
+            Condition::compare("no_such_field", Operator::GreaterOrEqual, 5.0),
+        ));
+    engine.update_policy(broken.clone()).await.unwrap();
+    let err = engine.publish_policy(name).await.unwrap_err();
+    assert!(matches!(&err, Error::Policy(_)), "{err:?}");
+    assert_eq!(err.kind(), ErrorKind::Validation);
+    let record = engine.policy(name).unwrap();
+    assert_eq!(record.last_published, Some(1));
+    assert_eq!(record.status, PolicyStatus::Unpublished);
+    assert_eq!(record.document, broken, "the draft is kept");
+    assert_eq!(engine.policy_version(name, 2).await.unwrap(), None);
+
+    // A flow published now uses version 1.
+    install(&engine, flow_using("F", name)).await;
+    assert_eq!(
+        engine.flow("F").unwrap().policy_versions.get(name),
+        Some(&1)
+    );
+    engine
+        .submit(Event::new_order(order("SO-1", "US", &[5.0])))
+        .await
+        .unwrap();
+    engine
+        .submit(Event::new_order(order("SO-2", "US", &[4.0])))
+        .await
+        .unwrap();
+    assert_eq!(
+        journey(&engine, "SO-1").await.outcome("Lines"),
+        Some(Outcome::Succeeded)
+    );
+    assert_eq!(
+        journey(&engine, "SO-2").await.outcome("Lines"),
+        Some(Outcome::Failed)
+    );
+
+    // Fixing the draft publishes version 2.
+    engine
+        .update_policy(min_quantity(name, 50.0))
+        .await
+        .unwrap();
+    assert_eq!(engine.publish_policy(name).await.unwrap(), 2);
+}
+
+#[tokio::test]
+async fn a_published_flow_keeps_its_policy_version_until_it_is_republished() {
+    let engine = builder().build().await.unwrap();
+    let name = "Quantity";
+    install_policy(&engine, min_quantity(name, 5.0)).await;
+    install(&engine, flow_using("F", name)).await;
+    assert_eq!(
+        engine
+            .flow("F")
+            .unwrap()
+            .policy_versions
+            .into_iter()
+            .collect::<Vec<_>>(),
+        [(name.to_owned(), 1)]
+    );
+
+    engine
+        .update_policy(min_quantity(name, 50.0))
+        .await
+        .unwrap();
+    assert_eq!(engine.publish_policy(name).await.unwrap(), 2);
+    engine
+        .submit(Event::new_order(order("SO-1", "US", &[10.0])))
+        .await
+        .unwrap();
+    let j = journey(&engine, "SO-1").await;
+    assert_eq!(
+        j.outcome("Lines"),
+        Some(Outcome::Succeeded),
+        "v1 in force: {j}"
+    );
+    assert_eq!(
+        engine.flow("F").unwrap().policy_versions.get(name),
+        Some(&1)
+    );
+
+    engine.stop("F").await.unwrap();
+    engine
+        .update_flow(with_version(flow_using("F", name), 1))
+        .await
+        .unwrap();
+    assert_eq!(
+        engine.publish("F").await.unwrap(),
+        semver::Version::new(1, 1, 0)
+    );
+    assert_eq!(
+        engine.flow("F").unwrap().policy_versions.get(name),
+        Some(&2)
+    );
+    engine
+        .submit(Event::new_order(order("SO-2", "US", &[10.0])))
+        .await
+        .unwrap();
+    let j = journey(&engine, "SO-2").await;
+    assert_eq!(
+        j.outcome("Lines"),
+        Some(Outcome::Failed),
+        "v2 in force: {j}"
+    );
+    assert_eq!(j.executions[0].version, semver::Version::new(1, 1, 0));
+    assert_eq!(
+        line_reason(&stored(&engine, "SO-2").await, "1"),
+        Some(StatusReason::ORDER_LINE_VALIDATION_FAILED)
+    );
+    engine
+        .submit(Event::new_order(order("SO-3", "US", &[60.0])))
+        .await
+        .unwrap();
+    assert_eq!(
+        journey(&engine, "SO-3").await.outcome("Lines"),
+        Some(Outcome::Succeeded)
+    );
+}
+
+const LINES_READY: EventKind = EventKind::from_static("Lines ready");
+
+/// Validates the header on New Order, then the lines with `policy` on "Lines ready".
+fn waiting_flow(name: &str, policy: &str) -> Flow {
+    Flow::builder(name)
+        .steps(|s| {
+            s.action(validate_header("Header")).action(
+                ActionStep::new("Lines", ActionKind::ValidateOrderLine)
+                    .execution_policy(policy)
+                    .input_event(LINES_READY),
+            )
+        })
+        .build()
+        .unwrap()
+}
+
+fn lines_ready(order: &str) -> Event {
+    Event::new(format!("ready:{order}"), LINES_READY, order)
+}
+
+#[tokio::test]
+async fn a_waiting_execution_keeps_its_policy_version_across_republishes() {
+    let engine = builder().build().await.unwrap();
+    let name = "Quantity";
+    install_policy(&engine, min_quantity(name, 5.0)).await;
+    install(&engine, waiting_flow("W", name)).await;
+    engine
+        .submit(Event::new_order(order("SO-1", "US", &[10.0])))
+        .await
+        .unwrap();
+    assert_eq!(
+        journey(&engine, "SO-1").await.executions[0].status,
+        ExecutionStatus::Waiting
+    );
+
+    engine
+        .update_policy(min_quantity(name, 50.0))
+        .await
+        .unwrap();
+    assert_eq!(engine.publish_policy(name).await.unwrap(), 2);
+    engine.stop("W").await.unwrap();
+    engine
+        .update_flow(with_version(waiting_flow("W", name), 1))
+        .await
+        .unwrap();
+    engine.publish("W").await.unwrap();
+    assert_eq!(
+        engine.flow("W").unwrap().policy_versions.get(name),
+        Some(&2)
+    );
+
+    engine
+        .submit(Event::new_order(order("SO-2", "US", &[10.0])))
+        .await
+        .unwrap();
+    engine.submit(lines_ready("SO-1")).await.unwrap();
+    engine.submit(lines_ready("SO-2")).await.unwrap();
+
+    let j = journey(&engine, "SO-1").await;
+    assert_eq!(j.executions[0].version, semver::Version::new(1, 0, 0));
+    assert_eq!(j.outcome("Lines"), Some(Outcome::Succeeded), "v1: {j}");
+    assert_eq!(j.executions[0].status, ExecutionStatus::Completed);
+    let j = journey(&engine, "SO-2").await;
+    assert_eq!(j.executions[0].version, semver::Version::new(1, 1, 0));
+    assert_eq!(j.outcome("Lines"), Some(Outcome::Failed), "v2: {j}");
+}
+
+#[tokio::test]
+async fn a_rebuilt_engine_loads_policies_their_versions_and_pinned_flows() {
+    let store = Arc::new(MemoryStore::new());
+    let name = "Quantity";
+    let build = || async {
+        Engine::builder()
+            .store(store.clone())
+            .config(Config::default().with_retry(RetryPolicy::NONE))
+            .build()
+            .await
+            .unwrap()
+    };
+    {
+        let first = build().await;
+        install_policy(&first, min_quantity(name, 5.0)).await;
+        install_policy(&first, ship_to_us()).await;
+        install(&first, waiting_flow("W", name)).await;
+        first
+            .submit(Event::new_order(order("SO-1", "US", &[10.0])))
+            .await
+            .unwrap();
+        first.update_policy(min_quantity(name, 50.0)).await.unwrap();
+        assert_eq!(first.publish_policy(name).await.unwrap(), 2);
+        // An unpublished draft on top of version 2.
+        first
+            .update_policy(min_quantity(name, 500.0))
+            .await
+            .unwrap();
+    }
+
+    let second = build().await;
+    let names: Vec<String> = second
+        .policies()
+        .iter()
+        .map(|p| p.name().to_owned())
+        .collect();
+    assert_eq!(names, [name, "Ship-to US"]);
+    let record = second.policy(name).unwrap();
+    assert_eq!(record.last_published, Some(2));
+    assert_eq!(record.status, PolicyStatus::Unpublished);
+    assert_eq!(record.document, min_quantity(name, 500.0));
+    assert_eq!(
+        second.policy("Ship-to US").unwrap().status,
+        PolicyStatus::Published
+    );
+    assert_eq!(
+        second.policy_version(name, 1).await.unwrap(),
+        Some(min_quantity(name, 5.0))
+    );
+    assert_eq!(
+        second.policy_version(name, 2).await.unwrap(),
+        Some(min_quantity(name, 50.0))
+    );
+    assert_eq!(second.policy_version(name, 3).await.unwrap(), None);
+    assert_eq!(
+        second.flow("W").unwrap().policy_versions.get(name),
+        Some(&1)
+    );
+
+    // The waiting execution and new orders of the pinned flow still use version 1.
+    second
+        .submit(Event::new_order(order("SO-2", "US", &[10.0])))
+        .await
+        .unwrap();
+    second.submit(lines_ready("SO-1")).await.unwrap();
+    second.submit(lines_ready("SO-2")).await.unwrap();
+    assert_eq!(
+        journey(&second, "SO-1").await.outcome("Lines"),
+        Some(Outcome::Succeeded)
+    );
+    assert_eq!(
+        journey(&second, "SO-2").await.outcome("Lines"),
+        Some(Outcome::Succeeded)
+    );
+
+    // A flow published on the rebuilt engine pins the last published version, 2.
+    second.stop("W").await.unwrap();
+    second
+        .update_flow(with_version(waiting_flow("W", name), 1))
+        .await
+        .unwrap();
+    second.publish("W").await.unwrap();
+    assert_eq!(
+        second.flow("W").unwrap().policy_versions.get(name),
+        Some(&2)
+    );
+    second
+        .submit(Event::new_order(order("SO-3", "US", &[10.0])))
+        .await
+        .unwrap();
+    second.submit(lines_ready("SO-3")).await.unwrap();
+    assert_eq!(
+        journey(&second, "SO-3").await.outcome("Lines"),
+        Some(Outcome::Failed)
+    );
+
+    // Publishing the draft continues the numbering.
+    assert_eq!(second.publish_policy(name).await.unwrap(), 3);
+    assert_eq!(
+        second.policy_version(name, 3).await.unwrap(),
+        Some(min_quantity(name, 500.0))
+    );
+}
