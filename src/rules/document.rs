@@ -351,8 +351,18 @@ struct RawCondition {
     field: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     operator: Option<Operator>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "present"
+    )]
     value: Option<serde_json::Value>,
+}
+
+/// Keeps `"value": null` apart from an absent value, so a null comparison is reported as
+/// such and round-trips.
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<serde_json::Value>, D::Error> {
+    serde_json::Value::deserialize(d).map(Some)
 }
 
 impl TryFrom<RawCondition> for Condition {

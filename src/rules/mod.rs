@@ -26,7 +26,9 @@
 //! - **Execution policies** (DESIGN §3 rule 8) evaluate their rules in order on each record. A
 //!   rule with actions sets its values when its condition holds (later rules see them); a rule
 //!   without actions is a **check**, and the policy fails on the record when a check does not
-//!   hold. The failure reason is the rule's `message`, or `rule '<name>' does not hold`.
+//!   hold. Every rule runs, also after a failed check (so Set Value rules still apply); the
+//!   failure reason is that of the first failed check: the rule's `message`, or
+//!   `rule '<name>' does not hold`.
 //! - **Filter policies** admit a record when every rule's condition holds. They have no
 //!   actions.
 //! - **Missing values**: a row on a field with no value is false, except `not_equals` and
@@ -91,7 +93,8 @@ pub use field::{FieldInfo, FieldType, fields};
 
 /// Most rules one policy may hold.
 pub const MAX_RULES: usize = 256;
-/// Deepest nesting of `and`/`or`/`any_line`/`all_lines` in one condition.
+/// Deepest nesting of conditions in one rule, counting every level: a row alone is depth 1,
+/// a row inside one `and`/`or`/`any_line`/`all_lines` is depth 2.
 pub const MAX_CONDITION_DEPTH: usize = 16;
 /// Most rows and groups in one policy, all rules together.
 pub const MAX_CONDITIONS: usize = 4_096;
