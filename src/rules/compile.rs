@@ -8,7 +8,8 @@ use crate::document::{Entity, RecordMut, RecordRef, Value};
 use crate::policy::{Check, Criticality, Policy, PolicyKind};
 
 use super::document::{Condition, Operand, Operator, PolicyDocument, Row, SetValue};
-use super::field::{self, FieldType, Getter, Lit, Rec, Scalar, Setter, value_scalar};
+use super::field::{self, FieldType, Lit, Rec, Scalar, Setter, value_scalar};
+use super::row::{Cmp, RowFn, RowOp};
 use super::{MAX_CONDITION_DEPTH, MAX_CONDITIONS, MAX_LIST, MAX_RULES, MAX_TEXT};
 
 /// A policy document that failed its checks; lists every problem.
@@ -216,57 +217,15 @@ enum Cond {
     Or(Box<[Self]>),
     AnyLine(Box<Self>),
     AllLines(Box<Self>),
-    Test(Test),
-}
-
-type TextGet = for<'a> fn(Rec<'a>) -> Option<&'a str>;
-type NumberGet = fn(Rec<'_>) -> Option<f64>;
-
-/// One row, specialized by the field's type so evaluation compares values directly.
-#[derive(Debug)]
-enum Test {
-    Text(TextGet, Cmp, Box<str>),
-    TextIn(TextGet, Box<[Box<str>]>, bool),
-    Number(NumberGet, Cmp, f64),
-    NumberIn(NumberGet, Box<[f64]>, bool),
-    /// Contains data (`false`) or does not (`true`).
-    Present(Getter, bool),
+    /// A row on a well-known field, compiled to a closure.
+    Row(RowFn),
+    /// A row on a custom attribute, read by name.
     Custom(Box<str>, Op),
-    Const(bool),
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Cmp {
-    Eq,
-    Ne,
-    Gt,
-    Ge,
-    Lt,
-    Le,
-}
-
-impl Cmp {
-    /// A missing value equals nothing: only `Ne` holds for it.
-    #[inline(always)]
-    fn holds<T: PartialOrd + ?Sized>(self, v: Option<&T>, rhs: &T) -> bool {
-        let Some(v) = v else {
-            return self == Self::Ne;
-        };
-        match self {
-            Self::Eq => v == rhs,
-            Self::Ne => v != rhs,
-            Self::Gt => v > rhs,
-            Self::Ge => v >= rhs,
-            Self::Lt => v < rhs,
-            Self::Le => v <= rhs,
-        }
-    }
 }
 
 /// How a resolved field is read.
-#[derive(Debug)]
 enum Get {
-    Known(Getter),
+    Known(&'static field::FieldDef),
     Custom(Box<str>),
 }
 
@@ -336,63 +295,42 @@ impl Policy for RulePolicy {
 }
 
 impl Cond {
-    /// Evaluates a row in place and groups through a call: most rules are one row.
+    /// Evaluates a row in place and anything else through a call: most conditions are
+    /// rows.
     #[inline(always)]
     fn holds(&self, rec: Rec<'_>) -> bool {
         match self {
-            Self::Test(t) => t.eval(rec),
+            Self::Row(row) => (row.test)(rec),
             other => other.eval(rec),
         }
     }
 
     fn eval(&self, rec: Rec<'_>) -> bool {
         match self {
-            Self::And(cs) => cs.iter().all(|c| c.eval(rec)),
-            Self::Or(cs) => cs.iter().any(|c| c.eval(rec)),
+            Self::And(cs) => cs.iter().all(|c| c.holds(rec)),
+            Self::Or(cs) => cs.iter().any(|c| c.holds(rec)),
             Self::AnyLine(c) => match rec {
-                Rec::Order(o) => o.lines.iter().any(|l| c.eval(Rec::Line(l))),
-                Rec::FulfillmentOrder(f) => {
-                    f.lines.iter().any(|l| c.eval(Rec::FulfillmentOrderLine(l)))
-                }
+                Rec::Order(o) => o.lines.iter().any(|l| c.holds(Rec::Line(l))),
+                Rec::FulfillmentOrder(f) => f
+                    .lines
+                    .iter()
+                    .any(|l| c.holds(Rec::FulfillmentOrderLine(l))),
                 _ => false,
             },
             Self::AllLines(c) => match rec {
-                Rec::Order(o) => o.lines.iter().all(|l| c.eval(Rec::Line(l))),
-                Rec::FulfillmentOrder(f) => {
-                    f.lines.iter().all(|l| c.eval(Rec::FulfillmentOrderLine(l)))
-                }
+                Rec::Order(o) => o.lines.iter().all(|l| c.holds(Rec::Line(l))),
+                Rec::FulfillmentOrder(f) => f
+                    .lines
+                    .iter()
+                    .all(|l| c.holds(Rec::FulfillmentOrderLine(l))),
                 _ => false,
             },
-            Self::Test(t) => t.eval(rec),
-        }
-    }
-}
-
-impl Test {
-    #[inline(always)]
-    fn eval(&self, rec: Rec<'_>) -> bool {
-        match self {
-            Self::Text(get, cmp, rhs) => cmp.holds(get(rec), &**rhs),
-            Self::TextIn(get, list, negate) => {
-                get(rec).is_some_and(|v| list.iter().any(|l| **l == *v)) != *negate
-            }
-            Self::Number(get, cmp, rhs) => cmp.holds(get(rec).as_ref(), rhs),
-            Self::NumberIn(get, list, negate) => {
-                get(rec).is_some_and(|v| list.contains(&v)) != *negate
-            }
-            Self::Present(get, negate) => {
-                let present = match get {
-                    Getter::Text(get) => get(rec).is_some_and(|t| !t.is_empty()),
-                    Getter::Number(get) => get(rec).is_some(),
-                };
-                present != *negate
-            }
+            Self::Row(row) => (row.test)(rec),
             Self::Custom(name, op) => op.holds(
                 rec.custom()
                     .get(&**name)
                     .map_or(Scalar::Missing, value_scalar),
             ),
-            Self::Const(holds) => *holds,
         }
     }
 }
@@ -613,7 +551,7 @@ impl Compiler {
         }
         match field::lookup(entity, name) {
             Some(def) => Some(Resolved {
-                get: Get::Known(def.get),
+                get: Get::Known(def),
                 ty: Some(def.info.ty),
                 def: Some(def),
             }),
@@ -686,8 +624,8 @@ impl Compiler {
         if !ok {
             return None;
         }
-        if let Get::Known(get) = resolved.get {
-            return Some(Cond::Test(specialize(get, op, lits)));
+        if let Get::Known(def) = resolved.get {
+            return Some(Cond::Row(specialize(def, op, lits)));
         }
         let Get::Custom(name) = resolved.get else {
             return None;
@@ -705,7 +643,7 @@ impl Compiler {
             Operator::In => Op::In(lits.clone().into()),
             Operator::NotIn => Op::NotIn(lits.clone().into()),
         };
-        Some(Cond::Test(Test::Custom(name, op)))
+        Some(Cond::Custom(name, op))
     }
 
     /// Checks a value against the field's type and options.
@@ -777,48 +715,53 @@ impl Compiler {
     }
 }
 
-/// The test for a well-known field; literals were checked against its type.
-fn specialize(get: Getter, op: Operator, lits: Vec<Lit>) -> Test {
+/// The compiled row of a well-known field; literals were checked against its type.
+fn specialize(def: &'static field::FieldDef, op: Operator, lits: Vec<Lit>) -> RowFn {
+    let texts = |lits: Vec<Lit>| -> Box<[Box<str>]> {
+        lits.into_iter()
+            .filter_map(|l| match l {
+                Lit::Text(t) => Some(t),
+                _ => None,
+            })
+            .collect()
+    };
+    let numbers = |lits: Vec<Lit>| -> Box<[f64]> {
+        lits.into_iter()
+            .filter_map(|l| match l {
+                Lit::Number(n) => Some(n),
+                _ => None,
+            })
+            .collect()
+    };
+    let number = def.info.ty == FieldType::Number;
     let cmp = match op {
-        Operator::ContainsData => return Test::Present(get, false),
-        Operator::DoesNotContainData => return Test::Present(get, true),
-        Operator::In | Operator::NotIn => {
-            let negate = op == Operator::NotIn;
-            return match get {
-                Getter::Text(get) => Test::TextIn(
-                    get,
-                    lits.into_iter()
-                        .filter_map(|l| match l {
-                            Lit::Text(t) => Some(t),
-                            _ => None,
-                        })
-                        .collect(),
-                    negate,
-                ),
-                Getter::Number(get) => Test::NumberIn(
-                    get,
-                    lits.into_iter()
-                        .filter_map(|l| match l {
-                            Lit::Number(n) => Some(n),
-                            _ => None,
-                        })
-                        .collect(),
-                    negate,
-                ),
-            };
-        }
         Operator::Equals => Cmp::Eq,
         Operator::NotEquals => Cmp::Ne,
         Operator::GreaterThan => Cmp::Gt,
         Operator::GreaterOrEqual => Cmp::Ge,
         Operator::LessThan => Cmp::Lt,
         Operator::LessOrEqual => Cmp::Le,
+        Operator::ContainsData | Operator::DoesNotContainData | Operator::In | Operator::NotIn => {
+            Cmp::Eq
+        }
     };
-    match (get, lits.into_iter().next()) {
-        (Getter::Number(get), Some(Lit::Number(n))) => Test::Number(get, cmp, n),
-        (Getter::Text(get), Some(Lit::Text(t))) => Test::Text(get, cmp, t),
-        // Type checks admit no other pairing; a mismatch compares like a missing value.
-        _ => Test::Const(cmp == Cmp::Ne),
+    let row = match op {
+        Operator::ContainsData => RowOp::Present(false),
+        Operator::DoesNotContainData => RowOp::Present(true),
+        Operator::In | Operator::NotIn if number => {
+            RowOp::NumberIn(numbers(lits), op == Operator::NotIn)
+        }
+        Operator::In | Operator::NotIn => RowOp::TextIn(texts(lits), op == Operator::NotIn),
+        _ => match lits.into_iter().next() {
+            Some(Lit::Number(n)) => RowOp::Number(cmp, n),
+            Some(Lit::Text(t)) => RowOp::Text(cmp, t),
+            // Type checks admit no other value; a mismatch compares like a missing value.
+            _ => RowOp::TextIn(Box::new([]), cmp == Cmp::Ne),
+        },
+    };
+    RowFn {
+        field: def.info.name,
+        test: (def.row)(row),
     }
 }
 

@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use super::row::{self, RowBuilder};
+
 use crate::document::{
     Attributes, Entity, FulfillmentOrder, FulfillmentOrderLine, Order, OrderLine, OrderType,
     RecordMut, RecordRef, State, StatusReason, Value,
@@ -132,18 +134,12 @@ pub(crate) fn value_scalar(v: &Value) -> Scalar<'_> {
     }
 }
 
-/// Reads a field: text-like fields as text, numbers as numbers.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum Getter {
-    Text(for<'a> fn(Rec<'a>) -> Option<&'a str>),
-    Number(fn(Rec<'_>) -> Option<f64>),
-}
-
 pub(crate) type Setter = fn(&mut RecordMut<'_>, Option<&Lit>);
 
 pub(crate) struct FieldDef {
     pub(crate) info: FieldInfo,
-    pub(crate) get: Getter,
+    /// Compiles a row on this field into a closure with the accessor inlined.
+    pub(crate) row: RowBuilder,
     pub(crate) set: Option<Setter>,
 }
 
@@ -184,14 +180,16 @@ const ORDER_TYPES: &[&str] = &["sales_order", "subscription"];
 fn set_opt(slot: &mut Option<String>, v: Option<&Lit>) {
     match v {
         None => *slot = None,
-        Some(Lit::Text(t)) if slot.as_deref() != Some(&**t) => *slot = Some(t.to_string()),
+        Some(Lit::Text(t)) if !slot.as_deref().is_some_and(|s| row::text_eq(s, t)) => {
+            *slot = Some(t.to_string());
+        }
         Some(_) => {}
     }
 }
 
 fn set_text(slot: &mut String, v: Option<&Lit>) {
     if let Some(Lit::Text(t)) = v {
-        if **slot != **t {
+        if !row::text_eq(slot, t) {
             *slot = t.to_string();
         }
     }
@@ -237,19 +235,30 @@ fn set_order_type(slot: &mut OrderType, v: Option<&Lit>) {
     }
 }
 
-/// The getter of a table row: numbers read as numbers, everything else as text.
-macro_rules! getter {
+/// The row builder of a table row: numbers read as numbers, everything else as text. The
+/// accessor closure is a distinct type per field, so each row closure inlines it.
+macro_rules! row {
     (Number, $variant:ident, |$r:ident| $get:expr) => {
-        Getter::Number(|rec| match rec {
-            Rec::$variant($r) => $get,
-            _ => None,
-        })
+        |op| {
+            row::number(
+                |rec: Rec<'_>| match rec {
+                    Rec::$variant($r) => $get,
+                    _ => None,
+                },
+                op,
+            )
+        }
     };
     ($ty:ident, $variant:ident, |$r:ident| $get:expr) => {
-        Getter::Text(|rec| match rec {
-            Rec::$variant($r) => $get,
-            _ => None,
-        })
+        |op| {
+            row::text(
+                |rec| match rec {
+                    Rec::$variant($r) => $get,
+                    _ => None,
+                },
+                op,
+            )
+        }
     };
 }
 
@@ -267,7 +276,7 @@ macro_rules! field {
                 nullable: $nullable,
                 options: $options,
             },
-            get: getter!($ty, $variant, |$r| $get),
+            row: row!($ty, $variant, |$r| $get),
             set: Some(|rec, $v| {
                 if let RecordMut::$variant($w) = rec {
                     $set
@@ -285,7 +294,7 @@ macro_rules! field {
                 nullable: false,
                 options: &[],
             },
-            get: getter!($ty, $variant, |$r| $get),
+            row: row!($ty, $variant, |$r| $get),
             set: None,
         }
     };

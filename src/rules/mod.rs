@@ -84,6 +84,7 @@
 pub(crate) mod compile;
 mod document;
 mod field;
+mod row;
 
 pub use compile::{PolicyError, RulePolicy, RuleProblem, RuleProblemKind};
 pub use document::{
