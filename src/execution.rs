@@ -152,6 +152,9 @@ pub enum TokenStatus {
     Running,
     /// Its path ended Failed; waits for reprocess.
     Failed,
+    /// Its action failed with a retryable error and runs again at [`Token::wake_at`]
+    /// (a durable timer).
+    Retrying,
 }
 
 /// The merge a token's branch leads to.
@@ -189,9 +192,19 @@ pub struct Token {
     /// For a failed merge: the failed branch tokens, revived by reprocess.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub absorbed: Vec<Self>,
-    /// Why it failed.
+    /// Why it failed (or, while retrying, why the last attempt failed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The attempt its action is on: 1 for the first, bumped by each durable retry.
+    #[serde(default = "first_attempt")]
+    pub attempt: u32,
+    /// When a retrying token runs again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wake_at: Option<Timestamp>,
+}
+
+fn first_attempt() -> u32 {
+    1
 }
 
 impl Token {
@@ -265,7 +278,9 @@ impl Execution {
         let mut failed = false;
         for t in &self.tokens {
             match t.status {
-                TokenStatus::Ready | TokenStatus::Running => return ExecutionStatus::Running,
+                TokenStatus::Ready | TokenStatus::Running | TokenStatus::Retrying => {
+                    return ExecutionStatus::Running;
+                }
                 TokenStatus::Waiting => waiting = true,
                 TokenStatus::Failed => failed = true,
             }
@@ -315,7 +330,9 @@ impl OrderState {
         &self.order.id
     }
 
-    /// Whether some execution has a token that is not waiting for an event and not failed.
+    /// Whether some execution has a token that can move now: ready, or running when the
+    /// last engine stopped (a crash) and so to be run again. Retrying tokens wait for
+    /// their timer.
     pub fn has_runnable(&self) -> bool {
         self.executions.iter().any(|e| {
             e.tokens
@@ -327,6 +344,16 @@ impl OrderState {
     /// Whether some execution is live (not completed).
     pub fn has_live(&self) -> bool {
         self.executions.iter().any(Execution::is_live)
+    }
+
+    /// The earliest durable timer: when the first retrying token runs again.
+    pub fn next_wake(&self) -> Option<Timestamp> {
+        self.executions
+            .iter()
+            .flat_map(|e| &e.tokens)
+            .filter(|t| t.status == TokenStatus::Retrying)
+            .filter_map(|t| t.wake_at)
+            .min()
     }
 }
 

@@ -15,6 +15,7 @@ pub mod policy;
 pub mod provider;
 pub mod rules;
 pub mod store;
+pub mod testing;
 
 pub use action::{Action, ActionContext, ActionError, action_fn};
 pub use clock::{Clock, ManualClock, Timestamp};

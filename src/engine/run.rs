@@ -226,6 +226,8 @@ impl<'e> Turn<'e> {
                     frames: Vec::new(),
                     absorbed: Vec::new(),
                     error: None,
+                    attempt: 1,
+                    wake_at: None,
                 }],
                 joins: Vec::new(),
                 consumed: Vec::new(),
@@ -587,6 +589,8 @@ impl<'e> Turn<'e> {
                     frames,
                     absorbed: Vec::new(),
                     error: None,
+                    attempt: 1,
+                    wake_at: None,
                 };
                 if outcome == Outcome::Failed && !plan.routes_failure(def.after) {
                     token.at = Position::Merged(join);

@@ -6,6 +6,7 @@ use indexmap::IndexMap;
 use semver::Version;
 
 use super::{Commit, Store, StoreError, StoreErrorKind};
+use crate::clock::Timestamp;
 use crate::document::OrderId;
 use crate::execution::OrderState;
 use crate::flow::Flow;
@@ -29,6 +30,9 @@ struct Inner {
     orders: HashMap<OrderId, OrderState>,
     journeys: HashMap<OrderId, Vec<StepRecord>>,
     live: BTreeSet<OrderId>,
+    /// Durable timers: (when, order), and each order's entry in it.
+    timers: BTreeSet<(Timestamp, OrderId)>,
+    wakes: HashMap<OrderId, Timestamp>,
 }
 
 impl MemoryStore {
@@ -136,6 +140,13 @@ impl Store for MemoryStore {
         } else {
             inner.live.remove(&id);
         }
+        if let Some(old) = inner.wakes.remove(&id) {
+            inner.timers.remove(&(old, id.clone()));
+        }
+        if let Some(at) = commit.state.next_wake() {
+            inner.wakes.insert(id.clone(), at);
+            inner.timers.insert((at, id.clone()));
+        }
         if !commit.journey.is_empty() {
             inner
                 .journeys
@@ -153,5 +164,20 @@ impl Store for MemoryStore {
 
     async fn live_orders(&self) -> Result<Vec<OrderId>, StoreError> {
         Ok(self.lock().live.iter().cloned().collect())
+    }
+
+    async fn due(&self, now: Timestamp, limit: usize) -> Result<Vec<OrderId>, StoreError> {
+        Ok(self
+            .lock()
+            .timers
+            .iter()
+            .take_while(|(at, _)| *at <= now)
+            .take(limit)
+            .map(|(_, id)| id.clone())
+            .collect())
+    }
+
+    async fn next_due(&self) -> Result<Option<Timestamp>, StoreError> {
+        Ok(self.lock().timers.first().map(|(at, _)| *at))
     }
 }

@@ -16,6 +16,9 @@
 //!   the definition; frozen versions never change. `save_policy` with `published = true` does
 //!   the same for a policy's published version.
 //! - `live_orders` lists at least every order whose state has a live execution.
+//! - `due(now, limit)` lists the orders whose committed state's
+//!   [`OrderState::next_wake`] is at or before `now`, earliest first; `next_due` is the
+//!   earliest such time over all orders. Both follow every commit.
 //! - Errors say whether retrying may help ([`StoreError::is_retryable`]).
 //!
 //! [`MemoryStore`] is the reference implementation. A store can also wrap another one — a
@@ -25,6 +28,7 @@
 //! ```
 //! use std::sync::atomic::{AtomicU64, Ordering};
 //! use async_trait::async_trait;
+//! use orderflow::clock::Timestamp;
 //! use orderflow::document::OrderId;
 //! use orderflow::execution::OrderState;
 //! use orderflow::flow::Flow;
@@ -77,6 +81,12 @@
 //!     async fn live_orders(&self) -> Result<Vec<OrderId>, StoreError> {
 //!         self.inner.live_orders().await
 //!     }
+//!     async fn due(&self, now: Timestamp, limit: usize) -> Result<Vec<OrderId>, StoreError> {
+//!         self.inner.due(now, limit).await
+//!     }
+//!     async fn next_due(&self) -> Result<Option<Timestamp>, StoreError> {
+//!         self.inner.next_due().await
+//!     }
 //! }
 //!
 //! let store = Counting::<MemoryStore>::default();
@@ -91,6 +101,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use semver::Version;
 
+use crate::clock::Timestamp;
 use crate::document::OrderId;
 use crate::execution::OrderState;
 use crate::flow::Flow;
@@ -207,6 +218,11 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     async fn journey(&self, order: &OrderId) -> Result<Vec<StepRecord>, StoreError>;
     /// Orders that have a live execution.
     async fn live_orders(&self) -> Result<Vec<OrderId>, StoreError>;
+    /// Up to `limit` orders whose earliest durable timer ([`OrderState::next_wake`]) is at
+    /// or before `now`, earliest first.
+    async fn due(&self, now: Timestamp, limit: usize) -> Result<Vec<OrderId>, StoreError>;
+    /// The earliest durable timer of any order, if one is set.
+    async fn next_due(&self) -> Result<Option<Timestamp>, StoreError>;
 }
 
 macro_rules! forward_store {
@@ -254,6 +270,12 @@ macro_rules! forward_store {
             }
             async fn live_orders(&self) -> Result<Vec<OrderId>, StoreError> {
                 (**self).live_orders().await
+            }
+            async fn due(&self, now: Timestamp, limit: usize) -> Result<Vec<OrderId>, StoreError> {
+                (**self).due(now, limit).await
+            }
+            async fn next_due(&self) -> Result<Option<Timestamp>, StoreError> {
+                (**self).next_due().await
             }
         }
     };
