@@ -198,6 +198,9 @@ pub struct Token {
     /// The attempt its action is on: 1 for the first, bumped by each durable retry.
     #[serde(default = "first_attempt")]
     pub attempt: u32,
+    /// Provider calls its action made in earlier attempts of the current step.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub calls: u32,
     /// When a retrying token runs again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wake_at: Option<Timestamp>,
@@ -205,6 +208,10 @@ pub struct Token {
 
 fn first_attempt() -> u32 {
     1
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl Token {

@@ -1,5 +1,5 @@
-//! Provider calls on virtual time: retries with their exact schedule, timeouts, hangs,
-//! panics, fatal errors, jitter and idempotency keys.
+//! Provider calls on virtual time: retries on durable timers with their exact schedule,
+//! timeouts, hangs, panics, fatal errors, jitter and idempotency keys.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -129,13 +129,21 @@ async fn rig(script: &[Script], retry: RetryPolicy, seed: u64) -> Rig {
     }
 }
 
-/// Submits an order and drives virtual time until the submit returns.
+/// Submits an order, then fires each durable timer when it falls due, driving virtual time
+/// (timeouts, slow answers) inside every turn, until no timer is left.
 async fn run(rig: &Rig) -> Journey {
     let engine = rig.engine.clone();
     let order = Order::new("SO-1").with_line(OrderLine::new("1", "Pen", 1.0));
     let task = tokio::spawn(async move { engine.submit(Event::new_order(order)).await });
     drive(&rig.clock, &task).await;
     task.await.unwrap().unwrap();
+    while let Some(at) = rig.engine.next_due().await.unwrap() {
+        rig.clock.advance(at.since(rig.clock.now()));
+        let engine = rig.engine.clone();
+        let task = tokio::spawn(async move { engine.run_due().await });
+        drive(&rig.clock, &task).await;
+        assert_eq!(task.await.unwrap().unwrap(), 1, "the due order ran");
+    }
     rig.engine.journey(&"SO-1".into()).await.unwrap()
 }
 
@@ -303,4 +311,105 @@ async fn reprocess_uses_a_new_key_group() {
     );
     let err = rig.engine.reprocess(&failed[0]).await.unwrap_err();
     assert_eq!(err.kind(), orderflow::ErrorKind::InvalidState);
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_retry_waits_on_a_durable_timer_that_survives_a_restart() {
+    let store = Arc::new(orderflow::MemoryStore::new());
+    let clock = ManualClock::new(Timestamp::from_millis(0));
+    let billing = Scripted::new(&clock, &[Script::Retryable, Script::Ok]);
+    let build = || async {
+        let engine = Engine::builder()
+            .store(store.clone())
+            .clock(clock.clone())
+            .provider(billing.clone())
+            .config(Config::default().with_retry(RetryPolicy::new(3, 250)))
+            .build()
+            .await
+            .unwrap();
+        engine
+    };
+    let engine = build().await;
+    let flow = Flow::builder("Bill")
+        .steps(|s| {
+            s.action(
+                ActionStep::new("Invoice", ActionKind::SendToInvoice)
+                    .input_event(EventKind::NEW_ORDER)
+                    .provider("Billing"),
+            )
+        })
+        .build()
+        .unwrap();
+    engine.create_flow(flow).await.unwrap();
+    engine.publish("Bill").await.unwrap();
+    engine
+        .submit(Event::new_order(Order::new("SO-1")))
+        .await
+        .unwrap();
+
+    // The submit returned with the step parked on its timer, committed.
+    let state = engine.order_state(&"SO-1".into()).await.unwrap().unwrap();
+    let token = &state.executions[0].tokens[0];
+    assert_eq!(token.status, orderflow::execution::TokenStatus::Retrying);
+    assert_eq!(token.wake_at, Some(Timestamp::from_millis(250)));
+    assert_eq!(token.attempt, 2);
+    assert_eq!(
+        engine.next_due().await.unwrap(),
+        Some(Timestamp::from_millis(250))
+    );
+    assert_eq!(
+        engine.run_due().await.unwrap(),
+        0,
+        "nothing is due before its time"
+    );
+    drop(engine);
+
+    // A new engine on the same store finds the timer and finishes the step.
+    let engine = build().await;
+    assert_eq!(
+        engine.recover().await.unwrap(),
+        0,
+        "a parked step is not runnable"
+    );
+    clock.advance(Duration::from_millis(250));
+    assert_eq!(engine.run_due().await.unwrap(), 1);
+    assert_eq!(engine.next_due().await.unwrap(), None);
+    let journey = engine.journey(&"SO-1".into()).await.unwrap();
+    let step = invoice(&journey);
+    assert_eq!(step.outcome, Outcome::Succeeded);
+    assert_eq!(step.attempts, 2);
+    assert_eq!(billing.starts(), [0, 250]);
+    let keys = billing.keys();
+    assert_eq!(
+        keys[0], keys[1],
+        "the retry after the restart keeps the key"
+    );
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn the_timer_worker_runs_due_retries_on_its_own() {
+    let rig = rig(
+        &[Script::Retryable, Script::Retryable, Script::Ok],
+        RetryPolicy::new(4, 100),
+        0,
+    )
+    .await;
+    let worker = tokio::spawn(rig.engine.clone().run_timers());
+    let engine = rig.engine.clone();
+    let order = Order::new("SO-1");
+    engine.submit(Event::new_order(order)).await.unwrap();
+    for _ in 0..1_000 {
+        tokio::task::yield_now().await;
+        if let Some(at) = rig.clock.next_wake() {
+            rig.clock.advance(at.since(rig.clock.now()));
+        }
+        let journey = engine.journey(&"SO-1".into()).await.unwrap();
+        if journey.outcome("Invoice").is_some() {
+            break;
+        }
+    }
+    worker.abort();
+    let journey = engine.journey(&"SO-1".into()).await.unwrap();
+    assert_eq!(invoice(&journey).outcome, Outcome::Succeeded);
+    assert_eq!(rig.billing.starts(), [0, 100, 300]);
 }

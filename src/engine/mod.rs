@@ -26,7 +26,7 @@ use indexmap::IndexMap;
 use semver::Version;
 
 use crate::action::Action;
-use crate::clock::Clock;
+use crate::clock::{Clock, Timestamp};
 use crate::document::{Order, OrderId, RecordId};
 use crate::error::{Error, Result};
 use crate::event::{Event, EventKind};
@@ -62,6 +62,10 @@ pub struct Config {
     /// Submits processed at once; further ones wait (back-pressure) instead of being
     /// rejected. Default: 4,096.
     pub max_in_flight: usize,
+    /// Longest sleep of [`Engine::run_timers`] between looks at the store's timers (timers
+    /// set by this engine wake it at once; ones set by another engine on the same store
+    /// are seen within this). Default: 1 s.
+    pub timer_poll: Duration,
 }
 
 impl Default for Config {
@@ -73,11 +77,18 @@ impl Default for Config {
             seed: 0,
             max_in_flight: 4_096,
             max_steps_per_turn: 100_000,
+            timer_poll: Duration::from_secs(1),
         }
     }
 }
 
 impl Config {
+    /// Sets the longest sleep of the timer worker.
+    pub fn with_timer_poll(mut self, poll: Duration) -> Self {
+        self.timer_poll = poll;
+        self
+    }
+
     /// Sets the default retry policy.
     pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
         self.retry = retry;
@@ -270,6 +281,7 @@ impl EngineBuilder {
             catalog: RwLock::new(Catalog::default()),
             lifecycle: futures::lock::Mutex::new(()),
             locks: Mutex::new(HashMap::new()),
+            timers: Signal::default(),
         };
         {
             // Rule policies first: flow plans resolve their pinned versions from them.
@@ -443,6 +455,34 @@ struct Inner {
     lifecycle: futures::lock::Mutex<()>,
     /// One lock per order being worked on.
     locks: Mutex<HashMap<OrderId, Arc<futures::lock::Mutex<()>>>>,
+    /// Wakes the timer worker when a turn sets a timer.
+    timers: Signal,
+}
+
+/// A wake-up for one waiter: set by any thread, awaited by the timer worker.
+#[derive(Debug, Default)]
+struct Signal {
+    set: std::sync::atomic::AtomicBool,
+    waker: futures::task::AtomicWaker,
+}
+
+impl Signal {
+    fn notify(&self) {
+        self.set.store(true, std::sync::atomic::Ordering::Release);
+        self.waker.wake();
+    }
+
+    /// Resolves once notified (at once if notified since the last wait).
+    fn wait(&self) -> impl std::future::Future<Output = ()> + '_ {
+        futures::future::poll_fn(move |cx| {
+            self.waker.register(cx.waker());
+            if self.set.swap(false, std::sync::atomic::Ordering::AcqRel) {
+                std::task::Poll::Ready(())
+            } else {
+                std::task::Poll::Pending
+            }
+        })
+    }
 }
 
 impl Inner {
@@ -496,6 +536,27 @@ impl Inner {
             .policy_versions
             .insert(key, policy.clone());
         Ok(policy)
+    }
+
+    /// Tells the timer worker a timer was set.
+    pub(crate) fn wake_timers(&self, _at: Timestamp) {
+        self.timers.notify();
+    }
+
+    /// The wait before attempt `attempt` of a retry policy, with seeded jitter.
+    fn backoff(&self, retry: &RetryPolicy, attempt: u32) -> u64 {
+        let base = retry.backoff(attempt);
+        if retry.jitter > 0.0 && base > 0 {
+            let r = self
+                .rng
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .next_f64();
+            let jitter = (base as f64 * retry.jitter.clamp(0.0, 1.0)) * r;
+            base - jitter as u64
+        } else {
+            base
+        }
     }
 
     async fn lock_order(&self, order: &OrderId) -> OrderGuard<'_> {
@@ -882,6 +943,67 @@ impl Engine {
         Ok(ran)
     }
 
+    /// Runs every step whose durable timer (a retry's backoff) is due on the engine's
+    /// clock, order by order; returns how many orders it ran. [`run_timers`] calls it in a
+    /// loop; tests on a [`ManualClock`](crate::ManualClock) call it after advancing time.
+    ///
+    /// [`run_timers`]: Self::run_timers
+    pub async fn run_due(&self) -> Result<usize> {
+        const BATCH: usize = 256;
+        let now = self.inner.clock.now();
+        let mut ran = 0;
+        loop {
+            let due = self.inner.store.due(now, BATCH).await?;
+            let full = due.len() == BATCH;
+            let mut progressed = false;
+            for order in due {
+                let _guard = self.inner.lock_order(&order).await;
+                if let Some(turn) = run::Turn::load_existing(&self.inner, order).await? {
+                    if turn.run_due(now).await? {
+                        ran += 1;
+                        progressed = true;
+                    }
+                }
+            }
+            if !full || !progressed {
+                return Ok(ran);
+            }
+        }
+    }
+
+    /// When the next durable timer is due, if any is set.
+    pub async fn next_due(&self) -> Result<Option<Timestamp>> {
+        Ok(self.inner.store.next_due().await?)
+    }
+
+    /// The timer worker: runs due steps, then sleeps on the engine's clock until the next
+    /// timer (or [`Config::timer_poll`]), for as long as it is polled. Spawn it on the
+    /// host's runtime (`tokio::spawn(engine.clone().run_timers())` with the `tokio`
+    /// feature's clock); it returns only on a store error that retrying cannot fix, after
+    /// waiting out retryable ones.
+    pub async fn run_timers(self) -> Result<()> {
+        loop {
+            let wait = match self.timer_round().await {
+                Ok(wait) => wait,
+                Err(e) if e.is_retryable() => self.inner.config.timer_poll,
+                Err(e) => return Err(e),
+            };
+            let sleep = self.inner.clock.sleep(wait);
+            futures::future::select(sleep, std::pin::pin!(self.inner.timers.wait())).await;
+        }
+    }
+
+    /// One round of the timer worker: run what is due; how long to sleep.
+    async fn timer_round(&self) -> Result<Duration> {
+        self.run_due().await?;
+        let poll = self.inner.config.timer_poll;
+        let now = self.inner.clock.now();
+        Ok(match self.next_due().await? {
+            Some(at) => at.since(now).min(poll),
+            None => poll,
+        })
+    }
+
     /// The order document as the engine holds it.
     pub async fn order(&self, order: &OrderId) -> Result<Option<Order>> {
         Ok(self.inner.store.load(order).await?.map(|s| s.order))
@@ -969,7 +1091,11 @@ pub(crate) struct Caller<'a> {
     retry: RetryPolicy,
     timeout: Duration,
     key_prefix: String,
+    /// The step's attempt: 1, then one more for each durable retry.
+    attempt: u32,
     attempts: std::sync::atomic::AtomicU32,
+    /// When a retryable failure asks for the step to run again.
+    retry_at: Mutex<Option<Timestamp>>,
 }
 
 impl<'a> Caller<'a> {
@@ -977,10 +1103,20 @@ impl<'a> Caller<'a> {
         self.provider
     }
 
+    /// Provider calls made in this run of the step.
     pub(crate) fn attempts(&self) -> u32 {
         self.attempts.load(std::sync::atomic::Ordering::Relaxed)
     }
 
+    /// When the step should run again, if a call failed with a retryable error and the
+    /// retry policy has attempts left.
+    pub(crate) fn retry_at(&self) -> Option<Timestamp> {
+        *self.retry_at.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// One attempt of a provider call, bounded by the step's timeout, with a panic caught.
+    /// A retryable failure with attempts left schedules the step's next run (a durable
+    /// timer the engine commits) and returns the error to the action.
     pub(crate) async fn call(
         &self,
         record: &RecordId,
@@ -997,60 +1133,45 @@ impl<'a> Caller<'a> {
             )));
         }
         let key = format!("{}/{}", self.key_prefix, record_key(record));
-        let attempts = self.retry.attempts.max(1);
-        let mut attempt = 1;
-        loop {
-            self.attempts
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let deadline = self.inner.clock.now().after(self.timeout);
-            let cx = CallContext {
-                idempotency_key: &key,
-                attempt,
-                deadline,
-            };
-            let call = std::panic::AssertUnwindSafe(provider.call(request, &cx)).catch_unwind();
-            let sleep = self.inner.clock.sleep(self.timeout);
-            let result = match futures::future::select(std::pin::pin!(call), sleep).await {
-                futures::future::Either::Left((Ok(result), _)) => result,
-                futures::future::Either::Left((Err(panic), _)) => Err(ProviderError::new(
-                    ProviderErrorKind::Panicked,
-                    format!(
-                        "provider '{}' panicked: {}",
-                        provider.name(),
-                        panic_message(&*panic)
-                    ),
-                )),
-                futures::future::Either::Right(((), _)) => Err(ProviderError::new(
-                    ProviderErrorKind::Timeout,
-                    format!(
-                        "provider '{}' did not answer within {} ms",
-                        provider.name(),
-                        self.timeout.as_millis()
-                    ),
-                )),
-            };
-            match result {
-                Ok(reply) => return Ok(reply),
-                Err(e) if !e.is_retryable() || attempt >= attempts => return Err(e),
-                Err(_) => {
-                    attempt += 1;
-                    let base = self.retry.backoff(attempt);
-                    let wait = if self.retry.jitter > 0.0 && base > 0 {
-                        let r = self
-                            .inner
-                            .rng
-                            .lock()
-                            .unwrap_or_else(PoisonError::into_inner)
-                            .next_f64();
-                        let jitter = (base as f64 * self.retry.jitter.clamp(0.0, 1.0)) * r;
-                        base - jitter as u64
-                    } else {
-                        base
-                    };
-                    self.inner.clock.sleep(Duration::from_millis(wait)).await;
-                }
+        self.attempts
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let deadline = self.inner.clock.now().after(self.timeout);
+        let cx = CallContext {
+            idempotency_key: &key,
+            attempt: self.attempt,
+            deadline,
+        };
+        let call = std::panic::AssertUnwindSafe(provider.call(request, &cx)).catch_unwind();
+        let sleep = self.inner.clock.sleep(self.timeout);
+        let result = match futures::future::select(std::pin::pin!(call), sleep).await {
+            futures::future::Either::Left((Ok(result), _)) => result,
+            futures::future::Either::Left((Err(panic), _)) => Err(ProviderError::new(
+                ProviderErrorKind::Panicked,
+                format!(
+                    "provider '{}' panicked: {}",
+                    provider.name(),
+                    panic_message(&*panic)
+                ),
+            )),
+            futures::future::Either::Right(((), _)) => Err(ProviderError::new(
+                ProviderErrorKind::Timeout,
+                format!(
+                    "provider '{}' did not answer within {} ms",
+                    provider.name(),
+                    self.timeout.as_millis()
+                ),
+            )),
+        };
+        if let Err(e) = &result {
+            if e.is_retryable() && self.attempt < self.retry.attempts.max(1) {
+                let at = self.inner.clock.now().after(Duration::from_millis(
+                    self.inner.backoff(&self.retry, self.attempt + 1),
+                ));
+                let mut retry_at = self.retry_at.lock().unwrap_or_else(PoisonError::into_inner);
+                retry_at.get_or_insert(at);
             }
         }
+        result
     }
 }
 

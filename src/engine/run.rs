@@ -104,6 +104,28 @@ impl<'e> Turn<'e> {
         Ok(true)
     }
 
+    /// Runs the tokens whose durable timers are due at `now`; whether any was.
+    pub(super) async fn run_due(mut self, now: Timestamp) -> Result<bool> {
+        let mut woke = false;
+        for exec in &mut self.state.executions {
+            for token in &mut exec.tokens {
+                if token.status == TokenStatus::Retrying && token.wake_at.is_none_or(|at| at <= now)
+                {
+                    token.status = TokenStatus::Ready;
+                    token.wake_at = None;
+                    woke = true;
+                }
+            }
+        }
+        if !woke {
+            return Ok(false);
+        }
+        self.dirty = true;
+        self.run().await?;
+        self.commit_if_dirty().await?;
+        Ok(true)
+    }
+
     pub(super) async fn reprocess(mut self, id: &ExecutionId) -> Result<()> {
         let Some(e) = self.state.executions.iter().position(|x| &x.id == id) else {
             return Err(Error::UnknownExecution(id.clone()));
@@ -227,6 +249,7 @@ impl<'e> Turn<'e> {
                     absorbed: Vec::new(),
                     error: None,
                     attempt: 1,
+                    calls: 0,
                     wake_at: None,
                 }],
                 joins: Vec::new(),
@@ -590,6 +613,7 @@ impl<'e> Turn<'e> {
                     absorbed: Vec::new(),
                     error: None,
                     attempt: 1,
+                    calls: 0,
                     wake_at: None,
                 };
                 if outcome == Outcome::Failed && !plan.routes_failure(def.after) {
@@ -730,13 +754,23 @@ impl<'e> Turn<'e> {
         };
 
         let runs = critical.is_none() || a.action.handles_policy_failures();
-        if runs && a.action.effects() == Effects::External {
+        let external = runs && a.action.effects() == Effects::External;
+        if external {
             // A provider call happens only from committed state.
             self.state.executions[e].tokens[t].status = TokenStatus::Running;
             self.commit().await?;
         }
+        // A durable retry runs the step again from this committed state.
+        let snapshot = external.then(|| {
+            (
+                self.state.order.clone(),
+                self.state.executions[e].tokens[t].records.clone(),
+            )
+        });
+        let token_attempt = self.state.executions[e].tokens[t].attempt.max(1);
 
         let mut attempts = 0;
+        let mut retry_at = None;
         let mut raised = Vec::new();
         let result: std::result::Result<(), String> = if runs {
             let OrderState {
@@ -755,7 +789,9 @@ impl<'e> Turn<'e> {
                     retry: a.retry,
                     timeout: a.timeout,
                     key_prefix,
+                    attempt: token_attempt,
                     attempts: Default::default(),
+                    retry_at: Default::default(),
                 },
                 findings: &findings,
                 policy_failed: critical.is_some(),
@@ -766,6 +802,7 @@ impl<'e> Turn<'e> {
                 .catch_unwind()
                 .await;
             attempts = cx.caller.attempts();
+            retry_at = cx.caller.retry_at();
             raised = std::mem::take(&mut cx.raised);
             details.append(&mut cx.notes);
             match (run, &critical) {
@@ -781,6 +818,22 @@ impl<'e> Turn<'e> {
             Err(critical.clone().unwrap_or_default())
         };
 
+        if let (Err(why), Some(at), Some((order, records))) = (&result, retry_at, snapshot) {
+            // A retryable failure with attempts left: undo what the run did, park the
+            // token on a durable timer, and commit; `run_due` picks it up at `at`.
+            self.state.order = order;
+            let token = &mut self.state.executions[e].tokens[t];
+            token.records = records;
+            token.status = TokenStatus::Retrying;
+            token.wake_at = Some(at);
+            token.attempt = token_attempt + 1;
+            token.calls += attempts;
+            token.error = Some(format!("attempt {token_attempt} failed: {why}"));
+            self.commit().await?;
+            self.inner.wake_timers(at);
+            return Ok(());
+        }
+        attempts += self.state.executions[e].tokens[t].calls;
         let ok = result.is_ok();
         let outcome = if ok {
             Outcome::Succeeded
@@ -807,6 +860,10 @@ impl<'e> Turn<'e> {
             token.trigger = None;
             token.admitted = false;
             token.waited = false;
+            token.attempt = 1;
+            token.calls = 0;
+            token.wake_at = None;
+            token.error = None;
             token.last = Some(outcome);
             token.status = TokenStatus::Ready;
         } else {
@@ -861,6 +918,9 @@ fn revive(exec: &mut Execution, mut token: Token) {
     } else {
         token.status = TokenStatus::Ready;
         token.error = None;
+        token.attempt = 1;
+        token.calls = 0;
+        token.wake_at = None;
         exec.tokens.push(token);
     }
 }
