@@ -187,6 +187,9 @@ pub struct Token {
     pub admitted: bool,
     /// Whether the action it is at has already taken its input event.
     pub waited: bool,
+    /// The timeline position of the event the action it is at took.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub took: Option<u64>,
     /// The merges it is inside, innermost last.
     pub frames: Vec<Frame>,
     /// For a failed merge: the failed branch tokens, revived by reprocess.

@@ -319,15 +319,14 @@ async fn a_retry_waits_on_a_durable_timer_that_survives_a_restart() {
     let clock = ManualClock::new(Timestamp::from_millis(0));
     let billing = Scripted::new(&clock, &[Script::Retryable, Script::Ok]);
     let build = || async {
-        let engine = Engine::builder()
+        Engine::builder()
             .store(store.clone())
             .clock(clock.clone())
             .provider(billing.clone())
             .config(Config::default().with_retry(RetryPolicy::new(3, 250)))
             .build()
             .await
-            .unwrap();
-        engine
+            .unwrap()
     };
     let engine = build().await;
     let flow = Flow::builder("Bill")

@@ -78,6 +78,12 @@ impl<'e> Turn<'e> {
     }
 
     pub(super) async fn submit(mut self, event: Event) -> Result<Receipt> {
+        // Work an earlier engine left in flight (a crash between commits) runs first, so
+        // the order sees its events in the order it would have without the crash.
+        if self.state.has_runnable() {
+            self.run().await?;
+            self.commit_if_dirty().await?;
+        }
         if self.state.timeline.iter().any(|e| e.id == event.id) {
             return Ok(Receipt {
                 duplicate: true,
@@ -248,6 +254,7 @@ impl<'e> Turn<'e> {
                     frames: Vec::new(),
                     absorbed: Vec::new(),
                     error: None,
+                    took: None,
                     attempt: 1,
                     calls: 0,
                     wake_at: None,
@@ -612,6 +619,7 @@ impl<'e> Turn<'e> {
                     frames,
                     absorbed: Vec::new(),
                     error: None,
+                    took: None,
                     attempt: 1,
                     calls: 0,
                     wake_at: None,
@@ -720,18 +728,25 @@ impl<'e> Turn<'e> {
                 .or_else(|| timeline.iter().find(|ev| fits(ev) && !taken(ev.seq)));
             match found {
                 Some(ev) => {
-                    details.push(format!("took event '{}' (#{})", ev.kind, ev.seq));
                     let seq = ev.seq;
                     let exec = &mut executions[e];
                     if !exec.consumed.contains(&seq) {
                         exec.consumed.push(seq);
                     }
                     exec.tokens[t].waited = true;
+                    exec.tokens[t].took = Some(seq);
                 }
                 None => {
                     executions[e].tokens[t].status = TokenStatus::Waiting;
                     return Ok(());
                 }
+            }
+        }
+
+        // Named from committed state, so a step re-run after a crash says the same.
+        if let Some(seq) = self.state.executions[e].tokens[t].took {
+            if let Some(ev) = self.state.timeline.iter().find(|ev| ev.seq == seq) {
+                details.push(format!("took event '{}' (#{})", ev.kind, ev.seq));
             }
         }
 
@@ -860,6 +875,7 @@ impl<'e> Turn<'e> {
             token.trigger = None;
             token.admitted = false;
             token.waited = false;
+            token.took = None;
             token.attempt = 1;
             token.calls = 0;
             token.wake_at = None;
