@@ -60,9 +60,11 @@ impl Store for MemoryStore {
     async fn save_flow(&self, flow: &Flow, frozen: bool) -> Result<(), StoreError> {
         let mut inner = self.lock();
         if frozen {
+            // A frozen version never changes: the first save of it stands.
             inner
                 .versions
-                .insert((flow.name.clone(), flow.version.clone()), flow.clone());
+                .entry((flow.name.clone(), flow.version.clone()))
+                .or_insert_with(|| flow.clone());
         }
         inner.flows.insert(flow.name.clone(), flow.clone());
         Ok(())
@@ -98,7 +100,8 @@ impl Store for MemoryStore {
             };
             inner
                 .policy_versions
-                .insert((record.name().to_owned(), version), record.document.clone());
+                .entry((record.name().to_owned(), version))
+                .or_insert_with(|| record.document.clone());
         }
         inner
             .policies
