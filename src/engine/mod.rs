@@ -21,7 +21,7 @@ use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Duration;
 
-use futures::FutureExt;
+use futures::{FutureExt, TryStreamExt};
 use indexmap::IndexMap;
 use semver::Version;
 
@@ -330,6 +330,9 @@ fn default_clock() -> Result<Arc<dyn Clock>> {
         "no clock: give one with EngineBuilder::clock (or enable the `tokio` feature)".into(),
     ))
 }
+
+/// Orders [`Engine::recover`] and [`Engine::run_due`] work on at once.
+const CONCURRENT_ORDERS: usize = 64;
 
 /// Flow definitions and compiled versions; a cache of the store.
 #[derive(Debug, Default)]
@@ -931,16 +934,23 @@ impl Engine {
     /// it ran.
     pub async fn recover(&self) -> Result<usize> {
         let orders = self.inner.store.live_orders().await?;
-        let mut ran = 0;
-        for order in orders {
-            let _guard = self.inner.lock_order(&order).await;
-            if let Some(turn) = run::Turn::load_existing(&self.inner, order).await? {
-                if turn.run_pending().await? {
-                    ran += 1;
+        let ran = std::sync::atomic::AtomicUsize::new(0);
+        // Orders run concurrently, so a store that groups commits shares its transactions.
+        futures::stream::iter(orders.into_iter().map(Ok))
+            .try_for_each_concurrent(CONCURRENT_ORDERS, |order| {
+                let ran = &ran;
+                async move {
+                    let _guard = self.inner.lock_order(&order).await;
+                    if let Some(turn) = run::Turn::load_existing(&self.inner, order).await? {
+                        if turn.run_pending().await? {
+                            ran.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        }
+                    }
+                    Ok::<(), Error>(())
                 }
-            }
-        }
-        Ok(ran)
+            })
+            .await?;
+        Ok(ran.into_inner())
     }
 
     /// Runs every step whose durable timer (a retry's backoff) is due on the engine's
@@ -955,17 +965,24 @@ impl Engine {
         loop {
             let due = self.inner.store.due(now, BATCH).await?;
             let full = due.len() == BATCH;
-            let mut progressed = false;
-            for order in due {
-                let _guard = self.inner.lock_order(&order).await;
-                if let Some(turn) = run::Turn::load_existing(&self.inner, order).await? {
-                    if turn.run_due(now).await? {
-                        ran += 1;
-                        progressed = true;
+            let progressed = std::sync::atomic::AtomicUsize::new(0);
+            futures::stream::iter(due.into_iter().map(Ok))
+                .try_for_each_concurrent(CONCURRENT_ORDERS, |order| {
+                    let progressed = &progressed;
+                    async move {
+                        let _guard = self.inner.lock_order(&order).await;
+                        if let Some(turn) = run::Turn::load_existing(&self.inner, order).await? {
+                            if turn.run_due(now).await? {
+                                progressed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            }
+                        }
+                        Ok::<(), Error>(())
                     }
-                }
-            }
-            if !full || !progressed {
+                })
+                .await?;
+            let progressed = progressed.into_inner();
+            ran += progressed;
+            if !full || progressed == 0 {
                 return Ok(ran);
             }
         }
