@@ -13,9 +13,11 @@
 //! - `commit` applies only if the stored revision is `commit.expected` (`None`: the order is
 //!   not stored yet); otherwise it fails with [`StoreErrorKind::Conflict`] and changes nothing.
 //! - `save_flow` with `frozen = true` also records the flow under its version, atomically with
-//!   the definition; frozen versions never change. `save_policy` with `published = true` does
-//!   the same for a policy's published version.
-//! - `live_orders` lists at least every order whose state has a live execution.
+//!   the definition; frozen versions never change (saving one again leaves it as it
+//!   was). `save_policy` with `published = true` does the same for a policy's published
+//!   version.
+//! - `live_orders` lists exactly the orders whose last committed state has a live
+//!   execution.
 //! - `due(now, limit)` lists the orders whose committed state's
 //!   [`OrderState::next_wake`] is at or before `now`, earliest first; `next_due` is the
 //!   earliest such time over all orders. Both follow every commit.
@@ -94,6 +96,8 @@
 //! ```
 
 mod memory;
+#[cfg(feature = "sqlite")]
+mod sqlite;
 
 use std::fmt;
 use std::sync::Arc;
@@ -109,6 +113,9 @@ use crate::journey::StepRecord;
 use crate::rules::{PolicyDocument, PolicyRecord};
 
 pub use memory::MemoryStore;
+#[cfg(feature = "sqlite")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
+pub use sqlite::SqliteStore;
 
 /// The class of a store failure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

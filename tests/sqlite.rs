@@ -1,0 +1,636 @@
+//! The SQLite store: every operation round-trips and survives reopening the file, commits
+//! conflict and batch, damaged, foreign, read-only and future files fail clearly, it passes
+//! the store conformance suite, and an engine resumes from the file.
+
+#![cfg(feature = "sqlite")]
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use orderflow::clock::Timestamp;
+use orderflow::document::{Order, OrderId, OrderLine};
+use orderflow::execution::OrderState;
+use orderflow::flow::Flow;
+use orderflow::journey::StepRecord;
+use orderflow::rules::{PolicyDocument, PolicyRecord, PolicyStatus};
+use orderflow::store::{Commit, SqliteStore, Store, StoreError, StoreErrorKind};
+use orderflow::{Engine, Event, MemoryProvider, Outcome, StatusReason};
+use serde_json::json;
+use tempfile::TempDir;
+
+const POLICIES: &str = include_str!("../examples/reference-lab/policies.json");
+const FLOW: &str = include_str!("../examples/reference-lab/flow.json");
+
+fn temp() -> (TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("orderflow.db");
+    (dir, path)
+}
+
+/// An order state at `revision`: with a live execution when `live`, and a retrying token
+/// waking at `wake` (ms) when given.
+fn state(id: &str, revision: u64, live: bool, wake: Option<u64>) -> OrderState {
+    let mut value = serde_json::to_value(OrderState::new(Order::new(id))).unwrap();
+    value["revision"] = json!(revision);
+    if live || wake.is_some() {
+        let mut tokens = vec![json!({
+            "id": 0, "at": {"node": 0}, "status": "waiting", "records": {}, "last": null,
+            "admitted": true, "waited": false, "frames": [],
+        })];
+        if let Some(wake) = wake {
+            tokens.push(json!({
+                "id": 1, "at": {"node": 1}, "status": "retrying", "records": {}, "last": null,
+                "admitted": true, "waited": false, "frames": [], "attempt": 2,
+                "wake_at": wake,
+            }));
+        }
+        value["executions"] = json!([{
+            "id": {"order": id, "seq": 1}, "flow": "Reference lab", "version": "1.0.0",
+            "trigger": 1, "round": 0, "tokens": tokens, "joins": [], "next_token": 2,
+            "steps": 0, "started": 0, "ended": null,
+        }]);
+    }
+    serde_json::from_value(value).unwrap()
+}
+
+fn step(order: &str, name: &str) -> StepRecord {
+    serde_json::from_value(json!({
+        "execution": {"order": order, "seq": 1}, "flow": "Reference lab", "version": "1.0.0",
+        "step": name, "records": ["order"], "outcome": "succeeded", "attempts": 1,
+        "round": 0, "started": 10, "ended": 20, "details": [], "findings": [],
+    }))
+    .unwrap()
+}
+
+fn id(s: &str) -> OrderId {
+    OrderId::from(s)
+}
+
+fn failure<T: std::fmt::Debug>(result: Result<T, StoreError>) -> (StoreErrorKind, String) {
+    let e = result.unwrap_err();
+    (e.kind(), e.to_string())
+}
+
+/// Writes one of everything.
+async fn fill(store: &SqliteStore) -> (Flow, PolicyRecord) {
+    let mut flow = Flow::from_json(FLOW).unwrap();
+    store.save_flow(&flow, false).await.unwrap();
+    store.save_flow(&flow, true).await.unwrap();
+    flow.description = "edited after publishing".into();
+    store.save_flow(&flow, false).await.unwrap();
+
+    let doc = PolicyDocument::list_from_json(POLICIES).unwrap().remove(0);
+    let mut record = PolicyRecord::new(doc, Some(Timestamp::from_millis(1)));
+    store.save_policy(&record, false).await.unwrap();
+    record.status = PolicyStatus::Published;
+    record.last_published = Some(1);
+    store.save_policy(&record, true).await.unwrap();
+
+    store
+        .commit(Commit::new(
+            None,
+            state("A", 1, true, Some(5_000)),
+            vec![step("A", "Validate")],
+        ))
+        .await
+        .unwrap();
+    store
+        .commit(Commit::new(
+            Some(1),
+            state("A", 2, true, Some(3_000)),
+            vec![step("A", "Send"), step("A", "Wait")],
+        ))
+        .await
+        .unwrap();
+    store
+        .commit(Commit::new(None, state("B", 1, true, None), Vec::new()))
+        .await
+        .unwrap();
+    store
+        .commit(Commit::new(None, state("C", 1, false, None), Vec::new()))
+        .await
+        .unwrap();
+    (flow, record)
+}
+
+/// Checks what `fill` wrote.
+async fn check(store: &SqliteStore, flow: &Flow, record: &PolicyRecord) {
+    let original = Flow::from_json(FLOW).unwrap();
+    assert_eq!(store.flows().await.unwrap(), vec![flow.clone()]);
+    assert_eq!(
+        store
+            .flow_version(&original.name, &original.version)
+            .await
+            .unwrap(),
+        Some(original.clone()),
+        "a frozen version keeps the definition it was frozen with"
+    );
+    assert_eq!(
+        store
+            .flow_version(&original.name, &semver::Version::new(9, 0, 0))
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(store.policies().await.unwrap(), vec![record.clone()]);
+    assert_eq!(
+        store.policy_version(record.name(), 1).await.unwrap(),
+        Some(record.document.clone())
+    );
+    assert_eq!(store.policy_version(record.name(), 2).await.unwrap(), None);
+
+    assert_eq!(
+        store.load(&id("A")).await.unwrap(),
+        Some(state("A", 2, true, Some(3_000)))
+    );
+    assert_eq!(store.load(&id("Z")).await.unwrap(), None);
+    let steps: Vec<_> = store
+        .journey(&id("A"))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.step)
+        .collect();
+    assert_eq!(steps, ["Validate", "Send", "Wait"]);
+    assert_eq!(store.journey(&id("B")).await.unwrap(), Vec::new());
+    assert_eq!(store.live_orders().await.unwrap(), vec![id("A"), id("B")]);
+    assert_eq!(
+        store.due(Timestamp::from_millis(2_999), 10).await.unwrap(),
+        Vec::<OrderId>::new()
+    );
+    assert_eq!(
+        store.due(Timestamp::from_millis(3_000), 10).await.unwrap(),
+        vec![id("A")]
+    );
+    assert_eq!(
+        store.next_due().await.unwrap(),
+        Some(Timestamp::from_millis(3_000))
+    );
+}
+
+#[tokio::test]
+async fn every_operation_round_trips_and_survives_reopening() {
+    let (_dir, path) = temp();
+    let store = SqliteStore::open(&path).unwrap();
+    let (flow, record) = fill(&store).await;
+    check(&store, &flow, &record).await;
+    assert!(format!("{store:?}").contains("orderflow.db"));
+    assert_eq!(store.path(), path);
+    store.check_integrity().await.unwrap();
+    drop(store);
+
+    let store = SqliteStore::open(&path).unwrap();
+    check(&store, &flow, &record).await;
+
+    // The order's timer moves with each commit; a finished order leaves both lists.
+    store
+        .commit(Commit::new(
+            Some(2),
+            state("A", 3, false, None),
+            vec![step("A", "Done")],
+        ))
+        .await
+        .unwrap();
+    assert_eq!(store.live_orders().await.unwrap(), vec![id("B")]);
+    assert_eq!(store.next_due().await.unwrap(), None);
+    assert_eq!(
+        store
+            .due(Timestamp::from_millis(u64::MAX), 10)
+            .await
+            .unwrap(),
+        Vec::<OrderId>::new()
+    );
+    assert_eq!(store.journey(&id("A")).await.unwrap().len(), 4);
+}
+
+#[tokio::test]
+async fn a_frozen_version_never_changes() {
+    let (_dir, path) = temp();
+    let store = SqliteStore::open(&path).unwrap();
+    let flow = Flow::from_json(FLOW).unwrap();
+    store.save_flow(&flow, true).await.unwrap();
+    // Saving the same version again is a no-op.
+    store.save_flow(&flow, true).await.unwrap();
+    // Saving it again with another definition replaces the draft, not the version.
+    let mut changed = flow.clone();
+    changed.description = "another definition under the same version".into();
+    store.save_flow(&changed, true).await.unwrap();
+    assert_eq!(store.flows().await.unwrap(), vec![changed]);
+    assert_eq!(
+        store.flow_version(&flow.name, &flow.version).await.unwrap(),
+        Some(flow.clone())
+    );
+    drop(store);
+    let store = SqliteStore::open(&path).unwrap();
+    assert_eq!(
+        store.flow_version(&flow.name, &flow.version).await.unwrap(),
+        Some(flow)
+    );
+
+    let doc = PolicyDocument::list_from_json(POLICIES).unwrap().remove(0);
+    let record = PolicyRecord::new(doc, None);
+    let (kind, message) = failure(store.save_policy(&record, true).await);
+    assert_eq!(kind, StoreErrorKind::Refused, "{message}");
+    assert_eq!(store.policies().await.unwrap(), Vec::new());
+
+    let mut published = record.clone();
+    published.status = PolicyStatus::Published;
+    published.last_published = Some(1);
+    store.save_policy(&published, true).await.unwrap();
+    let mut edited = published.clone();
+    edited.document.description = "edited under the same version".into();
+    store.save_policy(&edited, true).await.unwrap();
+    assert_eq!(store.policies().await.unwrap(), vec![edited]);
+    assert_eq!(
+        store.policy_version(record.name(), 1).await.unwrap(),
+        Some(record.document)
+    );
+}
+
+#[tokio::test]
+async fn a_stale_commit_conflicts_and_changes_nothing() {
+    let (_dir, path) = temp();
+    let store = SqliteStore::open(&path).unwrap();
+    store
+        .commit(Commit::new(
+            None,
+            state("A", 1, true, Some(7)),
+            vec![step("A", "one")],
+        ))
+        .await
+        .unwrap();
+    let attempts = [
+        Commit::new(None, state("A", 1, false, None), vec![step("A", "x")]),
+        Commit::new(Some(0), state("A", 1, false, None), vec![step("A", "x")]),
+        Commit::new(Some(2), state("A", 3, false, None), vec![step("A", "x")]),
+        Commit::new(
+            Some(1),
+            state("Nope", 2, false, None),
+            vec![step("Nope", "x")],
+        ),
+    ];
+    for commit in attempts {
+        let (kind, message) = failure(store.commit(commit).await);
+        assert_eq!(kind, StoreErrorKind::Conflict, "{message}");
+    }
+    assert_eq!(
+        store.load(&id("A")).await.unwrap(),
+        Some(state("A", 1, true, Some(7)))
+    );
+    assert_eq!(store.load(&id("Nope")).await.unwrap(), None);
+    assert_eq!(store.journey(&id("A")).await.unwrap().len(), 1);
+    assert_eq!(store.live_orders().await.unwrap(), vec![id("A")]);
+    assert_eq!(
+        store.next_due().await.unwrap(),
+        Some(Timestamp::from_millis(7))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_commits_land_in_few_transactions() {
+    let (_dir, path) = temp();
+    let store = Arc::new(SqliteStore::open(&path).unwrap());
+    let commits = (0..500).map(|n| {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let order = format!("O-{n:03}");
+            let journey = vec![step(&order, "Validate")];
+            store
+                .commit(Commit::new(None, state(&order, 1, true, None), journey))
+                .await
+        })
+    });
+    // Two commits for one order in the same burst: exactly one lands.
+    let racing = (0..2).map(|_| {
+        let store = store.clone();
+        tokio::spawn(async move {
+            store
+                .commit(Commit::new(None, state("RACE", 1, false, None), Vec::new()))
+                .await
+        })
+    });
+    let results = futures::future::join_all(commits).await;
+    for r in results {
+        r.unwrap().unwrap();
+    }
+    let raced: Vec<_> = futures::future::join_all(racing)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap().map_err(|e| e.kind()))
+        .collect();
+    assert!(raced.contains(&Ok(())), "{raced:?}");
+    assert!(raced.contains(&Err(StoreErrorKind::Conflict)), "{raced:?}");
+
+    let transactions = store.transactions();
+    assert!(
+        transactions < 500,
+        "502 commits took {transactions} transactions: they were not batched"
+    );
+    assert_eq!(store.live_orders().await.unwrap().len(), 500);
+    for n in [0, 250, 499] {
+        let order = id(&format!("O-{n:03}"));
+        assert!(store.load(&order).await.unwrap().is_some());
+        assert_eq!(store.journey(&order).await.unwrap().len(), 1);
+    }
+    drop(store);
+    let store = SqliteStore::open(&path).unwrap();
+    assert_eq!(store.live_orders().await.unwrap().len(), 500);
+}
+
+#[tokio::test]
+async fn a_file_that_is_not_a_database_is_corrupt() {
+    let (_dir, path) = temp();
+    std::fs::write(
+        &path,
+        "this is not a database, just some text\n".repeat(100),
+    )
+    .unwrap();
+    let (kind, message) = failure(SqliteStore::open(&path));
+    assert_eq!(kind, StoreErrorKind::Corrupt, "{message}");
+    assert!(message.contains("not a SQLite database"), "{message}");
+    assert!(message.contains("orderflow.db"), "{message}");
+}
+
+/// Fills a file with enough orders to span many pages, and closes it.
+async fn many_orders(path: &Path) {
+    let store = SqliteStore::open(path).unwrap();
+    for n in 0..200 {
+        let order = format!("O-{n}");
+        let mut doc = Order::new(order.as_str());
+        for line in 0..20 {
+            doc = doc.with_line(OrderLine::new(line.to_string(), "Surface Pen", 1.0));
+        }
+        let mut state = OrderState::new(doc);
+        state.revision = 1;
+        store
+            .commit(Commit::new(None, state, vec![step(&order, "Validate")]))
+            .await
+            .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_truncated_database_fails_clearly() {
+    let (_dir, path) = temp();
+    many_orders(&path).await;
+    let len = std::fs::metadata(&path).unwrap().len();
+    assert!(len > 64 * 1024, "the file is {len} bytes");
+    let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    file.set_len(len / 3).unwrap();
+    drop(file);
+
+    // Open may see it already; if not, reading what was cut off says so.
+    let store = match SqliteStore::open(&path) {
+        Ok(store) => store,
+        Err(e) => {
+            assert_eq!(e.kind(), StoreErrorKind::Corrupt, "{e}");
+            return;
+        }
+    };
+    let mut errors = Vec::new();
+    for n in 0..200 {
+        if let Err(e) = store.load(&id(&format!("O-{n}"))).await {
+            errors.push(e);
+        }
+    }
+    if let Err(e) = store.live_orders().await {
+        errors.push(e);
+    }
+    if let Err(e) = store.check_integrity().await {
+        errors.push(e);
+    }
+    assert!(!errors.is_empty(), "a third of the file is gone, unnoticed");
+    for e in &errors {
+        assert_eq!(e.kind(), StoreErrorKind::Corrupt, "{e}");
+        assert!(e.to_string().contains("orderflow.db"), "{e}");
+    }
+}
+
+#[tokio::test]
+async fn a_database_cut_to_a_few_bytes_fails_clearly() {
+    let (_dir, path) = temp();
+    many_orders(&path).await;
+    let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    file.set_len(40).unwrap();
+    drop(file);
+    let (kind, message) = failure(SqliteStore::open(&path));
+    assert_eq!(kind, StoreErrorKind::Corrupt, "{message}");
+}
+
+#[tokio::test]
+async fn a_read_only_database_refuses_writes_and_loses_nothing() {
+    let (_dir, path) = temp();
+    let store = SqliteStore::open(&path).unwrap();
+    let (flow, record) = fill(&store).await;
+    drop(store);
+
+    let store = SqliteStore::open_read_only(&path).unwrap();
+    check(&store, &flow, &record).await;
+    let (kind, message) = failure(
+        store
+            .commit(Commit::new(
+                Some(2),
+                state("A", 3, false, None),
+                vec![step("A", "x")],
+            ))
+            .await,
+    );
+    assert_eq!(kind, StoreErrorKind::Refused, "{message}");
+    assert!(message.contains("read-only"), "{message}");
+    assert!(message.contains("orderflow.db"), "{message}");
+    let (kind, _) = failure(store.save_flow(&flow, false).await);
+    assert_eq!(kind, StoreErrorKind::Refused);
+    check(&store, &flow, &record).await;
+    drop(store);
+
+    let store = SqliteStore::open(&path).unwrap();
+    check(&store, &flow, &record).await;
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn a_write_protected_file_refuses_writes_and_loses_nothing() {
+    use std::os::unix::fs::PermissionsExt;
+
+    let (dir, path) = temp();
+    let store = SqliteStore::open(&path).unwrap();
+    let (flow, record) = fill(&store).await;
+    drop(store);
+    let protect = |mode| {
+        for p in [&path, &dir.path().to_path_buf()] {
+            let mut perms = std::fs::metadata(p).unwrap().permissions();
+            perms.set_mode(if p == &path { mode & 0o666 } else { mode });
+            std::fs::set_permissions(p, perms).unwrap();
+        }
+    };
+    protect(0o555);
+    // A privileged user (root) writes through file permissions: nothing to check then.
+    let privileged = std::fs::OpenOptions::new().append(true).open(&path).is_ok();
+    if !privileged {
+        match SqliteStore::open(&path) {
+            Ok(store) => {
+                let (kind, message) = failure(
+                    store
+                        .commit(Commit::new(Some(2), state("A", 3, false, None), Vec::new()))
+                        .await,
+                );
+                assert_eq!(kind, StoreErrorKind::Refused, "{message}");
+            }
+            Err(e) => {
+                assert!(e.to_string().contains("orderflow.db"), "{e}");
+            }
+        }
+    }
+    protect(0o755);
+    let store = SqliteStore::open(&path).unwrap();
+    check(&store, &flow, &record).await;
+}
+
+#[tokio::test]
+async fn a_database_from_the_future_is_refused() {
+    let (_dir, path) = temp();
+    drop(SqliteStore::open(&path).unwrap());
+    // As a newer orderflow's migration would have left it.
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.pragma_update(None, "user_version", 99).unwrap();
+    drop(conn);
+    let (kind, message) = failure(SqliteStore::open(&path));
+    assert_eq!(kind, StoreErrorKind::Refused, "{message}");
+    assert!(message.contains("newer"), "{message}");
+    let (kind, _) = failure(SqliteStore::open_read_only(&path));
+    assert_eq!(kind, StoreErrorKind::Refused);
+}
+
+#[tokio::test]
+async fn a_missing_directory_is_a_clear_error() {
+    let (dir, _) = temp();
+    let path = dir.path().join("no such directory").join("orderflow.db");
+    let (kind, message) = failure(SqliteStore::open(&path));
+    assert_eq!(kind, StoreErrorKind::Unavailable, "{message}");
+    assert!(message.contains("no such directory"), "{message}");
+}
+
+#[tokio::test]
+async fn passes_the_store_conformance_suite() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut n = 0;
+    orderflow::testing::conformance::check_store(|| {
+        n += 1;
+        SqliteStore::open(dir.path().join(format!("conformance-{n}.db"))).unwrap()
+    })
+    .await;
+    let mut m = 0;
+    orderflow::testing::conformance::check_store(|| {
+        m += 1;
+        let path = dir.path().join(format!("dyn-{m}.db"));
+        Arc::new(SqliteStore::open(path).unwrap()) as Arc<dyn Store>
+    })
+    .await;
+}
+
+async fn lab_engine(store: SqliteStore) -> (Engine, MemoryProvider, MemoryProvider) {
+    let seattle = MemoryProvider::new("Seattle store 3PL");
+    let chicago = MemoryProvider::new("Chicago store 3PL");
+    let engine = Engine::builder()
+        .store(store)
+        .provider(seattle.clone())
+        .provider(chicago.clone())
+        .build()
+        .await
+        .unwrap();
+    (engine, seattle, chicago)
+}
+
+fn lab_order(id: &str, quantity: f64) -> Order {
+    Order::new(id)
+        .with_ship_to_country("US")
+        .with_line(OrderLine::new("1", "Surface Pen", quantity))
+}
+
+#[tokio::test]
+async fn an_engine_resumes_from_the_file() {
+    let (_dir, path) = temp();
+    let (engine, seattle, chicago) = lab_engine(SqliteStore::open(&path).unwrap()).await;
+    for policy in PolicyDocument::list_from_json(POLICIES).unwrap() {
+        let name = policy.name.clone();
+        engine.create_policy(policy).await.unwrap();
+        assert_eq!(engine.publish_policy(&name).await.unwrap(), 1);
+    }
+    engine
+        .create_flow(Flow::from_json(FLOW).unwrap())
+        .await
+        .unwrap();
+    let version = engine.publish("Reference lab").await.unwrap();
+    for (order, quantity) in [("LAB-1", 110.0), ("LAB-2", 10.0), ("LAB-3", 1.0)] {
+        engine
+            .submit(Event::new_order(lab_order(order, quantity)))
+            .await
+            .unwrap();
+    }
+    assert_eq!((seattle.calls().len(), chicago.calls().len()), (1, 1));
+    let journeys = [
+        engine.journey(&id("LAB-1")).await.unwrap(),
+        engine.journey(&id("LAB-2")).await.unwrap(),
+        engine.journey(&id("LAB-3")).await.unwrap(),
+    ];
+    drop(engine);
+
+    let (engine, seattle, chicago) = lab_engine(SqliteStore::open(&path).unwrap()).await;
+    let flow = engine.flow("Reference lab").unwrap();
+    assert_eq!(flow.last_published, Some(version.clone()));
+    assert_eq!(
+        engine
+            .store()
+            .flow_version("Reference lab", &version)
+            .await
+            .unwrap()
+            .map(|f| f.name),
+        Some("Reference lab".to_owned())
+    );
+    assert_eq!(
+        engine.policies().len(),
+        PolicyDocument::list_from_json(POLICIES).unwrap().len()
+    );
+    let lab1 = engine.order(&id("LAB-1")).await.unwrap().unwrap();
+    assert_eq!(lab1.status_reason, Some(StatusReason::SENT_TO_FULFILLMENT));
+    assert_eq!(
+        lab1.lines[0].fulfillment_source.as_deref(),
+        Some("Seattle store")
+    );
+    let lab3 = engine.order(&id("LAB-3")).await.unwrap().unwrap();
+    assert_eq!(
+        lab3.status_reason,
+        Some(StatusReason::ORDER_VALIDATION_FAILED)
+    );
+    for (n, before) in journeys.iter().enumerate() {
+        let order = id(&format!("LAB-{}", n + 1));
+        let after = engine.journey(&order).await.unwrap();
+        assert_eq!(format!("{after:?}"), format!("{before:?}"));
+    }
+    assert_eq!(
+        engine
+            .journey(&id("LAB-2"))
+            .await
+            .unwrap()
+            .outcome("Send to Chicago"),
+        Some(Outcome::Succeeded)
+    );
+    // Nothing was left to resume, so nothing ran twice.
+    engine.recover().await.unwrap();
+    assert_eq!((seattle.calls().len(), chicago.calls().len()), (0, 0));
+
+    // The reopened engine keeps working on the file.
+    engine
+        .submit(Event::new_order(lab_order("LAB-4", 110.0)))
+        .await
+        .unwrap();
+    assert_eq!(seattle.calls().len(), 1);
+    assert_eq!(
+        engine
+            .journey(&id("LAB-4"))
+            .await
+            .unwrap()
+            .outcome("Send to Seattle"),
+        Some(Outcome::Succeeded)
+    );
+}
