@@ -914,10 +914,9 @@ impl<'e> Turn<'e> {
             self.append_event(id, kind, record, Some(step.name.clone()));
         }
 
-        if runs && a.action.effects() == Effects::External {
-            // The provider's result is committed before any later effect.
-            self.commit().await?;
-        }
+        // The provider's result is committed before any later effect: with the next
+        // step's commit before it calls out, or at the end of the turn, whichever comes
+        // first. A crash before then repeats this call under its key.
         Ok(())
     }
 }
