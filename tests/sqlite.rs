@@ -634,3 +634,55 @@ async fn an_engine_resumes_from_the_file() {
         Some(Outcome::Succeeded)
     );
 }
+
+/// Publishes the reference lab on an engine.
+async fn publish_lab(engine: &Engine) {
+    for policy in PolicyDocument::list_from_json(POLICIES).unwrap() {
+        let name = policy.name.clone();
+        engine.create_policy(policy).await.unwrap();
+        engine.publish_policy(&name).await.unwrap();
+    }
+    engine
+        .create_flow(Flow::from_json(FLOW).unwrap())
+        .await
+        .unwrap();
+    engine.publish("Reference lab").await.unwrap();
+}
+
+#[tokio::test]
+async fn an_engine_on_a_read_only_database_refuses_work_instead_of_losing_it() {
+    let (_dir, path) = temp();
+    {
+        let (engine, _, _) = lab_engine(SqliteStore::open(&path).unwrap()).await;
+        publish_lab(&engine).await;
+        engine
+            .submit(Event::new_order(lab_order("RO-1", 10.0)))
+            .await
+            .unwrap();
+    }
+
+    let (engine, seattle, chicago) = lab_engine(SqliteStore::open_read_only(&path).unwrap()).await;
+    let err = engine
+        .submit(Event::new_order(lab_order("RO-2", 150.0)))
+        .await
+        .expect_err("a read-only database cannot take an order");
+    assert_eq!(err.kind(), orderflow::ErrorKind::Store, "{err}");
+    assert!(!err.is_retryable(), "{err}");
+    assert!(err.to_string().contains("orderflow.db"), "{err}");
+    // Nothing was sent for an order the engine could not record.
+    assert!(seattle.calls().is_empty() && chicago.calls().is_empty());
+    // What was stored is intact and readable.
+    let kept = engine.order(&id("RO-1")).await.unwrap().unwrap();
+    assert_eq!(kept.status_reason, Some(StatusReason::SENT_TO_FULFILLMENT));
+    drop(engine);
+
+    // Writable again: the refused order goes through, once.
+    let (engine, seattle, _) = lab_engine(SqliteStore::open(&path).unwrap()).await;
+    engine
+        .submit(Event::new_order(lab_order("RO-2", 150.0)))
+        .await
+        .unwrap();
+    let order = engine.order(&id("RO-2")).await.unwrap().unwrap();
+    assert_eq!(order.status_reason, Some(StatusReason::SENT_TO_FULFILLMENT));
+    assert_eq!(seattle.calls().len(), 1);
+}
