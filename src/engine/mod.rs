@@ -15,6 +15,9 @@
 mod builtin;
 mod plan;
 mod run;
+mod simulate;
+
+pub use simulate::{Change, FilterDecision, SimulatedCall, Simulation, Wait};
 
 use std::collections::HashMap;
 use std::fmt;
@@ -30,7 +33,7 @@ use crate::clock::{Clock, Timestamp};
 use crate::document::{Order, OrderId, RecordId};
 use crate::error::{Error, Result};
 use crate::event::{Event, EventKind};
-use crate::execution::{ExecutionId, OrderState, TokenStatus};
+use crate::execution::{self, ExecutionId, OrderState, TokenStatus};
 use crate::flow::{Flow, FlowStatus, RetryPolicy};
 use crate::journey::{ExecutionSummary, Journey};
 use crate::orchestration::{ActionKind, OrchestrationType, OrderOrchestration};
@@ -282,6 +285,7 @@ impl EngineBuilder {
             lifecycle: futures::lock::Mutex::new(()),
             locks: Mutex::new(HashMap::new()),
             timers: Signal::default(),
+            dry: None,
         };
         {
             // Rule policies first: flow plans resolve their pinned versions from them.
@@ -460,6 +464,8 @@ struct Inner {
     locks: Mutex<HashMap<OrderId, Arc<futures::lock::Mutex<()>>>>,
     /// Wakes the timer worker when a turn sets a timer.
     timers: Signal,
+    /// Set on the throwaway engine of a dry run: calls are recorded, not made.
+    dry: Option<simulate::DryRun>,
 }
 
 /// A wake-up for one waiter: set by any thread, awaited by the timer worker.
@@ -901,6 +907,96 @@ impl Engine {
         Ok(version)
     }
 
+    /// A dry run: what `flow` would do with `order`, without calling a provider or touching
+    /// this engine's store. The flow is checked as [`publish`](Self::publish) would check
+    /// it (against this engine's providers, actions and published policies) but need not be
+    /// created or published; it starts on the first input event of its entry actions. See
+    /// [`Simulation`] for what the report holds and how provider answers are simulated.
+    pub async fn simulate(&self, flow: &Flow, order: &Order) -> Result<Simulation> {
+        let mut flow = flow.clone();
+        flow.status = FlowStatus::Published;
+        flow.last_published = Some(flow.version.clone());
+        let mut pins = IndexMap::new();
+        let plan = {
+            let catalog = self.inner.read_catalog();
+            let mut resolve = |name: &str| catalog.resolve_latest(name, &mut pins);
+            Arc::new(plan::compile(
+                &flow,
+                &self.inner.registry,
+                &mut resolve,
+                &self.inner.config,
+            )?)
+        };
+        flow.policy_versions = pins;
+        let Some(trigger) = plan.triggers.first().cloned() else {
+            return Err(Error::InvalidEvent(format!(
+                "flow '{}' has no input event to start a dry run on",
+                flow.name
+            )));
+        };
+        let mut catalog = Catalog::default();
+        catalog
+            .plans
+            .insert((flow.name.clone(), flow.version.clone()), plan.clone());
+        catalog.flows.insert(flow.name.clone(), flow);
+        catalog.reroute();
+        let dry = Engine {
+            inner: Arc::new(Inner {
+                admission: Admission::new(1),
+                store: Arc::new(MemoryStore::new()),
+                clock: self.inner.clock.clone(),
+                config: self.inner.config.clone(),
+                registry: self.inner.registry.clone(),
+                rng: Mutex::new(SplitMix64(self.inner.config.seed)),
+                catalog: RwLock::new(catalog),
+                lifecycle: futures::lock::Mutex::new(()),
+                locks: Mutex::new(HashMap::new()),
+                timers: Signal::default(),
+                dry: Some(simulate::DryRun::default()),
+            }),
+        };
+        let event = Event::new(format!("dry-run:{}", order.id), trigger, order.id.clone())
+            .with_order(order.clone());
+        dry.submit(event).await?;
+        let state = dry
+            .inner
+            .store
+            .load(&order.id)
+            .await?
+            .ok_or_else(|| Error::UnknownOrder(order.id.clone()))?;
+        let journey = dry.journey(&order.id).await?;
+        let mut waits = Vec::new();
+        for exec in &state.executions {
+            for token in &exec.tokens {
+                if token.status != TokenStatus::Waiting {
+                    continue;
+                }
+                if let execution::Position::Node(n) = token.at {
+                    if let plan::NodeKind::Action(a) = &plan.node(n).kind {
+                        waits.push(Wait {
+                            step: a.step.name.clone(),
+                            events: a.step.input_events.clone(),
+                        });
+                    }
+                }
+            }
+        }
+        let (calls, filters, changes) = dry
+            .inner
+            .dry
+            .as_ref()
+            .map(simulate::DryRun::take)
+            .unwrap_or_default();
+        Ok(Simulation {
+            journey,
+            order: state.order,
+            calls,
+            filters,
+            changes,
+            waits,
+        })
+    }
+
     /// Submits an event: records it on the order's timeline, starts the flows it triggers,
     /// releases the steps waiting for it, and runs the order to quiescence.
     ///
@@ -1104,6 +1200,7 @@ fn check_event(event: &Event) -> Result<()> {
 /// on the engine's clock, panics caught, the idempotency key derived from committed state.
 pub(crate) struct Caller<'a> {
     inner: &'a Inner,
+    step: &'a str,
     provider: Option<&'a Arc<dyn Provider>>,
     retry: RetryPolicy,
     timeout: Duration,
@@ -1152,6 +1249,9 @@ impl<'a> Caller<'a> {
         let key = format!("{}/{}", self.key_prefix, record_key(record));
         self.attempts
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if let Some(dry) = &self.inner.dry {
+            return Ok(dry.call(self.step, provider.name(), &request, record));
+        }
         let deadline = self.inner.clock.now().after(self.timeout);
         let cx = CallContext {
             idempotency_key: &key,

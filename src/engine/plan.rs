@@ -18,7 +18,7 @@ use crate::provider::{Provider, RequestKind};
 use super::Config;
 
 /// What an engine has registered, by name.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub(crate) struct Registry {
     pub(crate) types: HashMap<String, Arc<dyn OrchestrationType>>,
     pub(crate) providers: HashMap<String, Arc<dyn Provider>>,

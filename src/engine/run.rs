@@ -677,7 +677,27 @@ impl<'e> Turn<'e> {
                     order, executions, ..
                 } = &mut self.state;
                 let token = &mut executions[e].tokens[t];
-                if !apply_filter(&**filter, order, &mut token.records) {
+                let offered = self
+                    .inner
+                    .dry
+                    .is_some()
+                    .then(|| token.records.records(order));
+                let any = apply_filter(&**filter, order, &mut token.records);
+                if let (Some(dry), Some(offered)) = (&self.inner.dry, offered) {
+                    let admitted = token.records.records(order);
+                    let rejected = offered
+                        .into_iter()
+                        .filter(|r| !admitted.contains(r))
+                        .collect();
+                    let admitted = if any { admitted } else { Vec::new() };
+                    dry.filter(super::FilterDecision {
+                        step: step.name.clone(),
+                        policy: filter.name().to_owned(),
+                        admitted,
+                        rejected,
+                    });
+                }
+                if !any {
                     let records = token.records.records(order);
                     details.push(format!("filter '{}' admitted no record", filter.name()));
                     self.record(
@@ -759,6 +779,8 @@ impl<'e> Turn<'e> {
             return Ok(());
         }
 
+        let dry_before = self.inner.dry.is_some().then(|| self.state.order.clone());
+
         // Rule 8: execution policies, in order, per record of their entity.
         let (findings, critical) = {
             let OrderState {
@@ -800,6 +822,7 @@ impl<'e> Turn<'e> {
                 step,
                 caller: Caller {
                     inner: self.inner,
+                    step: &step.name,
                     provider: a.provider.as_ref(),
                     retry: a.retry,
                     timeout: a.timeout,
@@ -849,6 +872,9 @@ impl<'e> Turn<'e> {
             return Ok(());
         }
         attempts += self.state.executions[e].tokens[t].calls;
+        if let (Some(dry), Some(before)) = (&self.inner.dry, &dry_before) {
+            dry.changed(&step.name, before, &self.state.order);
+        }
         let ok = result.is_ok();
         let outcome = if ok {
             Outcome::Succeeded
