@@ -129,6 +129,27 @@ pub struct Journey {
 }
 
 impl Journey {
+    /// An order's journey from what a [`Store`](crate::Store) holds: its state and its
+    /// journey rows (what [`Engine::journey`](crate::Engine::journey) returns, for tools
+    /// that read a store without an engine).
+    pub fn from_state(state: crate::execution::OrderState, steps: Vec<StepRecord>) -> Self {
+        Self {
+            order: state.order.id.clone(),
+            executions: state
+                .executions
+                .iter()
+                .map(|e| ExecutionSummary {
+                    id: e.id.clone(),
+                    flow: e.flow.clone(),
+                    version: e.version.clone(),
+                    status: e.status(),
+                })
+                .collect(),
+            steps,
+            timeline: state.timeline,
+        }
+    }
+
     /// The records of a step by name, in order (a step runs more than once when reprocessed
     /// or taken by several paths).
     pub fn step<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a StepRecord> + 'a {

@@ -9,6 +9,7 @@ mod error;
 pub mod event;
 pub mod execution;
 pub mod flow;
+pub mod guide;
 pub mod journey;
 pub mod orchestration;
 pub mod policy;

@@ -35,7 +35,7 @@ use crate::error::{Error, Result};
 use crate::event::{Event, EventKind};
 use crate::execution::{self, ExecutionId, OrderState, TokenStatus};
 use crate::flow::{Flow, FlowStatus, RetryPolicy};
-use crate::journey::{ExecutionSummary, Journey};
+use crate::journey::Journey;
 use crate::orchestration::{ActionKind, OrchestrationType, OrderOrchestration};
 use crate::policy::Policy;
 use crate::provider::{CallContext, Provider, ProviderError, ProviderErrorKind, Reply, Request};
@@ -907,6 +907,34 @@ impl Engine {
         Ok(version)
     }
 
+    /// Publish-time analysis beyond validity: warnings a user can read about `flow`
+    /// (branches that may overlap or leave records unrouted, Send to Fulfillment without
+    /// fulfillment determination, Conditions that cannot take `no`, waits on events nothing
+    /// raises, published flows that start on the same event), judged against this engine's
+    /// published rule policies and published flows. `external_events` are events the host
+    /// submits itself. Warnings never stop a publish; see [`crate::flow::analysis`].
+    pub fn analyze(
+        &self,
+        flow: &Flow,
+        external_events: &[EventKind],
+    ) -> Vec<crate::flow::analysis::Warning> {
+        let catalog = self.inner.read_catalog();
+        let policies: IndexMap<String, PolicyDocument> = catalog
+            .latest
+            .iter()
+            .map(|(name, p)| (name.clone(), p.document().clone()))
+            .collect();
+        let flows: Vec<Flow> = catalog
+            .flows
+            .values()
+            .filter(|f| f.name != flow.name && f.status != FlowStatus::Unpublished)
+            .cloned()
+            .collect();
+        drop(catalog);
+        let cx = crate::flow::analysis::Context::new(&policies, &flows, external_events);
+        crate::flow::analysis::analyze(flow, &cx)
+    }
+
     /// A dry run: what `flow` would do with `order`, without calling a provider or touching
     /// this engine's store. The flow is checked as [`publish`](Self::publish) would check
     /// it (against this engine's providers, actions and published policies) but need not be
@@ -940,7 +968,7 @@ impl Engine {
             .insert((flow.name.clone(), flow.version.clone()), plan.clone());
         catalog.flows.insert(flow.name.clone(), flow);
         catalog.reroute();
-        let dry = Engine {
+        let dry = Self {
             inner: Arc::new(Inner {
                 admission: Admission::new(1),
                 store: Arc::new(MemoryStore::new()),
@@ -1134,21 +1162,7 @@ impl Engine {
             return Err(Error::UnknownOrder(order.clone()));
         };
         let steps = self.inner.store.journey(order).await?;
-        Ok(Journey {
-            order: order.clone(),
-            executions: state
-                .executions
-                .iter()
-                .map(|e| ExecutionSummary {
-                    id: e.id.clone(),
-                    flow: e.flow.clone(),
-                    version: e.version.clone(),
-                    status: e.status(),
-                })
-                .collect(),
-            steps,
-            timeline: state.timeline,
-        })
+        Ok(Journey::from_state(state, steps))
     }
 
     /// The executions of an order that wait for reprocess.

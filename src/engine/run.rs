@@ -31,6 +31,9 @@ pub(super) struct Turn<'e> {
     dirty: bool,
     started: Vec<ExecutionId>,
     plans: HashMap<(String, Version), Arc<Plan>>,
+    /// The span of each execution this turn moved.
+    #[cfg(feature = "tracing")]
+    spans: HashMap<usize, tracing::Span>,
 }
 
 impl<'e> Turn<'e> {
@@ -70,6 +73,8 @@ impl<'e> Turn<'e> {
             dirty: false,
             started: Vec::new(),
             plans: HashMap::new(),
+            #[cfg(feature = "tracing")]
+            spans: HashMap::new(),
         }
     }
 
@@ -318,7 +323,12 @@ impl<'e> Turn<'e> {
                 break;
             }
             let plan = self.plan_for(e).await?;
-            self.step(&plan, e, t).await?;
+            #[cfg(feature = "tracing")]
+            let span = self.step_span(&plan, e, t);
+            let step = self.step(&plan, e, t);
+            #[cfg(feature = "tracing")]
+            let step = tracing::Instrument::instrument(step, span);
+            step.await?;
             let exec = &mut self.state.executions[e];
             if exec.tokens.is_empty() && exec.ended.is_none() {
                 exec.ended = Some(self.inner.clock.now());
@@ -365,6 +375,39 @@ impl<'e> Turn<'e> {
         Ok(())
     }
 
+    /// The span of one step: a child of its execution's span for this turn, carrying the
+    /// order, flow, version, step and attempt; `record` adds the outcome.
+    #[cfg(feature = "tracing")]
+    fn step_span(&mut self, plan: &Plan, e: usize, t: usize) -> tracing::Span {
+        let exec = &self.state.executions[e];
+        let token = &exec.tokens[t];
+        let step = match token.at {
+            Position::Node(n) => plan.node(n).name.as_str(),
+            Position::Arrive { join, .. } | Position::Merged(join) => plan.join(join).name.as_str(),
+            Position::End => "end",
+        };
+        let parent = self.spans.entry(e).or_insert_with(|| {
+            tracing::info_span!(
+                "orderflow.execution",
+                order = %exec.id.order,
+                execution = %exec.id,
+                flow = %exec.flow,
+                version = %exec.version,
+            )
+        });
+        tracing::info_span!(
+            parent: &*parent,
+            "orderflow.step",
+            order = %exec.id.order,
+            flow = %exec.flow,
+            version = %exec.version,
+            step = %step,
+            attempt = token.attempt,
+            outcome = tracing::field::Empty,
+            attempts = tracing::field::Empty,
+        )
+    }
+
     #[allow(clippy::too_many_arguments)]
     fn record(
         &mut self,
@@ -378,6 +421,12 @@ impl<'e> Turn<'e> {
         findings: Vec<Finding>,
     ) {
         let ended = self.now();
+        #[cfg(feature = "tracing")]
+        {
+            let span = tracing::Span::current();
+            span.record("outcome", tracing::field::display(outcome));
+            span.record("attempts", attempts);
+        }
         let exec = &mut self.state.executions[e];
         exec.steps += 1;
         self.journey.push(StepRecord {

@@ -45,7 +45,9 @@
 //! assert_eq!(flow.version, semver::Version::new(1, 0, 0));
 //! ```
 
+pub mod analysis;
 mod builder;
+pub mod render;
 mod validate;
 
 use std::fmt;

@@ -1,0 +1,233 @@
+//! The `orderflow` command-line tool end to end on the example files: each subcommand, a
+//! bad file and a missing file, with exit codes scripts can rely on.
+
+#![cfg(feature = "cli")]
+
+use assert_cmd::Command;
+use orderflow::document::{Order, OrderLine};
+use orderflow::flow::Flow;
+use orderflow::rules::PolicyDocument;
+use orderflow::store::SqliteStore;
+use orderflow::{Engine, Event, MemoryProvider};
+
+const LAB_FLOW: &str = "examples/reference-lab/flow.json";
+const LAB_POLICIES: &str = "examples/reference-lab/policies.json";
+const SAMPLE_FLOW: &str = "examples/flows/test-order-flow-sample.json";
+const ORDER: &str = "examples/orders/two-lines.json";
+
+fn orderflow() -> Command {
+    Command::cargo_bin("orderflow").unwrap()
+}
+
+fn stdout(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap();
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn validate_accepts_the_reference_lab_and_prints_its_warnings() {
+    let out = orderflow()
+        .args(["validate", LAB_FLOW, LAB_POLICIES])
+        .assert()
+        .success()
+        .get_output()
+        .clone();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("ok (flow 'Reference lab')"), "{text}");
+    assert!(text.contains("ok (5 policies)"), "{text}");
+    assert!(
+        text.contains("warning:"),
+        "the lab's unrouted sources are a warning: {text}"
+    );
+    // Under --strict a warning fails the check.
+    orderflow()
+        .args(["validate", "--strict", LAB_FLOW, LAB_POLICIES])
+        .assert()
+        .code(1);
+}
+
+#[test]
+fn validate_reports_a_flow_whose_policies_are_missing() {
+    let out = orderflow()
+        .args(["validate", LAB_FLOW])
+        .assert()
+        .code(1)
+        .get_output()
+        .clone();
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.contains("policy 'Ship-to US' is not registered"),
+        "{err}"
+    );
+    assert!(err.contains("flow.json"), "{err}");
+}
+
+#[test]
+fn validate_points_at_the_place_of_a_bad_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let flow = dir.path().join("bad-flow.json");
+    std::fs::write(
+        &flow,
+        "{\n  \"name\": \"Bad\",\n  \"steps\": [ { \"action\": { \"name\": 1 } } ]\n}\n",
+    )
+    .unwrap();
+    let out = orderflow()
+        .args(["validate"])
+        .arg(&flow)
+        .assert()
+        .code(1)
+        .get_output()
+        .clone();
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("bad-flow.json:3:"), "file:line:column: {err}");
+
+    let policy = dir.path().join("bad-policy.json");
+    std::fs::write(
+        &policy,
+        r#"{ "name": "P", "type": "execution", "entity": "order_line", "rules": [
+            { "name": "R", "condition": { "field": "quantity", "operator": "equals", "value": "ten" } } ] }"#,
+    )
+    .unwrap();
+    let out = orderflow()
+        .args(["validate"])
+        .arg(&policy)
+        .assert()
+        .code(1)
+        .get_output()
+        .clone();
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.contains("policy 'P'") && err.contains("rule 'R'") && err.contains("field 'quantity'"),
+        "{err}"
+    );
+
+    let neither = dir.path().join("neither.json");
+    std::fs::write(&neither, "{\"hello\": 1}").unwrap();
+    orderflow()
+        .args(["validate"])
+        .arg(&neither)
+        .assert()
+        .code(1);
+}
+
+#[test]
+fn a_missing_file_is_a_usage_error() {
+    let out = orderflow()
+        .args(["validate", "no/such/flow.json"])
+        .assert()
+        .code(2)
+        .get_output()
+        .clone();
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("cannot read no/such/flow.json"), "{err}");
+    orderflow()
+        .args(["render", "no/such/flow.json"])
+        .assert()
+        .code(2);
+    orderflow().args(["frobnicate"]).assert().code(2);
+}
+
+#[test]
+fn render_draws_mermaid_and_dot() {
+    let mermaid = stdout(orderflow().args(["render", SAMPLE_FLOW]));
+    assert!(mermaid.starts_with("flowchart"), "{mermaid}");
+    assert!(mermaid.contains("Test validation 1"), "{mermaid}");
+    let dot = stdout(orderflow().args(["render", LAB_FLOW, "--format", "dot"]));
+    assert!(dot.starts_with("digraph"), "{dot}");
+    assert!(dot.contains("Send to Seattle"), "{dot}");
+}
+
+#[test]
+fn simulate_runs_the_lab_on_an_order_without_calling_anything() {
+    let text = stdout(orderflow().args(["simulate", LAB_FLOW, ORDER, "--policies", LAB_POLICIES]));
+    assert!(text.contains("Send to Seattle would succeed"), "{text}");
+    assert!(text.contains("would call 'Seattle store 3PL'"), "{text}");
+    assert!(text.contains("not called"), "{text}");
+    let json = stdout(orderflow().args([
+        "simulate",
+        LAB_FLOW,
+        ORDER,
+        "--policies",
+        LAB_POLICIES,
+        "--format",
+        "json",
+    ]));
+    let value: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(value["calls"].as_array().unwrap().len(), 2, "{json}");
+    // Without the policies the flow cannot run: a document problem, exit 1.
+    orderflow()
+        .args(["simulate", LAB_FLOW, ORDER])
+        .assert()
+        .code(1);
+}
+
+#[test]
+fn journey_reads_an_order_from_a_sqlite_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("orders.db");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let engine = Engine::builder()
+            .store(SqliteStore::open(&db).unwrap())
+            .provider(MemoryProvider::new("Seattle store 3PL"))
+            .provider(MemoryProvider::new("Chicago store 3PL"))
+            .build()
+            .await
+            .unwrap();
+        let policies = std::fs::read_to_string(LAB_POLICIES).unwrap();
+        for policy in PolicyDocument::list_from_json(&policies).unwrap() {
+            let name = policy.name.clone();
+            engine.create_policy(policy).await.unwrap();
+            engine.publish_policy(&name).await.unwrap();
+        }
+        let flow = Flow::from_json(&std::fs::read_to_string(LAB_FLOW).unwrap()).unwrap();
+        engine.create_flow(flow).await.unwrap();
+        engine.publish("Reference lab").await.unwrap();
+        let order = Order::new("J-1")
+            .with_ship_to_country("US")
+            .with_line(OrderLine::new("1", "Surface Pen", 1.0));
+        engine.submit(Event::new_order(order)).await.unwrap();
+    });
+
+    let text = stdout(orderflow().arg("journey").arg(&db).arg("J-1"));
+    assert!(text.contains("Validate order lines → Failed"), "{text}");
+    let mermaid = stdout(
+        orderflow()
+            .arg("journey")
+            .arg(&db)
+            .arg("J-1")
+            .args(["--format", "mermaid"]),
+    );
+    assert!(mermaid.starts_with("flowchart"), "{mermaid}");
+    let json = stdout(
+        orderflow()
+            .arg("journey")
+            .arg(&db)
+            .arg("J-1")
+            .args(["--format", "json"]),
+    );
+    assert!(serde_json::from_str::<serde_json::Value>(&json).is_ok());
+    orderflow()
+        .arg("journey")
+        .arg(&db)
+        .arg("NOPE")
+        .assert()
+        .code(2);
+    orderflow()
+        .arg("journey")
+        .arg(dir.path().join("missing.db"))
+        .arg("J-1")
+        .assert()
+        .code(2);
+}
+
+#[test]
+fn the_readme_shows_the_diagram_the_tool_draws() {
+    let mermaid = stdout(orderflow().args(["render", SAMPLE_FLOW]));
+    let readme = std::fs::read_to_string("README.md").unwrap();
+    assert!(
+        readme.contains(&format!("```mermaid\n{mermaid}```")),
+        "README.md's diagram is stale; regenerate it with \
+         `cargo run --features cli -- render {SAMPLE_FLOW}`"
+    );
+}

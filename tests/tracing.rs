@@ -1,0 +1,96 @@
+//! Tracing: with the `tracing` feature every execution and every step is a span carrying the
+//! order, flow, version, step, attempt and outcome, so a host's subscriber (an OpenTelemetry
+//! pipeline, say) sees the orchestration.
+
+#![cfg(feature = "tracing")]
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use orderflow::document::{Order, OrderLine};
+use orderflow::flow::Flow;
+use orderflow::rules::PolicyDocument;
+use orderflow::{Engine, Event, MemoryProvider};
+use tracing_subscriber::fmt::format::FmtSpan;
+
+const POLICIES: &str = include_str!("../examples/reference-lab/policies.json");
+const FLOW: &str = include_str!("../examples/reference-lab/flow.json");
+
+/// Collects what the subscriber writes.
+#[derive(Clone, Default)]
+struct Buffer(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Buffer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn executions_and_steps_are_spans_with_their_fields() {
+    let buffer = Buffer::default();
+    let writer = buffer.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_span_events(FmtSpan::CLOSE)
+        .with_ansi(false)
+        .with_max_level(tracing::Level::INFO)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let engine = Engine::builder()
+        .provider(MemoryProvider::new("Seattle store 3PL"))
+        .provider(MemoryProvider::new("Chicago store 3PL"))
+        .build()
+        .await
+        .unwrap();
+    for policy in PolicyDocument::list_from_json(POLICIES).unwrap() {
+        let name = policy.name.clone();
+        engine.create_policy(policy).await.unwrap();
+        engine.publish_policy(&name).await.unwrap();
+    }
+    engine
+        .create_flow(Flow::from_json(FLOW).unwrap())
+        .await
+        .unwrap();
+    engine.publish("Reference lab").await.unwrap();
+    let order = Order::new("TR-1")
+        .with_ship_to_country("US")
+        .with_line(OrderLine::new("1", "Surface Pen", 1.0));
+    engine.submit(Event::new_order(order)).await.unwrap();
+
+    let out = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+    let closes: Vec<&str> = out.lines().filter(|l| l.contains("close")).collect();
+    let step = |name: &str| {
+        closes
+            .iter()
+            .find(|l| l.contains("orderflow.step") && l.contains(&format!("step={name}")))
+            .copied()
+            .unwrap_or_else(|| panic!("no span for step {name}:\n{out}"))
+    };
+    let header = step("Validate order header");
+    for field in [
+        "order=TR-1",
+        "flow=Reference lab",
+        "version=1.0.0",
+        "attempt=1",
+        "outcome=Succeeded",
+    ] {
+        assert!(header.contains(field), "{field} missing in {header}");
+    }
+    assert!(
+        header.contains("orderflow.execution"),
+        "the step span is inside its execution's: {header}"
+    );
+    assert!(step("Validate order lines").contains("outcome=Failed"));
+    assert!(
+        closes
+            .iter()
+            .any(|l| l.contains("orderflow.execution") && l.contains("execution=TR-1#1")),
+        "{out}"
+    );
+}
