@@ -1,6 +1,7 @@
 use crate::document::OrderId;
 use crate::execution::ExecutionId;
 use crate::flow::{FlowStatus, ValidationError};
+use crate::limits::LimitError;
 use crate::rules::PolicyError;
 use crate::store::StoreError;
 
@@ -28,6 +29,8 @@ pub enum ErrorKind {
     Store,
     /// Engine construction was given inconsistent parts.
     Configuration,
+    /// Input went past a configured limit ([`Limits`](crate::limits::Limits)).
+    Limit,
 }
 
 /// An error of the engine's API.
@@ -105,6 +108,9 @@ pub enum Error {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// Input went past a limit; the error names the limit and the place.
+    #[error(transparent)]
+    Limit(#[from] LimitError),
 }
 
 impl Error {
@@ -125,6 +131,7 @@ impl Error {
             Self::InvalidEvent(_) => ErrorKind::InvalidInput,
             Self::Configuration(_) => ErrorKind::Configuration,
             Self::Store(_) => ErrorKind::Store,
+            Self::Limit(_) => ErrorKind::Limit,
         }
     }
 

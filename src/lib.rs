@@ -11,6 +11,7 @@ pub mod execution;
 pub mod flow;
 pub mod guide;
 pub mod journey;
+pub mod limits;
 pub mod orchestration;
 pub mod policy;
 pub mod provider;

@@ -441,3 +441,75 @@ impl Provider for MemoryProvider {
         })
     }
 }
+
+/// A credential in provider configuration (an API key, a password, a token): kept for the
+/// provider to use, never shown.
+///
+/// `Debug` and `Display` print `[redacted]`, and so does serializing it, so a provider
+/// whose configuration holds its credentials as `Secret`s can derive `Debug` and be
+/// logged, put in errors, journeys and spans without leaking them. Deserializing reads the
+/// plain value, so configuration files load as usual. Only [`expose`](Self::expose) gives
+/// the value, at the point of use.
+///
+/// ```
+/// use orderflow::provider::Secret;
+///
+/// #[derive(Debug, serde::Deserialize)]
+/// struct BillingConfig {
+///     url: String,
+///     api_key: Secret,
+/// }
+///
+/// let config: BillingConfig =
+///     serde_json::from_str(r#"{ "url": "https://billing.example", "api_key": "sk-live-123" }"#)?;
+/// assert_eq!(config.api_key.expose(), "sk-live-123");
+/// let shown = format!("{config:?} {}", config.api_key);
+/// assert!(!shown.contains("sk-live-123"));
+/// assert!(shown.contains("[redacted]"));
+/// assert_eq!(serde_json::to_string(&config.api_key)?, "\"[redacted]\"");
+/// # Ok::<(), serde_json::Error>(())
+/// ```
+#[derive(Clone, Default, PartialEq, Eq, Hash)]
+pub struct Secret<T = String>(T);
+
+impl<T> Secret<T> {
+    /// Wraps a value.
+    pub const fn new(value: T) -> Self {
+        Self(value)
+    }
+
+    /// The value, for the provider's own use.
+    pub fn expose(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T> From<T> for Secret<T> {
+    fn from(value: T) -> Self {
+        Self(value)
+    }
+}
+
+impl<T> fmt::Debug for Secret<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret([redacted])")
+    }
+}
+
+impl<T> fmt::Display for Secret<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+impl<T> Serialize for Secret<T> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str("[redacted]")
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Secret<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        T::deserialize(deserializer).map(Self)
+    }
+}

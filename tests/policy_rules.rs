@@ -2309,22 +2309,36 @@ fn deeply_nested_documents_are_errors_not_stack_overflows() {
 
 #[test]
 fn oversize_documents_are_rejected_before_parsing() {
+    let limit = |err: Error| match err {
+        Error::Limit(e) => e,
+        other => panic!("expected a limit error, got {other:?}"),
+    };
     // Valid JSON, padded past the limit with whitespace.
     let padded = format!("{VALID}{}", " ".repeat(MAX_POLICY_BYTES - VALID.len() + 1));
     assert_eq!(padded.len(), MAX_POLICY_BYTES + 1);
-    let (_, _, message) = assert_document_error(&padded);
-    assert!(message.contains(&MAX_POLICY_BYTES.to_string()), "{message}");
-    let err = PolicyDocument::list_from_json(&format!("[{padded}]")).unwrap_err();
-    assert!(matches!(err, Error::Document { what: "policy", .. }));
+    let e = limit(PolicyDocument::from_json(&padded).unwrap_err());
+    assert_eq!((e.what, e.limit), ("policy", "max_document_bytes"));
+    assert_eq!((e.max, e.found), (MAX_POLICY_BYTES, MAX_POLICY_BYTES + 1));
+    assert!(e.to_string().contains("max_document_bytes"), "{e}");
+    let e = limit(PolicyDocument::list_from_json(&format!("[{padded}]")).unwrap_err());
+    assert_eq!(e.limit, "max_document_bytes");
 
     // Exactly at the limit parses.
     let at_limit = format!("{VALID}{}", " ".repeat(MAX_POLICY_BYTES - VALID.len()));
     assert_eq!(at_limit.len(), MAX_POLICY_BYTES);
     PolicyDocument::from_json(&at_limit).unwrap();
 
-    // A huge string value.
+    // A huge string value: the document is over the size limit before its string is.
     let huge = VALID.replacen("Seattle store", &"s".repeat(MAX_POLICY_BYTES), 1);
-    assert_document_error(&huge);
+    assert_eq!(
+        limit(PolicyDocument::from_json(&huge).unwrap_err()).limit,
+        "max_document_bytes"
+    );
+    // A long string within a small document: the string limit, with its place.
+    let long = VALID.replacen("Seattle store", &"s".repeat(5_000), 1);
+    let e = limit(PolicyDocument::from_json(&long).unwrap_err());
+    assert_eq!((e.limit, e.found), ("max_string_bytes", 5_000));
+    assert!(e.place.starts_with("$.rules[0]"), "{}", e.place);
 }
 
 /// A policy using every condition form, value kind and optional part.

@@ -69,6 +69,9 @@ pub struct Config {
     /// set by this engine wake it at once; ones set by another engine on the same store
     /// are seen within this). Default: 1 s.
     pub timer_poll: Duration,
+    /// Bounds on flows, policies and events the engine takes. Default:
+    /// [`Limits::default`](crate::limits::Limits).
+    pub limits: crate::limits::Limits,
 }
 
 impl Default for Config {
@@ -81,11 +84,18 @@ impl Default for Config {
             max_in_flight: 4_096,
             max_steps_per_turn: 100_000,
             timer_poll: Duration::from_secs(1),
+            limits: crate::limits::Limits::default(),
         }
     }
 }
 
 impl Config {
+    /// Sets the bounds on untrusted input.
+    pub fn with_limits(mut self, limits: crate::limits::Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
     /// Sets the longest sleep of the timer worker.
     pub fn with_timer_poll(mut self, poll: Duration) -> Self {
         self.timer_poll = poll;
@@ -659,6 +669,7 @@ impl Engine {
                 }],
             }));
         }
+        crate::limits::check_flow(&flow, &self.inner.config.limits)?;
         if self.inner.read_catalog().flows.contains_key(&flow.name) {
             return Err(Error::FlowExists(flow.name));
         }
@@ -678,6 +689,7 @@ impl Engine {
     /// A published or paused flow must be stopped first.
     pub async fn update_flow(&self, flow: Flow) -> Result<()> {
         let _lifecycle = self.inner.lifecycle.lock().await;
+        crate::limits::check_flow(&flow, &self.inner.config.limits)?;
         let current = self.current(&flow.name)?;
         if current.status != FlowStatus::Unpublished {
             return Err(Error::FlowStatus {
@@ -844,6 +856,7 @@ impl Engine {
                 }],
             }));
         }
+        crate::limits::check_policy(&document, &self.inner.config.limits)?;
         if self.inner.registry.policies.contains_key(&document.name)
             || self
                 .inner
@@ -866,6 +879,7 @@ impl Engine {
     /// versions they were published with, and the draft is used once it is published.
     pub async fn update_policy(&self, document: PolicyDocument) -> Result<()> {
         let _lifecycle = self.inner.lifecycle.lock().await;
+        crate::limits::check_policy(&document, &self.inner.config.limits)?;
         let Some(mut record) = self.policy(&document.name) else {
             return Err(Error::UnknownPolicy(document.name));
         };
@@ -1034,6 +1048,7 @@ impl Engine {
     /// the stored order, with what flows set on it, stays the truth.
     pub async fn submit(&self, event: Event) -> Result<Receipt> {
         check_event(&event)?;
+        crate::limits::check_event(&event, &self.inner.config.limits)?;
         let _permit = self.inner.admission.acquire().await;
         let _guard = self.inner.lock_order(&event.order).await;
         run::Turn::load(&self.inner, event.order.clone(), event.document.as_deref())

@@ -915,12 +915,20 @@ impl<'e> Turn<'e> {
             token.wake_at = Some(at);
             token.attempt = token_attempt + 1;
             token.calls += attempts;
-            token.error = Some(format!("attempt {token_attempt} failed: {why}"));
+            let failure = format!("attempt {token_attempt} failed: {why}");
+            token.error = Some(match token.error.take() {
+                Some(earlier) => format!("{earlier}; {failure}"),
+                None => failure,
+            });
             self.commit().await?;
             self.inner.wake_timers(at);
             return Ok(());
         }
         attempts += self.state.executions[e].tokens[t].calls;
+        // Earlier attempts' failures, kept on the token while it waited for its retries.
+        if let Some(earlier) = self.state.executions[e].tokens[t].error.take() {
+            details.insert(0, earlier);
+        }
         if let (Some(dry), Some(before)) = (&self.inner.dry, &dry_before) {
             dry.changed(&step.name, before, &self.state.order);
         }

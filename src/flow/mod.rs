@@ -418,12 +418,20 @@ impl Flow {
 
     /// Parses a flow document, rejecting unknown fields and wrong types with the place.
     pub fn from_json(json: &str) -> Result<Self, crate::Error> {
-        serde_json::from_str(json).map_err(|e| crate::Error::Document {
-            what: "flow",
-            line: e.line(),
-            column: e.column(),
-            message: e.to_string(),
-        })
+        Self::from_json_with(json, &crate::limits::Limits::default())
+    }
+
+    /// Parses a flow from JSON within `limits`: the document's size before parsing, every
+    /// string's length, then steps, branches and element nesting
+    /// ([`limits`](crate::limits)). Past a limit: [`Error::Limit`](crate::Error::Limit)
+    /// naming it and the place; malformed: [`Error::Document`](crate::Error::Document).
+    pub fn from_json_with(
+        json: &str,
+        limits: &crate::limits::Limits,
+    ) -> Result<Self, crate::Error> {
+        let flow: Self = crate::limits::parse_document("flow", json, limits)?;
+        crate::limits::check_flow(&flow, limits)?;
+        Ok(flow)
     }
 
     /// The flow as pretty JSON.

@@ -8,7 +8,6 @@ use crate::clock::Timestamp;
 use crate::document::{Entity, Value};
 use crate::policy::{Criticality, PolicyKind};
 
-use super::MAX_POLICY_BYTES;
 use super::compile::{PolicyError, RulePolicy};
 
 /// A declarative policy: what users write. See the [module docs](super).
@@ -63,14 +62,36 @@ impl PolicyDocument {
     /// document larger than [`MAX_POLICY_BYTES`]. Parsing does not check the rules; compile
     /// (or publish) does.
     pub fn from_json(json: &str) -> Result<Self, crate::Error> {
-        parse(json)
+        Self::from_json_with(json, &crate::limits::Limits::default())
+    }
+
+    /// Parses a policy within `limits` ([`limits`](crate::limits)): size, strings, rules
+    /// and condition depth. Past a limit: [`Error::Limit`](crate::Error::Limit).
+    pub fn from_json_with(
+        json: &str,
+        limits: &crate::limits::Limits,
+    ) -> Result<Self, crate::Error> {
+        let policy: Self = crate::limits::parse_document("policy", json, limits)?;
+        crate::limits::check_policy(&policy, limits)?;
+        Ok(policy)
     }
 
     /// Parses a JSON array of policies (a bundle kept in one file), with the same checks as
-    /// [`from_json`](Self::from_json); the limit of [`MAX_POLICY_BYTES`] applies to the whole
-    /// file.
+    /// [`from_json`](Self::from_json); the size limit applies to the whole file.
     pub fn list_from_json(json: &str) -> Result<Vec<Self>, crate::Error> {
-        parse(json)
+        Self::list_from_json_with(json, &crate::limits::Limits::default())
+    }
+
+    /// [`list_from_json`](Self::list_from_json) within `limits`.
+    pub fn list_from_json_with(
+        json: &str,
+        limits: &crate::limits::Limits,
+    ) -> Result<Vec<Self>, crate::Error> {
+        let policies: Vec<Self> = crate::limits::parse_document("policy", json, limits)?;
+        for policy in &policies {
+            crate::limits::check_policy(policy, limits)?;
+        }
+        Ok(policies)
     }
 
     /// The policy as pretty JSON.
@@ -83,26 +104,6 @@ impl PolicyDocument {
     pub fn compile(&self) -> Result<RulePolicy, PolicyError> {
         super::compile::compile(self, None)
     }
-}
-
-fn parse<T: serde::de::DeserializeOwned>(json: &str) -> Result<T, crate::Error> {
-    if json.len() > MAX_POLICY_BYTES {
-        return Err(crate::Error::Document {
-            what: "policy",
-            line: 1,
-            column: 1,
-            message: format!(
-                "the document is {} bytes; the limit is {MAX_POLICY_BYTES}",
-                json.len()
-            ),
-        });
-    }
-    serde_json::from_str(json).map_err(|e| crate::Error::Document {
-        what: "policy",
-        line: e.line(),
-        column: e.column(),
-        message: e.to_string(),
-    })
 }
 
 /// One rule: a condition and, in execution policies, the values to set when it holds.

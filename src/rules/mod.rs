@@ -103,5 +103,6 @@ pub const MAX_CONDITIONS: usize = 4_096;
 pub const MAX_LIST: usize = 1_024;
 /// Longest text value, in bytes.
 pub const MAX_TEXT: usize = 4_096;
-/// Largest policy document [`PolicyDocument::from_json`] accepts, in bytes.
+/// Largest policy document [`PolicyDocument::from_json`] accepts by default, in bytes
+/// ([`Limits::max_document_bytes`](crate::limits::Limits::max_document_bytes) sets it).
 pub const MAX_POLICY_BYTES: usize = 1 << 20;

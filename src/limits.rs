@@ -1,0 +1,455 @@
+//! Bounds on untrusted input: flow and policy documents from users and admin screens, events
+//! from commerce sites and 3PLs.
+//!
+//! Every bound has a documented default ([`Limits::default`]) and is set per engine through
+//! [`Config::limits`](crate::Config). Documents are checked in stages, each bounded by the
+//! one before: the size of the text first (nothing larger is parsed), then the parser's
+//! own nesting bound, then every string's length on the parsed JSON, and finally the
+//! structure — steps, branches, element nesting, rules, condition depth — on the typed
+//! document, without recursion. No check allocates in proportion to a number a document
+//! states. A flow or policy built in code meets the same structural checks when an engine
+//! takes it ([`Engine::create_flow`](crate::Engine::create_flow),
+//! [`Engine::create_policy`](crate::Engine::create_policy)), and an event when it is
+//! submitted.
+//!
+//! A [`LimitError`] names the limit, its value, what was found, and the place.
+//!
+//! ```
+//! use orderflow::limits::Limits;
+//! use orderflow::flow::Flow;
+//!
+//! let tight = Limits::default().with_max_document_bytes(64);
+//! let json = r#"{ "name": "A flow whose document is longer than sixty-four bytes", "steps": [] }"#;
+//! let err = Flow::from_json_with(json, &tight).unwrap_err();
+//! assert_eq!(err.kind(), orderflow::ErrorKind::Limit);
+//! assert!(err.to_string().contains("max_document_bytes"));
+//! ```
+
+use std::fmt;
+
+use crate::event::Event;
+use crate::flow::{Flow, Step, StepPath};
+use crate::rules::{Condition, PolicyDocument};
+
+/// The bounds. See the [module docs](self).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Limits {
+    /// Largest flow or policy document (or policy bundle), in bytes. Default: 1 MiB.
+    pub max_document_bytes: usize,
+    /// Longest string anywhere in a document or event (names, values, ids), in bytes.
+    /// Default: 4,096.
+    pub max_string_bytes: usize,
+    /// Most steps in one flow, nested ones included. Default: 1,000.
+    pub max_steps: usize,
+    /// Most branches of one Splitter or Splitter-Merge. Default: 64.
+    pub max_branches: usize,
+    /// Deepest nesting of elements (a Condition or Splitter inside another). Default: 16.
+    pub max_nesting: usize,
+    /// Most rules in one policy. Default: 256, which is also the compiler's cap
+    /// ([`MAX_RULES`](crate::rules::MAX_RULES)): this limit can lower it, not raise it.
+    pub max_rules: usize,
+    /// Deepest nesting of a rule's conditions, the row itself counted. Default: 16, also
+    /// the compiler's cap ([`MAX_CONDITION_DEPTH`](crate::rules::MAX_CONDITION_DEPTH)).
+    pub max_condition_depth: usize,
+    /// Largest event payload, serialized, in bytes. Default: 64 KiB.
+    pub max_payload_bytes: usize,
+    /// Largest order document an event brings, serialized, in bytes. Default: 1 MiB.
+    pub max_order_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_document_bytes: 1 << 20,
+            max_string_bytes: 4_096,
+            max_steps: 1_000,
+            max_branches: 64,
+            max_nesting: 16,
+            max_rules: crate::rules::MAX_RULES,
+            max_condition_depth: crate::rules::MAX_CONDITION_DEPTH,
+            max_payload_bytes: 64 << 10,
+            max_order_bytes: 1 << 20,
+        }
+    }
+}
+
+macro_rules! setters {
+    ($($(#[$doc:meta])* $name:ident: $field:ident: $ty:ty;)*) => {
+        impl Limits {
+            $(
+                $(#[$doc])*
+                pub fn $name(mut self, value: $ty) -> Self {
+                    self.$field = value;
+                    self
+                }
+            )*
+        }
+    };
+}
+
+setters! {
+    /// Sets [`max_document_bytes`](Self::max_document_bytes).
+    with_max_document_bytes: max_document_bytes: usize;
+    /// Sets [`max_string_bytes`](Self::max_string_bytes).
+    with_max_string_bytes: max_string_bytes: usize;
+    /// Sets [`max_steps`](Self::max_steps).
+    with_max_steps: max_steps: usize;
+    /// Sets [`max_branches`](Self::max_branches).
+    with_max_branches: max_branches: usize;
+    /// Sets [`max_nesting`](Self::max_nesting).
+    with_max_nesting: max_nesting: usize;
+    /// Sets [`max_rules`](Self::max_rules).
+    with_max_rules: max_rules: usize;
+    /// Sets [`max_condition_depth`](Self::max_condition_depth).
+    with_max_condition_depth: max_condition_depth: usize;
+    /// Sets [`max_payload_bytes`](Self::max_payload_bytes).
+    with_max_payload_bytes: max_payload_bytes: usize;
+    /// Sets [`max_order_bytes`](Self::max_order_bytes).
+    with_max_order_bytes: max_order_bytes: usize;
+}
+
+/// Input past a limit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct LimitError {
+    /// What was checked ("flow", "policy", "event").
+    pub what: &'static str,
+    /// The limit, by its field name in [`Limits`].
+    pub limit: &'static str,
+    /// Its value.
+    pub max: usize,
+    /// What was found.
+    pub found: usize,
+    /// Where: a JSON path, a step path, or a rule.
+    pub place: String,
+}
+
+impl fmt::Display for LimitError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} over the limit {} = {} at {}: found {}",
+            self.what, self.limit, self.max, self.place, self.found
+        )
+    }
+}
+
+impl std::error::Error for LimitError {}
+
+fn over(
+    what: &'static str,
+    limit: &'static str,
+    max: usize,
+    found: usize,
+    place: String,
+) -> LimitError {
+    LimitError {
+        what,
+        limit,
+        max,
+        found,
+        place,
+    }
+}
+
+/// The text's size, before anything is parsed.
+pub(crate) fn check_size(
+    what: &'static str,
+    text: &str,
+    limits: &Limits,
+) -> Result<(), LimitError> {
+    if text.len() > limits.max_document_bytes {
+        return Err(over(
+            what,
+            "max_document_bytes",
+            limits.max_document_bytes,
+            text.len(),
+            "the document".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Every string (keys included) of parsed JSON, without recursion.
+pub(crate) fn check_strings(
+    what: &'static str,
+    value: &serde_json::Value,
+    limits: &Limits,
+) -> Result<(), LimitError> {
+    use serde_json::Value;
+    let mut stack: Vec<(&Value, String)> = vec![(value, "$".to_owned())];
+    while let Some((v, path)) = stack.pop() {
+        let long = |s: &str| s.len() > limits.max_string_bytes;
+        match v {
+            Value::String(s) if long(s) => {
+                return Err(over(
+                    what,
+                    "max_string_bytes",
+                    limits.max_string_bytes,
+                    s.len(),
+                    path,
+                ));
+            }
+            Value::Array(items) => {
+                for (i, item) in items.iter().enumerate().rev() {
+                    stack.push((item, format!("{path}[{i}]")));
+                }
+            }
+            Value::Object(map) => {
+                for (k, item) in map.iter().rev() {
+                    if long(k) {
+                        return Err(over(
+                            what,
+                            "max_string_bytes",
+                            limits.max_string_bytes,
+                            k.len(),
+                            format!("a key of {path}"),
+                        ));
+                    }
+                    stack.push((item, format!("{path}.{}", shorten(k))));
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// A key as it appears in a place: long keys are cut (their length is the error).
+fn shorten(key: &str) -> &str {
+    let mut end = key.len().min(64);
+    while !key.is_char_boundary(end) {
+        end -= 1;
+    }
+    &key[..end]
+}
+
+/// Steps, branches and element nesting of a flow, without recursion.
+pub fn check_flow(flow: &Flow, limits: &Limits) -> Result<(), LimitError> {
+    let long = |s: &str| s.len() > limits.max_string_bytes;
+    if long(&flow.name) {
+        return Err(over(
+            "flow",
+            "max_string_bytes",
+            limits.max_string_bytes,
+            flow.name.len(),
+            "the flow's name".into(),
+        ));
+    }
+    let mut steps = 0usize;
+    // (sequence, its place, element nesting)
+    let mut stack: Vec<(&[Step], StepPath, usize)> = vec![(&flow.steps, StepPath::default(), 0)];
+    while let Some((sequence, path, depth)) = stack.pop() {
+        for step in sequence {
+            steps += 1;
+            let here = path.child(step.name());
+            if steps > limits.max_steps {
+                return Err(over(
+                    "flow",
+                    "max_steps",
+                    limits.max_steps,
+                    steps,
+                    here.to_string(),
+                ));
+            }
+            if long(step.name()) {
+                return Err(over(
+                    "flow",
+                    "max_string_bytes",
+                    limits.max_string_bytes,
+                    step.name().len(),
+                    path.to_string(),
+                ));
+            }
+            let nested = depth + 1;
+            match step {
+                Step::Condition(c) | Step::ConditionMerge(c) => {
+                    if nested > limits.max_nesting {
+                        return Err(over(
+                            "flow",
+                            "max_nesting",
+                            limits.max_nesting,
+                            nested,
+                            here.to_string(),
+                        ));
+                    }
+                    stack.push((&c.no, here.child("no"), nested));
+                    stack.push((&c.yes, here.child("yes"), nested));
+                }
+                Step::Splitter(s) | Step::SplitterMerge(s) => {
+                    if nested > limits.max_nesting {
+                        return Err(over(
+                            "flow",
+                            "max_nesting",
+                            limits.max_nesting,
+                            nested,
+                            here.to_string(),
+                        ));
+                    }
+                    if s.branches.len() > limits.max_branches {
+                        return Err(over(
+                            "flow",
+                            "max_branches",
+                            limits.max_branches,
+                            s.branches.len(),
+                            here.to_string(),
+                        ));
+                    }
+                    for (name, branch) in s.branches.iter().rev() {
+                        if long(name) {
+                            return Err(over(
+                                "flow",
+                                "max_string_bytes",
+                                limits.max_string_bytes,
+                                name.len(),
+                                here.to_string(),
+                            ));
+                        }
+                        stack.push((branch, here.child(name), nested));
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Rules and condition depth of a policy, without recursion.
+pub fn check_policy(policy: &PolicyDocument, limits: &Limits) -> Result<(), LimitError> {
+    if policy.name.len() > limits.max_string_bytes {
+        return Err(over(
+            "policy",
+            "max_string_bytes",
+            limits.max_string_bytes,
+            policy.name.len(),
+            "the policy's name".into(),
+        ));
+    }
+    if policy.rules.len() > limits.max_rules {
+        return Err(over(
+            "policy",
+            "max_rules",
+            limits.max_rules,
+            policy.rules.len(),
+            format!("policy '{}'", policy.name),
+        ));
+    }
+    for rule in &policy.rules {
+        let place = || format!("policy '{}', rule '{}'", policy.name, shorten(&rule.name));
+        if rule.name.len() > limits.max_string_bytes {
+            return Err(over(
+                "policy",
+                "max_string_bytes",
+                limits.max_string_bytes,
+                rule.name.len(),
+                place(),
+            ));
+        }
+        let mut stack: Vec<(&Condition, usize)> = rule.condition.iter().map(|c| (c, 1)).collect();
+        while let Some((condition, depth)) = stack.pop() {
+            if depth > limits.max_condition_depth {
+                return Err(over(
+                    "policy",
+                    "max_condition_depth",
+                    limits.max_condition_depth,
+                    depth,
+                    place(),
+                ));
+            }
+            match condition {
+                Condition::And(cs) | Condition::Or(cs) => {
+                    stack.extend(cs.iter().map(|c| (c, depth + 1)));
+                }
+                Condition::AnyLine(c) | Condition::AllLines(c) => stack.push((c, depth + 1)),
+                _ => {}
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Counts bytes written, to measure a serialized size without keeping it.
+struct Counter(usize);
+
+impl std::io::Write for Counter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len();
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn serialized_size(value: &impl serde::Serialize) -> usize {
+    let mut counter = Counter(0);
+    // Writing to a counter cannot fail; a value that does not serialize counts as nothing.
+    let _ = serde_json::to_writer(&mut counter, value);
+    counter.0
+}
+
+/// An event's strings, payload and order document.
+pub fn check_event(event: &Event, limits: &Limits) -> Result<(), LimitError> {
+    let id = event.id.0.as_str();
+    let place = || format!("event '{}'", shorten(id));
+    for (s, what) in [
+        (id, "id"),
+        (event.kind.as_str(), "kind"),
+        (event.order.as_str(), "order"),
+    ] {
+        if s.len() > limits.max_string_bytes {
+            return Err(over(
+                "event",
+                "max_string_bytes",
+                limits.max_string_bytes,
+                s.len(),
+                format!("{} ({what})", place()),
+            ));
+        }
+    }
+    let payload = serialized_size(&event.payload);
+    if payload > limits.max_payload_bytes {
+        return Err(over(
+            "event",
+            "max_payload_bytes",
+            limits.max_payload_bytes,
+            payload,
+            place(),
+        ));
+    }
+    if let Some(order) = &event.document {
+        let size = serialized_size(order);
+        if size > limits.max_order_bytes {
+            return Err(over(
+                "event",
+                "max_order_bytes",
+                limits.max_order_bytes,
+                size,
+                place(),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Parses a document within the limits on its text: the size first, then strings on the
+/// parsed JSON, then the typed value (each parse keeps its line and column in errors).
+pub(crate) fn parse_document<T: serde::de::DeserializeOwned>(
+    what: &'static str,
+    json: &str,
+    limits: &Limits,
+) -> Result<T, crate::Error> {
+    check_size(what, json, limits)?;
+    let located = |e: serde_json::Error| crate::Error::Document {
+        what,
+        line: e.line(),
+        column: e.column(),
+        message: e.to_string(),
+    };
+    let value: serde_json::Value = serde_json::from_str(json).map_err(located)?;
+    check_strings(what, &value, limits)?;
+    drop(value);
+    serde_json::from_str(json).map_err(located)
+}
