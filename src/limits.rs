@@ -453,3 +453,82 @@ pub(crate) fn parse_document<T: serde::de::DeserializeOwned>(
     drop(value);
     serde_json::from_str(json).map_err(located)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::document::Order;
+    use crate::flow::{ActionStep, ConditionStep};
+    use crate::orchestration::ActionKind;
+    use crate::rules::Rule;
+
+    fn action(name: &str) -> Step {
+        Step::Action(ActionStep::new(name, ActionKind::ValidateOrderHeader))
+    }
+
+    /// A flow built in code with `depth` Conditions inside each other.
+    fn nested(depth: usize) -> Flow {
+        let mut inner = vec![action("leaf")];
+        for d in 0..depth {
+            inner = vec![
+                action(&format!("before {d}")),
+                Step::Condition(ConditionStep {
+                    name: format!("c{d}"),
+                    yes: inner,
+                    no: Vec::new(),
+                }),
+            ];
+        }
+        let mut flow: Flow =
+            serde_json::from_value(serde_json::json!({ "name": "Deep", "steps": [] })).unwrap();
+        flow.steps = inner;
+        flow
+    }
+
+    #[test]
+    fn flows_built_in_code_meet_the_structural_limits() {
+        let limits = Limits::default();
+        check_flow(&nested(16), &limits).unwrap();
+        let e = check_flow(&nested(17), &limits).unwrap_err();
+        assert_eq!((e.limit, e.max, e.found), ("max_nesting", 16, 17));
+        assert!(e.place.starts_with("c16 / yes / c15"), "{}", e.place);
+        assert!(e.place.ends_with("/ c0"), "{}", e.place);
+
+        let many = {
+            let mut flow = nested(0);
+            flow.steps = (0..1_001).map(|i| action(&format!("s{i}"))).collect();
+            flow
+        };
+        let e = check_flow(&many, &limits).unwrap_err();
+        assert_eq!((e.limit, e.found), ("max_steps", 1_001));
+        check_flow(&many, &limits.with_max_steps(2_000)).unwrap();
+    }
+
+    #[test]
+    fn policies_and_events_meet_their_limits() {
+        let limits = Limits::default()
+            .with_max_rules(2)
+            .with_max_condition_depth(3);
+        let mut policy = PolicyDocument::new(
+            "P",
+            crate::policy::PolicyKind::Filter,
+            crate::document::Entity::Order,
+        );
+        let deep = Condition::And(vec![Condition::Or(vec![Condition::And(vec![
+            Condition::has_data("currency"),
+        ])])]);
+        policy = policy.with_rule(Rule::check("deep", deep));
+        let e = check_policy(&policy, &limits).unwrap_err();
+        assert_eq!((e.limit, e.found), ("max_condition_depth", 4));
+        assert_eq!(e.place, "policy 'P', rule 'deep'");
+
+        let event = Event::new("e-1", crate::event::EventKind::SHIPPED, "SO-1")
+            .with_payload(serde_json::json!({ "note": "x".repeat(70_000) }));
+        let e = check_event(&event, &Limits::default()).unwrap_err();
+        assert_eq!(e.limit, "max_payload_bytes");
+        let event = Event::new_order(Order::new("SO-1"));
+        check_event(&event, &Limits::default()).unwrap();
+        let e = check_event(&event, &Limits::default().with_max_order_bytes(10)).unwrap_err();
+        assert_eq!(e.limit, "max_order_bytes");
+    }
+}
