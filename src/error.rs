@@ -38,7 +38,7 @@ pub enum ErrorKind {
 #[non_exhaustive]
 pub enum Error {
     /// A document could not be parsed.
-    #[error("invalid {what} document at line {line}, column {column}: {message}")]
+    #[error("invalid {what} document{}: {message}", location(*.line, *.column))]
     Document {
         /// What was parsed ("flow", "event").
         what: &'static str,
@@ -138,5 +138,14 @@ impl Error {
     /// Whether the same call may succeed later (a store outage).
     pub fn is_retryable(&self) -> bool {
         matches!(self, Self::Store(e) if e.is_retryable())
+    }
+}
+
+/// ` at line L, column C`, or nothing when the place is not a position in the text.
+fn location(line: usize, column: usize) -> String {
+    if line == 0 {
+        String::new()
+    } else {
+        format!(" at line {line}, column {column}")
     }
 }

@@ -180,6 +180,32 @@ pub struct Event {
 }
 
 impl Event {
+    /// Parses an event from JSON (as a host receives it from a commerce site or a 3PL)
+    /// within the default [`Limits`](crate::limits::Limits): see
+    /// [`from_json_with`](Self::from_json_with).
+    pub fn from_json(json: &str) -> Result<Self, crate::Error> {
+        Self::from_json_with(json, &crate::limits::Limits::default())
+    }
+
+    /// Parses an event within `limits`: its size before parsing
+    /// (`max_event_bytes`), every string's length, then the payload's and order
+    /// document's sizes. Past a limit: [`Error::Limit`](crate::Error::Limit); malformed:
+    /// [`Error::Document`](crate::Error::Document).
+    pub fn from_json_with(
+        json: &str,
+        limits: &crate::limits::Limits,
+    ) -> Result<Self, crate::Error> {
+        let event: Self = crate::limits::parse_document(
+            "event",
+            json,
+            limits,
+            ("max_event_bytes", limits.max_event_bytes),
+            |value| crate::limits::event_shape(value, limits),
+        )?;
+        crate::limits::check_event(&event, limits)?;
+        Ok(event)
+    }
+
     /// An event of a kind about an order.
     pub fn new(id: impl Into<EventId>, kind: EventKind, order: impl Into<OrderId>) -> Self {
         Self {

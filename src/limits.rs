@@ -56,6 +56,9 @@ pub struct Limits {
     pub max_payload_bytes: usize,
     /// Largest order document an event brings, serialized, in bytes. Default: 1 MiB.
     pub max_order_bytes: usize,
+    /// Largest event document [`Event::from_json`](crate::Event::from_json) parses, in
+    /// bytes. Default: 2 MiB (an order document and a payload at their limits).
+    pub max_event_bytes: usize,
 }
 
 impl Default for Limits {
@@ -70,6 +73,7 @@ impl Default for Limits {
             max_condition_depth: crate::rules::MAX_CONDITION_DEPTH,
             max_payload_bytes: 64 << 10,
             max_order_bytes: 1 << 20,
+            max_event_bytes: 2 << 20,
         }
     }
 }
@@ -107,6 +111,8 @@ setters! {
     with_max_payload_bytes: max_payload_bytes: usize;
     /// Sets [`max_order_bytes`](Self::max_order_bytes).
     with_max_order_bytes: max_order_bytes: usize;
+    /// Sets [`max_event_bytes`](Self::max_event_bytes).
+    with_max_event_bytes: max_event_bytes: usize;
 }
 
 /// Input past a limit.
@@ -153,67 +159,94 @@ fn over(
     }
 }
 
-/// The text's size, before anything is parsed.
-pub(crate) fn check_size(
-    what: &'static str,
-    text: &str,
-    limits: &Limits,
-) -> Result<(), LimitError> {
-    if text.len() > limits.max_document_bytes {
-        return Err(over(
-            what,
-            "max_document_bytes",
-            limits.max_document_bytes,
-            text.len(),
-            "the document".into(),
-        ));
-    }
-    Ok(())
-}
-
-/// Every string (keys included) of parsed JSON, without recursion.
+/// Every string (keys included) of parsed JSON, without recursion, in memory proportional
+/// to the nesting depth (a place is written out only for an error).
 pub(crate) fn check_strings(
     what: &'static str,
     value: &serde_json::Value,
     limits: &Limits,
 ) -> Result<(), LimitError> {
     use serde_json::Value;
-    let mut stack: Vec<(&Value, String)> = vec![(value, "$".to_owned())];
-    while let Some((v, path)) = stack.pop() {
-        let long = |s: &str| s.len() > limits.max_string_bytes;
-        match v {
-            Value::String(s) if long(s) => {
-                return Err(over(
-                    what,
-                    "max_string_bytes",
-                    limits.max_string_bytes,
-                    s.len(),
-                    path,
-                ));
-            }
-            Value::Array(items) => {
-                for (i, item) in items.iter().enumerate().rev() {
-                    stack.push((item, format!("{path}[{i}]")));
+    /// An open container: its remaining children.
+    enum Frame<'v> {
+        Array(std::iter::Enumerate<std::slice::Iter<'v, Value>>),
+        Object(serde_json::map::Iter<'v>),
+    }
+    /// Where a value sits in its parent.
+    enum Seg<'v> {
+        Index(usize),
+        Key(&'v str),
+    }
+    fn place(segs: &[Seg<'_>], last: Option<&Seg<'_>>) -> String {
+        let mut p = "$".to_owned();
+        for seg in segs.iter().chain(last) {
+            match seg {
+                Seg::Index(i) => p.push_str(&format!("[{i}]")),
+                Seg::Key(k) => {
+                    p.push('.');
+                    p.push_str(shorten(k));
                 }
             }
-            Value::Object(map) => {
-                for (k, item) in map.iter().rev() {
-                    if long(k) {
-                        return Err(over(
-                            what,
-                            "max_string_bytes",
-                            limits.max_string_bytes,
-                            k.len(),
-                            format!("a key of {path}"),
-                        ));
-                    }
-                    stack.push((item, format!("{path}.{}", shorten(k))));
+        }
+        p
+    }
+    let long = |s: &str| s.len() > limits.max_string_bytes;
+    let mut frames: Vec<Frame<'_>> = Vec::new();
+    // The segment of each open container but the root.
+    let mut segs: Vec<Seg<'_>> = Vec::new();
+    let mut next: Option<(&Value, Option<Seg<'_>>)> = Some((value, None));
+    loop {
+        if let Some((v, seg)) = next.take() {
+            match v {
+                Value::String(s) if long(s) => {
+                    return Err(over(
+                        what,
+                        "max_string_bytes",
+                        limits.max_string_bytes,
+                        s.len(),
+                        place(&segs, seg.as_ref()),
+                    ));
+                }
+                Value::Array(items) => {
+                    segs.extend(seg);
+                    frames.push(Frame::Array(items.iter().enumerate()));
+                }
+                Value::Object(map) => {
+                    segs.extend(seg);
+                    frames.push(Frame::Object(map.iter()));
+                }
+                _ => {}
+            }
+        }
+        let Some(frame) = frames.last_mut() else {
+            return Ok(());
+        };
+        let child = match frame {
+            Frame::Array(items) => items.next().map(|(i, v)| (v, Seg::Index(i))),
+            Frame::Object(entries) => match entries.next() {
+                Some((k, _)) if long(k) => {
+                    return Err(over(
+                        what,
+                        "max_string_bytes",
+                        limits.max_string_bytes,
+                        k.len(),
+                        format!("a key of {}", place(&segs, None)),
+                    ));
+                }
+                Some((k, v)) => Some((v, Seg::Key(k.as_str()))),
+                None => None,
+            },
+        };
+        match child {
+            Some((v, seg)) => next = Some((v, Some(seg))),
+            None => {
+                frames.pop();
+                if !frames.is_empty() {
+                    segs.pop();
                 }
             }
-            _ => {}
         }
     }
-    Ok(())
 }
 
 /// A key as it appears in a place: long keys are cut (their length is the error).
@@ -409,6 +442,23 @@ pub fn check_event(event: &Event, limits: &Limits) -> Result<(), LimitError> {
             ));
         }
     }
+    if let Some(record) = &event.record {
+        let long = match record {
+            crate::document::RecordId::Order => 0,
+            crate::document::RecordId::Line(l) => l.as_str().len(),
+            crate::document::RecordId::FulfillmentOrder(f)
+            | crate::document::RecordId::FulfillmentOrderLine(f, _) => f.as_str().len(),
+        };
+        if long > limits.max_string_bytes {
+            return Err(over(
+                "event",
+                "max_string_bytes",
+                limits.max_string_bytes,
+                long,
+                format!("{} (record)", place()),
+            ));
+        }
+    }
     let payload = serialized_size(&event.payload);
     if payload > limits.max_payload_bytes {
         return Err(over(
@@ -419,7 +469,23 @@ pub fn check_event(event: &Event, limits: &Limits) -> Result<(), LimitError> {
             place(),
         ));
     }
+    check_strings("event", &event.payload, limits).map_err(|mut e| {
+        e.place = format!("{} payload {}", place(), e.place);
+        e
+    })?;
     if let Some(order) = &event.document {
+        if let Some(long) = order_strings(order)
+            .map(str::len)
+            .find(|n| *n > limits.max_string_bytes)
+        {
+            return Err(over(
+                "event",
+                "max_string_bytes",
+                limits.max_string_bytes,
+                long,
+                format!("{} (order document)", place()),
+            ));
+        }
         let size = serialized_size(order);
         if size > limits.max_order_bytes {
             return Err(over(
@@ -434,24 +500,253 @@ pub fn check_event(event: &Event, limits: &Limits) -> Result<(), LimitError> {
     Ok(())
 }
 
-/// Parses a document within the limits on its text: the size first, then strings on the
-/// parsed JSON, then the typed value (each parse keeps its line and column in errors).
-pub(crate) fn parse_document<T: serde::de::DeserializeOwned>(
+/// Parses a document within the limits on its text: the size first, then strings (and
+/// `shape`, a check of the document's form) on the parsed JSON, then the typed value (each
+/// parse keeps its line and column in errors), and finally that every record was written
+/// as a JSON object: serde would otherwise take a struct from an array, by position.
+pub(crate) fn parse_document<T: serde::de::DeserializeOwned + serde::Serialize>(
     what: &'static str,
     json: &str,
     limits: &Limits,
+    max_bytes: (&'static str, usize),
+    shape: impl FnOnce(&serde_json::Value) -> Result<(), crate::Error>,
 ) -> Result<T, crate::Error> {
-    check_size(what, json, limits)?;
+    if json.len() > max_bytes.1 {
+        return Err(over(
+            what,
+            max_bytes.0,
+            max_bytes.1,
+            json.len(),
+            "the document".into(),
+        )
+        .into());
+    }
     let located = |e: serde_json::Error| crate::Error::Document {
         what,
         line: e.line(),
         column: e.column(),
         message: e.to_string(),
     };
+    let unlocated = |message: String| crate::Error::Document {
+        what,
+        line: 0,
+        column: 0,
+        message,
+    };
     let value: serde_json::Value = serde_json::from_str(json).map_err(located)?;
+    shape(&value)?;
     check_strings(what, &value, limits)?;
-    drop(value);
-    serde_json::from_str(json).map_err(located)
+    let typed: T = serde_json::from_str(json).map_err(located)?;
+    let written = serde_json::to_value(&typed).map_err(|e| unlocated(e.to_string()))?;
+    objects_where_records(&value, &written).map_err(unlocated)?;
+    Ok(typed)
+}
+
+/// A document error without a position in the text (the message names the place).
+fn document_error(what: &'static str, message: String) -> crate::Error {
+    crate::Error::Document {
+        what,
+        line: 0,
+        column: 0,
+        message,
+    }
+}
+
+/// An event's payload and order document sizes, on the parsed JSON before the typed event
+/// is built, so an oversize payload is turned away holding one copy of it.
+pub(crate) fn event_shape(value: &serde_json::Value, limits: &Limits) -> Result<(), crate::Error> {
+    let id = value.get("id").and_then(|v| v.as_str()).unwrap_or("");
+    let place = || format!("event '{}'", shorten(id));
+    if let Some(payload) = value.get("payload") {
+        let size = serialized_size(payload);
+        if size > limits.max_payload_bytes {
+            return Err(over(
+                "event",
+                "max_payload_bytes",
+                limits.max_payload_bytes,
+                size,
+                place(),
+            )
+            .into());
+        }
+    }
+    if let Some(document) = value.get("document") {
+        let size = serialized_size(document);
+        if size > limits.max_order_bytes {
+            return Err(over(
+                "event",
+                "max_order_bytes",
+                limits.max_order_bytes,
+                size,
+                place(),
+            )
+            .into());
+        }
+    }
+    Ok(())
+}
+
+/// Compares a document as read with its typed value written back: where the typed value is
+/// an object the document must have one, not an array.
+fn objects_where_records(
+    read: &serde_json::Value,
+    written: &serde_json::Value,
+) -> Result<(), String> {
+    use serde_json::Value;
+    let mut stack = vec![(read, written, "$".to_owned())];
+    while let Some((r, w, path)) = stack.pop() {
+        match (r, w) {
+            (Value::Array(_), Value::Object(_)) => {
+                return Err(format!(
+                    "expected an object at {path}, found an array (records are written as objects with named fields)"
+                ));
+            }
+            (Value::Object(r), Value::Object(w)) => {
+                for (k, rv) in r {
+                    if let Some(wv) = w.get(k) {
+                        stack.push((rv, wv, format!("{path}.{}", shorten(k))));
+                    }
+                }
+            }
+            (Value::Array(r), Value::Array(w)) => {
+                for (i, (rv, wv)) in r.iter().zip(w).enumerate() {
+                    stack.push((rv, wv, format!("{path}[{i}]")));
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// The step kinds a flow document writes, one per step object.
+const STEP_KINDS: [&str; 5] = [
+    "action",
+    "condition",
+    "condition_merge",
+    "splitter",
+    "splitter_merge",
+];
+
+/// Each step of a flow document is an object with exactly one step kind, so a mistake reads
+/// as itself rather than as the parser's complaint at a comma.
+pub(crate) fn flow_shape(value: &serde_json::Value) -> Result<(), crate::Error> {
+    use serde_json::Value;
+    let mut stack: Vec<(&Value, String)> = Vec::new();
+    if let Some(steps) = value.get("steps") {
+        stack.push((steps, "$.steps".to_owned()));
+    }
+    while let Some((sequence, path)) = stack.pop() {
+        let Value::Array(steps) = sequence else {
+            continue;
+        };
+        for (i, step) in steps.iter().enumerate() {
+            let here = format!("{path}[{i}]");
+            let Value::Object(map) = step else {
+                continue;
+            };
+            if map.len() != 1 || !map.keys().all(|k| STEP_KINDS.contains(&k.as_str())) {
+                let keys: Vec<String> = map.keys().map(|k| format!("`{}`", shorten(k))).collect();
+                return Err(document_error(
+                    "flow",
+                    format!(
+                        "a step has exactly one of `action`, `condition`, `condition_merge`, `splitter`, `splitter_merge`; found {} at {here}",
+                        if keys.is_empty() {
+                            "none".to_owned()
+                        } else {
+                            keys.join(", ")
+                        }
+                    ),
+                ));
+            }
+            for (kind, body) in map {
+                let at = format!("{here}.{kind}");
+                for key in ["yes", "no"] {
+                    if let Some(seq) = body.get(key) {
+                        stack.push((seq, format!("{at}.{key}")));
+                    }
+                }
+                if let Some(Value::Object(branches)) = body.get("branches") {
+                    for (name, seq) in branches {
+                        stack.push((seq, format!("{at}.branches.{}", shorten(name))));
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Every string of an order document, without serializing it.
+fn order_strings(order: &crate::document::Order) -> impl Iterator<Item = &str> {
+    use crate::document::{Address, Attributes, Value};
+    fn opt(s: &Option<String>) -> Option<&str> {
+        s.as_deref()
+    }
+    fn address(a: &Address) -> impl Iterator<Item = &str> {
+        [
+            &a.name,
+            &a.street,
+            &a.city,
+            &a.state,
+            &a.postal_code,
+            &a.country,
+        ]
+        .into_iter()
+        .filter_map(opt)
+    }
+    fn custom(c: &Attributes) -> impl Iterator<Item = &str> {
+        c.iter().flat_map(|(k, v)| {
+            let text = match v {
+                Value::Text(t) => Some(t.as_str()),
+                _ => None,
+            };
+            std::iter::once(k.as_str()).chain(text)
+        })
+    }
+    let header = [
+        &order.order_number,
+        &order.external_order_id,
+        &order.order_source,
+        &order.customer,
+        &order.currency,
+        &order.company,
+        &order.fulfillment_strategy,
+    ]
+    .into_iter()
+    .filter_map(opt)
+    .chain([order.id.as_str()])
+    .chain(order.status_reason.as_ref().map(|r| r.as_str()))
+    .chain(address(&order.ship_to))
+    .chain(address(&order.bill_to))
+    .chain(custom(&order.custom));
+    let lines = order.lines.iter().flat_map(|l| {
+        [
+            &l.unit,
+            &l.fulfillment_source,
+            &l.shipping_warehouse,
+            &l.split_group,
+            &l.requested_delivery_date,
+        ]
+        .into_iter()
+        .filter_map(opt)
+        .chain([l.id.as_str(), l.product.as_str()])
+        .chain(l.status_reason.as_ref().map(|r| r.as_str()))
+        .chain(custom(&l.custom))
+    });
+    let fos = order.fulfillment_orders.iter().flat_map(|f| {
+        [f.id.as_str(), f.fulfillment_source.as_str()]
+            .into_iter()
+            .chain(f.status_reason.as_ref().map(|r| r.as_str()))
+            .chain(custom(&f.custom))
+            .chain(f.lines.iter().flat_map(|l| {
+                [l.order_line.as_str(), l.product.as_str()]
+                    .into_iter()
+                    .chain(l.status_reason.as_ref().map(|r| r.as_str()))
+                    .chain(custom(&l.custom))
+            }))
+    });
+    header.chain(lines).chain(fos)
 }
 
 #[cfg(test)]

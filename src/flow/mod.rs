@@ -429,7 +429,13 @@ impl Flow {
         json: &str,
         limits: &crate::limits::Limits,
     ) -> Result<Self, crate::Error> {
-        let flow: Self = crate::limits::parse_document("flow", json, limits)?;
+        let flow: Self = crate::limits::parse_document(
+            "flow",
+            json,
+            limits,
+            ("max_document_bytes", limits.max_document_bytes),
+            crate::limits::flow_shape,
+        )?;
         crate::limits::check_flow(&flow, limits)?;
         Ok(flow)
     }

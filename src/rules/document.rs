@@ -59,7 +59,7 @@ impl PolicyDocument {
 
     /// Parses a policy from JSON. Fails with [`Error::Document`](crate::Error::Document) on
     /// malformed JSON, unknown fields, wrong types, nesting past the parser's bound, or a
-    /// document larger than [`MAX_POLICY_BYTES`]. Parsing does not check the rules; compile
+    /// document larger than [`MAX_POLICY_BYTES`](super::MAX_POLICY_BYTES) (by default). Parsing does not check the rules; compile
     /// (or publish) does.
     pub fn from_json(json: &str) -> Result<Self, crate::Error> {
         Self::from_json_with(json, &crate::limits::Limits::default())
@@ -71,7 +71,13 @@ impl PolicyDocument {
         json: &str,
         limits: &crate::limits::Limits,
     ) -> Result<Self, crate::Error> {
-        let policy: Self = crate::limits::parse_document("policy", json, limits)?;
+        let policy: Self = crate::limits::parse_document(
+            "policy",
+            json,
+            limits,
+            ("max_document_bytes", limits.max_document_bytes),
+            |_| Ok(()),
+        )?;
         crate::limits::check_policy(&policy, limits)?;
         Ok(policy)
     }
@@ -87,7 +93,13 @@ impl PolicyDocument {
         json: &str,
         limits: &crate::limits::Limits,
     ) -> Result<Vec<Self>, crate::Error> {
-        let policies: Vec<Self> = crate::limits::parse_document("policy", json, limits)?;
+        let policies: Vec<Self> = crate::limits::parse_document(
+            "policy",
+            json,
+            limits,
+            ("max_document_bytes", limits.max_document_bytes),
+            |_| Ok(()),
+        )?;
         for policy in &policies {
             crate::limits::check_policy(policy, limits)?;
         }
