@@ -1,0 +1,1086 @@
+//! The PostgreSQL store: see [`PostgresStore`] for its design, schema and errors.
+
+use std::fmt;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use deadpool_postgres::{GenericClient, Manager, Object, Pool, PoolError, Runtime};
+use semver::Version;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{NoTls, Row};
+
+use super::{Commit, Store, StoreError, StoreErrorKind};
+use crate::clock::Timestamp;
+use crate::document::OrderId;
+use crate::execution::OrderState;
+use crate::flow::Flow;
+use crate::journey::StepRecord;
+use crate::rules::{PolicyDocument, PolicyRecord};
+
+/// The schema migrations; migration `n` (1-based) is recorded as version `n` in the schema's
+/// `schema_migrations` table. Each runs with `search_path` set to the store's schema.
+const MIGRATIONS: &[&str] = &["CREATE TABLE flows (
+        seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        name TEXT COLLATE \"C\" NOT NULL UNIQUE,
+        json TEXT NOT NULL
+    );
+    CREATE TABLE flow_versions (
+        name TEXT COLLATE \"C\" NOT NULL REFERENCES flows (name),
+        version TEXT COLLATE \"C\" NOT NULL,
+        json TEXT NOT NULL,
+        PRIMARY KEY (name, version)
+    );
+    CREATE TABLE policies (
+        seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        name TEXT COLLATE \"C\" NOT NULL UNIQUE,
+        json TEXT NOT NULL
+    );
+    CREATE TABLE policy_versions (
+        name TEXT COLLATE \"C\" NOT NULL REFERENCES policies (name),
+        version BIGINT NOT NULL,
+        json TEXT NOT NULL,
+        PRIMARY KEY (name, version)
+    );
+    CREATE TABLE orders (
+        id TEXT COLLATE \"C\" PRIMARY KEY,
+        revision BIGINT NOT NULL,
+        state TEXT NOT NULL,
+        live BOOLEAN NOT NULL,
+        next_wake BIGINT,
+        journey_len BIGINT NOT NULL
+    );
+    CREATE INDEX orders_live ON orders (id) WHERE live;
+    CREATE INDEX orders_next_wake ON orders (next_wake, id) WHERE next_wake IS NOT NULL;
+    CREATE TABLE journeys (
+        order_id TEXT COLLATE \"C\" NOT NULL REFERENCES orders (id),
+        seq BIGINT NOT NULL,
+        json TEXT NOT NULL,
+        PRIMARY KEY (order_id, seq)
+    );"];
+
+/// The schema version this code writes.
+const SCHEMA_VERSION: i32 = MIGRATIONS.len() as i32;
+
+/// The longest identifier PostgreSQL keeps; it silently cuts longer ones.
+const MAX_IDENTIFIER: usize = 63;
+
+/// Where and how a [`PostgresStore`] connects.
+///
+/// Build one with [`PostgresConfig::new`] and adjust it with the `with_` methods (or set the
+/// fields). `Debug` shows the URL with its password replaced by `[redacted]`.
+///
+/// ```
+/// use std::time::Duration;
+/// use orderflow::store::PostgresConfig;
+///
+/// let config = PostgresConfig::new("postgres://orderflow:s3cret@db.internal:5432/shop")
+///     .with_schema("orderflow_eu")
+///     .with_max_connections(32)
+///     .with_acquire_timeout(Duration::from_secs(10));
+/// assert_eq!(config.schema, "orderflow_eu");
+/// let shown = format!("{config:?}");
+/// assert!(shown.contains("db.internal") && !shown.contains("s3cret"));
+/// ```
+#[derive(Clone)]
+#[non_exhaustive]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+pub struct PostgresConfig {
+    /// The server and credentials, as a `postgres://user:password@host:port/database` URL
+    /// or a `host=… user=… dbname=…` key-value string (the forms `libpq` takes). TLS is not
+    /// supported yet: `sslmode=require` fails to connect.
+    pub url: String,
+    /// The schema holding the store's tables, created if it is missing. Default:
+    /// `orderflow`. At most 63 bytes; any characters (it is always quoted). Stores on
+    /// different schemas of one database are independent.
+    pub schema: String,
+    /// The most connections the store opens. Default: 16. Connections open on demand and
+    /// are kept for reuse.
+    pub max_connections: usize,
+    /// How long opening one connection may take. Default: 10 seconds. A `connect_timeout`
+    /// in the URL takes precedence.
+    pub connect_timeout: Duration,
+    /// How long an operation waits for a free connection when all `max_connections` are
+    /// busy, before failing with [`Unavailable`](StoreErrorKind::Unavailable). Default: 30
+    /// seconds.
+    pub acquire_timeout: Duration,
+}
+
+impl PostgresConfig {
+    /// The defaults, connecting to `url`.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            schema: "orderflow".to_owned(),
+            max_connections: 16,
+            connect_timeout: Duration::from_secs(10),
+            acquire_timeout: Duration::from_secs(30),
+        }
+    }
+
+    /// Keeps the tables in `schema`.
+    #[must_use]
+    pub fn with_schema(mut self, schema: impl Into<String>) -> Self {
+        self.schema = schema.into();
+        self
+    }
+
+    /// Opens at most `max` connections.
+    #[must_use]
+    pub fn with_max_connections(mut self, max: usize) -> Self {
+        self.max_connections = max;
+        self
+    }
+
+    /// Gives up opening a connection after `timeout`.
+    #[must_use]
+    pub fn with_connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Gives up waiting for a free connection after `timeout`.
+    #[must_use]
+    pub fn with_acquire_timeout(mut self, timeout: Duration) -> Self {
+        self.acquire_timeout = timeout;
+        self
+    }
+}
+
+impl fmt::Debug for PostgresConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PostgresConfig")
+            .field("url", &redact(&self.url))
+            .field("schema", &self.schema)
+            .field("max_connections", &self.max_connections)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("acquire_timeout", &self.acquire_timeout)
+            .finish()
+    }
+}
+
+/// A [`Store`] in a PostgreSQL database: durable, and reachable from many machines.
+///
+/// Share one store through an `Arc` (or give it to one [`Engine`](crate::Engine)); dropping it
+/// closes its connections.
+///
+/// # Design
+///
+/// - **Driver.** [`tokio_postgres`] with a [`deadpool_postgres`] pool. `tokio-postgres` is
+///   the plain asynchronous PostgreSQL client that `sqlx`'s and `diesel-async`'s own
+///   PostgreSQL support is compared against: it has no query macros, no compile-time
+///   database, a small dependency tree, pipelining on one connection, and per-connection
+///   prepared-statement caching through the pool. Both crates declare `rust-version = 1.85`,
+///   this crate's; `sqlx` 0.9 needs 1.94. Migrations are this module's own (below), so
+///   `sqlx`'s migrator would not have been used anyway: its table lives outside the
+///   configured schema.
+/// - **Runtime.** The store needs Tokio (the `postgres` feature turns on `tokio`): call it
+///   from inside a Tokio runtime with I/O and time enabled. Each connection runs as a task
+///   of the runtime that opened it. The rest of the crate stays runtime-agnostic.
+/// - **Pool.** Up to [`PostgresConfig::max_connections`] connections, opened on demand and
+///   reused; an operation waits at most [`PostgresConfig::acquire_timeout`] for one.
+///   Statements are prepared once per connection.
+/// - **One statement per commit.** [`Store::commit`] is a single SQL statement — so a single
+///   transaction and a single round trip — that checks the revision, writes the state and
+///   appends the journey rows: `INSERT … ON CONFLICT (id) DO NOTHING` for a new order,
+///   `UPDATE … WHERE id = $1 AND revision = $2` otherwise, with the journey rows inserted by
+///   a data-modifying `WITH` over the changed row. No changed row means
+///   [`Conflict`](StoreErrorKind::Conflict), and then nothing was written. Two commits to
+///   one order from any number of processes serialize on the order's row lock, so exactly
+///   one of two commits naming the same revision lands. `save_flow` and `save_policy` are
+///   one transaction each.
+/// - **Cancellation.** Dropping an operation's future is safe: a transaction left open is
+///   rolled back before its connection serves anything else. A commit whose future is
+///   dropped once its statement is sent may still be applied, as when a reply is lost.
+/// - **Sharing.** Nothing assumes one process owns the database: revision checks happen in
+///   the database, and migrations take an advisory lock. Any number of stores may open one
+///   schema. Until orders are claimed with leases, though, run one [`Engine`](crate::Engine)
+///   per schema: two engines would both resume the same live orders.
+///
+/// # Schema
+///
+/// Every table lives in the configured [schema](PostgresConfig::schema), created if it is
+/// missing, so one database can hold several independent stores. Values are the
+/// `serde_json` text of the crate's types, kept as `text` exactly as written (`jsonb` would
+/// reorder keys and re-round numbers). Migrations are numbered in the schema's
+/// `schema_migrations` table (`version`, `applied_at`); [`PostgresStore::connect`] applies
+/// the missing ones in one transaction under an advisory lock, so processes starting
+/// together migrate once, and refuses a schema whose version is newer than this code knows.
+/// Migration 1 creates:
+///
+/// | table | columns |
+/// |---|---|
+/// | `flows` | `seq` (creation order), `name` (unique), `json` ([`Flow`]) |
+/// | `flow_versions` | `name`, `version`, `json`: frozen flows, written once (`INSERT … ON CONFLICT DO NOTHING`: the first save of a version stands) |
+/// | `policies` | `seq`, `name` (unique), `json` ([`PolicyRecord`]) |
+/// | `policy_versions` | `name`, `version`, `json`: published [`PolicyDocument`]s, written once |
+/// | `orders` | `id` (primary key), `revision`, `state` ([`OrderState`]), `live`, `next_wake`, `journey_len` |
+/// | `journeys` | `order_id`, `seq`, `json` ([`StepRecord`]) |
+///
+/// `orders` has partial indexes on its live orders and on its durable timers. `next_wake`
+/// holds [`OrderState::next_wake`] in milliseconds with the top bit flipped, so a signed
+/// `bigint` sorts every `u64` timestamp in order; `revision` holds the `u64` revision's
+/// bits as a `bigint` (it is only compared for equality). `journey_len` counts the order's
+/// journey rows, so a commit numbers the rows it appends without reading the journey. Key
+/// columns use the `"C"` collation: bytewise, the same on every server.
+///
+/// # Errors
+///
+/// An unreachable server, a dropped connection, no free connection within the acquire
+/// timeout, a serialization failure or a deadlock, a server shutting down or out of
+/// connections are [`Unavailable`](StoreErrorKind::Unavailable) (worth retrying). A failed
+/// login, a missing permission, a read-only server, a full disk, a violated constraint, a
+/// value PostgreSQL cannot store and a newer schema are
+/// [`Refused`](StoreErrorKind::Refused). Stored rows that no longer decode, tables that are
+/// missing or altered, and data PostgreSQL reports damaged are
+/// [`Corrupt`](StoreErrorKind::Corrupt). A URL that does not parse and invalid settings are
+/// [`Other`](StoreErrorKind::Other). Each message names the server and schema; none holds
+/// the URL's password.
+///
+/// # Example
+///
+/// ```no_run
+/// use orderflow::document::{Order, OrderId};
+/// use orderflow::execution::OrderState;
+/// use orderflow::store::{Commit, PostgresConfig, PostgresStore, Store, StoreErrorKind};
+///
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let config = PostgresConfig::new("postgres://orderflow@127.0.0.1:5432/shop")
+///     .with_schema("orderflow");
+/// let store = PostgresStore::connect_with(config.clone()).await?;
+/// let state = OrderState::new(Order::new("SO-1"));
+/// store.commit(Commit::new(None, state, Vec::new())).await?;
+///
+/// // A second commit computed from the same (missing) revision conflicts.
+/// let again = OrderState::new(Order::new("SO-1"));
+/// let err = store.commit(Commit::new(None, again, Vec::new())).await.unwrap_err();
+/// assert_eq!(err.kind(), StoreErrorKind::Conflict);
+/// drop(store);
+///
+/// // The database keeps it.
+/// let store = PostgresStore::connect_with(config).await?;
+/// assert!(store.load(&OrderId::from("SO-1")).await?.is_some());
+/// # Ok(())
+/// # }
+/// ```
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+pub struct PostgresStore {
+    pool: Pool,
+    schema: String,
+    /// The server and schema, for messages: the URL without its password.
+    target: String,
+    sql: Queries,
+}
+
+impl fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let status = self.pool.status();
+        f.debug_struct("PostgresStore")
+            .field("target", &self.target)
+            .field("schema", &self.schema)
+            .field("connections", &status.size)
+            .field("max_connections", &status.max_size)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PostgresStore {
+    /// Connects to the server at `url` with the default [`PostgresConfig`] (schema
+    /// `orderflow`) and brings the schema up to date.
+    ///
+    /// # Errors
+    ///
+    /// As [`connect_with`](Self::connect_with).
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        Self::connect_with(PostgresConfig::new(url)).await
+    }
+
+    /// Connects as `config` says, creates the schema if it is missing, and applies the
+    /// migrations it lacks.
+    ///
+    /// # Errors
+    ///
+    /// [`Unavailable`](StoreErrorKind::Unavailable) when the server cannot be reached;
+    /// [`Refused`](StoreErrorKind::Refused) when it refuses the login or the schema's
+    /// creation, or when the schema was written by a newer version of this crate;
+    /// [`Other`](StoreErrorKind::Other) for a URL that does not parse, an empty or too long
+    /// schema name, or no connections allowed.
+    pub async fn connect_with(config: PostgresConfig) -> Result<Self, StoreError> {
+        let redacted = redact(&config.url);
+        let target = format!("{redacted} (schema \"{}\")", config.schema);
+        let invalid = |problem: String| {
+            StoreError::new(
+                StoreErrorKind::Other,
+                format!("PostgreSQL {target}: {problem}"),
+            )
+        };
+        if config.schema.is_empty() || config.schema.len() > MAX_IDENTIFIER {
+            return Err(invalid(format!(
+                "the schema name must be 1 to {MAX_IDENTIFIER} bytes long"
+            )));
+        }
+        if config.max_connections == 0 {
+            return Err(invalid("max_connections must be at least 1".to_owned()));
+        }
+        let mut pg: tokio_postgres::Config = config.url.parse().map_err(|e| {
+            invalid(format!("the connection URL does not parse: {e}")).with_source(e)
+        })?;
+        if pg.get_connect_timeout().is_none() {
+            pg.connect_timeout(config.connect_timeout);
+        }
+        if pg.get_application_name().is_none() {
+            pg.application_name("orderflow");
+        }
+        let pool = Pool::builder(Manager::new(pg, NoTls))
+            .max_size(config.max_connections)
+            .wait_timeout(Some(config.acquire_timeout))
+            .create_timeout(Some(config.connect_timeout))
+            .recycle_timeout(Some(config.connect_timeout))
+            .runtime(Runtime::Tokio1)
+            .build()
+            .map_err(|e| {
+                invalid(format!("cannot build the connection pool: {e}")).with_source(e)
+            })?;
+        let store = Self {
+            pool,
+            sql: Queries::new(&quote(&config.schema)),
+            schema: config.schema,
+            target,
+        };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// The schema holding the store's tables.
+    pub fn schema(&self) -> &str {
+        &self.schema
+    }
+
+    /// A pooled connection.
+    async fn client(&self, what: &str) -> Result<Object, StoreError> {
+        self.pool
+            .get()
+            .await
+            .map_err(|e| pool_error(&self.target, what, e))
+    }
+
+    /// Creates the schema if it is missing and applies the migrations it lacks.
+    async fn migrate(&self) -> Result<(), StoreError> {
+        let what = "migrating the schema";
+        let sql = |e| pg_error(&self.target, what, e);
+        let mut client = self.client(what).await?;
+        // The common case, a schema that is up to date, takes no lock.
+        if self.schema_version(&client).await? == SCHEMA_VERSION {
+            return Ok(());
+        }
+        let tx = client.transaction().await.map_err(sql)?;
+        // Processes starting together take turns; the later ones find the work done.
+        tx.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+            &[&format!("orderflow schema {}", self.schema)],
+        )
+        .await
+        .map_err(sql)?;
+        let exists = tx
+            .query_opt(
+                "SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = $1",
+                &[&self.schema],
+            )
+            .await
+            .map_err(sql)?
+            .is_some();
+        let schema = quote(&self.schema);
+        if !exists {
+            tx.batch_execute(&format!("CREATE SCHEMA {schema}"))
+                .await
+                .map_err(sql)?;
+        }
+        tx.batch_execute(&format!(
+            "SET LOCAL search_path TO {schema};
+             CREATE TABLE IF NOT EXISTS schema_migrations (
+                 version INTEGER PRIMARY KEY,
+                 applied_at TIMESTAMPTZ NOT NULL DEFAULT now()
+             );"
+        ))
+        .await
+        .map_err(sql)?;
+        let mut version = self.schema_version(&tx).await?;
+        while version < SCHEMA_VERSION {
+            let next = version + 1;
+            let step = |e| {
+                pg_error(
+                    &self.target,
+                    &format!("migrating to schema version {next}"),
+                    e,
+                )
+            };
+            tx.batch_execute(MIGRATIONS[(next - 1) as usize])
+                .await
+                .map_err(step)?;
+            tx.execute(
+                "INSERT INTO schema_migrations (version) VALUES ($1)",
+                &[&next],
+            )
+            .await
+            .map_err(step)?;
+            version = next;
+        }
+        tx.commit().await.map_err(sql)
+    }
+
+    /// The schema's version: 0 when it or its `schema_migrations` table is missing.
+    ///
+    /// # Errors
+    ///
+    /// [`Refused`](StoreErrorKind::Refused) for a version newer than this code knows.
+    async fn schema_version(&self, client: &impl GenericClient) -> Result<i32, StoreError> {
+        let what = "reading the schema version";
+        let sql = |e| pg_error(&self.target, what, e);
+        let has_table = client
+            .query_opt(
+                "SELECT 1 FROM pg_catalog.pg_tables
+                 WHERE schemaname = $1 AND tablename = 'schema_migrations'",
+                &[&self.schema],
+            )
+            .await
+            .map_err(sql)?
+            .is_some();
+        if !has_table {
+            return Ok(0);
+        }
+        let row = client
+            .query_one(
+                &format!(
+                    "SELECT COALESCE(MAX(version), 0) FROM {}.schema_migrations",
+                    quote(&self.schema)
+                ),
+                &[],
+            )
+            .await
+            .map_err(sql)?;
+        let version: i32 = row.try_get(0).map_err(|e| self.corrupt(what, e))?;
+        if version > SCHEMA_VERSION {
+            return Err(StoreError::new(
+                StoreErrorKind::Refused,
+                format!(
+                    "PostgreSQL {} has schema version {version}, newer than this version of \
+                     orderflow knows ({SCHEMA_VERSION}); use a newer orderflow",
+                    self.target
+                ),
+            ));
+        }
+        Ok(version)
+    }
+
+    /// Runs a cached statement and returns its rows.
+    async fn query(
+        &self,
+        what: &str,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<Row>, StoreError> {
+        let error = |e| pg_error(&self.target, what, e);
+        let client = self.client(what).await?;
+        let statement = client.prepare_cached(sql).await.map_err(error)?;
+        client.query(&statement, params).await.map_err(error)
+    }
+
+    /// Reads the JSON values of a query's first column.
+    async fn read_json<T: DeserializeOwned>(
+        &self,
+        what: &str,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<T>, StoreError> {
+        self.query(what, sql, params)
+            .await?
+            .iter()
+            .map(|row| self.json(what, row))
+            .collect()
+    }
+
+    /// Reads the JSON value of a query's one row, if there is one.
+    async fn read_one<T: DeserializeOwned>(
+        &self,
+        what: &str,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Option<T>, StoreError> {
+        let rows = self.query(what, sql, params).await?;
+        rows.first().map(|row| self.json(what, row)).transpose()
+    }
+
+    /// Reads the order ids of a query's first column.
+    async fn read_ids(
+        &self,
+        what: &str,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<OrderId>, StoreError> {
+        self.query(what, sql, params)
+            .await?
+            .iter()
+            .map(|row| {
+                row.try_get::<_, &str>(0)
+                    .map(OrderId::from)
+                    .map_err(|e| self.corrupt(what, e))
+            })
+            .collect()
+    }
+
+    /// Decodes a row's first column, JSON text.
+    fn json<T: DeserializeOwned>(&self, what: &str, row: &Row) -> Result<T, StoreError> {
+        let json: &str = row.try_get(0).map_err(|e| self.corrupt(what, e))?;
+        serde_json::from_str(json).map_err(|e| self.corrupt(what, e))
+    }
+
+    /// The error for a stored value that does not decode.
+    fn corrupt(&self, what: &str, e: impl std::error::Error + Send + Sync + 'static) -> StoreError {
+        StoreError::new(
+            StoreErrorKind::Corrupt,
+            format!(
+                "PostgreSQL {}: a stored row does not decode ({what}): {e}",
+                self.target
+            ),
+        )
+        .with_source(e)
+    }
+
+    /// A value's JSON text, for writing.
+    fn encode(&self, what: &str, name: &str, value: &impl Serialize) -> Result<String, StoreError> {
+        serde_json::to_string(value).map_err(|e| {
+            StoreError::new(
+                StoreErrorKind::Other,
+                format!(
+                    "{what} '{name}' cannot be written to PostgreSQL {}: {e}",
+                    self.target
+                ),
+            )
+            .with_source(e)
+        })
+    }
+
+    /// Upserts a definition and, when `frozen` is given, records its version (first save
+    /// wins), in one transaction.
+    async fn save(
+        &self,
+        what: &str,
+        upsert: &str,
+        name: &str,
+        json: &str,
+        frozen: Option<(&str, &(dyn ToSql + Sync), &str)>,
+    ) -> Result<(), StoreError> {
+        let sql = |e| pg_error(&self.target, what, e);
+        let mut client = self.client(what).await?;
+        let tx = client.transaction().await.map_err(sql)?;
+        let statement = tx.prepare_cached(upsert).await.map_err(sql)?;
+        tx.execute(&statement, &[&name, &json]).await.map_err(sql)?;
+        if let Some((freeze, version, json)) = frozen {
+            let statement = tx.prepare_cached(freeze).await.map_err(sql)?;
+            tx.execute(&statement, &[&name, version, &json])
+                .await
+                .map_err(sql)?;
+        }
+        tx.commit().await.map_err(sql)
+    }
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    async fn flows(&self) -> Result<Vec<Flow>, StoreError> {
+        self.read_json("reading flows", &self.sql.flows, &[]).await
+    }
+
+    async fn save_flow(&self, flow: &Flow, frozen: bool) -> Result<(), StoreError> {
+        let json = self.encode("flow", &flow.name, flow)?;
+        let version = flow.version.to_string();
+        let frozen = frozen.then_some((
+            self.sql.freeze_flow.as_str(),
+            &version as &(dyn ToSql + Sync),
+            json.as_str(),
+        ));
+        self.save(
+            "saving a flow",
+            &self.sql.save_flow,
+            &flow.name,
+            &json,
+            frozen,
+        )
+        .await
+    }
+
+    async fn flow_version(
+        &self,
+        name: &str,
+        version: &Version,
+    ) -> Result<Option<Flow>, StoreError> {
+        self.read_one(
+            "reading a flow version",
+            &self.sql.flow_version,
+            &[&name, &version.to_string()],
+        )
+        .await
+    }
+
+    async fn policies(&self) -> Result<Vec<PolicyRecord>, StoreError> {
+        self.read_json("reading policies", &self.sql.policies, &[])
+            .await
+    }
+
+    async fn save_policy(&self, record: &PolicyRecord, published: bool) -> Result<(), StoreError> {
+        let name = record.name();
+        let published = if published {
+            let Some(version) = record.last_published else {
+                return Err(StoreError::new(
+                    StoreErrorKind::Refused,
+                    format!("policy '{name}' is saved as published without a version"),
+                ));
+            };
+            let document = self.encode("policy", name, &record.document)?;
+            Some((i64::from(version), document))
+        } else {
+            None
+        };
+        let json = self.encode("policy", name, record)?;
+        let frozen = published.as_ref().map(|(version, document)| {
+            (
+                self.sql.freeze_policy.as_str(),
+                version as &(dyn ToSql + Sync),
+                document.as_str(),
+            )
+        });
+        self.save(
+            "saving a policy",
+            &self.sql.save_policy,
+            name,
+            &json,
+            frozen,
+        )
+        .await
+    }
+
+    async fn policy_version(
+        &self,
+        name: &str,
+        version: u32,
+    ) -> Result<Option<PolicyDocument>, StoreError> {
+        self.read_one(
+            "reading a policy version",
+            &self.sql.policy_version,
+            &[&name, &i64::from(version)],
+        )
+        .await
+    }
+
+    async fn load(&self, order: &OrderId) -> Result<Option<OrderState>, StoreError> {
+        self.read_one("loading an order", &self.sql.load, &[&order.as_str()])
+            .await
+    }
+
+    async fn commit(&self, commit: Commit) -> Result<(), StoreError> {
+        let what = "committing an order";
+        let id = commit.state.order.id.as_str();
+        // Revisions are compared for equality only: any u64 round-trips through i64.
+        let revision = commit.state.revision as i64;
+        let live = commit.state.has_live();
+        let next_wake = commit.state.next_wake().map(wake_key);
+        let state = self.encode("order", id, &commit.state)?;
+        let journey = commit
+            .journey
+            .iter()
+            .map(|step| self.encode("journey row of order", id, step))
+            .collect::<Result<Vec<_>, _>>()?;
+        let rows = match commit.expected {
+            None => {
+                self.query(
+                    what,
+                    &self.sql.create,
+                    &[&id, &revision, &state, &live, &next_wake, &journey],
+                )
+                .await?
+            }
+            Some(expected) => {
+                self.query(
+                    what,
+                    &self.sql.update,
+                    &[
+                        &id,
+                        &revision,
+                        &state,
+                        &live,
+                        &next_wake,
+                        &journey,
+                        &(expected as i64),
+                    ],
+                )
+                .await?
+            }
+        };
+        let changed: i64 = rows
+            .first()
+            .map_or(Ok(0), |row| row.try_get(0))
+            .map_err(|e| self.corrupt(what, e))?;
+        if changed > 0 {
+            return Ok(());
+        }
+        let stored = self
+            .query(what, &self.sql.revision, &[&id])
+            .await?
+            .first()
+            .map(|row| row.try_get::<_, i64>(0))
+            .transpose()
+            .map_err(|e| self.corrupt(what, e))?;
+        Err(StoreError::new(
+            StoreErrorKind::Conflict,
+            format!(
+                "order {id} is at revision {:?}, the commit expected {:?}",
+                stored.map(|r| r as u64),
+                commit.expected
+            ),
+        ))
+    }
+
+    async fn journey(&self, order: &OrderId) -> Result<Vec<StepRecord>, StoreError> {
+        self.read_json("reading a journey", &self.sql.journey, &[&order.as_str()])
+            .await
+    }
+
+    async fn live_orders(&self) -> Result<Vec<OrderId>, StoreError> {
+        self.read_ids("listing live orders", &self.sql.live, &[])
+            .await
+    }
+
+    async fn due(&self, now: Timestamp, limit: usize) -> Result<Vec<OrderId>, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.read_ids(
+            "listing due orders",
+            &self.sql.due,
+            &[&wake_key(now), &limit],
+        )
+        .await
+    }
+
+    async fn next_due(&self) -> Result<Option<Timestamp>, StoreError> {
+        let what = "reading the next timer";
+        let rows = self.query(what, &self.sql.next_due, &[]).await?;
+        let key: Option<i64> = match rows.first() {
+            Some(row) => row.try_get(0).map_err(|e| self.corrupt(what, e))?,
+            None => None,
+        };
+        Ok(key.map(wake_time))
+    }
+}
+
+/// The store's statements, with its schema's name in them.
+#[derive(Debug)]
+struct Queries {
+    flows: String,
+    save_flow: String,
+    freeze_flow: String,
+    flow_version: String,
+    policies: String,
+    save_policy: String,
+    freeze_policy: String,
+    policy_version: String,
+    load: String,
+    create: String,
+    update: String,
+    revision: String,
+    journey: String,
+    live: String,
+    due: String,
+    next_due: String,
+}
+
+impl Queries {
+    /// The statements on the tables of `schema`, a quoted identifier.
+    fn new(schema: &str) -> Self {
+        // Journey rows for the order the first CTE changed: none when it changed nothing.
+        // `base` is the number of rows the order had before; `$6` holds the new rows.
+        let append = format!(
+            "j AS (
+                 INSERT INTO {schema}.journeys (order_id, seq, json)
+                 SELECT o.id, o.base + r.n, r.json
+                 FROM o, unnest($6::text[]) WITH ORDINALITY AS r (json, n)
+             )
+             SELECT count(*) FROM o"
+        );
+        Self {
+            flows: format!("SELECT json FROM {schema}.flows ORDER BY seq"),
+            save_flow: format!(
+                "INSERT INTO {schema}.flows (name, json) VALUES ($1, $2)
+                 ON CONFLICT (name) DO UPDATE SET json = excluded.json"
+            ),
+            freeze_flow: format!(
+                "INSERT INTO {schema}.flow_versions (name, version, json) VALUES ($1, $2, $3)
+                 ON CONFLICT (name, version) DO NOTHING"
+            ),
+            flow_version: format!(
+                "SELECT json FROM {schema}.flow_versions WHERE name = $1 AND version = $2"
+            ),
+            policies: format!("SELECT json FROM {schema}.policies ORDER BY seq"),
+            save_policy: format!(
+                "INSERT INTO {schema}.policies (name, json) VALUES ($1, $2)
+                 ON CONFLICT (name) DO UPDATE SET json = excluded.json"
+            ),
+            freeze_policy: format!(
+                "INSERT INTO {schema}.policy_versions (name, version, json) VALUES ($1, $2, $3)
+                 ON CONFLICT (name, version) DO NOTHING"
+            ),
+            policy_version: format!(
+                "SELECT json FROM {schema}.policy_versions WHERE name = $1 AND version = $2"
+            ),
+            load: format!("SELECT state FROM {schema}.orders WHERE id = $1"),
+            create: format!(
+                "WITH o AS (
+                     INSERT INTO {schema}.orders
+                         (id, revision, state, live, next_wake, journey_len)
+                     VALUES ($1, $2, $3, $4, $5, cardinality($6::text[]))
+                     ON CONFLICT (id) DO NOTHING
+                     RETURNING id, 0::bigint AS base
+                 ), {append}"
+            ),
+            update: format!(
+                "WITH o AS (
+                     UPDATE {schema}.orders
+                     SET revision = $2, state = $3, live = $4, next_wake = $5,
+                         journey_len = journey_len + cardinality($6::text[])
+                     WHERE id = $1 AND revision = $7
+                     RETURNING id, journey_len - cardinality($6::text[]) AS base
+                 ), {append}"
+            ),
+            revision: format!("SELECT revision FROM {schema}.orders WHERE id = $1"),
+            journey: format!("SELECT json FROM {schema}.journeys WHERE order_id = $1 ORDER BY seq"),
+            live: format!("SELECT id FROM {schema}.orders WHERE live ORDER BY id"),
+            due: format!(
+                "SELECT id FROM {schema}.orders WHERE next_wake IS NOT NULL AND next_wake <= $1
+                 ORDER BY next_wake, id LIMIT $2"
+            ),
+            next_due: format!("SELECT MIN(next_wake) FROM {schema}.orders"),
+        }
+    }
+}
+
+/// `name` as a quoted SQL identifier.
+fn quote(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// A connection string with every password in it replaced by `[redacted]`: the user-info
+/// password of a URL and any `password=` parameter. Where it is unsure, it redacts more.
+fn redact(url: &str) -> String {
+    let mut out = String::with_capacity(url.len());
+    let mut rest = url;
+    if let Some(scheme) = url.find("://") {
+        let (head, tail) = url.split_at(scheme + 3);
+        out.push_str(head);
+        // The user info ends at the last `@` before the query: a password may hold `@`
+        // or `/` unescaped.
+        let query = tail.find('?').unwrap_or(tail.len());
+        if let Some(at) = tail[..query].rfind('@') {
+            let userinfo = &tail[..at];
+            match userinfo.find(':') {
+                Some(colon) => {
+                    out.push_str(&userinfo[..=colon]);
+                    out.push_str("[redacted]");
+                }
+                None => out.push_str(userinfo),
+            }
+            rest = &tail[at..];
+        } else {
+            rest = tail;
+        }
+    }
+    // `password=…` in a query string or a key-value string.
+    loop {
+        let lower = rest.to_ascii_lowercase();
+        let Some(key) = lower.find("password") else {
+            out.push_str(rest);
+            return out;
+        };
+        let after = &rest[key + "password".len()..];
+        let trimmed = after.trim_start();
+        let Some(value) = trimmed.strip_prefix('=') else {
+            out.push_str(&rest[..key + "password".len()]);
+            rest = after;
+            continue;
+        };
+        let value = value.trim_start();
+        out.push_str(&rest[..rest.len() - value.len()]);
+        out.push_str("[redacted]");
+        let end = if let Some(quoted) = value.strip_prefix('\'') {
+            // A quoted value ends at the first quote that a backslash does not escape.
+            let mut escaped = false;
+            quoted
+                .char_indices()
+                .find(|&(_, c)| {
+                    let end = c == '\'' && !escaped;
+                    escaped = c == '\\' && !escaped;
+                    end
+                })
+                .map_or(value.len(), |(i, _)| i + 2)
+        } else {
+            value
+                .find(|c: char| c.is_whitespace() || c == '&')
+                .unwrap_or(value.len())
+        };
+        rest = &value[end..];
+    }
+}
+
+/// Maps a pool error to a store error naming the server.
+fn pool_error(target: &str, what: &str, e: PoolError) -> StoreError {
+    match e {
+        PoolError::Backend(e) => pg_error(target, what, e),
+        PoolError::Timeout(_) => StoreError::new(
+            StoreErrorKind::Unavailable,
+            format!(
+                "PostgreSQL {target} is unavailable ({what}): no connection within the \
+                 timeout ({e}); try again"
+            ),
+        )
+        .with_source(e),
+        PoolError::Closed => StoreError::new(
+            StoreErrorKind::Unavailable,
+            format!("PostgreSQL {target}: the connection pool is closed ({what})"),
+        )
+        .with_source(e),
+        _ => StoreError::new(
+            StoreErrorKind::Other,
+            format!("PostgreSQL {target}: {what} failed: {e}"),
+        )
+        .with_source(e),
+    }
+}
+
+/// Maps a driver error to a store error naming the server.
+fn pg_error(target: &str, what: &str, e: tokio_postgres::Error) -> StoreError {
+    let kind = error_kind(&e);
+    let detail = match (e.as_db_error(), std::error::Error::source(&e)) {
+        (Some(db), _) => db.to_string(),
+        (None, Some(source)) => format!("{e}: {source}"),
+        (None, None) => e.to_string(),
+    };
+    let message = match kind {
+        StoreErrorKind::Unavailable => {
+            format!("PostgreSQL {target} is unavailable ({what}); try again: {detail}")
+        }
+        StoreErrorKind::Refused => format!("PostgreSQL {target} refused {what}: {detail}"),
+        StoreErrorKind::Corrupt => format!(
+            "PostgreSQL {target}: {what}: the store's data or tables are damaged or \
+             missing: {detail}"
+        ),
+        _ => format!("PostgreSQL {target}: {what} failed: {detail}"),
+    };
+    StoreError::new(kind, message).with_source(e)
+}
+
+/// The class of a driver error: by its SQLSTATE when the server sent one.
+fn error_kind(e: &tokio_postgres::Error) -> StoreErrorKind {
+    let Some(code) = e.code() else {
+        let io = std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>());
+        return if e.is_closed() || io {
+            StoreErrorKind::Unavailable
+        } else if e.to_string() == "authentication error" {
+            // The server asked for a password the URL does not give.
+            StoreErrorKind::Refused
+        } else {
+            StoreErrorKind::Other
+        };
+    };
+    match code.code() {
+        // Serialization failure, deadlock, lock not available, statement timeout or
+        // cancel, server shutting down or starting, out of connections or memory, system
+        // errors.
+        "40001" | "40P01" | "55P03" | "57014" | "57P01" | "57P02" | "57P03" | "53000" | "53200"
+        | "53300" | "58000" | "58030" => StoreErrorKind::Unavailable,
+        // Connection exceptions.
+        c if c.starts_with("08") => StoreErrorKind::Unavailable,
+        // Damaged data or indexes; the store's schema or tables gone, or altered.
+        "XX001" | "XX002" | "3F000" | "42P01" | "42703" => StoreErrorKind::Corrupt,
+        // Disk full, read-only transaction (a standby), no privilege, no such database.
+        "53100" | "25006" | "42501" | "3D000" => StoreErrorKind::Refused,
+        // Constraint violations, failed logins, values it cannot store, program limits.
+        c if ["23", "28", "22", "54"]
+            .iter()
+            .any(|class| c.starts_with(class)) =>
+        {
+            StoreErrorKind::Refused
+        }
+        _ => StoreErrorKind::Other,
+    }
+}
+
+/// A timestamp as a `next_wake` key: the top bit flipped, so signed order is `u64` order.
+fn wake_key(at: Timestamp) -> i64 {
+    (at.as_millis() ^ (1 << 63)) as i64
+}
+
+fn wake_time(key: i64) -> Timestamp {
+    Timestamp::from_millis(key as u64 ^ (1 << 63))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wake_keys_sort_like_timestamps() {
+        let times = [
+            0,
+            1,
+            1_700_000_000_000,
+            i64::MAX as u64,
+            i64::MAX as u64 + 1,
+            u64::MAX,
+        ];
+        for pair in times.windows(2) {
+            let (a, b) = (
+                Timestamp::from_millis(pair[0]),
+                Timestamp::from_millis(pair[1]),
+            );
+            assert!(wake_key(a) < wake_key(b));
+            assert_eq!(wake_time(wake_key(a)), a);
+        }
+    }
+
+    #[test]
+    fn passwords_are_redacted() {
+        let cases = [
+            (
+                "postgres://u:hunter2@h:5432/db",
+                "postgres://u:[redacted]@h:5432/db",
+            ),
+            ("postgres://u@h/db", "postgres://u@h/db"),
+            ("postgres://h/db", "postgres://h/db"),
+            (
+                "postgresql://u:p@ss/w@rd@h/db?x=1",
+                "postgresql://u:[redacted]@h/db?x=1",
+            ),
+            (
+                "postgres://u@h/db?sslmode=disable&password=hunter2&x=1",
+                "postgres://u@h/db?sslmode=disable&password=[redacted]&x=1",
+            ),
+            (
+                "host=h user=u password=hunter2 dbname=d",
+                "host=h user=u password=[redacted] dbname=d",
+            ),
+            (
+                "host=h PASSWORD = 'hunt er\\'2' dbname=d",
+                "host=h PASSWORD = [redacted] dbname=d",
+            ),
+            ("host=h password=", "host=h password=[redacted]"),
+            ("host=h passwords", "host=h passwords"),
+        ];
+        for (url, expected) in cases {
+            assert_eq!(redact(url), expected, "{url}");
+        }
+    }
+
+    #[test]
+    fn identifiers_are_quoted() {
+        assert_eq!(quote("orderflow"), "\"orderflow\"");
+        assert_eq!(quote("a\"b"), "\"a\"\"b\"");
+    }
+}

@@ -1,0 +1,560 @@
+//! The PostgreSQL store: it passes the store conformance suite (directly and through
+//! `Arc<dyn Store>`), keeps everything for a new store on the same schema, migrates once when
+//! stores start together, refuses a schema from the future, fails clearly without showing
+//! the password, and an engine resumes from it.
+//!
+//! The server comes from `ORDERFLOW_PG_URL` (CI sets it); without it each test says so and
+//! passes. Every test works in schemas of its own, with random names, and drops them at the
+//! end, even when it fails.
+
+#![cfg(feature = "postgres")]
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use orderflow::document::{Order, OrderId, OrderLine};
+use orderflow::execution::OrderState;
+use orderflow::flow::Flow;
+use orderflow::journey::StepRecord;
+use orderflow::rules::{PolicyDocument, PolicyRecord, PolicyStatus};
+use orderflow::store::{Commit, PostgresConfig, PostgresStore, Store, StoreErrorKind};
+use orderflow::testing::conformance::check_store;
+use orderflow::{Engine, Event, MemoryProvider, Outcome, StatusReason};
+use serde_json::json;
+
+const POLICIES: &str = include_str!("../examples/reference-lab/policies.json");
+const FLOW: &str = include_str!("../examples/reference-lab/flow.json");
+
+/// The test server's URL, or `None` (and a notice) when none is configured.
+fn server(test: &str) -> Option<String> {
+    match std::env::var("ORDERFLOW_PG_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            eprintln!("{test}: ORDERFLOW_PG_URL is not set; skipping (CI sets it)");
+            None
+        }
+    }
+}
+
+/// The schemas a test creates: each name is new, and all are dropped when this is.
+#[derive(Debug)]
+struct Schemas {
+    url: String,
+    names: Mutex<Vec<String>>,
+}
+
+impl Schemas {
+    fn new(url: &str) -> Self {
+        Self {
+            url: url.to_owned(),
+            names: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// A schema name no other test or run uses.
+    fn fresh(&self) -> String {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let name = format!(
+            "orderflow_test_{}_{nanos:09}_{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        self.names
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(name.clone());
+        name
+    }
+
+    /// The configuration of a store on a fresh schema.
+    fn config(&self) -> PostgresConfig {
+        PostgresConfig::new(&self.url).with_schema(self.fresh())
+    }
+}
+
+impl Drop for Schemas {
+    fn drop(&mut self) {
+        let names = std::mem::take(self.names.get_mut().unwrap_or_else(PoisonError::into_inner));
+        if names.is_empty() {
+            return;
+        }
+        let url = self.url.clone();
+        // On a thread with a runtime of its own: this may run while a test's runtime
+        // unwinds.
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async move {
+                let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+                    .await
+                    .unwrap();
+                let connection = tokio::spawn(connection);
+                for name in names {
+                    client
+                        .batch_execute(&format!("DROP SCHEMA IF EXISTS \"{name}\" CASCADE"))
+                        .await
+                        .unwrap();
+                }
+                drop(client);
+                let _ = connection.await;
+            });
+        })
+        .join();
+        if dropped.is_err() && !std::thread::panicking() {
+            panic!("the test schemas could not be dropped");
+        }
+    }
+}
+
+/// Connects a store from synchronous code inside a multi-threaded runtime, as
+/// `check_store`'s `make` needs: its connections run on the test's runtime.
+fn connect_blocking(config: PostgresConfig) -> PostgresStore {
+    tokio::task::block_in_place(|| {
+        tokio::runtime::Handle::current().block_on(PostgresStore::connect_with(config))
+    })
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn passes_the_store_conformance_suite() {
+    let Some(url) = server("passes_the_store_conformance_suite") else {
+        return;
+    };
+    let schemas = Schemas::new(&url);
+    check_store(|| connect_blocking(schemas.config())).await;
+    check_store(|| Arc::new(connect_blocking(schemas.config())) as Arc<dyn Store>).await;
+}
+
+/// An order state at `revision`: with a live execution when `live`, and a retrying token
+/// waking at `wake` (ms) when given.
+fn state(id: &str, revision: u64, live: bool, wake: Option<u64>) -> OrderState {
+    let mut value = serde_json::to_value(OrderState::new(Order::new(id))).unwrap();
+    value["revision"] = json!(revision);
+    if live || wake.is_some() {
+        let mut tokens = vec![json!({
+            "id": 0, "at": {"node": 0}, "status": "waiting", "records": {}, "last": null,
+            "admitted": true, "waited": false, "frames": [],
+        })];
+        if let Some(wake) = wake {
+            tokens.push(json!({
+                "id": 1, "at": {"node": 1}, "status": "retrying", "records": {}, "last": null,
+                "admitted": true, "waited": false, "frames": [], "attempt": 2,
+                "wake_at": wake,
+            }));
+        }
+        value["executions"] = json!([{
+            "id": {"order": id, "seq": 1}, "flow": "Reference lab", "version": "1.0.0",
+            "trigger": 1, "round": 0, "tokens": tokens, "joins": [], "next_token": 2,
+            "steps": 0, "started": 0, "ended": null,
+        }]);
+    }
+    serde_json::from_value(value).unwrap()
+}
+
+fn step(order: &str, name: &str) -> StepRecord {
+    serde_json::from_value(json!({
+        "execution": {"order": order, "seq": 1}, "flow": "Reference lab", "version": "1.0.0",
+        "step": name, "records": ["order"], "outcome": "succeeded", "attempts": 1,
+        "round": 0, "started": 10, "ended": 20, "details": [], "findings": [],
+    }))
+    .unwrap()
+}
+
+fn id(s: &str) -> OrderId {
+    OrderId::from(s)
+}
+
+/// Writes one of everything.
+async fn fill(store: &PostgresStore) -> (Flow, PolicyRecord) {
+    let mut flow = Flow::from_json(FLOW).unwrap();
+    store.save_flow(&flow, false).await.unwrap();
+    store.save_flow(&flow, true).await.unwrap();
+    flow.description = "edited after publishing".into();
+    store.save_flow(&flow, false).await.unwrap();
+
+    let document = PolicyDocument::list_from_json(POLICIES).unwrap().remove(0);
+    let mut record = PolicyRecord::new(document, None);
+    record.status = PolicyStatus::Published;
+    record.last_published = Some(1);
+    store.save_policy(&record, true).await.unwrap();
+
+    store
+        .commit(Commit::new(
+            None,
+            state("A", 1, true, Some(7)),
+            vec![step("A", "Validate")],
+        ))
+        .await
+        .unwrap();
+    store
+        .commit(Commit::new(
+            Some(1),
+            state("A", 2, true, Some(5)),
+            vec![step("A", "Route"), step("A", "Send")],
+        ))
+        .await
+        .unwrap();
+    store
+        .commit(Commit::new(None, state("B", 1, false, None), Vec::new()))
+        .await
+        .unwrap();
+    (flow, record)
+}
+
+/// Checks what `fill` wrote.
+async fn check(store: &PostgresStore, flow: &Flow, record: &PolicyRecord) {
+    assert_eq!(store.flows().await.unwrap(), vec![flow.clone()]);
+    let frozen = store
+        .flow_version(&flow.name, &flow.version)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_ne!(
+        frozen.description, flow.description,
+        "a frozen version changed"
+    );
+    assert_eq!(store.policies().await.unwrap(), vec![record.clone()]);
+    assert_eq!(
+        store.policy_version(record.name(), 1).await.unwrap(),
+        Some(record.document.clone())
+    );
+    assert_eq!(
+        store.load(&id("A")).await.unwrap(),
+        Some(state("A", 2, true, Some(5)))
+    );
+    let names: Vec<_> = store
+        .journey(&id("A"))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|row| row.step)
+        .collect();
+    assert_eq!(names, ["Validate", "Route", "Send"]);
+    assert_eq!(store.live_orders().await.unwrap(), vec![id("A")]);
+    assert_eq!(
+        store
+            .due(orderflow::clock::Timestamp::from_millis(6), 10)
+            .await
+            .unwrap(),
+        vec![id("A")]
+    );
+    assert_eq!(
+        store.next_due().await.unwrap(),
+        Some(orderflow::clock::Timestamp::from_millis(5))
+    );
+}
+
+#[tokio::test]
+async fn a_new_store_on_the_schema_sees_everything() {
+    let Some(url) = server("a_new_store_on_the_schema_sees_everything") else {
+        return;
+    };
+    let schemas = Schemas::new(&url);
+    let config = schemas.config();
+    let store = PostgresStore::connect_with(config.clone()).await.unwrap();
+    assert_eq!(store.schema(), config.schema);
+    let (flow, record) = fill(&store).await;
+    check(&store, &flow, &record).await;
+    drop(store);
+
+    let store = PostgresStore::connect_with(config.clone()).await.unwrap();
+    check(&store, &flow, &record).await;
+    // It goes on where the other left off: the journey keeps its order.
+    store
+        .commit(Commit::new(
+            Some(2),
+            state("A", 3, false, None),
+            vec![step("A", "Done")],
+        ))
+        .await
+        .unwrap();
+    let journey = store.journey(&id("A")).await.unwrap();
+    assert_eq!(journey.last().map(|row| row.step.as_str()), Some("Done"));
+    assert_eq!(journey.len(), 4);
+    assert_eq!(store.live_orders().await.unwrap(), Vec::<OrderId>::new());
+
+    // Another schema on the same database is another store.
+    let other = PostgresStore::connect_with(schemas.config()).await.unwrap();
+    assert_eq!(other.load(&id("A")).await.unwrap(), None);
+    assert!(other.flows().await.unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stores_starting_together_migrate_once() {
+    let Some(url) = server("stores_starting_together_migrate_once") else {
+        return;
+    };
+    let schemas = Schemas::new(&url);
+    let config = schemas.config();
+    let starts = (0..6).map(|_| {
+        let config = config.clone().with_max_connections(2);
+        tokio::spawn(PostgresStore::connect_with(config))
+    });
+    let stores: Vec<_> = futures::future::join_all(starts)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap().unwrap())
+        .collect();
+    // They share the orders: a commit through one conflicts through another.
+    stores[0]
+        .commit(Commit::new(None, state("S", 1, false, None), Vec::new()))
+        .await
+        .unwrap();
+    let err = stores[5]
+        .commit(Commit::new(None, state("S", 1, false, None), Vec::new()))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), StoreErrorKind::Conflict, "{err}");
+
+    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let rows = client
+        .query(
+            &format!(
+                "SELECT version FROM \"{}\".schema_migrations",
+                config.schema
+            ),
+            &[],
+        )
+        .await
+        .unwrap();
+    let versions: Vec<i32> = rows.iter().map(|row| row.get(0)).collect();
+    assert_eq!(versions, [1]);
+}
+
+#[tokio::test]
+async fn a_schema_from_the_future_is_refused() {
+    let Some(url) = server("a_schema_from_the_future_is_refused") else {
+        return;
+    };
+    let schemas = Schemas::new(&url);
+    let config = schemas.config();
+    drop(PostgresStore::connect_with(config.clone()).await.unwrap());
+    // As a newer orderflow's migration would have left it.
+    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    client
+        .batch_execute(&format!(
+            "INSERT INTO \"{}\".schema_migrations (version) VALUES (99)",
+            config.schema
+        ))
+        .await
+        .unwrap();
+    let err = PostgresStore::connect_with(config).await.unwrap_err();
+    assert_eq!(err.kind(), StoreErrorKind::Refused, "{err}");
+    assert!(err.to_string().contains("newer"), "{err}");
+}
+
+#[tokio::test]
+async fn dropped_tables_read_as_corrupt() {
+    let Some(url) = server("dropped_tables_read_as_corrupt") else {
+        return;
+    };
+    let schemas = Schemas::new(&url);
+    let config = schemas.config();
+    let store = PostgresStore::connect_with(config.clone()).await.unwrap();
+    fill(&store).await;
+    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    client
+        .batch_execute(&format!(
+            "UPDATE \"{0}\".orders SET state = 'not json' WHERE id = 'A';
+             DROP TABLE \"{0}\".journeys",
+            config.schema
+        ))
+        .await
+        .unwrap();
+    let err = store.load(&id("A")).await.unwrap_err();
+    assert_eq!(err.kind(), StoreErrorKind::Corrupt, "{err}");
+    assert!(err.to_string().contains(&config.schema), "{err}");
+    let err = store.journey(&id("A")).await.unwrap_err();
+    assert_eq!(err.kind(), StoreErrorKind::Corrupt, "{err}");
+}
+
+/// Everything an error shows: its message, its sources' and its `Debug`.
+fn shown(err: &orderflow::store::StoreError) -> String {
+    let mut text = format!("{err} {err:?}");
+    let mut source = std::error::Error::source(err);
+    while let Some(e) = source {
+        text.push_str(&format!(" {e} {e:?}"));
+        source = e.source();
+    }
+    text
+}
+
+#[tokio::test]
+async fn a_wrong_url_is_unavailable_and_hides_the_password() {
+    // Needs no server: nothing listens on port 1.
+    let url = "postgres://orderflow:hunter2-do-not-show@127.0.0.1:1/test";
+    let config = PostgresConfig::new(url).with_connect_timeout(Duration::from_secs(2));
+    assert!(!format!("{config:?}").contains("hunter2"));
+    let err = PostgresStore::connect_with(config).await.unwrap_err();
+    assert_eq!(err.kind(), StoreErrorKind::Unavailable, "{err}");
+    assert!(err.is_retryable());
+    let text = shown(&err);
+    assert!(!text.contains("hunter2"), "{text}");
+    assert!(text.contains("127.0.0.1:1"), "{text}");
+    assert!(text.contains("[redacted]"), "{text}");
+
+    // A URL that does not parse is a mistake to fix, not to retry.
+    let err = PostgresStore::connect("postgres://orderflow:hunter2-do-not-show@127.0.0.1:port/x")
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), StoreErrorKind::Other, "{err}");
+    assert!(!err.is_retryable());
+    assert!(!shown(&err).contains("hunter2"), "{err:?}");
+
+    for config in [
+        PostgresConfig::new(url).with_schema(""),
+        PostgresConfig::new(url).with_schema("x".repeat(64)),
+        PostgresConfig::new(url).with_max_connections(0),
+    ] {
+        let err = PostgresStore::connect_with(config).await.unwrap_err();
+        assert_eq!(err.kind(), StoreErrorKind::Other, "{err}");
+        assert!(!shown(&err).contains("hunter2"), "{err:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_missing_database_or_user_is_refused() {
+    let Some(url) = server("a_missing_database_or_user_is_refused") else {
+        return;
+    };
+    let config: tokio_postgres::Config = url.parse().unwrap();
+    let (host, port) = match (&config.get_hosts()[0], config.get_ports().first()) {
+        (tokio_postgres::config::Host::Tcp(host), port) => (host.clone(), *port.unwrap_or(&5432)),
+        _ => return,
+    };
+    let user = config.get_user().unwrap_or("postgres");
+    let err = PostgresStore::connect(&format!(
+        "postgres://{user}:hunter2@{host}:{port}/orderflow_no_such_database"
+    ))
+    .await
+    .unwrap_err();
+    assert_eq!(err.kind(), StoreErrorKind::Refused, "{err}");
+    assert!(!shown(&err).contains("hunter2"), "{err:?}");
+}
+
+async fn lab_engine(store: PostgresStore) -> (Engine, MemoryProvider, MemoryProvider) {
+    let seattle = MemoryProvider::new("Seattle store 3PL");
+    let chicago = MemoryProvider::new("Chicago store 3PL");
+    let engine = Engine::builder()
+        .store(store)
+        .provider(seattle.clone())
+        .provider(chicago.clone())
+        .build()
+        .await
+        .unwrap();
+    (engine, seattle, chicago)
+}
+
+fn lab_order(id: &str, quantity: f64) -> Order {
+    Order::new(id)
+        .with_ship_to_country("US")
+        .with_line(OrderLine::new("1", "Surface Pen", quantity))
+}
+
+#[tokio::test]
+async fn an_engine_resumes_from_the_database() {
+    let Some(url) = server("an_engine_resumes_from_the_database") else {
+        return;
+    };
+    let schemas = Schemas::new(&url);
+    let config = schemas.config();
+    let connect = || PostgresStore::connect_with(config.clone());
+    let (engine, seattle, chicago) = lab_engine(connect().await.unwrap()).await;
+    for policy in PolicyDocument::list_from_json(POLICIES).unwrap() {
+        let name = policy.name.clone();
+        engine.create_policy(policy).await.unwrap();
+        assert_eq!(engine.publish_policy(&name).await.unwrap(), 1);
+    }
+    engine
+        .create_flow(Flow::from_json(FLOW).unwrap())
+        .await
+        .unwrap();
+    let version = engine.publish("Reference lab").await.unwrap();
+    for (order, quantity) in [("LAB-1", 110.0), ("LAB-2", 10.0), ("LAB-3", 1.0)] {
+        engine
+            .submit(Event::new_order(lab_order(order, quantity)))
+            .await
+            .unwrap();
+    }
+    assert_eq!((seattle.calls().len(), chicago.calls().len()), (1, 1));
+    let journeys = [
+        engine.journey(&id("LAB-1")).await.unwrap(),
+        engine.journey(&id("LAB-2")).await.unwrap(),
+        engine.journey(&id("LAB-3")).await.unwrap(),
+    ];
+    drop(engine);
+
+    let (engine, seattle, chicago) = lab_engine(connect().await.unwrap()).await;
+    let flow = engine.flow("Reference lab").unwrap();
+    assert_eq!(flow.last_published, Some(version.clone()));
+    assert_eq!(
+        engine
+            .store()
+            .flow_version("Reference lab", &version)
+            .await
+            .unwrap()
+            .map(|f| f.name),
+        Some("Reference lab".to_owned())
+    );
+    assert_eq!(
+        engine.policies().len(),
+        PolicyDocument::list_from_json(POLICIES).unwrap().len()
+    );
+    let lab1 = engine.order(&id("LAB-1")).await.unwrap().unwrap();
+    assert_eq!(lab1.status_reason, Some(StatusReason::SENT_TO_FULFILLMENT));
+    assert_eq!(
+        lab1.lines[0].fulfillment_source.as_deref(),
+        Some("Seattle store")
+    );
+    let lab3 = engine.order(&id("LAB-3")).await.unwrap().unwrap();
+    assert_eq!(
+        lab3.status_reason,
+        Some(StatusReason::ORDER_VALIDATION_FAILED)
+    );
+    for (n, before) in journeys.iter().enumerate() {
+        let order = id(&format!("LAB-{}", n + 1));
+        let after = engine.journey(&order).await.unwrap();
+        assert_eq!(format!("{after:?}"), format!("{before:?}"));
+    }
+    assert_eq!(
+        engine
+            .journey(&id("LAB-2"))
+            .await
+            .unwrap()
+            .outcome("Send to Chicago"),
+        Some(Outcome::Succeeded)
+    );
+    // Nothing was left to resume, so nothing ran twice.
+    engine.recover().await.unwrap();
+    assert_eq!((seattle.calls().len(), chicago.calls().len()), (0, 0));
+
+    // The reopened engine keeps working on the database.
+    engine
+        .submit(Event::new_order(lab_order("LAB-4", 110.0)))
+        .await
+        .unwrap();
+    assert_eq!(seattle.calls().len(), 1);
+    assert_eq!(
+        engine
+            .journey(&id("LAB-4"))
+            .await
+            .unwrap()
+            .outcome("Send to Seattle"),
+        Some(Outcome::Succeeded)
+    );
+}
