@@ -2606,3 +2606,13 @@ fn every_settable_field_reads_back_what_set_value_wrote() {
         }
     }
 }
+
+#[test]
+fn numbers_round_trip_exactly_through_json() {
+    // Found by the policy fuzz target: without exact float parsing, a threshold written and
+    // read back could move by one unit in the last place.
+    let json = r#"{"name":"p","type":"filter","entity":"order_line","rules":[{"name":"r","condition":{"field":"quantity","operator":">","value":666666666666666666666666666666666666666666}}]}"#;
+    let policy = PolicyDocument::from_json(json).unwrap();
+    let again = PolicyDocument::from_json(&policy.to_json()).unwrap();
+    assert_eq!(again, policy);
+}
