@@ -369,7 +369,10 @@ fn bad_flow_documents_get_document_errors() {
         assert_eq!(err.kind(), ErrorKind::Document, "{what}: {err}");
         // A position in the text, or (for the form of a step) a path into the document.
         let text = err.to_string();
-        assert!(text.contains("line") || text.contains("at $."), "{what}: {err}");
+        assert!(
+            text.contains("line") || text.contains("at $."),
+            "{what}: {err}"
+        );
     }
 }
 
