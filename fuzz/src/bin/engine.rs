@@ -1,0 +1,9 @@
+//! AFL++ target `engine`: see `orderflow_fuzz::engine`.
+
+fn main() {
+    // No panic hook: a panic the engine catches by design (a provider's) is not a crash;
+    // one that escapes the target function aborts the process, which AFL++ records.
+    afl::fuzz_nohook!(|data: &[u8]| {
+        orderflow_fuzz::engine(data);
+    });
+}
