@@ -2,8 +2,7 @@
 //! test (countries, sources, quantities around their thresholds, custom attributes).
 
 use orderflow::document::{
-    FulfillmentOrder, FulfillmentOrderLine, Order, OrderLine, OrderType, State, StatusReason,
-    Value,
+    FulfillmentOrder, FulfillmentOrderLine, Order, OrderLine, OrderType, State, StatusReason, Value,
 };
 
 use crate::bytes::Bytes;

@@ -305,7 +305,10 @@ impl World {
         if receipt.duplicate {
             return;
         }
-        self.seen.entry(order.clone()).or_default().insert(id.clone());
+        self.seen
+            .entry(order.clone())
+            .or_default()
+            .insert(id.clone());
         let state = self
             .engine
             .order_state(&order)
@@ -400,7 +403,10 @@ impl World {
             }
             8 => {
                 let order = OrderId::from(*r.pick(ORDERS));
-                let failed = e.failed_executions(&order).await.expect("failed executions");
+                let failed = e
+                    .failed_executions(&order)
+                    .await
+                    .expect("failed executions");
                 for id in failed.into_iter().take(1 + r.below(2)) {
                     let res = e.reprocess(&id).await;
                     trace!("engine: reprocess {id}: {res:?}");
@@ -462,7 +468,10 @@ impl World {
             }
             _ => {
                 let order = OrderId::from(*r.pick(ORDERS));
-                let id = ExecutionId { order, seq: 1 + u32::from(r.u8()) };
+                let id = ExecutionId {
+                    order,
+                    seq: 1 + u32::from(r.u8()),
+                };
                 let res = e.reprocess(&id).await;
                 trace!("engine: reprocess {id}: {res:?}");
             }
@@ -519,7 +528,10 @@ impl World {
             let seqs: HashSet<u64> = state.timeline.iter().map(|e| e.seq).collect();
             assert_eq!(journey.executions.len(), state.executions.len());
             for w in state.executions.windows(2) {
-                assert!(w[0].id.seq < w[1].id.seq, "{order}: execution ids not increasing");
+                assert!(
+                    w[0].id.seq < w[1].id.seq,
+                    "{order}: execution ids not increasing"
+                );
             }
             for (summary, exec) in journey.executions.iter().zip(&state.executions) {
                 assert_eq!(summary.id, exec.id);
@@ -539,8 +551,8 @@ impl World {
                     exec.id,
                     exec.trigger
                 );
-                let paused = self.engine.flow(&exec.flow).map(|f| f.status)
-                    == Some(FlowStatus::Paused);
+                let paused =
+                    self.engine.flow(&exec.flow).map(|f| f.status) == Some(FlowStatus::Paused);
                 let mut ids = HashSet::new();
                 for t in &exec.tokens {
                     assert!(ids.insert(t.id), "{}: token id {} twice", exec.id, t.id);

@@ -20,9 +20,9 @@ fn tracing() -> bool {
 }
 
 mod bytes;
+mod docgen;
 mod engine_target;
 mod flow_target;
-mod docgen;
 mod policy_target;
 
 pub use engine_target::engine;

@@ -76,7 +76,10 @@ fn evaluate(policy: &impl Policy, order: &mut Order) {
                     let fo = &order.fulfillment_orders[i];
                     let l = &fo.lines[j];
                     let a = policy.admits(RecordRef::FulfillmentOrderLine(order, fo, l));
-                    assert_eq!(a, policy.admits(RecordRef::FulfillmentOrderLine(order, fo, l)));
+                    assert_eq!(
+                        a,
+                        policy.admits(RecordRef::FulfillmentOrderLine(order, fo, l))
+                    );
                     let _ = policy.execute(RecordMut::FulfillmentOrderLine(
                         &mut order.fulfillment_orders[i].lines[j],
                     ));

@@ -78,11 +78,7 @@ fn main() -> ExitCode {
                 failed += 1;
             }
         }
-        println!(
-            "{name}: {} inputs in {:.2?}",
-            paths.len(),
-            start.elapsed()
-        );
+        println!("{name}: {} inputs in {:.2?}", paths.len(), start.elapsed());
     }
     if failed > 0 {
         eprintln!("{failed} input(s) failed");
