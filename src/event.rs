@@ -195,6 +195,7 @@ impl Event {
         json: &str,
         limits: &crate::limits::Limits,
     ) -> Result<Self, crate::Error> {
+        crate::limits::event_text(json, limits)?;
         let event: Self = crate::limits::parse_document(
             "event",
             json,

@@ -52,7 +52,8 @@ pub struct Limits {
     /// Deepest nesting of a rule's conditions, the row itself counted. Default: 16, also
     /// the compiler's cap ([`MAX_CONDITION_DEPTH`](crate::rules::MAX_CONDITION_DEPTH)).
     pub max_condition_depth: usize,
-    /// Largest event payload, serialized, in bytes. Default: 64 KiB.
+    /// Largest event payload, serialized (as written, for events parsed from JSON), in
+    /// bytes. Default: 64 KiB.
     pub max_payload_bytes: usize,
     /// Largest order document an event brings, serialized, in bytes. Default: 1 MiB.
     pub max_order_bytes: usize,
@@ -552,6 +553,64 @@ fn document_error(what: &'static str, message: String) -> crate::Error {
     }
 }
 
+/// An event's payload and order document as written in its text, measured without building
+/// them, so an oversize one is turned away in time and memory independent of its content.
+pub(crate) fn event_text(json: &str, limits: &Limits) -> Result<(), crate::Error> {
+    use serde_json::value::RawValue;
+    #[derive(serde::Deserialize)]
+    struct Parts<'a> {
+        #[serde(borrow, default)]
+        id: Option<&'a RawValue>,
+        #[serde(borrow, default)]
+        payload: Option<&'a RawValue>,
+        #[serde(borrow, default)]
+        document: Option<&'a RawValue>,
+    }
+    if json.len() > limits.max_event_bytes {
+        return Err(over(
+            "event",
+            "max_event_bytes",
+            limits.max_event_bytes,
+            json.len(),
+            "the document".into(),
+        )
+        .into());
+    }
+    // A text that is not an event object is left to the full parse to report.
+    let Ok(parts) = serde_json::from_str::<Parts<'_>>(json) else {
+        return Ok(());
+    };
+    let id = parts.id.map_or("", |r| r.get().trim_matches('"'));
+    let place = || format!("event '{}'", shorten(id));
+    if let Some(payload) = parts.payload {
+        let size = payload.get().len();
+        if size > limits.max_payload_bytes {
+            return Err(over(
+                "event",
+                "max_payload_bytes",
+                limits.max_payload_bytes,
+                size,
+                place(),
+            )
+            .into());
+        }
+    }
+    if let Some(document) = parts.document {
+        let size = document.get().len();
+        if size > limits.max_order_bytes {
+            return Err(over(
+                "event",
+                "max_order_bytes",
+                limits.max_order_bytes,
+                size,
+                place(),
+            )
+            .into());
+        }
+    }
+    Ok(())
+}
+
 /// An event's payload and order document sizes, on the parsed JSON before the typed event
 /// is built, so an oversize payload is turned away holding one copy of it.
 pub(crate) fn event_shape(value: &serde_json::Value, limits: &Limits) -> Result<(), crate::Error> {
@@ -628,20 +687,34 @@ const STEP_KINDS: [&str; 5] = [
     "splitter_merge",
 ];
 
-/// Each step of a flow document is an object with exactly one step kind, so a mistake reads
-/// as itself rather than as the parser's complaint at a comma.
-pub(crate) fn flow_shape(value: &serde_json::Value) -> Result<(), crate::Error> {
+/// The form and size of a flow document on its parsed JSON, before the typed flow is
+/// built: each step an object with exactly one step kind (so a mistake reads as itself
+/// rather than as the parser's complaint at a comma), and the step, branch and nesting
+/// limits, checked as the walk goes so it never holds more than the limits allow.
+pub(crate) fn flow_shape(value: &serde_json::Value, limits: &Limits) -> Result<(), crate::Error> {
     use serde_json::Value;
-    let mut stack: Vec<(&Value, String)> = Vec::new();
+    // (a sequence, its place, element nesting)
+    let mut stack: Vec<(&Value, String, usize)> = Vec::new();
     if let Some(steps) = value.get("steps") {
-        stack.push((steps, "$.steps".to_owned()));
+        stack.push((steps, "$.steps".to_owned(), 0));
     }
-    while let Some((sequence, path)) = stack.pop() {
+    let mut count = 0usize;
+    while let Some((sequence, path, depth)) = stack.pop() {
         let Value::Array(steps) = sequence else {
             continue;
         };
         for (i, step) in steps.iter().enumerate() {
-            let here = format!("{path}[{i}]");
+            count += 1;
+            if count > limits.max_steps {
+                return Err(over(
+                    "flow",
+                    "max_steps",
+                    limits.max_steps,
+                    count,
+                    format!("{path}[{i}]"),
+                )
+                .into());
+            }
             let Value::Object(map) = step else {
                 continue;
             };
@@ -650,7 +723,7 @@ pub(crate) fn flow_shape(value: &serde_json::Value) -> Result<(), crate::Error> 
                 return Err(document_error(
                     "flow",
                     format!(
-                        "a step has exactly one of `action`, `condition`, `condition_merge`, `splitter`, `splitter_merge`; found {} at {here}",
+                        "a step has exactly one of `action`, `condition`, `condition_merge`, `splitter`, `splitter_merge`; found {} at {path}[{i}]",
                         if keys.is_empty() {
                             "none".to_owned()
                         } else {
@@ -660,15 +733,36 @@ pub(crate) fn flow_shape(value: &serde_json::Value) -> Result<(), crate::Error> 
                 ));
             }
             for (kind, body) in map {
-                let at = format!("{here}.{kind}");
+                let nested = body.get("yes").is_some()
+                    || body.get("no").is_some()
+                    || body.get("branches").is_some();
+                if !nested {
+                    continue;
+                }
+                let at = format!("{path}[{i}].{kind}");
+                if depth + 1 > limits.max_nesting {
+                    return Err(
+                        over("flow", "max_nesting", limits.max_nesting, depth + 1, at).into(),
+                    );
+                }
                 for key in ["yes", "no"] {
                     if let Some(seq) = body.get(key) {
-                        stack.push((seq, format!("{at}.{key}")));
+                        stack.push((seq, format!("{at}.{key}"), depth + 1));
                     }
                 }
                 if let Some(Value::Object(branches)) = body.get("branches") {
+                    if branches.len() > limits.max_branches {
+                        return Err(over(
+                            "flow",
+                            "max_branches",
+                            limits.max_branches,
+                            branches.len(),
+                            at,
+                        )
+                        .into());
+                    }
                     for (name, seq) in branches {
-                        stack.push((seq, format!("{at}.branches.{}", shorten(name))));
+                        stack.push((seq, format!("{at}.branches.{}", shorten(name)), depth + 1));
                     }
                 }
             }

@@ -434,7 +434,7 @@ impl Flow {
             json,
             limits,
             ("max_document_bytes", limits.max_document_bytes),
-            crate::limits::flow_shape,
+            |value| crate::limits::flow_shape(value, limits),
         )?;
         crate::limits::check_flow(&flow, limits)?;
         Ok(flow)
