@@ -611,40 +611,6 @@ pub(crate) fn event_text(json: &str, limits: &Limits) -> Result<(), crate::Error
     Ok(())
 }
 
-/// An event's payload and order document sizes, on the parsed JSON before the typed event
-/// is built, so an oversize payload is turned away holding one copy of it.
-pub(crate) fn event_shape(value: &serde_json::Value, limits: &Limits) -> Result<(), crate::Error> {
-    let id = value.get("id").and_then(|v| v.as_str()).unwrap_or("");
-    let place = || format!("event '{}'", shorten(id));
-    if let Some(payload) = value.get("payload") {
-        let size = serialized_size(payload);
-        if size > limits.max_payload_bytes {
-            return Err(over(
-                "event",
-                "max_payload_bytes",
-                limits.max_payload_bytes,
-                size,
-                place(),
-            )
-            .into());
-        }
-    }
-    if let Some(document) = value.get("document") {
-        let size = serialized_size(document);
-        if size > limits.max_order_bytes {
-            return Err(over(
-                "event",
-                "max_order_bytes",
-                limits.max_order_bytes,
-                size,
-                place(),
-            )
-            .into());
-        }
-    }
-    Ok(())
-}
-
 /// Compares a document as read with its typed value written back: where the typed value is
 /// an object the document must have one, not an array.
 fn objects_where_records(

@@ -297,3 +297,41 @@ forward_store!(Arc<T>);
 forward_store!(Box<T>);
 
 const _: Option<&dyn Store> = None;
+
+/// A timestamp as a signed SQL integer key that sorts like the timestamp: the top bit
+/// flipped, so signed order is `u64` order (the SQL stores' `next_wake`).
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub(crate) fn wake_key(at: Timestamp) -> i64 {
+    (at.as_millis() ^ (1 << 63)) as i64
+}
+
+/// The timestamp of a [`wake_key`].
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub(crate) fn wake_time(key: i64) -> Timestamp {
+    Timestamp::from_millis(key as u64 ^ (1 << 63))
+}
+
+#[cfg(all(test, any(feature = "sqlite", feature = "postgres")))]
+mod tests {
+    use super::{Timestamp, wake_key, wake_time};
+
+    #[test]
+    fn wake_keys_sort_like_timestamps() {
+        let times = [
+            0,
+            1,
+            1_700_000_000_000,
+            i64::MAX as u64,
+            i64::MAX as u64 + 1,
+            u64::MAX,
+        ];
+        for pair in times.windows(2) {
+            let (a, b) = (
+                Timestamp::from_millis(pair[0]),
+                Timestamp::from_millis(pair[1]),
+            );
+            assert!(wake_key(a) < wake_key(b));
+            assert_eq!(wake_time(wake_key(a)), a);
+        }
+    }
+}

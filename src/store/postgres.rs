@@ -11,7 +11,7 @@ use serde::de::DeserializeOwned;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row};
 
-use super::{Commit, Store, StoreError, StoreErrorKind};
+use super::{Commit, Store, StoreError, StoreErrorKind, wake_key, wake_time};
 use crate::clock::Timestamp;
 use crate::document::OrderId;
 use crate::execution::OrderState;
@@ -1012,38 +1012,9 @@ fn error_kind(e: &tokio_postgres::Error) -> StoreErrorKind {
     }
 }
 
-/// A timestamp as a `next_wake` key: the top bit flipped, so signed order is `u64` order.
-fn wake_key(at: Timestamp) -> i64 {
-    (at.as_millis() ^ (1 << 63)) as i64
-}
-
-fn wake_time(key: i64) -> Timestamp {
-    Timestamp::from_millis(key as u64 ^ (1 << 63))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn wake_keys_sort_like_timestamps() {
-        let times = [
-            0,
-            1,
-            1_700_000_000_000,
-            i64::MAX as u64,
-            i64::MAX as u64 + 1,
-            u64::MAX,
-        ];
-        for pair in times.windows(2) {
-            let (a, b) = (
-                Timestamp::from_millis(pair[0]),
-                Timestamp::from_millis(pair[1]),
-            );
-            assert!(wake_key(a) < wake_key(b));
-            assert_eq!(wake_time(wake_key(a)), a);
-        }
-    }
 
     #[test]
     fn passwords_are_redacted() {
