@@ -297,30 +297,22 @@ pub fn check_flow(flow: &Flow, limits: &Limits) -> Result<(), LimitError> {
                 ));
             }
             let nested = depth + 1;
+            // An element opens paths one level deeper than its own sequence.
+            if !matches!(step, Step::Action(_)) && nested > limits.max_nesting {
+                return Err(over(
+                    "flow",
+                    "max_nesting",
+                    limits.max_nesting,
+                    nested,
+                    here.to_string(),
+                ));
+            }
             match step {
                 Step::Condition(c) | Step::ConditionMerge(c) => {
-                    if nested > limits.max_nesting {
-                        return Err(over(
-                            "flow",
-                            "max_nesting",
-                            limits.max_nesting,
-                            nested,
-                            here.to_string(),
-                        ));
-                    }
                     stack.push((&c.no, here.child("no"), nested));
                     stack.push((&c.yes, here.child("yes"), nested));
                 }
                 Step::Splitter(s) | Step::SplitterMerge(s) => {
-                    if nested > limits.max_nesting {
-                        return Err(over(
-                            "flow",
-                            "max_nesting",
-                            limits.max_nesting,
-                            nested,
-                            here.to_string(),
-                        ));
-                    }
                     if s.branches.len() > limits.max_branches {
                         return Err(over(
                             "flow",

@@ -9,22 +9,22 @@
 
 #![cfg(feature = "postgres")]
 
+mod common;
+
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use orderflow::document::{Order, OrderId, OrderLine};
+use orderflow::document::{Order, OrderId};
 use orderflow::execution::OrderState;
 use orderflow::flow::Flow;
 use orderflow::journey::StepRecord;
 use orderflow::rules::{PolicyDocument, PolicyRecord, PolicyStatus};
 use orderflow::store::{Commit, PostgresConfig, PostgresStore, Store, StoreErrorKind};
 use orderflow::testing::conformance::check_store;
-use orderflow::{Engine, Event, MemoryProvider, Outcome, StatusReason};
 use serde_json::json;
 
-const POLICIES: &str = include_str!("../examples/reference-lab/policies.json");
-const FLOW: &str = include_str!("../examples/reference-lab/flow.json");
+use common::{FLOW, POLICIES};
 
 /// The test server's URL, or `None` (and a notice) when none is configured.
 fn server(test: &str) -> Option<String> {
@@ -447,25 +447,6 @@ async fn a_missing_database_or_user_is_refused() {
     assert!(!shown(&err).contains("hunter2"), "{err:?}");
 }
 
-async fn lab_engine(store: PostgresStore) -> (Engine, MemoryProvider, MemoryProvider) {
-    let seattle = MemoryProvider::new("Seattle store 3PL");
-    let chicago = MemoryProvider::new("Chicago store 3PL");
-    let engine = Engine::builder()
-        .store(store)
-        .provider(seattle.clone())
-        .provider(chicago.clone())
-        .build()
-        .await
-        .unwrap();
-    (engine, seattle, chicago)
-}
-
-fn lab_order(id: &str, quantity: f64) -> Order {
-    Order::new(id)
-        .with_ship_to_country("US")
-        .with_line(OrderLine::new("1", "Surface Pen", quantity))
-}
-
 #[tokio::test]
 async fn an_engine_resumes_from_the_database() {
     let Some(url) = server("an_engine_resumes_from_the_database") else {
@@ -473,88 +454,8 @@ async fn an_engine_resumes_from_the_database() {
     };
     let schemas = Schemas::new(&url);
     let config = schemas.config();
-    let connect = || PostgresStore::connect_with(config.clone());
-    let (engine, seattle, chicago) = lab_engine(connect().await.unwrap()).await;
-    for policy in PolicyDocument::list_from_json(POLICIES).unwrap() {
-        let name = policy.name.clone();
-        engine.create_policy(policy).await.unwrap();
-        assert_eq!(engine.publish_policy(&name).await.unwrap(), 1);
-    }
-    engine
-        .create_flow(Flow::from_json(FLOW).unwrap())
-        .await
-        .unwrap();
-    let version = engine.publish("Reference lab").await.unwrap();
-    for (order, quantity) in [("LAB-1", 110.0), ("LAB-2", 10.0), ("LAB-3", 1.0)] {
-        engine
-            .submit(Event::new_order(lab_order(order, quantity)))
-            .await
-            .unwrap();
-    }
-    assert_eq!((seattle.calls().len(), chicago.calls().len()), (1, 1));
-    let journeys = [
-        engine.journey(&id("LAB-1")).await.unwrap(),
-        engine.journey(&id("LAB-2")).await.unwrap(),
-        engine.journey(&id("LAB-3")).await.unwrap(),
-    ];
-    drop(engine);
-
-    let (engine, seattle, chicago) = lab_engine(connect().await.unwrap()).await;
-    let flow = engine.flow("Reference lab").unwrap();
-    assert_eq!(flow.last_published, Some(version.clone()));
-    assert_eq!(
-        engine
-            .store()
-            .flow_version("Reference lab", &version)
-            .await
-            .unwrap()
-            .map(|f| f.name),
-        Some("Reference lab".to_owned())
-    );
-    assert_eq!(
-        engine.policies().len(),
-        PolicyDocument::list_from_json(POLICIES).unwrap().len()
-    );
-    let lab1 = engine.order(&id("LAB-1")).await.unwrap().unwrap();
-    assert_eq!(lab1.status_reason, Some(StatusReason::SENT_TO_FULFILLMENT));
-    assert_eq!(
-        lab1.lines[0].fulfillment_source.as_deref(),
-        Some("Seattle store")
-    );
-    let lab3 = engine.order(&id("LAB-3")).await.unwrap().unwrap();
-    assert_eq!(
-        lab3.status_reason,
-        Some(StatusReason::ORDER_VALIDATION_FAILED)
-    );
-    for (n, before) in journeys.iter().enumerate() {
-        let order = id(&format!("LAB-{}", n + 1));
-        let after = engine.journey(&order).await.unwrap();
-        assert_eq!(format!("{after:?}"), format!("{before:?}"));
-    }
-    assert_eq!(
-        engine
-            .journey(&id("LAB-2"))
-            .await
-            .unwrap()
-            .outcome("Send to Chicago"),
-        Some(Outcome::Succeeded)
-    );
-    // Nothing was left to resume, so nothing ran twice.
-    engine.recover().await.unwrap();
-    assert_eq!((seattle.calls().len(), chicago.calls().len()), (0, 0));
-
-    // The reopened engine keeps working on the database.
-    engine
-        .submit(Event::new_order(lab_order("LAB-4", 110.0)))
-        .await
-        .unwrap();
-    assert_eq!(seattle.calls().len(), 1);
-    assert_eq!(
-        engine
-            .journey(&id("LAB-4"))
-            .await
-            .unwrap()
-            .outcome("Send to Seattle"),
-        Some(Outcome::Succeeded)
-    );
+    common::engine_resumes_from_the_store(|| async {
+        PostgresStore::connect_with(config.clone()).await.unwrap()
+    })
+    .await;
 }

@@ -4,6 +4,8 @@
 
 #![cfg(feature = "sqlite")]
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -14,12 +16,11 @@ use orderflow::flow::Flow;
 use orderflow::journey::StepRecord;
 use orderflow::rules::{PolicyDocument, PolicyRecord, PolicyStatus};
 use orderflow::store::{Commit, SqliteStore, Store, StoreError, StoreErrorKind};
-use orderflow::{Engine, Event, MemoryProvider, Outcome, StatusReason};
+use orderflow::{Event, StatusReason};
 use serde_json::json;
 use tempfile::TempDir;
 
-const POLICIES: &str = include_str!("../examples/reference-lab/policies.json");
-const FLOW: &str = include_str!("../examples/reference-lab/flow.json");
+use common::{FLOW, POLICIES};
 
 fn temp() -> (TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
@@ -528,142 +529,28 @@ async fn passes_the_store_conformance_suite() {
     .await;
 }
 
-async fn lab_engine(store: SqliteStore) -> (Engine, MemoryProvider, MemoryProvider) {
-    let seattle = MemoryProvider::new("Seattle store 3PL");
-    let chicago = MemoryProvider::new("Chicago store 3PL");
-    let engine = Engine::builder()
-        .store(store)
-        .provider(seattle.clone())
-        .provider(chicago.clone())
-        .build()
-        .await
-        .unwrap();
-    (engine, seattle, chicago)
-}
-
-fn lab_order(id: &str, quantity: f64) -> Order {
-    Order::new(id)
-        .with_ship_to_country("US")
-        .with_line(OrderLine::new("1", "Surface Pen", quantity))
-}
-
 #[tokio::test]
 async fn an_engine_resumes_from_the_file() {
     let (_dir, path) = temp();
-    let (engine, seattle, chicago) = lab_engine(SqliteStore::open(&path).unwrap()).await;
-    for policy in PolicyDocument::list_from_json(POLICIES).unwrap() {
-        let name = policy.name.clone();
-        engine.create_policy(policy).await.unwrap();
-        assert_eq!(engine.publish_policy(&name).await.unwrap(), 1);
-    }
-    engine
-        .create_flow(Flow::from_json(FLOW).unwrap())
-        .await
-        .unwrap();
-    let version = engine.publish("Reference lab").await.unwrap();
-    for (order, quantity) in [("LAB-1", 110.0), ("LAB-2", 10.0), ("LAB-3", 1.0)] {
-        engine
-            .submit(Event::new_order(lab_order(order, quantity)))
-            .await
-            .unwrap();
-    }
-    assert_eq!((seattle.calls().len(), chicago.calls().len()), (1, 1));
-    let journeys = [
-        engine.journey(&id("LAB-1")).await.unwrap(),
-        engine.journey(&id("LAB-2")).await.unwrap(),
-        engine.journey(&id("LAB-3")).await.unwrap(),
-    ];
-    drop(engine);
-
-    let (engine, seattle, chicago) = lab_engine(SqliteStore::open(&path).unwrap()).await;
-    let flow = engine.flow("Reference lab").unwrap();
-    assert_eq!(flow.last_published, Some(version.clone()));
-    assert_eq!(
-        engine
-            .store()
-            .flow_version("Reference lab", &version)
-            .await
-            .unwrap()
-            .map(|f| f.name),
-        Some("Reference lab".to_owned())
-    );
-    assert_eq!(
-        engine.policies().len(),
-        PolicyDocument::list_from_json(POLICIES).unwrap().len()
-    );
-    let lab1 = engine.order(&id("LAB-1")).await.unwrap().unwrap();
-    assert_eq!(lab1.status_reason, Some(StatusReason::SENT_TO_FULFILLMENT));
-    assert_eq!(
-        lab1.lines[0].fulfillment_source.as_deref(),
-        Some("Seattle store")
-    );
-    let lab3 = engine.order(&id("LAB-3")).await.unwrap().unwrap();
-    assert_eq!(
-        lab3.status_reason,
-        Some(StatusReason::ORDER_VALIDATION_FAILED)
-    );
-    for (n, before) in journeys.iter().enumerate() {
-        let order = id(&format!("LAB-{}", n + 1));
-        let after = engine.journey(&order).await.unwrap();
-        assert_eq!(format!("{after:?}"), format!("{before:?}"));
-    }
-    assert_eq!(
-        engine
-            .journey(&id("LAB-2"))
-            .await
-            .unwrap()
-            .outcome("Send to Chicago"),
-        Some(Outcome::Succeeded)
-    );
-    // Nothing was left to resume, so nothing ran twice.
-    engine.recover().await.unwrap();
-    assert_eq!((seattle.calls().len(), chicago.calls().len()), (0, 0));
-
-    // The reopened engine keeps working on the file.
-    engine
-        .submit(Event::new_order(lab_order("LAB-4", 110.0)))
-        .await
-        .unwrap();
-    assert_eq!(seattle.calls().len(), 1);
-    assert_eq!(
-        engine
-            .journey(&id("LAB-4"))
-            .await
-            .unwrap()
-            .outcome("Send to Seattle"),
-        Some(Outcome::Succeeded)
-    );
-}
-
-/// Publishes the reference lab on an engine.
-async fn publish_lab(engine: &Engine) {
-    for policy in PolicyDocument::list_from_json(POLICIES).unwrap() {
-        let name = policy.name.clone();
-        engine.create_policy(policy).await.unwrap();
-        engine.publish_policy(&name).await.unwrap();
-    }
-    engine
-        .create_flow(Flow::from_json(FLOW).unwrap())
-        .await
-        .unwrap();
-    engine.publish("Reference lab").await.unwrap();
+    common::engine_resumes_from_the_store(|| async { SqliteStore::open(&path).unwrap() }).await;
 }
 
 #[tokio::test]
 async fn an_engine_on_a_read_only_database_refuses_work_instead_of_losing_it() {
     let (_dir, path) = temp();
     {
-        let (engine, _, _) = lab_engine(SqliteStore::open(&path).unwrap()).await;
-        publish_lab(&engine).await;
+        let (engine, _, _) = common::lab_engine(SqliteStore::open(&path).unwrap()).await;
+        common::publish_lab(&engine).await;
         engine
-            .submit(Event::new_order(lab_order("RO-1", 10.0)))
+            .submit(Event::new_order(common::lab_order("RO-1", 10.0)))
             .await
             .unwrap();
     }
 
-    let (engine, seattle, chicago) = lab_engine(SqliteStore::open_read_only(&path).unwrap()).await;
+    let (engine, seattle, chicago) =
+        common::lab_engine(SqliteStore::open_read_only(&path).unwrap()).await;
     let err = engine
-        .submit(Event::new_order(lab_order("RO-2", 150.0)))
+        .submit(Event::new_order(common::lab_order("RO-2", 150.0)))
         .await
         .expect_err("a read-only database cannot take an order");
     assert_eq!(err.kind(), orderflow::ErrorKind::Store, "{err}");
@@ -677,9 +564,9 @@ async fn an_engine_on_a_read_only_database_refuses_work_instead_of_losing_it() {
     drop(engine);
 
     // Writable again: the refused order goes through, once.
-    let (engine, seattle, _) = lab_engine(SqliteStore::open(&path).unwrap()).await;
+    let (engine, seattle, _) = common::lab_engine(SqliteStore::open(&path).unwrap()).await;
     engine
-        .submit(Event::new_order(lab_order("RO-2", 150.0)))
+        .submit(Event::new_order(common::lab_order("RO-2", 150.0)))
         .await
         .unwrap();
     let order = engine.order(&id("RO-2")).await.unwrap().unwrap();

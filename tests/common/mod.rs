@@ -1,0 +1,148 @@
+//! What the backend tests share: the reference lab on an engine, and the check that an
+//! engine resumes everything from its store.
+
+// Each test binary uses a part of this module.
+#![allow(dead_code)]
+
+use std::future::Future;
+
+use orderflow::document::{Order, OrderId, OrderLine};
+use orderflow::flow::Flow;
+use orderflow::rules::PolicyDocument;
+use orderflow::{Engine, Event, MemoryProvider, Outcome, StatusReason, Store};
+
+pub(crate) const POLICIES: &str = include_str!("../../examples/reference-lab/policies.json");
+pub(crate) const FLOW: &str = include_str!("../../examples/reference-lab/flow.json");
+
+fn id(s: &str) -> OrderId {
+    OrderId::from(s)
+}
+
+/// An engine on `store` with the lab's two store providers (not yet published).
+pub(crate) async fn lab_engine(store: impl Store) -> (Engine, MemoryProvider, MemoryProvider) {
+    let seattle = MemoryProvider::new("Seattle store 3PL");
+    let chicago = MemoryProvider::new("Chicago store 3PL");
+    let engine = Engine::builder()
+        .store(store)
+        .provider(seattle.clone())
+        .provider(chicago.clone())
+        .build()
+        .await
+        .unwrap();
+    (engine, seattle, chicago)
+}
+
+/// A one-line US order.
+pub(crate) fn lab_order(id: &str, quantity: f64) -> Order {
+    Order::new(id)
+        .with_ship_to_country("US")
+        .with_line(OrderLine::new("1", "Surface Pen", quantity))
+}
+
+/// Publishes the reference lab's policies and flow.
+pub(crate) async fn publish_lab(engine: &Engine) {
+    for policy in PolicyDocument::list_from_json(POLICIES).unwrap() {
+        let name = policy.name.clone();
+        engine.create_policy(policy).await.unwrap();
+        engine.publish_policy(&name).await.unwrap();
+    }
+    engine
+        .create_flow(Flow::from_json(FLOW).unwrap())
+        .await
+        .unwrap();
+    engine.publish("Reference lab").await.unwrap();
+}
+
+/// Runs the lab on a store from `open`, drops the engine, opens the store again with a new
+/// engine, and checks flows, policies, orders and journeys are all there, nothing runs
+/// twice, and the new engine keeps working.
+pub(crate) async fn engine_resumes_from_the_store<F, Fut, S>(open: F)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = S>,
+    S: Store,
+{
+    let (engine, seattle, chicago) = lab_engine(open().await).await;
+    for policy in PolicyDocument::list_from_json(POLICIES).unwrap() {
+        let name = policy.name.clone();
+        engine.create_policy(policy).await.unwrap();
+        assert_eq!(engine.publish_policy(&name).await.unwrap(), 1);
+    }
+    engine
+        .create_flow(Flow::from_json(FLOW).unwrap())
+        .await
+        .unwrap();
+    let version = engine.publish("Reference lab").await.unwrap();
+    for (order, quantity) in [("LAB-1", 110.0), ("LAB-2", 10.0), ("LAB-3", 1.0)] {
+        engine
+            .submit(Event::new_order(lab_order(order, quantity)))
+            .await
+            .unwrap();
+    }
+    assert_eq!((seattle.calls().len(), chicago.calls().len()), (1, 1));
+    let journeys = [
+        engine.journey(&id("LAB-1")).await.unwrap(),
+        engine.journey(&id("LAB-2")).await.unwrap(),
+        engine.journey(&id("LAB-3")).await.unwrap(),
+    ];
+    drop(engine);
+
+    let (engine, seattle, chicago) = lab_engine(open().await).await;
+    let flow = engine.flow("Reference lab").unwrap();
+    assert_eq!(flow.last_published, Some(version.clone()));
+    assert_eq!(
+        engine
+            .store()
+            .flow_version("Reference lab", &version)
+            .await
+            .unwrap()
+            .map(|f| f.name),
+        Some("Reference lab".to_owned())
+    );
+    assert_eq!(
+        engine.policies().len(),
+        PolicyDocument::list_from_json(POLICIES).unwrap().len()
+    );
+    let lab1 = engine.order(&id("LAB-1")).await.unwrap().unwrap();
+    assert_eq!(lab1.status_reason, Some(StatusReason::SENT_TO_FULFILLMENT));
+    assert_eq!(
+        lab1.lines[0].fulfillment_source.as_deref(),
+        Some("Seattle store")
+    );
+    let lab3 = engine.order(&id("LAB-3")).await.unwrap().unwrap();
+    assert_eq!(
+        lab3.status_reason,
+        Some(StatusReason::ORDER_VALIDATION_FAILED)
+    );
+    for (n, before) in journeys.iter().enumerate() {
+        let order = id(&format!("LAB-{}", n + 1));
+        let after = engine.journey(&order).await.unwrap();
+        assert_eq!(format!("{after:?}"), format!("{before:?}"));
+    }
+    assert_eq!(
+        engine
+            .journey(&id("LAB-2"))
+            .await
+            .unwrap()
+            .outcome("Send to Chicago"),
+        Some(Outcome::Succeeded)
+    );
+    // Nothing was left to resume, so nothing ran twice.
+    engine.recover().await.unwrap();
+    assert_eq!((seattle.calls().len(), chicago.calls().len()), (0, 0));
+
+    // The reopened engine keeps working on the file.
+    engine
+        .submit(Event::new_order(lab_order("LAB-4", 110.0)))
+        .await
+        .unwrap();
+    assert_eq!(seattle.calls().len(), 1);
+    assert_eq!(
+        engine
+            .journey(&id("LAB-4"))
+            .await
+            .unwrap()
+            .outcome("Send to Seattle"),
+        Some(Outcome::Succeeded)
+    );
+}
