@@ -16,8 +16,10 @@ mod builtin;
 mod plan;
 mod run;
 mod simulate;
+mod work;
 
 pub use simulate::{Change, FilterDecision, SimulatedCall, Simulation, Wait};
+pub use work::{WorkConfig, WorkReport};
 
 use std::collections::HashMap;
 use std::fmt;
@@ -40,7 +42,7 @@ use crate::orchestration::{ActionKind, OrchestrationType, OrderOrchestration};
 use crate::policy::Policy;
 use crate::provider::{CallContext, Provider, ProviderError, ProviderErrorKind, Reply, Request};
 use crate::rules::{PolicyDocument, PolicyRecord, PolicyStatus, RulePolicy};
-use crate::store::{MemoryStore, Store};
+use crate::store::{MemoryStore, SharedStore, Store};
 
 use plan::{Plan, Registry, Resolution};
 
@@ -72,6 +74,10 @@ pub struct Config {
     /// Bounds on flows, policies and events the engine takes. Default:
     /// [`Limits::default`](crate::limits::Limits).
     pub limits: crate::limits::Limits,
+    /// How the engine shares work with other instances over a
+    /// [`SharedStore`](crate::store::SharedStore): lease length, poll interval, batch
+    /// size. Default: [`WorkConfig::default`].
+    pub work: WorkConfig,
 }
 
 impl Default for Config {
@@ -85,6 +91,7 @@ impl Default for Config {
             max_steps_per_turn: 100_000,
             timer_poll: Duration::from_secs(1),
             limits: crate::limits::Limits::default(),
+            work: WorkConfig::default(),
         }
     }
 }
@@ -93,6 +100,12 @@ impl Config {
     /// Sets the bounds on untrusted input.
     pub fn with_limits(mut self, limits: crate::limits::Limits) -> Self {
         self.limits = limits;
+        self
+    }
+
+    /// Sets how the engine shares work with other instances.
+    pub fn with_work(mut self, work: WorkConfig) -> Self {
+        self.work = work;
         self
     }
 
@@ -154,6 +167,7 @@ pub struct Receipt {
 /// Builds an [`Engine`].
 pub struct EngineBuilder {
     store: Option<Arc<dyn Store>>,
+    shared: Option<Arc<dyn SharedStore>>,
     clock: Option<Arc<dyn Clock>>,
     config: Config,
     registry: Registry,
@@ -178,6 +192,7 @@ impl EngineBuilder {
         builtin::register(&mut registry.builtins);
         Self {
             store: None,
+            shared: None,
             clock: None,
             config: Config::default(),
             registry,
@@ -185,8 +200,21 @@ impl EngineBuilder {
         }
     }
 
-    /// The store (default: a fresh [`MemoryStore`]).
+    /// A store that engine instances share ([`PostgresStore`](crate::store::PostgresStore),
+    /// [`SharedMemoryStore`](crate::store::SharedMemoryStore)): the engine's store, and
+    /// what [`Engine::enqueue`] and the worker ([`Engine::run_worker`]) use.
+    pub fn shared_store(mut self, store: impl SharedStore) -> Self {
+        let store = Arc::new(store);
+        self.store = Some(store.clone());
+        self.shared = Some(store);
+        self
+    }
+
+    /// The store (default: a fresh [`MemoryStore`]). A store given here is used by this
+    /// engine alone; give one that instances share with
+    /// [`shared_store`](Self::shared_store).
     pub fn store(mut self, store: impl Store) -> Self {
+        self.shared = None;
         self.store = Some(Arc::new(store));
         self
     }
@@ -284,9 +312,13 @@ impl EngineBuilder {
         let store = self.store.unwrap_or_else(|| Arc::new(MemoryStore::new()));
         let flows = store.flows().await?;
         let policies = store.policies().await?;
+        if self.shared.is_some() {
+            self.config.work.check(self.config.timeout)?;
+        }
         let inner = Inner {
             admission: Admission::new(self.config.max_in_flight),
             store,
+            shared: self.shared,
             clock,
             rng: Mutex::new(SplitMix64(self.config.seed)),
             config: self.config,
@@ -463,6 +495,8 @@ impl SplitMix64 {
 struct Inner {
     admission: Admission,
     store: Arc<dyn Store>,
+    /// The same store as [`SharedStore`], when instances share it.
+    shared: Option<Arc<dyn SharedStore>>,
     clock: Arc<dyn Clock>,
     config: Config,
     registry: Registry,
@@ -995,6 +1029,7 @@ impl Engine {
                 locks: Mutex::new(HashMap::new()),
                 timers: Signal::default(),
                 dry: Some(simulate::DryRun::default()),
+                shared: None,
             }),
         };
         let event = Event::new(format!("dry-run:{}", order.id), trigger, order.id.clone())

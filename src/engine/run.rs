@@ -82,6 +82,11 @@ impl<'e> Turn<'e> {
         self.inner.clock.now()
     }
 
+    /// The order as loaded (and as moved so far).
+    pub(super) fn state(&self) -> &OrderState {
+        &self.state
+    }
+
     pub(super) async fn submit(mut self, event: Event) -> Result<Receipt> {
         // Work an earlier engine left in flight (a crash between commits) runs first, so
         // the order sees its events in the order it would have without the crash.

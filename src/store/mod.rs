@@ -98,6 +98,7 @@
 mod memory;
 #[cfg(feature = "postgres")]
 mod postgres;
+pub mod shared;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 
@@ -118,6 +119,7 @@ pub use memory::MemoryStore;
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub use postgres::{PostgresConfig, PostgresStore};
+pub use shared::{DeadLetter, Lease, Queued, SharedMemoryStore, SharedStore};
 #[cfg(feature = "sqlite")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
 pub use sqlite::SqliteStore;
@@ -134,6 +136,10 @@ pub enum StoreErrorKind {
     Corrupt,
     /// The backend refuses writes (full, read-only).
     Refused,
+    /// The store's lease on the order is no longer current: another engine instance
+    /// claimed it (see [`SharedStore`]). Nothing was written; the instance must drop the
+    /// order.
+    LeaseLost,
     /// Anything else.
     Other,
 }

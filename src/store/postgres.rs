@@ -1,6 +1,9 @@
 //! The PostgreSQL store: see [`PostgresStore`] for its design, schema and errors.
 
+use std::collections::HashMap;
 use std::fmt;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -9,11 +12,13 @@ use semver::Version;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{NoTls, Row};
+use tokio_postgres::{AsyncMessage, NoTls, Row};
 
+use super::shared::{DeadLetter, Lease, Queued, SharedStore, Wakeup, lease_lost};
 use super::{Commit, Store, StoreError, StoreErrorKind, wake_key, wake_time};
 use crate::clock::Timestamp;
 use crate::document::OrderId;
+use crate::event::Event;
 use crate::execution::OrderState;
 use crate::flow::Flow;
 use crate::journey::StepRecord;
@@ -21,7 +26,8 @@ use crate::rules::{PolicyDocument, PolicyRecord};
 
 /// The schema migrations; migration `n` (1-based) is recorded as version `n` in the schema's
 /// `schema_migrations` table. Each runs with `search_path` set to the store's schema.
-const MIGRATIONS: &[&str] = &["CREATE TABLE flows (
+const MIGRATIONS: &[&str] = &[
+    "CREATE TABLE flows (
         seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
         name TEXT COLLATE \"C\" NOT NULL UNIQUE,
         json TEXT NOT NULL
@@ -58,10 +64,44 @@ const MIGRATIONS: &[&str] = &["CREATE TABLE flows (
         seq BIGINT NOT NULL,
         json TEXT NOT NULL,
         PRIMARY KEY (order_id, seq)
-    );"];
+    );",
+    // Work sharing: the work list, the inbox, dead letters, fencing tokens. The two hot
+    // tables hold only pending work, so they stay small; vacuum them early and leave room
+    // for in-place (HOT) updates of the work list.
+    "CREATE SEQUENCE fences;
+    CREATE TABLE work (
+        order_id TEXT COLLATE \"C\" PRIMARY KEY,
+        ready_at BIGINT NOT NULL,
+        owner TEXT,
+        lease_until TIMESTAMPTZ,
+        lease_ms BIGINT,
+        fence BIGINT NOT NULL DEFAULT 0
+    ) WITH (fillfactor = 70, autovacuum_vacuum_scale_factor = 0.02,
+            autovacuum_vacuum_threshold = 200, autovacuum_analyze_scale_factor = 0.05);
+    CREATE INDEX work_ready ON work (ready_at);
+    CREATE TABLE inbox (
+        seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        order_id TEXT COLLATE \"C\" NOT NULL,
+        event TEXT NOT NULL,
+        queued_at TIMESTAMPTZ NOT NULL DEFAULT now()
+    ) WITH (autovacuum_vacuum_scale_factor = 0.02, autovacuum_vacuum_threshold = 200,
+            autovacuum_analyze_scale_factor = 0.05);
+    CREATE INDEX inbox_order ON inbox (order_id, seq);
+    CREATE TABLE dead_letters (
+        seq BIGINT PRIMARY KEY,
+        order_id TEXT COLLATE \"C\" NOT NULL,
+        event TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        failed_at TIMESTAMPTZ NOT NULL DEFAULT now()
+    );
+    CREATE INDEX dead_letters_order ON dead_letters (order_id, seq);",
+];
 
 /// The schema version this code writes.
 const SCHEMA_VERSION: i32 = MIGRATIONS.len() as i32;
+
+/// Stores opened by this process, for owner names.
+static INSTANCES: AtomicU64 = AtomicU64::new(0);
 
 /// The longest identifier PostgreSQL keeps; it silently cuts longer ones.
 const MAX_IDENTIFIER: usize = 63;
@@ -271,6 +311,30 @@ pub struct PostgresStore {
     /// The server and schema, for messages: the URL without its password.
     target: String,
     sql: Queries,
+    /// Where the listener for work notifications connects.
+    pg: tokio_postgres::Config,
+    /// This store's name in the work list's `owner` column.
+    owner: String,
+    /// The leases this store holds: order → fencing token.
+    leases: Mutex<HashMap<OrderId, i64>>,
+    /// Set by the listener on each notification.
+    wakeup: Arc<Wakeup>,
+    /// The wake-up generation this store's worker last saw.
+    seen: AtomicU64,
+    /// The listener task, started by the first wait for work.
+    listener: Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+impl Drop for PostgresStore {
+    fn drop(&mut self) {
+        if let Some(task) = lock(&self.listener).take() {
+            task.abort();
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl fmt::Debug for PostgresStore {
@@ -332,7 +396,7 @@ impl PostgresStore {
         if pg.get_application_name().is_none() {
             pg.application_name("orderflow");
         }
-        let pool = Pool::builder(Manager::new(pg, NoTls))
+        let pool = Pool::builder(Manager::new(pg.clone(), NoTls))
             .max_size(config.max_connections)
             .wait_timeout(Some(config.acquire_timeout))
             .create_timeout(Some(config.connect_timeout))
@@ -342,11 +406,25 @@ impl PostgresStore {
             .map_err(|e| {
                 invalid(format!("cannot build the connection pool: {e}")).with_source(e)
             })?;
+        let owner = format!(
+            "{}:{}:{:x}",
+            std::process::id(),
+            INSTANCES.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() & 0xffff_ffff)
+        );
         let store = Self {
             pool,
             sql: Queries::new(&quote(&config.schema)),
             schema: config.schema,
             target,
+            pg,
+            owner,
+            leases: Mutex::new(HashMap::new()),
+            wakeup: Arc::new(Wakeup::default()),
+            seen: AtomicU64::new(0),
+            listener: Mutex::new(None),
         };
         store.migrate().await?;
         Ok(store)
@@ -691,37 +769,38 @@ impl Store for PostgresStore {
             .iter()
             .map(|step| self.encode("journey row of order", id, step))
             .collect::<Result<Vec<_>, _>>()?;
-        let rows = match commit.expected {
-            None => {
-                self.query(
-                    what,
-                    &self.sql.create,
-                    &[&id, &revision, &state, &live, &next_wake, &journey],
-                )
-                .await?
-            }
-            Some(expected) => {
-                self.query(
-                    what,
-                    &self.sql.update,
-                    &[
-                        &id,
-                        &revision,
-                        &state,
-                        &live,
-                        &next_wake,
-                        &journey,
-                        &(expected as i64),
-                    ],
-                )
-                .await?
-            }
+        let fence = lock(&self.leases).get(&commit.state.order.id).copied();
+        let expected = commit.expected.map(|e| e as i64);
+        let mut params: Vec<&(dyn ToSql + Sync)> =
+            vec![&id, &revision, &state, &live, &next_wake, &journey];
+        if let Some(expected) = &expected {
+            params.push(expected);
+        }
+        if let Some(fence) = &fence {
+            params.push(fence);
+        }
+        let sql = match (expected.is_some(), fence.is_some()) {
+            (false, false) => &self.sql.create,
+            (true, false) => &self.sql.update,
+            (false, true) => &self.sql.create_fenced,
+            (true, true) => &self.sql.update_fenced,
         };
-        let changed: i64 = rows
-            .first()
-            .map_or(Ok(0), |row| row.try_get(0))
-            .map_err(|e| self.corrupt(what, e))?;
-        if changed > 0 {
+        let rows = self.query(what, sql, &params).await?;
+        let count = |i: usize| -> Result<i64, StoreError> {
+            rows.first()
+                .map_or(Ok(0), |row| row.try_get(i))
+                .map_err(|e| self.corrupt(what, e))
+        };
+        if let Some(fence) = fence {
+            if count(1)? == 0 {
+                lock(&self.leases).remove(&commit.state.order.id);
+                return Err(lease_lost(&Lease::new(
+                    commit.state.order.id.clone(),
+                    fence as u64,
+                )));
+            }
+        }
+        if count(0)? > 0 {
             return Ok(());
         }
         let stored = self
@@ -772,6 +851,215 @@ impl Store for PostgresStore {
     }
 }
 
+#[async_trait]
+impl SharedStore for PostgresStore {
+    async fn enqueue(&self, event: &Event) -> Result<(), StoreError> {
+        let id = event.order.as_str();
+        let json = self.encode("event for order", id, event)?;
+        self.query(
+            "queueing an event",
+            &self.sql.enqueue,
+            &[&id, &json, &wake_key(Timestamp(0)), &self.channel()],
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn claim(
+        &self,
+        now: Timestamp,
+        limit: usize,
+        lease: Duration,
+    ) -> Result<Vec<Lease>, StoreError> {
+        let what = "claiming orders";
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let lease_ms = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX).max(1);
+        let rows = self
+            .query(
+                what,
+                &self.sql.claim,
+                &[&wake_key(now), &limit, &self.owner, &lease_ms],
+            )
+            .await?;
+        let mut leases = Vec::with_capacity(rows.len());
+        let mut held = lock(&self.leases);
+        for row in &rows {
+            let order: &str = row.try_get(0).map_err(|e| self.corrupt(what, e))?;
+            let fence: i64 = row.try_get(1).map_err(|e| self.corrupt(what, e))?;
+            let order = OrderId::from(order);
+            held.insert(order.clone(), fence);
+            leases.push(Lease::new(order, fence as u64));
+        }
+        Ok(leases)
+    }
+
+    async fn inbox(&self, lease: &Lease, limit: usize) -> Result<Vec<Queued>, StoreError> {
+        let what = "reading an inbox";
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = self
+            .query(what, &self.sql.inbox, &[&lease.order.as_str(), &limit])
+            .await?;
+        let mut queued = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let fence: i64 = row.try_get(0).map_err(|e| self.corrupt(what, e))?;
+            if fence as u64 != lease.fence {
+                return Err(self.lost(lease));
+            }
+            let seq: Option<i64> = row.try_get(1).map_err(|e| self.corrupt(what, e))?;
+            let json: Option<&str> = row.try_get(2).map_err(|e| self.corrupt(what, e))?;
+            if let (Some(seq), Some(json)) = (seq, json) {
+                let event = serde_json::from_str(json).map_err(|e| self.corrupt(what, e))?;
+                queued.push(Queued {
+                    seq: seq as u64,
+                    event,
+                });
+            }
+        }
+        if rows.is_empty() {
+            return Err(self.lost(lease));
+        }
+        Ok(queued)
+    }
+
+    async fn consume(
+        &self,
+        lease: &Lease,
+        seq: u64,
+        failure: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let what = "removing a queued event";
+        let rows = self
+            .query(
+                what,
+                &self.sql.consume,
+                &[
+                    &lease.order.as_str(),
+                    &(seq as i64),
+                    &(lease.fence as i64),
+                    &failure,
+                ],
+            )
+            .await?;
+        let current: bool = rows
+            .first()
+            .map_or(Ok(false), |row| row.try_get(0))
+            .map_err(|e| self.corrupt(what, e))?;
+        if current {
+            Ok(())
+        } else {
+            Err(self.lost(lease))
+        }
+    }
+
+    async fn release(&self, lease: &Lease) -> Result<(), StoreError> {
+        let what = "releasing an order";
+        lock(&self.leases).remove(&lease.order);
+        let sql = |e| pg_error(&self.target, what, e);
+        let mut client = self.client(what).await?;
+        let tx = client.transaction().await.map_err(sql)?;
+        let locked = tx
+            .prepare_cached(&self.sql.release_lock)
+            .await
+            .map_err(sql)?;
+        let rows = tx
+            .query(&locked, &[&lease.order.as_str()])
+            .await
+            .map_err(sql)?;
+        let fence: Option<i64> = rows
+            .first()
+            .map(|row| row.try_get(0))
+            .transpose()
+            .map_err(|e| self.corrupt(what, e))?;
+        if fence.map(|f| f as u64) != Some(lease.fence) {
+            return Err(lease_lost(lease));
+        }
+        let release = tx.prepare_cached(&self.sql.release).await.map_err(sql)?;
+        tx.execute(&release, &[&lease.order.as_str(), &wake_key(Timestamp(0))])
+            .await
+            .map_err(sql)?;
+        tx.commit().await.map_err(sql)
+    }
+
+    async fn dead_letters(&self, order: &OrderId) -> Result<Vec<DeadLetter>, StoreError> {
+        let what = "reading dead letters";
+        self.query(what, &self.sql.dead_letters, &[&order.as_str()])
+            .await?
+            .iter()
+            .map(|row| {
+                let event: &str = row.try_get(0).map_err(|e| self.corrupt(what, e))?;
+                let reason: String = row.try_get(1).map_err(|e| self.corrupt(what, e))?;
+                Ok(DeadLetter {
+                    event: serde_json::from_str(event).map_err(|e| self.corrupt(what, e))?,
+                    reason,
+                })
+            })
+            .collect()
+    }
+
+    async fn work_arrived(&self) {
+        self.listen();
+        self.wakeup.wait(&self.seen).await;
+    }
+}
+
+impl PostgresStore {
+    /// The notification channel of the store's schema: a name derived from it, short
+    /// enough for any schema name.
+    fn channel(&self) -> String {
+        // FNV-1a: stable across processes and versions.
+        let hash = self.schema.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+        format!("orderflow_{hash:016x}")
+    }
+
+    /// The error for a lease found no longer current; the store forgets it.
+    fn lost(&self, lease: &Lease) -> StoreError {
+        lock(&self.leases).remove(&lease.order);
+        lease_lost(lease)
+    }
+
+    /// Starts the listener for work notifications, unless it runs: a task with its own
+    /// connection that `LISTEN`s on the schema's channel and wakes the store's worker on
+    /// each notification. When the connection drops, it reconnects after a second; it
+    /// wakes the worker after each (re)connection, since notifications sent meanwhile are
+    /// lost. Workers poll as well, so a listener that cannot connect only slows wake-ups.
+    fn listen(&self) {
+        let mut task = lock(&self.listener);
+        if task.as_ref().is_some_and(|t| !t.is_finished()) {
+            return;
+        }
+        let pg = self.pg.clone();
+        let wakeup = self.wakeup.clone();
+        let listen = format!("LISTEN {}", quote(&self.channel()));
+        *task = Some(tokio::spawn(async move {
+            loop {
+                if let Ok((client, mut connection)) = pg.connect(NoTls).await {
+                    let wake = wakeup.clone();
+                    let driver = tokio::spawn(async move {
+                        while let Some(message) =
+                            futures::future::poll_fn(|cx| connection.poll_message(cx)).await
+                        {
+                            match message {
+                                Ok(AsyncMessage::Notification(_)) => wake.notify(),
+                                Ok(_) => {}
+                                Err(_) => break,
+                            }
+                        }
+                    });
+                    if client.batch_execute(&listen).await.is_ok() {
+                        wakeup.notify();
+                        let _ = driver.await;
+                    } else {
+                        driver.abort();
+                    }
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }));
+    }
+}
+
 /// The store's statements, with its schema's name in them.
 #[derive(Debug)]
 struct Queries {
@@ -786,7 +1074,16 @@ struct Queries {
     load: String,
     create: String,
     update: String,
+    create_fenced: String,
+    update_fenced: String,
     revision: String,
+    enqueue: String,
+    claim: String,
+    inbox: String,
+    consume: String,
+    release_lock: String,
+    release: String,
+    dead_letters: String,
     journey: String,
     live: String,
     due: String,
@@ -806,7 +1103,117 @@ impl Queries {
              )
              SELECT count(*) FROM o"
         );
+        // The fencing check of a commit by a lease holder: the lease's token must still be
+        // the order's, and the commit renews the lease. `$F` is the token's parameter.
+        let fence = |param: usize| {
+            format!(
+                "f AS (
+                     UPDATE {schema}.work
+                     SET lease_until = now() + lease_ms * interval '1 millisecond'
+                     WHERE order_id = $1 AND fence = ${param}
+                     RETURNING 1
+                 ), "
+            )
+        };
+        let fenced_append = append.replace(
+            "SELECT count(*) FROM o",
+            "SELECT (SELECT count(*) FROM o), (SELECT count(*) FROM f)",
+        );
+        // `nextval` takes the sequence's name as a string literal.
+        let fences = format!("'{}'", format!("{schema}.fences").replace('\'', "''"));
         Self {
+            create_fenced: format!(
+                "WITH {}o AS (
+                     INSERT INTO {schema}.orders
+                         (id, revision, state, live, next_wake, journey_len)
+                     SELECT $1, $2, $3, $4, $5, cardinality($6::text[])
+                     WHERE EXISTS (SELECT 1 FROM f)
+                     ON CONFLICT (id) DO NOTHING
+                     RETURNING id, 0::bigint AS base
+                 ), {fenced_append}",
+                fence(7)
+            ),
+            update_fenced: format!(
+                "WITH {}o AS (
+                     UPDATE {schema}.orders
+                     SET revision = $2, state = $3, live = $4, next_wake = $5,
+                         journey_len = journey_len + cardinality($6::text[])
+                     WHERE id = $1 AND revision = $7 AND EXISTS (SELECT 1 FROM f)
+                     RETURNING id, journey_len - cardinality($6::text[]) AS base
+                 ), {fenced_append}",
+                fence(8)
+            ),
+            // The order is ready at once ($3: the earliest key); the notification goes out
+            // when the transaction commits.
+            enqueue: format!(
+                "WITH w AS (
+                     INSERT INTO {schema}.work (order_id, ready_at) VALUES ($1, $3)
+                     ON CONFLICT (order_id) DO UPDATE SET ready_at = $3
+                 ), i AS (
+                     INSERT INTO {schema}.inbox (order_id, event) VALUES ($1, $2)
+                 )
+                 SELECT pg_notify($4, '')"
+            ),
+            // Ready ($1: the engine's now as a wake key), not held by a live lease; locked
+            // rows are skipped, so concurrent claims take different orders. Lease times are
+            // the database's.
+            claim: format!(
+                "WITH c AS (
+                     SELECT order_id FROM {schema}.work
+                     WHERE ready_at <= $1 AND (lease_until IS NULL OR lease_until < now())
+                     ORDER BY ready_at
+                     LIMIT $2
+                     FOR UPDATE SKIP LOCKED
+                 )
+                 UPDATE {schema}.work w
+                 SET owner = $3, fence = nextval({fences}), lease_ms = $4,
+                     lease_until = now() + $4 * interval '1 millisecond'
+                 FROM c WHERE w.order_id = c.order_id
+                 RETURNING w.order_id, w.fence"
+            ),
+            inbox: format!(
+                "SELECT w.fence, i.seq, i.event
+                 FROM (SELECT fence FROM {schema}.work WHERE order_id = $1) w
+                 LEFT JOIN LATERAL (
+                     SELECT seq, event FROM {schema}.inbox WHERE order_id = $1
+                     ORDER BY seq LIMIT $2
+                 ) i ON true"
+            ),
+            consume: format!(
+                "WITH d AS (
+                     DELETE FROM {schema}.inbox
+                     WHERE seq = $2 AND order_id = $1
+                       AND EXISTS (SELECT 1 FROM {schema}.work WHERE order_id = $1 AND fence = $3)
+                     RETURNING seq, order_id, event
+                 ), x AS (
+                     INSERT INTO {schema}.dead_letters (seq, order_id, event, reason)
+                     SELECT seq, order_id, event, $4 FROM d WHERE $4::text IS NOT NULL
+                 )
+                 SELECT EXISTS (
+                     SELECT 1 FROM {schema}.work WHERE order_id = $1 AND fence = $3
+                 )"
+            ),
+            release_lock: format!("SELECT fence FROM {schema}.work WHERE order_id = $1 FOR UPDATE"),
+            // Runs after `release_lock`, so its snapshot sees every event queued before the
+            // lock was granted. `$2`: the earliest key.
+            release: format!(
+                "WITH s AS (
+                     SELECT EXISTS (SELECT 1 FROM {schema}.inbox WHERE order_id = $1) AS pending,
+                            (SELECT next_wake FROM {schema}.orders WHERE id = $1) AS wake
+                 ), d AS (
+                     DELETE FROM {schema}.work
+                     WHERE order_id = $1
+                       AND NOT (SELECT pending FROM s) AND (SELECT wake FROM s) IS NULL
+                 )
+                 UPDATE {schema}.work
+                 SET owner = NULL, lease_until = NULL, lease_ms = NULL,
+                     ready_at = CASE WHEN s.pending THEN $2 ELSE s.wake END
+                 FROM s
+                 WHERE order_id = $1 AND (s.pending OR s.wake IS NOT NULL)"
+            ),
+            dead_letters: format!(
+                "SELECT event, reason FROM {schema}.dead_letters WHERE order_id = $1 ORDER BY seq"
+            ),
             flows: format!("SELECT json FROM {schema}.flows ORDER BY seq"),
             save_flow: format!(
                 "INSERT INTO {schema}.flows (name, json) VALUES ($1, $2)

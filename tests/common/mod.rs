@@ -146,3 +146,5 @@ where
         Some(Outcome::Succeeded)
     );
 }
+
+pub(crate) mod shared;

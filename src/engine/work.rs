@@ -1,0 +1,298 @@
+//! Sharing work with other engine instances over a [`SharedStore`]: queueing events,
+//! claiming orders, running them and giving them back. The protocol is the store's (see
+//! [`crate::store::shared`]); this is the engine's half of it.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use futures::StreamExt;
+
+use super::{CONCURRENT_ORDERS, Engine, check_event, run};
+use crate::clock::Timestamp;
+use crate::document::OrderId;
+use crate::error::{Error, Result};
+use crate::event::Event;
+use crate::store::{DeadLetter, Lease, SharedStore, StoreErrorKind};
+
+/// How many queued events of one order are read at a time.
+const INBOX_BATCH: usize = 64;
+
+/// How an engine shares work with other instances over a [`SharedStore`]
+/// ([`Config::work`](super::Config::work)).
+///
+/// ```
+/// use std::time::Duration;
+/// use orderflow::{Config, engine::WorkConfig};
+///
+/// let config = Config::default().with_work(
+///     WorkConfig::default()
+///         .with_lease(Duration::from_secs(20))
+///         .with_batch(64),
+/// );
+/// assert_eq!(config.work.poll, Duration::from_secs(1));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct WorkConfig {
+    /// How long a claim holds an order, on the store's clock; every commit to the order
+    /// renews it. It bounds how long a dead instance's orders wait before another instance
+    /// takes them over, and it must be longer than the longest a step can run without
+    /// committing — the provider call timeout, [`Config::timeout`](super::Config::timeout)
+    /// — or a slow call would lose the order to another instance (which is safe, fenced,
+    /// but wasted work). Default: 60 seconds.
+    pub lease: Duration,
+    /// The longest an idle worker sleeps between looks for work when no wake-up arrives
+    /// (the store's notifications, e.g. PostgreSQL's `LISTEN`/`NOTIFY`, wake it at once).
+    /// Default: 1 second.
+    pub poll: Duration,
+    /// How many orders one claim takes (and runs concurrently). Default: 32.
+    pub batch: usize,
+}
+
+impl Default for WorkConfig {
+    fn default() -> Self {
+        Self {
+            lease: Duration::from_secs(60),
+            poll: Duration::from_secs(1),
+            batch: 32,
+        }
+    }
+}
+
+impl WorkConfig {
+    /// Sets the lease length.
+    pub fn with_lease(mut self, lease: Duration) -> Self {
+        self.lease = lease;
+        self
+    }
+
+    /// Sets the poll interval.
+    pub fn with_poll(mut self, poll: Duration) -> Self {
+        self.poll = poll;
+        self
+    }
+
+    /// Sets the claim batch size.
+    pub fn with_batch(mut self, batch: usize) -> Self {
+        self.batch = batch;
+        self
+    }
+
+    /// Refuses settings that cannot work, given the provider call timeout.
+    pub(super) fn check(&self, timeout: Duration) -> Result<()> {
+        if self.batch == 0 {
+            return Err(Error::Configuration(
+                "work.batch must be at least 1".to_owned(),
+            ));
+        }
+        if self.poll.is_zero() {
+            return Err(Error::Configuration(
+                "work.poll must be longer than zero".to_owned(),
+            ));
+        }
+        if self.lease <= timeout {
+            return Err(Error::Configuration(format!(
+                "work.lease ({:?}) must be longer than the provider call timeout ({timeout:?}): \
+                 a call that runs out its timeout would lose its order to another instance",
+                self.lease
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// What one round of [`Engine::work`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct WorkReport {
+    /// Orders claimed.
+    pub claimed: usize,
+    /// Queued events processed (duplicates included).
+    pub events: usize,
+    /// Queued events set aside as dead letters: they can never be processed (an unknown
+    /// order and no document).
+    pub dead_letters: usize,
+    /// Orders given up because another instance took them over (the lease ran out).
+    pub lost: usize,
+    /// Orders that failed on a store error and were given back for a later claim.
+    pub failed: usize,
+}
+
+impl Engine {
+    /// The shared store, or the error for an engine without one.
+    fn shared(&self) -> Result<&dyn SharedStore> {
+        self.inner.shared.as_deref().ok_or_else(|| {
+            Error::Configuration(
+                "this engine's store is not shared: build it with EngineBuilder::shared_store"
+                    .to_owned(),
+            )
+        })
+    }
+
+    /// Queues an event in the shared store, for whichever instance claims its order next
+    /// ([`run_worker`](Self::run_worker), [`work`](Self::work)); returns once it is durable.
+    /// The event is checked as [`submit`](Self::submit) checks it. Instances that share a
+    /// store take every event this way: an order is then only ever run by the instance
+    /// holding its lease.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Configuration`] when the engine was not built with
+    /// [`shared_store`](super::EngineBuilder::shared_store); the event's own errors;
+    /// store errors.
+    pub async fn enqueue(&self, event: Event) -> Result<()> {
+        let shared = self.shared()?;
+        check_event(&event)?;
+        crate::limits::check_event(&event, &self.inner.config.limits)?;
+        Ok(shared.enqueue(&event).await?)
+    }
+
+    /// Events set aside for an order because they could never be processed (see
+    /// [`WorkReport::dead_letters`]), oldest first.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Configuration`] for an engine without a shared store; store errors.
+    pub async fn dead_letters(&self, order: &OrderId) -> Result<Vec<DeadLetter>> {
+        Ok(self.shared()?.dead_letters(order).await?)
+    }
+
+    /// One round of work: claims up to [`WorkConfig::batch`] ready orders, runs each to
+    /// quiescence — what an earlier holder left in flight, due timers, then its queued
+    /// events in order — and gives it back. Orders run concurrently. An error on one
+    /// order does not stop the others; it is counted in the report.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Configuration`] for an engine without a shared store; a failed claim.
+    pub async fn work(&self) -> Result<WorkReport> {
+        let shared = self.shared()?;
+        let config = &self.inner.config.work;
+        let now = self.inner.clock.now();
+        let leases = shared.claim(now, config.batch, config.lease).await?;
+        let report = Mutex::new(WorkReport {
+            claimed: leases.len(),
+            ..WorkReport::default()
+        });
+        futures::stream::iter(leases)
+            .for_each_concurrent(CONCURRENT_ORDERS, |lease| {
+                let report = &report;
+                async move {
+                    let outcome = self.work_order(shared, &lease, now, report).await;
+                    let mut report = report.lock().unwrap_or_else(|e| e.into_inner());
+                    match outcome {
+                        Ok(()) => {}
+                        Err(Error::Store(e)) if e.kind() == StoreErrorKind::LeaseLost => {
+                            report.lost += 1;
+                        }
+                        Err(_) => report.failed += 1,
+                    }
+                }
+            })
+            .await;
+        Ok(report.into_inner().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Runs one claimed order and gives it back; after an error, gives it back anyway (so
+    /// another round retries it) unless the lease is lost.
+    async fn work_order(
+        &self,
+        shared: &dyn SharedStore,
+        lease: &Lease,
+        now: Timestamp,
+        report: &Mutex<WorkReport>,
+    ) -> Result<()> {
+        let ran = self.run_claimed(shared, lease, now, report).await;
+        let released = shared.release(lease).await;
+        ran?;
+        Ok(released?)
+    }
+
+    async fn run_claimed(
+        &self,
+        shared: &dyn SharedStore,
+        lease: &Lease,
+        now: Timestamp,
+        report: &Mutex<WorkReport>,
+    ) -> Result<()> {
+        let inner = &self.inner;
+        let order = &lease.order;
+        let _guard = inner.lock_order(order).await;
+        if let Some(turn) = run::Turn::load_existing(inner, order.clone()).await? {
+            if turn.state().next_wake().is_some_and(|at| at <= now) {
+                turn.run_due(now).await?;
+            } else {
+                turn.run_pending().await?;
+            }
+        }
+        loop {
+            let queued = shared.inbox(lease, INBOX_BATCH).await?;
+            if queued.is_empty() {
+                return Ok(());
+            }
+            for q in queued {
+                let document = q.event.document.clone();
+                let outcome = match run::Turn::load(inner, order.clone(), document.as_deref()).await
+                {
+                    Ok(turn) => turn.submit(q.event).await.map(drop),
+                    Err(e) => Err(e),
+                };
+                match outcome {
+                    Ok(()) => {
+                        shared.consume(lease, q.seq, None).await?;
+                        lock(report).events += 1;
+                    }
+                    // Not the store's fault: the event can never be processed.
+                    Err(e) if !matches!(e, Error::Store(_)) => {
+                        shared.consume(lease, q.seq, Some(&e.to_string())).await?;
+                        lock(report).dead_letters += 1;
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+    }
+
+    /// The worker of an instance that shares its store: claims and runs ready orders
+    /// ([`work`](Self::work)) for as long as it is polled; when there is nothing to do, it
+    /// sleeps on the engine's clock until work arrives (the store's wake-up), the next
+    /// durable timer is due, or [`WorkConfig::poll`] has passed. Spawn it on the host's
+    /// runtime (`tokio::spawn(engine.clone().run_worker())`); it takes the place of
+    /// [`recover`](Self::recover) and [`run_timers`](Self::run_timers), since claims find
+    /// orders a dead instance left and orders whose timers are due.
+    ///
+    /// # Errors
+    ///
+    /// Returns only on an error that retrying cannot fix (it waits out the others), or at
+    /// once for an engine without a shared store.
+    pub async fn run_worker(self) -> Result<()> {
+        let shared = self.shared()?;
+        let config = self.inner.config.work.clone();
+        loop {
+            let wait = match self.work().await {
+                Ok(report) if report.claimed == config.batch && report.failed == 0 => continue,
+                Ok(_) => self.idle_wait(&config).await,
+                Err(e) if e.is_retryable() => config.poll,
+                Err(e) => return Err(e),
+            };
+            let sleep = self.inner.clock.sleep(wait);
+            futures::future::select(sleep, std::pin::pin!(shared.work_arrived())).await;
+        }
+    }
+
+    /// How long an idle worker sleeps: until the next durable timer, at most the poll
+    /// interval.
+    async fn idle_wait(&self, config: &super::WorkConfig) -> Duration {
+        let now = self.inner.clock.now();
+        match self.inner.store.next_due().await {
+            Ok(Some(at)) if at > now => at.since(now).min(config.poll),
+            // Due, but held by another instance (or about to be claimed): look again soon.
+            Ok(Some(_)) => config.poll / 10,
+            _ => config.poll,
+        }
+    }
+}
+
+fn lock(report: &Mutex<WorkReport>) -> std::sync::MutexGuard<'_, WorkReport> {
+    report.lock().unwrap_or_else(|e| e.into_inner())
+}
