@@ -326,8 +326,9 @@ async fn stores_starting_together_migrate_once() {
         )
         .await
         .unwrap();
-    let versions: Vec<i32> = rows.iter().map(|row| row.get(0)).collect();
-    assert_eq!(versions, [1]);
+    let mut versions: Vec<i32> = rows.iter().map(|row| row.get(0)).collect();
+    versions.sort_unstable();
+    assert_eq!(versions, [1, 2], "each migration applied once");
 }
 
 #[tokio::test]
@@ -458,4 +459,177 @@ async fn an_engine_resumes_from_the_database() {
         PostgresStore::connect_with(config.clone()).await.unwrap()
     })
     .await;
+}
+
+/// Two stores on one schema: two instances.
+async fn two_instances(schemas: &Schemas) -> (PostgresStore, PostgresStore) {
+    let config = schemas.config();
+    let a = PostgresStore::connect_with(config.clone()).await.unwrap();
+    let b = PostgresStore::connect_with(config).await.unwrap();
+    (a, b)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keeps_the_work_sharing_protocol() {
+    let Some(url) = server("keeps_the_work_sharing_protocol") else {
+        return;
+    };
+    let schemas = Schemas::new(&url);
+    let (a, b) = two_instances(&schemas).await;
+    let lease = Duration::from_millis(300);
+    common::shared::check_protocol(&a, &b, lease, || {
+        tokio::time::sleep(lease + Duration::from_millis(100))
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_share_the_orders() {
+    let Some(url) = server("two_instances_share_the_orders") else {
+        return;
+    };
+    let schemas = Schemas::new(&url);
+    let (a, b) = two_instances(&schemas).await;
+    common::shared::instances_share_orders(a, b, Duration::from_secs(30)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_instance_is_fenced_off() {
+    let Some(url) = server("a_stalled_instance_is_fenced_off") else {
+        return;
+    };
+    let schemas = Schemas::new(&url);
+    let (a, b) = two_instances(&schemas).await;
+    let lease = Duration::from_secs(1);
+    common::shared::a_stalled_instance_is_fenced_off(a, b, lease, || {
+        tokio::time::sleep(lease + Duration::from_millis(200))
+    })
+    .await;
+}
+
+/// The server drops the connection in the middle of a commit (`pg_terminate_backend` on
+/// the backend running it): the commit does not land, the order is given back and run
+/// again from what was committed, on a new connection, with no transition recorded twice
+/// and each fulfillment order sent under one key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_lost_during_a_commit() {
+    let Some(url) = server("a_connection_lost_during_a_commit") else {
+        return;
+    };
+    let schemas = Schemas::new(&url);
+    let config = schemas.config();
+    let schema = config.schema.clone();
+    let store = PostgresStore::connect_with(config).await.unwrap();
+    let seattle = common::shared::Ledger3pl::new("Seattle store 3PL");
+    let chicago = common::shared::Ledger3pl::new("Chicago store 3PL");
+    let engine = common::shared::shared_engine(
+        store,
+        seattle.instance(),
+        chicago.instance(),
+        Duration::from_secs(10),
+    )
+    .await;
+    common::publish_lab(&engine).await;
+
+    // The first update of order CUT-1 sleeps inside its commit, so the test can cut it.
+    let (admin, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    admin
+        .batch_execute(&format!(
+            "CREATE SEQUENCE \"{schema}\".slow_once;
+             CREATE FUNCTION \"{schema}\".slow_commit() RETURNS trigger LANGUAGE plpgsql AS $$
+             BEGIN
+                 IF NEW.id = 'CUT-1' AND nextval('\"{schema}\".slow_once') = 1 THEN
+                     PERFORM pg_sleep(60);
+                 END IF;
+                 RETURN NEW;
+             END $$;
+             CREATE TRIGGER slow BEFORE UPDATE ON \"{schema}\".orders
+                 FOR EACH ROW EXECUTE FUNCTION \"{schema}\".slow_commit();"
+        ))
+        .await
+        .unwrap();
+    let orders = ["CUT-1", "CUT-2", "CUT-3", "CUT-4"];
+    for (i, id) in orders.iter().enumerate() {
+        let quantity = if i % 2 == 0 { 150.0 } else { 10.0 };
+        engine
+            .enqueue(orderflow::Event::new_order(common::lab_order(id, quantity)))
+            .await
+            .unwrap();
+    }
+
+    let worker = tokio::spawn({
+        let engine = engine.clone();
+        async move {
+            let mut failed = 0;
+            for _ in 0..200 {
+                let report = engine.work().await.unwrap();
+                failed += report.failed;
+                assert_eq!(report.lost, 0);
+                if report.claimed == 0 {
+                    let mut done = true;
+                    for id in ["CUT-1", "CUT-2", "CUT-3", "CUT-4"] {
+                        let order = engine.order(&OrderId::from(id)).await.unwrap();
+                        done &= order.is_some_and(|o| {
+                            o.status_reason == Some(orderflow::StatusReason::SENT_TO_FULFILLMENT)
+                        });
+                    }
+                    if done {
+                        return failed;
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+            panic!("the orders did not complete");
+        }
+    });
+    // Cut the backend sleeping in the commit.
+    let terminated = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            let rows = admin
+                .query(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+                     WHERE wait_event = 'PgSleep' AND query LIKE $1",
+                    &[&format!("%\"{schema}\".orders%")],
+                )
+                .await
+                .unwrap();
+            if rows.iter().any(|r| r.get::<_, bool>(0)) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert!(
+        terminated.is_ok(),
+        "the commit reached the server and was cut"
+    );
+    let failed = worker.await.unwrap();
+    assert_eq!(failed, 1, "the cut commit failed its round once");
+
+    for id in orders {
+        let journey = engine.journey(&OrderId::from(id)).await.unwrap();
+        let mut names: Vec<&str> = journey.steps.iter().map(|s| s.step.as_str()).collect();
+        let total = names.len();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(
+            names.len(),
+            total,
+            "{id}: no step recorded twice: {names:?}"
+        );
+    }
+    for ledger in [&seattle, &chicago] {
+        let calls = ledger.calls.lock().unwrap().clone();
+        let applied = ledger.applied.lock().unwrap().clone();
+        assert!(applied.values().all(|&n| n == 1));
+        assert_eq!(
+            applied.len(),
+            2,
+            "two fulfillment orders per source: {calls:?}"
+        );
+    }
 }

@@ -1166,8 +1166,8 @@ impl Queries {
                      FOR UPDATE SKIP LOCKED
                  )
                  UPDATE {schema}.work w
-                 SET owner = $3, fence = nextval({fences}), lease_ms = $4,
-                     lease_until = now() + $4 * interval '1 millisecond'
+                 SET owner = $3, fence = nextval({fences}), lease_ms = $4::bigint,
+                     lease_until = now() + $4::bigint * interval '1 millisecond'
                  FROM c WHERE w.order_id = c.order_id
                  RETURNING w.order_id, w.fence"
             ),
