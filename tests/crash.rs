@@ -321,9 +321,8 @@ async fn start(world: &World, store: &Arc<FaultyStore>, restarts: &mut u32) -> E
     }
 }
 
-async fn run(scenario: &Scenario, fault: Option<(u64, Fault)>) -> Run {
+async fn run(scenario: &Scenario, fault: Option<(u64, Fault)>, base: Arc<dyn Store>) -> Run {
     let world = World::new();
-    let base: Arc<dyn Store> = Arc::new(MemoryStore::new());
     {
         let setup = world.engine(base.clone()).await.unwrap();
         for flow in &scenario.flows {
@@ -413,8 +412,63 @@ async fn run(scenario: &Scenario, fault: Option<(u64, Fault)>) -> Run {
 
 #[tokio::test(flavor = "current_thread")]
 async fn every_crash_point_converges_to_the_fault_free_result() {
+    enumerate_crash_points("memory", || async {
+        Arc::new(MemoryStore::new()) as Arc<dyn Store>
+    })
+    .await;
+}
+
+/// The same enumeration on PostgreSQL: every run on a fresh schema of the server at
+/// `ORDERFLOW_PG_URL` (skipped without it), all dropped at the end.
+#[cfg(feature = "postgres")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_crash_point_converges_on_postgres() {
+    use orderflow::store::{PostgresConfig, PostgresStore};
+    let Ok(url) = std::env::var("ORDERFLOW_PG_URL") else {
+        eprintln!("ORDERFLOW_PG_URL is not set; skipping (CI sets it)");
+        return;
+    };
+    let prefix = format!("orderflow_crash_{}", std::process::id());
+    let next = std::sync::atomic::AtomicU64::new(0);
+    enumerate_crash_points("PostgreSQL", || {
+        let config = PostgresConfig::new(&url).with_schema(format!(
+            "{prefix}_{}",
+            next.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
+        async move { Arc::new(PostgresStore::connect_with(config).await.unwrap()) as Arc<dyn Store> }
+    })
+    .await;
+    // Drop the run's schemas.
+    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let rows = client
+        .query(
+            "SELECT nspname FROM pg_catalog.pg_namespace WHERE starts_with(nspname, $1)",
+            &[&format!("{prefix}_")],
+        )
+        .await
+        .unwrap();
+    for row in rows {
+        let name: String = row.get(0);
+        client
+            .batch_execute(&format!("DROP SCHEMA \"{name}\" CASCADE"))
+            .await
+            .unwrap();
+    }
+}
+
+/// Runs each scenario fault-free, then crashed before and after each of its store
+/// operations, each run on a fresh store from `open`, and checks every crashed run ends
+/// as the fault-free one did.
+async fn enumerate_crash_points<F, Fut>(backend: &str, open: F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Arc<dyn Store>>,
+{
     for scenario in scenarios() {
-        let clean = run(&scenario, None).await;
+        let clean = run(&scenario, None, open().await).await;
         let k = clean.ops;
         assert!(k > 0, "{}: the scenario touches the store", scenario.name);
         for (id, _, executions, _) in &clean.fin.orders {
@@ -431,7 +485,7 @@ async fn every_crash_point_converges_to_the_fault_free_result() {
         let mut crashes = 0;
         for i in 0..k {
             for fault in [Fault::CrashBefore, Fault::CrashAfter] {
-                let crashed = run(&scenario, Some((i, fault))).await;
+                let crashed = run(&scenario, Some((i, fault)), open().await).await;
                 assert!(
                     crashed.restarts >= 1,
                     "{}: the crash at operation {i} ({fault:?}) fired",
@@ -456,7 +510,7 @@ async fn every_crash_point_converges_to_the_fault_free_result() {
             covered += 1;
         }
         println!(
-            "{}: K = {k} store operations, crash points covered {covered}/{k} \
+            "{backend}: {}: K = {k} store operations, crash points covered {covered}/{k} \
              ({crashes} crashed runs, before and after each operation), {} effects",
             scenario.name,
             clean.fin.effects.len()
