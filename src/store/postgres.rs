@@ -72,13 +72,14 @@ const MIGRATIONS: &[&str] = &[
     CREATE TABLE work (
         order_id TEXT COLLATE \"C\" PRIMARY KEY,
         ready_at BIGINT NOT NULL,
+        queued BIGINT,
         owner TEXT,
         lease_until TIMESTAMPTZ,
         lease_ms BIGINT,
         fence BIGINT NOT NULL DEFAULT 0
     ) WITH (fillfactor = 70, autovacuum_vacuum_scale_factor = 0.02,
             autovacuum_vacuum_threshold = 200, autovacuum_analyze_scale_factor = 0.05);
-    CREATE INDEX work_ready ON work (ready_at);
+    CREATE INDEX work_ready ON work (ready_at, queued);
     CREATE TABLE inbox (
         seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
         order_id TEXT COLLATE \"C\" NOT NULL,
@@ -1146,11 +1147,15 @@ impl Queries {
             // The order is ready at once ($3: the earliest key); the notification goes out
             // when the transaction commits.
             enqueue: format!(
-                "WITH w AS (
-                     INSERT INTO {schema}.work (order_id, ready_at) VALUES ($1, $3)
-                     ON CONFLICT (order_id) DO UPDATE SET ready_at = $3
-                 ), i AS (
+                "WITH i AS (
                      INSERT INTO {schema}.inbox (order_id, event) VALUES ($1, $2)
+                     RETURNING seq
+                 ), w AS (
+                     INSERT INTO {schema}.work (order_id, ready_at, queued)
+                     SELECT $1, $3, seq FROM i
+                     ON CONFLICT (order_id) DO UPDATE
+                     SET ready_at = $3,
+                         queued = LEAST(work.queued, excluded.queued)
                  )
                  SELECT pg_notify($4, '')"
             ),
@@ -1161,7 +1166,7 @@ impl Queries {
                 "WITH c AS (
                      SELECT order_id FROM {schema}.work
                      WHERE ready_at <= $1 AND (lease_until IS NULL OR lease_until < now())
-                     ORDER BY ready_at
+                     ORDER BY ready_at, queued
                      LIMIT $2
                      FOR UPDATE SKIP LOCKED
                  )
@@ -1198,18 +1203,19 @@ impl Queries {
             // lock was granted. `$2`: the earliest key.
             release: format!(
                 "WITH s AS (
-                     SELECT EXISTS (SELECT 1 FROM {schema}.inbox WHERE order_id = $1) AS pending,
+                     SELECT (SELECT min(seq) FROM {schema}.inbox WHERE order_id = $1) AS first,
                             (SELECT next_wake FROM {schema}.orders WHERE id = $1) AS wake
                  ), d AS (
                      DELETE FROM {schema}.work
                      WHERE order_id = $1
-                       AND NOT (SELECT pending FROM s) AND (SELECT wake FROM s) IS NULL
+                       AND (SELECT first FROM s) IS NULL AND (SELECT wake FROM s) IS NULL
                  )
                  UPDATE {schema}.work
                  SET owner = NULL, lease_until = NULL, lease_ms = NULL,
-                     ready_at = CASE WHEN s.pending THEN $2 ELSE s.wake END
+                     ready_at = CASE WHEN s.first IS NOT NULL THEN $2 ELSE s.wake END,
+                     queued = s.first
                  FROM s
-                 WHERE order_id = $1 AND (s.pending OR s.wake IS NOT NULL)"
+                 WHERE order_id = $1 AND (s.first IS NOT NULL OR s.wake IS NOT NULL)"
             ),
             dead_letters: format!(
                 "SELECT event, reason FROM {schema}.dead_letters WHERE order_id = $1 ORDER BY seq"

@@ -314,6 +314,9 @@ struct Queue {
 struct Work {
     /// When it is ready, on the engines' clock: `Timestamp(0)` for queued events.
     ready_at: Timestamp,
+    /// The sequence number of its oldest queued event: among ready orders, the one waiting
+    /// longest is claimed first (and so is an order whose holder died).
+    queued: Option<u64>,
     /// The current lease: its token, when it runs out on the store's clock, and its length.
     lease: Option<(u64, Timestamp, Duration)>,
 }
@@ -461,9 +464,11 @@ impl SharedStore for SharedMemoryStore {
                 .insert(seq, event.clone());
             let work = queue.work.entry(event.order.clone()).or_insert(Work {
                 ready_at: Timestamp(0),
+                queued: Some(seq),
                 lease: None,
             });
             work.ready_at = Timestamp(0);
+            work.queued = Some(work.queued.map_or(seq, |q| q.min(seq)));
         }
         self.shared.arrived.notify();
         Ok(())
@@ -477,19 +482,19 @@ impl SharedStore for SharedMemoryStore {
     ) -> Result<Vec<Lease>, StoreError> {
         let store_now = self.shared.clock.now();
         let mut queue = self.shared.lock();
-        let mut ready: Vec<(Timestamp, OrderId)> = queue
+        let mut ready: Vec<(Timestamp, Option<u64>, OrderId)> = queue
             .work
             .iter()
             .filter(|(_, w)| {
                 w.ready_at <= now && w.lease.is_none_or(|(_, until, _)| until <= store_now)
             })
-            .map(|(id, w)| (w.ready_at, id.clone()))
+            .map(|(id, w)| (w.ready_at, w.queued, id.clone()))
             .collect();
         ready.sort();
         ready.truncate(limit);
         let mut claimed = Vec::with_capacity(ready.len());
         let mut held = self.held();
-        for (_, order) in ready {
+        for (.., order) in ready {
             queue.next_fence += 1;
             let fence = queue.next_fence;
             if let Some(w) = queue.work.get_mut(&order) {
@@ -563,10 +568,15 @@ impl SharedStore for SharedMemoryStore {
             .and_then(|s| s.next_wake());
         let mut queue = self.shared.lock();
         Self::current(&mut queue, lease)?;
-        let pending = queue.inbox.contains_key(&lease.order);
+        let first = queue
+            .inbox
+            .get(&lease.order)
+            .and_then(|q| q.keys().next().copied());
+        let pending = first.is_some();
         if pending || next_wake.is_some() {
             let work = Self::current(&mut queue, lease)?;
             work.lease = None;
+            work.queued = first;
             work.ready_at = if pending {
                 Timestamp(0)
             } else {

@@ -179,6 +179,26 @@ where
     );
     b.release(&due[0]).await.unwrap();
 
+    // The order waiting longest goes first: one whose holder died is taken over before
+    // orders queued after it.
+    a.enqueue(&new_order("OLD")).await.unwrap();
+    let old = a.claim(now, 1, lease).await.unwrap();
+    for i in 0..5 {
+        a.enqueue(&new_order(&format!("NEW-{i}"))).await.unwrap();
+    }
+    expire().await;
+    let first = b.claim(now, 1, lease).await.unwrap();
+    assert_eq!(first[0].order, old[0].order, "the lapsed order is claimed first");
+    let rest = b.claim(now, 10, lease).await.unwrap();
+    let order: Vec<String> = rest.iter().map(|l| l.order.to_string()).collect();
+    assert_eq!(order, ["NEW-0", "NEW-1", "NEW-2", "NEW-3", "NEW-4"], "oldest first");
+    for l in first.iter().chain(&rest) {
+        for q in b.inbox(l, 10).await.unwrap() {
+            b.consume(l, q.seq, None).await.unwrap();
+        }
+        b.release(l).await.unwrap();
+    }
+
     // Concurrent claims split the ready orders: none is handed out twice.
     for i in 0..200 {
         a.enqueue(&new_order(&format!("SPLIT-{i}"))).await.unwrap();
