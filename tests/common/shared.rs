@@ -188,10 +188,17 @@ where
     }
     expire().await;
     let first = b.claim(now, 1, lease).await.unwrap();
-    assert_eq!(first[0].order, old[0].order, "the lapsed order is claimed first");
+    assert_eq!(
+        first[0].order, old[0].order,
+        "the lapsed order is claimed first"
+    );
     let rest = b.claim(now, 10, lease).await.unwrap();
     let order: Vec<String> = rest.iter().map(|l| l.order.to_string()).collect();
-    assert_eq!(order, ["NEW-0", "NEW-1", "NEW-2", "NEW-3", "NEW-4"], "oldest first");
+    assert_eq!(
+        order,
+        ["NEW-0", "NEW-1", "NEW-2", "NEW-3", "NEW-4"],
+        "oldest first"
+    );
     for l in first.iter().chain(&rest) {
         for q in b.inbox(l, 10).await.unwrap() {
             b.consume(l, q.seq, None).await.unwrap();
