@@ -40,3 +40,169 @@ async fn a_stalled_engine_is_fenced_off() {
     })
     .await;
 }
+
+/// A shared store with one rule broken, to show the conformance check catches it.
+#[derive(Debug)]
+struct Broken {
+    inner: SharedMemoryStore,
+    fault: Fault,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fault {
+    /// `release` keeps the lease: the order never comes back.
+    ReleaseKeepsLease,
+    /// A stale holder's commit reports success.
+    CommitSwallowsLeaseLost,
+    /// A failed event is dropped instead of kept as a dead letter.
+    DropsDeadLetters,
+    /// Claims ignore live leases' fencing: a second claim of a held order succeeds.
+    ClaimsHeldOrders,
+}
+
+mod broken {
+    use super::{Broken, Fault};
+    use async_trait::async_trait;
+    use orderflow::document::OrderId;
+    use orderflow::execution::OrderState;
+    use orderflow::flow::Flow;
+    use orderflow::journey::StepRecord;
+    use orderflow::rules::{PolicyDocument, PolicyRecord};
+    use orderflow::store::{
+        Commit, DeadLetter, Lease, Queued, SharedStore, Store, StoreError, StoreErrorKind,
+    };
+    use orderflow::{Event, Timestamp};
+    use semver::Version;
+    use std::time::Duration;
+
+    #[async_trait]
+    impl Store for Broken {
+        async fn flows(&self) -> Result<Vec<Flow>, StoreError> {
+            self.inner.flows().await
+        }
+        async fn save_flow(&self, flow: &Flow, frozen: bool) -> Result<(), StoreError> {
+            self.inner.save_flow(flow, frozen).await
+        }
+        async fn flow_version(&self, n: &str, v: &Version) -> Result<Option<Flow>, StoreError> {
+            self.inner.flow_version(n, v).await
+        }
+        async fn policies(&self) -> Result<Vec<PolicyRecord>, StoreError> {
+            self.inner.policies().await
+        }
+        async fn save_policy(&self, r: &PolicyRecord, p: bool) -> Result<(), StoreError> {
+            self.inner.save_policy(r, p).await
+        }
+        async fn policy_version(
+            &self,
+            n: &str,
+            v: u32,
+        ) -> Result<Option<PolicyDocument>, StoreError> {
+            self.inner.policy_version(n, v).await
+        }
+        async fn load(&self, order: &OrderId) -> Result<Option<OrderState>, StoreError> {
+            self.inner.load(order).await
+        }
+        async fn commit(&self, commit: Commit) -> Result<(), StoreError> {
+            match self.inner.commit(commit).await {
+                Err(e)
+                    if e.kind() == StoreErrorKind::LeaseLost
+                        && self.fault == Fault::CommitSwallowsLeaseLost =>
+                {
+                    Ok(())
+                }
+                other => other,
+            }
+        }
+        async fn journey(&self, order: &OrderId) -> Result<Vec<StepRecord>, StoreError> {
+            self.inner.journey(order).await
+        }
+        async fn live_orders(&self) -> Result<Vec<OrderId>, StoreError> {
+            self.inner.live_orders().await
+        }
+        async fn due(&self, now: Timestamp, limit: usize) -> Result<Vec<OrderId>, StoreError> {
+            self.inner.due(now, limit).await
+        }
+        async fn next_due(&self) -> Result<Option<Timestamp>, StoreError> {
+            self.inner.next_due().await
+        }
+    }
+
+    #[async_trait]
+    impl SharedStore for Broken {
+        async fn enqueue(&self, event: &Event) -> Result<(), StoreError> {
+            self.inner.enqueue(event).await
+        }
+        async fn claim(
+            &self,
+            now: Timestamp,
+            limit: usize,
+            lease: Duration,
+        ) -> Result<Vec<Lease>, StoreError> {
+            if self.fault == Fault::ClaimsHeldOrders {
+                // Claims as if every lease had lapsed.
+                return self
+                    .inner
+                    .claim(now, limit, Duration::ZERO)
+                    .await
+                    .map(|mut l| {
+                        l.extend(l.clone());
+                        l
+                    });
+            }
+            self.inner.claim(now, limit, lease).await
+        }
+        async fn inbox(&self, lease: &Lease, limit: usize) -> Result<Vec<Queued>, StoreError> {
+            self.inner.inbox(lease, limit).await
+        }
+        async fn consume(
+            &self,
+            lease: &Lease,
+            seq: u64,
+            failure: Option<&str>,
+        ) -> Result<(), StoreError> {
+            let failure = failure.filter(|_| self.fault != Fault::DropsDeadLetters);
+            self.inner.consume(lease, seq, failure).await
+        }
+        async fn release(&self, lease: &Lease) -> Result<(), StoreError> {
+            if self.fault == Fault::ReleaseKeepsLease {
+                return Ok(());
+            }
+            self.inner.release(lease).await
+        }
+        async fn dead_letters(&self, order: &OrderId) -> Result<Vec<DeadLetter>, StoreError> {
+            self.inner.dead_letters(order).await
+        }
+        async fn work_arrived(&self) {
+            self.inner.work_arrived().await
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_protocol_check_catches_broken_stores() {
+    use futures::FutureExt;
+    for fault in [
+        Fault::ReleaseKeepsLease,
+        Fault::CommitSwallowsLeaseLost,
+        Fault::DropsDeadLetters,
+        Fault::ClaimsHeldOrders,
+    ] {
+        let clock = ManualClock::new(Timestamp(0));
+        let store = SharedMemoryStore::new(clock.clone());
+        let a = Broken {
+            inner: store.handle(),
+            fault,
+        };
+        let b = Broken {
+            inner: store.handle(),
+            fault,
+        };
+        let lease = Duration::from_secs(30);
+        let check = orderflow::testing::conformance::check_shared_store(&a, &b, lease, || {
+            clock.advance(lease + Duration::from_millis(1));
+            async {}
+        });
+        let outcome = std::panic::AssertUnwindSafe(check).catch_unwind().await;
+        assert!(outcome.is_err(), "the check misses {fault:?}");
+    }
+}

@@ -38,6 +38,8 @@
 //! Timestamps stay below `i64::MAX` and revisions below `2^53`, so a backend storing them
 //! as SQL integers or JSON numbers passes.
 
+mod shared;
+
 use std::collections::BTreeSet;
 use std::fmt;
 
@@ -93,6 +95,8 @@ where
     concurrent_commits_to_distinct_orders(&make()).await;
     concurrent_commits_to_one_order(&make()).await;
 }
+
+pub use shared::check_shared_store;
 
 /// A check under way: names itself in every failure.
 #[derive(Debug, Clone, Copy)]
