@@ -46,10 +46,14 @@ async fn a_stalled_engine_is_fenced_off() {
 struct Broken {
     inner: SharedMemoryStore,
     fault: Fault,
+    /// Calls of `maintain`.
+    maintained: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Fault {
+    /// Nothing broken.
+    None,
     /// `release` keeps the lease: the order never comes back.
     ReleaseKeepsLease,
     /// A stale holder's commit reports success.
@@ -175,6 +179,11 @@ mod broken {
         async fn work_arrived(&self) {
             self.inner.work_arrived().await
         }
+        async fn maintain(&self) -> Result<(), StoreError> {
+            self.maintained
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.inner.maintain().await
+        }
     }
 }
 
@@ -192,10 +201,12 @@ async fn the_protocol_check_catches_broken_stores() {
         let a = Broken {
             inner: store.handle(),
             fault,
+            maintained: Default::default(),
         };
         let b = Broken {
             inner: store.handle(),
             fault,
+            maintained: Default::default(),
         };
         let lease = Duration::from_secs(30);
         let check = orderflow::testing::conformance::check_shared_store(&a, &b, lease, || {
@@ -205,4 +216,61 @@ async fn the_protocol_check_catches_broken_stores() {
         let outcome = std::panic::AssertUnwindSafe(check).catch_unwind().await;
         assert!(outcome.is_err(), "the check misses {fault:?}");
     }
+}
+
+/// The worker runs the store's housekeeping every `WorkConfig::maintenance` of its clock,
+/// and queued orders as they arrive.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_worker_runs_orders_and_housekeeping() {
+    use orderflow::engine::WorkConfig;
+    use orderflow::{Config, Engine, Event, Order};
+    use std::sync::atomic::Ordering;
+
+    let clock = ManualClock::new(Timestamp(0));
+    let maintained = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let store = Broken {
+        inner: SharedMemoryStore::new(clock.clone()),
+        fault: Fault::None,
+        maintained: maintained.clone(),
+    };
+    let engine = Engine::builder()
+        .shared_store(store)
+        .clock(clock.clone())
+        .config(
+            Config::default().with_work(
+                WorkConfig::default()
+                    .with_poll(Duration::from_secs(1))
+                    .with_maintenance(Duration::from_secs(10)),
+            ),
+        )
+        .build()
+        .await
+        .unwrap();
+    let worker = tokio::spawn(engine.clone().run_worker());
+    engine
+        .enqueue(Event::new_order(Order::new("W-1")))
+        .await
+        .unwrap();
+    // The enqueue wakes the worker, which runs the order without the clock moving.
+    let mut waited = 0;
+    while engine.order(&"W-1".into()).await.unwrap().is_none() {
+        assert!(waited < 500, "the worker ran the queued order");
+        waited += 1;
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        maintained.load(Ordering::Relaxed),
+        0,
+        "no housekeeping before its time"
+    );
+    for _ in 0..25 {
+        clock.advance(Duration::from_secs(1));
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let runs = maintained.load(Ordering::Relaxed);
+    assert!(
+        (1..=3).contains(&runs),
+        "housekeeping every 10 s over 25 s: {runs}"
+    );
+    worker.abort();
 }

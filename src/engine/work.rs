@@ -47,6 +47,10 @@ pub struct WorkConfig {
     pub poll: Duration,
     /// How many orders one claim takes (and runs concurrently). Default: 32.
     pub batch: usize,
+    /// How often the worker runs the store's housekeeping
+    /// ([`SharedStore::maintain`]: PostgreSQL vacuums its work list and inbox). Default:
+    /// 30 seconds.
+    pub maintenance: Duration,
 }
 
 impl Default for WorkConfig {
@@ -55,6 +59,7 @@ impl Default for WorkConfig {
             lease: Duration::from_secs(60),
             poll: Duration::from_secs(1),
             batch: 32,
+            maintenance: Duration::from_secs(30),
         }
     }
 }
@@ -72,6 +77,12 @@ impl WorkConfig {
         self
     }
 
+    /// Sets the housekeeping interval.
+    pub fn with_maintenance(mut self, every: Duration) -> Self {
+        self.maintenance = every;
+        self
+    }
+
     /// Sets the claim batch size.
     pub fn with_batch(mut self, batch: usize) -> Self {
         self.batch = batch;
@@ -83,6 +94,11 @@ impl WorkConfig {
         if self.batch == 0 {
             return Err(Error::Configuration(
                 "work.batch must be at least 1".to_owned(),
+            ));
+        }
+        if self.maintenance.is_zero() {
+            return Err(Error::Configuration(
+                "work.maintenance must be longer than zero".to_owned(),
             ));
         }
         if self.poll.is_zero() {
@@ -256,7 +272,8 @@ impl Engine {
     /// The worker of an instance that shares its store: claims and runs ready orders
     /// ([`work`](Self::work)) for as long as it is polled; when there is nothing to do, it
     /// sleeps on the engine's clock until work arrives (the store's wake-up), the next
-    /// durable timer is due, or [`WorkConfig::poll`] has passed. Spawn it on the host's
+    /// durable timer is due, or [`WorkConfig::poll`] has passed; every
+    /// [`WorkConfig::maintenance`] it runs the store's housekeeping. Spawn it on the host's
     /// runtime (`tokio::spawn(engine.clone().run_worker())`); it takes the place of
     /// [`recover`](Self::recover) and [`run_timers`](Self::run_timers), since claims find
     /// orders a dead instance left and orders whose timers are due.
@@ -268,7 +285,17 @@ impl Engine {
     pub async fn run_worker(self) -> Result<()> {
         let shared = self.shared()?;
         let config = self.inner.config.work.clone();
+        let mut maintained = self.inner.clock.now();
         loop {
+            let now = self.inner.clock.now();
+            if now.since(maintained) >= config.maintenance {
+                maintained = now;
+                match shared.maintain().await {
+                    Ok(()) => {}
+                    Err(e) if e.is_retryable() => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
             let wait = match self.work().await {
                 Ok(report) if report.claimed == config.batch && report.failed == 0 => continue,
                 Ok(_) => self.idle_wait(&config).await,

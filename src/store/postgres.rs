@@ -95,7 +95,36 @@ const MIGRATIONS: &[&str] = &[
         reason TEXT NOT NULL,
         failed_at TIMESTAMPTZ NOT NULL DEFAULT now()
     );
-    CREATE INDEX dead_letters_order ON dead_letters (order_id, seq);",
+    CREATE INDEX dead_letters_order ON dead_letters (order_id, seq);
+    -- Gives a claimed order back in one round trip. The lock comes first, in a statement of
+    -- its own: the release statement's snapshot, taken after the lock is granted, sees every
+    -- event queued before (an enqueue locks the same row). The order is ready again at once
+    -- with events waiting (p_ready: the earliest key), at its next timer with one, and
+    -- leaves the work list otherwise. False: the lease is no longer current.
+    CREATE FUNCTION release_order(p_order TEXT, p_fence BIGINT, p_ready BIGINT)
+    RETURNS BOOLEAN LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+    DECLARE
+        current_fence BIGINT;
+        first_event BIGINT;
+        wake BIGINT;
+    BEGIN
+        SELECT fence INTO current_fence FROM work WHERE order_id = p_order FOR UPDATE;
+        IF current_fence IS DISTINCT FROM p_fence THEN
+            RETURN FALSE;
+        END IF;
+        SELECT min(seq) INTO first_event FROM inbox WHERE order_id = p_order;
+        SELECT next_wake INTO wake FROM orders WHERE id = p_order;
+        IF first_event IS NULL AND wake IS NULL THEN
+            DELETE FROM work WHERE order_id = p_order;
+        ELSE
+            UPDATE work
+            SET owner = NULL, lease_until = NULL, lease_ms = NULL,
+                ready_at = CASE WHEN first_event IS NOT NULL THEN p_ready ELSE wake END,
+                queued = first_event
+            WHERE order_id = p_order;
+        END IF;
+        RETURN TRUE;
+    END $$;",
 ];
 
 /// The schema version this code writes.
@@ -260,18 +289,22 @@ impl fmt::Debug for PostgresConfig {
 ///   updated: a stale holder's commit changes nothing and fails with
 ///   [`LeaseLost`](StoreErrorKind::LeaseLost). The row lock it takes orders the commit
 ///   against claims.
-/// - **Release** locks the `work` row (checking the token), then, in a statement whose
-///   snapshot sees every event queued before the lock was granted, deletes the row or makes
-///   it ready again (events waiting) or at the order's next timer.
+/// - **Release** calls the schema's `release_order` function (one round trip): it locks the
+///   `work` row (checking the token), then, in statements whose snapshots see every event
+///   queued before the lock was granted, deletes the row or makes it ready again (events
+///   waiting) or at the order's next timer.
 /// - **Wake-ups.** The first wait for work starts a listener task with a connection of its
 ///   own that `LISTEN`s on the schema's channel; it reconnects after a second if the
 ///   connection drops. Workers also poll ([`WorkConfig::poll`](crate::engine::WorkConfig)).
 /// - **Maintenance.** `work` and `inbox` hold only pending work: rows leave when their order
 ///   is quiescent and its events are consumed, so claims scan a table the size of the
 ///   backlog whatever the history (`benches/scale.rs` measures claim latency with 1,000,000
-///   completed orders behind it). Both tables are created with autovacuum thresholds of 2%
-///   (and `work` with `fillfactor = 70` for in-place updates), so the dead rows of that
-///   churn are cleared early. `orders` and `journeys` keep every order, as the source of
+///   completed orders behind it). What they leave behind are dead rows and index entries,
+///   which claims would otherwise have to step over: both tables are created with
+///   autovacuum thresholds of 2% (and `work` with `fillfactor = 70` for in-place updates),
+///   and [`SharedStore::maintain`], which workers call every
+///   [`WorkConfig::maintenance`](crate::engine::WorkConfig::maintenance), runs
+///   `VACUUM (SKIP_LOCKED, ANALYZE)` on the two tables. `orders` and `journeys` keep every order, as the source of
 ///   truth; archiving old orders is the host's choice.
 ///
 /// # Schema
@@ -1000,30 +1033,35 @@ impl SharedStore for PostgresStore {
     async fn release(&self, lease: &Lease) -> Result<(), StoreError> {
         let what = "releasing an order";
         lock(&self.leases).remove(&lease.order);
-        let sql = |e| pg_error(&self.target, what, e);
-        let mut client = self.client(what).await?;
-        let tx = client.transaction().await.map_err(sql)?;
-        let locked = tx
-            .prepare_cached(&self.sql.release_lock)
-            .await
-            .map_err(sql)?;
-        let rows = tx
-            .query(&locked, &[&lease.order.as_str()])
-            .await
-            .map_err(sql)?;
-        let fence: Option<i64> = rows
+        let rows = self
+            .query(
+                what,
+                &self.sql.release,
+                &[
+                    &lease.order.as_str(),
+                    &(lease.fence as i64),
+                    &wake_key(Timestamp(0)),
+                ],
+            )
+            .await?;
+        let current: bool = rows
             .first()
-            .map(|row| row.try_get(0))
-            .transpose()
+            .map_or(Ok(false), |row| row.try_get(0))
             .map_err(|e| self.corrupt(what, e))?;
-        if fence.map(|f| f as u64) != Some(lease.fence) {
-            return Err(lease_lost(lease));
+        if current {
+            Ok(())
+        } else {
+            Err(lease_lost(lease))
         }
-        let release = tx.prepare_cached(&self.sql.release).await.map_err(sql)?;
-        tx.execute(&release, &[&lease.order.as_str(), &wake_key(Timestamp(0))])
+    }
+
+    async fn maintain(&self) -> Result<(), StoreError> {
+        let what = "vacuuming the work list and inbox";
+        let client = self.client(what).await?;
+        client
+            .batch_execute(&self.sql.maintain)
             .await
-            .map_err(sql)?;
-        tx.commit().await.map_err(sql)
+            .map_err(|e| pg_error(&self.target, what, e))
     }
 
     async fn dead_letters(&self, order: &OrderId) -> Result<Vec<DeadLetter>, StoreError> {
@@ -1127,8 +1165,8 @@ struct Queries {
     claim: String,
     inbox: String,
     consume: String,
-    release_lock: String,
     release: String,
+    maintain: String,
     dead_letters: String,
     journey: String,
     live: String,
@@ -1243,25 +1281,9 @@ impl Queries {
                      SELECT 1 FROM {schema}.work WHERE order_id = $1 AND fence = $3
                  )"
             ),
-            release_lock: format!("SELECT fence FROM {schema}.work WHERE order_id = $1 FOR UPDATE"),
-            // Runs after `release_lock`, so its snapshot sees every event queued before the
-            // lock was granted. `$2`: the earliest key.
-            release: format!(
-                "WITH s AS (
-                     SELECT (SELECT min(seq) FROM {schema}.inbox WHERE order_id = $1) AS first,
-                            (SELECT next_wake FROM {schema}.orders WHERE id = $1) AS wake
-                 ), d AS (
-                     DELETE FROM {schema}.work
-                     WHERE order_id = $1
-                       AND (SELECT first FROM s) IS NULL AND (SELECT wake FROM s) IS NULL
-                 )
-                 UPDATE {schema}.work
-                 SET owner = NULL, lease_until = NULL, lease_ms = NULL,
-                     ready_at = CASE WHEN s.first IS NOT NULL THEN $2 ELSE s.wake END,
-                     queued = s.first
-                 FROM s
-                 WHERE order_id = $1 AND (s.first IS NOT NULL OR s.wake IS NOT NULL)"
-            ),
+            release: format!("SELECT {schema}.release_order($1, $2, $3)"),
+            // Another instance's vacuum of the same table makes this one skip it.
+            maintain: format!("VACUUM (SKIP_LOCKED, ANALYZE) {schema}.work, {schema}.inbox"),
             dead_letters: format!(
                 "SELECT event, reason FROM {schema}.dead_letters WHERE order_id = $1 ORDER BY seq"
             ),

@@ -149,6 +149,12 @@ pub trait SharedStore: Store {
     /// Resolves when work may have arrived (an event was queued by any instance). A store
     /// that cannot tell never resolves; workers poll as well.
     async fn work_arrived(&self);
+
+    /// Housekeeping that keeps claims fast as work churns through the store (a database
+    /// vacuums its work list and inbox). Workers call it every
+    /// [`WorkConfig::maintenance`](crate::engine::WorkConfig::maintenance); concurrent
+    /// calls from several instances must be harmless.
+    async fn maintain(&self) -> Result<(), StoreError>;
 }
 
 macro_rules! forward_shared {
@@ -185,6 +191,9 @@ macro_rules! forward_shared {
             }
             async fn work_arrived(&self) {
                 (**self).work_arrived().await
+            }
+            async fn maintain(&self) -> Result<(), StoreError> {
+                (**self).maintain().await
             }
         }
     )*};
@@ -601,5 +610,10 @@ impl SharedStore for SharedMemoryStore {
 
     async fn work_arrived(&self) {
         self.shared.arrived.wait(&self.seen).await;
+    }
+
+    /// Nothing to do: the memory store's work list holds exactly the pending work.
+    async fn maintain(&self) -> Result<(), StoreError> {
+        Ok(())
     }
 }

@@ -1,7 +1,7 @@
 //! The work-sharing protocol of a `SharedStore`, checked on two handles of one store: what
 //! the memory and PostgreSQL tests share.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -9,9 +9,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use orderflow::document::{Order, OrderId};
 use orderflow::engine::WorkConfig;
-use orderflow::execution::OrderState;
 use orderflow::provider::{CallContext, Provider, ProviderError, Reply, Request, RequestKind};
-use orderflow::store::{Commit, SharedStore, StoreErrorKind};
+use orderflow::store::SharedStore;
 use orderflow::{Config, Engine, Event, EventKind, ManualClock, StatusReason, Timestamp};
 
 fn new_order(id: &str) -> Event {

@@ -27,7 +27,8 @@ fn new_order(id: &str) -> Event {
 /// consumes, releases and commits fail with [`LeaseLost`](StoreErrorKind::LeaseLost) and
 /// write nothing, while the new holder's commits land; a failed event becomes a dead letter
 /// with its reason; a released order with a durable timer is ready at the timer and not
-/// before; the order waiting longest is claimed first; concurrent claims never hand out an
+/// before; the order waiting longest is claimed first; housekeeping from two instances at
+/// once loses nothing; concurrent claims never hand out an
 /// order twice. Wake-ups ([`SharedStore::work_arrived`]) need a runtime's timers to check,
 /// so they are left to the caller.
 ///
@@ -221,6 +222,23 @@ where
         }
         b.release(l).await.unwrap();
     }
+
+    // Housekeeping from two instances at once is harmless and loses nothing.
+    a.enqueue(&new_order("KEPT")).await.unwrap();
+    let (x, y) = futures::join!(a.maintain(), b.maintain());
+    x.unwrap();
+    y.unwrap();
+    let kept = b.claim(now, 10, lease).await.unwrap();
+    assert_eq!(
+        kept.len(),
+        1,
+        "an order queued before housekeeping is still ready"
+    );
+    assert_eq!(b.inbox(&kept[0], 10).await.unwrap().len(), 1);
+    for q in b.inbox(&kept[0], 10).await.unwrap() {
+        b.consume(&kept[0], q.seq, None).await.unwrap();
+    }
+    b.release(&kept[0]).await.unwrap();
 
     // Concurrent claims split the ready orders: none is handed out twice.
     for i in 0..200 {
