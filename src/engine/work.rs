@@ -234,22 +234,33 @@ impl Engine {
         let inner = &self.inner;
         let order = &lease.order;
         let _guard = inner.lock_order(order).await;
-        if let Some(turn) = run::Turn::load_existing(inner, order.clone()).await? {
+        // One load serves the first event (a turn runs what an earlier holder left in
+        // flight before it takes an event); a due timer runs first, on its own.
+        let mut loaded = run::Turn::load_existing(inner, order.clone()).await?;
+        if let Some(turn) = loaded.take() {
             if turn.state().next_wake().is_some_and(|at| at <= now) {
                 turn.run_due(now).await?;
             } else {
-                turn.run_pending().await?;
+                loaded = Some(turn);
             }
         }
         loop {
             let queued = shared.inbox(lease, INBOX_BATCH).await?;
             if queued.is_empty() {
+                if let Some(turn) = loaded.take() {
+                    turn.run_pending().await?;
+                }
                 return Ok(());
             }
             for q in queued {
-                let document = q.event.document.clone();
-                let outcome = match run::Turn::load(inner, order.clone(), document.as_deref()).await
-                {
+                let turn = match loaded.take() {
+                    Some(turn) => Ok(turn),
+                    None => {
+                        let document = q.event.document.clone();
+                        run::Turn::load(inner, order.clone(), document.as_deref()).await
+                    }
+                };
+                let outcome = match turn {
                     Ok(turn) => turn.submit(q.event).await.map(drop),
                     Err(e) => Err(e),
                 };
