@@ -40,7 +40,7 @@ fn runtime() -> tokio::runtime::Runtime {
         .expect("runtime")
 }
 
-async fn store(url: &str, schema: &str) -> PostgresStore {
+async fn connect(url: &str, schema: &str) -> PostgresStore {
     PostgresStore::connect_with(
         PostgresConfig::new(url)
             .with_schema(schema)
@@ -102,7 +102,7 @@ async fn instances(url: &str, schema: &str, n: usize) -> Vec<Engine> {
     let mut engines = Vec::new();
     for i in 0..n {
         let engine = builder()
-            .shared_store(store(url, schema).await)
+            .shared_store(connect(url, schema).await)
             .build()
             .await
             .expect("builds");
@@ -159,7 +159,7 @@ fn instances_bench(c: &mut Criterion) {
     let direct = rt.block_on(async {
         reset(&url, schema).await;
         let engine = builder()
-            .store(store(&url, schema).await)
+            .store(connect(&url, schema).await)
             .build()
             .await
             .expect("builds");
@@ -267,7 +267,7 @@ fn claim_bench(c: &mut Criterion) {
     let schema = "orderflow_bench_claim_empty";
     let store = rt.block_on(async {
         reset(&url, schema).await;
-        store(&url, schema).await
+        connect(&url, schema).await
     });
     group.bench_function("empty", |b| {
         b.iter_custom(|iters| rt.block_on(claims(&store, &mut next, iters)));
@@ -278,7 +278,7 @@ fn claim_bench(c: &mut Criterion) {
     let schema = "orderflow_bench_claim_history";
     let store = rt.block_on(async {
         reset(&url, schema).await;
-        let store = store(&url, schema).await;
+        let store = connect(&url, schema).await;
         completed_history(&url, schema, 1_000_000).await;
         store
     });
