@@ -75,7 +75,7 @@ pub struct Config {
     /// [`Limits::default`](crate::limits::Limits).
     pub limits: crate::limits::Limits,
     /// How the engine shares work with other instances over a
-    /// [`SharedStore`](crate::store::SharedStore): lease length, poll interval, batch
+    /// [`SharedStore`]: lease length, poll interval, batch
     /// size. Default: [`WorkConfig::default`].
     pub work: WorkConfig,
 }

@@ -303,7 +303,8 @@ pub struct SharedMemoryStore {
 struct Shared {
     store: MemoryStore,
     clock: Arc<dyn Clock>,
-    queue: Mutex<Queue>,
+    /// Asynchronous, so a fenced commit holds it across the memory store's commit.
+    queue: futures::lock::Mutex<Queue>,
     arrived: Wakeup,
 }
 
@@ -332,19 +333,20 @@ struct Work {
 
 impl fmt::Debug for SharedMemoryStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let queue = self.shared.lock();
-        f.debug_struct("SharedMemoryStore")
-            .field("orders", &self.shared.store.order_count())
-            .field("work", &queue.work.len())
-            .field("queued", &queue.queued)
-            .field("held", &self.held().len())
+        let mut out = f.debug_struct("SharedMemoryStore");
+        out.field("orders", &self.shared.store.order_count());
+        if let Some(queue) = self.shared.queue.try_lock() {
+            out.field("work", &queue.work.len())
+                .field("queued", &queue.queued);
+        }
+        out.field("held", &self.held().len())
             .finish_non_exhaustive()
     }
 }
 
 impl Shared {
-    fn lock(&self) -> MutexGuard<'_, Queue> {
-        self.queue.lock().unwrap_or_else(PoisonError::into_inner)
+    async fn lock(&self) -> futures::lock::MutexGuard<'_, Queue> {
+        self.queue.lock().await
     }
 }
 
@@ -354,7 +356,7 @@ impl SharedMemoryStore {
         Self::from_shared(Arc::new(Shared {
             store: MemoryStore::new(),
             clock: Arc::new(clock),
-            queue: Mutex::new(Queue::default()),
+            queue: futures::lock::Mutex::new(Queue::default()),
             arrived: Wakeup::default(),
         }))
     }
@@ -373,13 +375,13 @@ impl SharedMemoryStore {
     }
 
     /// How many events are queued, in all inboxes.
-    pub fn queued(&self) -> usize {
-        self.shared.lock().queued
+    pub async fn queued(&self) -> usize {
+        self.shared.lock().await.queued
     }
 
     /// How many orders are in the work list (ready, waiting for a timer, or claimed).
-    pub fn work_len(&self) -> usize {
-        self.shared.lock().work.len()
+    pub async fn work_len(&self) -> usize {
+        self.shared.lock().await.work.len()
     }
 
     fn held(&self) -> MutexGuard<'_, HashMap<OrderId, u64>> {
@@ -434,10 +436,11 @@ impl Store for SharedMemoryStore {
         };
         let lease = Lease::new(commit.state.order.id.clone(), fence);
         // The queue stays locked across the write, so no claim comes between the fence
-        // check and the commit. The memory store's commit never waits.
-        let mut queue = self.shared.lock();
+        // check and the commit.
+        let mut queue = self.shared.lock().await;
+        Self::current(&mut queue, &lease)?;
+        self.shared.store.commit(commit).await?;
         let work = Self::current(&mut queue, &lease)?;
-        futures::executor::block_on(self.shared.store.commit(commit))?;
         if let Some((_, until, length)) = &mut work.lease {
             *until = self.shared.clock.now().after(*length);
         }
@@ -462,7 +465,7 @@ impl Store for SharedMemoryStore {
 impl SharedStore for SharedMemoryStore {
     async fn enqueue(&self, event: &Event) -> Result<(), StoreError> {
         {
-            let mut queue = self.shared.lock();
+            let mut queue = self.shared.lock().await;
             let seq = queue.next_seq;
             queue.next_seq += 1;
             queue.queued += 1;
@@ -490,7 +493,7 @@ impl SharedStore for SharedMemoryStore {
         lease: Duration,
     ) -> Result<Vec<Lease>, StoreError> {
         let store_now = self.shared.clock.now();
-        let mut queue = self.shared.lock();
+        let mut queue = self.shared.lock().await;
         let mut ready: Vec<(Timestamp, Option<u64>, OrderId)> = queue
             .work
             .iter()
@@ -516,7 +519,7 @@ impl SharedStore for SharedMemoryStore {
     }
 
     async fn inbox(&self, lease: &Lease, limit: usize) -> Result<Vec<Queued>, StoreError> {
-        let mut queue = self.shared.lock();
+        let mut queue = self.shared.lock().await;
         Self::current(&mut queue, lease)?;
         Ok(queue
             .inbox
@@ -537,7 +540,7 @@ impl SharedStore for SharedMemoryStore {
         seq: u64,
         failure: Option<&str>,
     ) -> Result<(), StoreError> {
-        let mut queue = self.shared.lock();
+        let mut queue = self.shared.lock().await;
         Self::current(&mut queue, lease)?;
         let removed = queue
             .inbox
@@ -575,7 +578,7 @@ impl SharedStore for SharedMemoryStore {
             .load(&lease.order)
             .await?
             .and_then(|s| s.next_wake());
-        let mut queue = self.shared.lock();
+        let mut queue = self.shared.lock().await;
         Self::current(&mut queue, lease)?;
         let first = queue
             .inbox
@@ -601,6 +604,7 @@ impl SharedStore for SharedMemoryStore {
         Ok(self
             .shared
             .lock()
+            .await
             .dead
             .iter()
             .filter(|(id, _)| id == order)

@@ -110,12 +110,8 @@ impl Provider for Ledger3pl {
     async fn call(&self, _: Request<'_>, cx: &CallContext<'_>) -> Result<Reply, ProviderError> {
         let key = cx.idempotency_key.to_owned();
         self.calls.lock().unwrap().push(key.clone());
-        {
-            let mut applied = self.applied.lock().unwrap();
-            if !applied.contains_key(&key) {
-                applied.insert(key, 1);
-            }
-        }
+        // A key applies once; a repeated call finds it applied.
+        self.applied.lock().unwrap().entry(key).or_insert(1);
         if let Some((gate, entered)) = &self.gate {
             entered.notify_one();
             gate.notified().await;
