@@ -1081,6 +1081,10 @@ impl Engine {
     /// ([`Receipt::duplicate`]). An event for an unknown order must bring the order's
     /// document ([`Event::with_order`]); for a known order a document it brings is ignored:
     /// the stored order, with what flows set on it, stays the truth.
+    ///
+    /// `submit` runs the order in this instance, holding no lease: instances that share a
+    /// store take events with [`enqueue`](Self::enqueue) instead, so that each order runs
+    /// only where it is claimed.
     pub async fn submit(&self, event: Event) -> Result<Receipt> {
         check_event(&event)?;
         crate::limits::check_event(&event, &self.inner.config.limits)?;
