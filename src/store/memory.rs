@@ -27,7 +27,8 @@ struct Inner {
     versions: HashMap<(String, Version), Flow>,
     policies: IndexMap<String, PolicyRecord>,
     policy_versions: HashMap<(String, u32), PolicyDocument>,
-    orders: HashMap<OrderId, OrderState>,
+    /// Boxed: a map's spare slots then cost a pointer each, not a whole order's state.
+    orders: HashMap<OrderId, Box<OrderState>>,
     journeys: HashMap<OrderId, Vec<StepRecord>>,
     live: BTreeSet<OrderId>,
     /// Durable timers: (when, order), and each order's entry in it.
@@ -122,10 +123,17 @@ impl Store for MemoryStore {
     }
 
     async fn load(&self, order: &OrderId) -> Result<Option<OrderState>, StoreError> {
-        Ok(self.lock().orders.get(order).cloned())
+        Ok(self.lock().orders.get(order).map(|s| OrderState::clone(s)))
     }
 
-    async fn commit(&self, commit: Commit) -> Result<(), StoreError> {
+    async fn commit(&self, mut commit: Commit) -> Result<(), StoreError> {
+        // Held until the next turn, which works on a copy: keep no spare capacity.
+        commit.state.shrink_to_fit();
+        // Kept for the order's life: no spare capacity in what each entry holds.
+        for step in &mut commit.journey {
+            step.details.shrink_to_fit();
+            step.findings.shrink_to_fit();
+        }
         let mut inner = self.lock();
         let id = commit.state.order.id.clone();
         let stored = inner.orders.get(&id).map(|s| s.revision);
@@ -151,13 +159,18 @@ impl Store for MemoryStore {
             inner.timers.insert((at, id.clone()));
         }
         if !commit.journey.is_empty() {
-            inner
-                .journeys
-                .entry(id.clone())
-                .or_default()
-                .extend(commit.journey);
+            match inner.journeys.entry(id.clone()) {
+                std::collections::hash_map::Entry::Occupied(mut o) => {
+                    o.get_mut().extend(commit.journey);
+                }
+                std::collections::hash_map::Entry::Vacant(v) => {
+                    let mut journey = commit.journey;
+                    journey.shrink_to_fit();
+                    v.insert(journey);
+                }
+            }
         }
-        inner.orders.insert(id, commit.state);
+        inner.orders.insert(id, Box::new(commit.state));
         Ok(())
     }
 
