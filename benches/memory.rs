@@ -11,6 +11,8 @@
 //! cargo bench --bench memory
 //! ```
 
+mod support;
+
 use orderflow::document::{Order, OrderLine};
 use orderflow::flow::{ActionStep, Flow};
 use orderflow::{ActionKind, Engine, Event, EventKind, MemoryStore};
@@ -96,4 +98,38 @@ fn main() {
         per_execution - per_document
     );
     println!("  took {:.1} s", start.elapsed().as_secs_f64());
+
+    // Allocator traffic of one reference-lab order, for profiling the hot path.
+    let lab = rt.block_on(support::lab_engine());
+    rt.block_on(lab.submit(Event::new_order(support::lab_order(u64::MAX))))
+        .expect("submitted");
+    const LAB_ORDERS: u64 = 1_000;
+    let events: Vec<Event> = (0..LAB_ORDERS)
+        .map(|i| Event::new_order(support::lab_order(i)))
+        .collect();
+    let traffic = allocation_counter::measure(|| {
+        rt.block_on(async {
+            for event in events {
+                lab.submit(event).await.expect("submitted");
+            }
+        });
+    });
+    println!(
+        "memory/reference_lab: {:.0} allocations, {:.0} bytes allocated per order",
+        traffic.count_total as f64 / LAB_ORDERS as f64,
+        traffic.bytes_total as f64 / LAB_ORDERS as f64
+    );
+    if std::env::var_os("ORDERFLOW_SIZES").is_some() {
+        use std::mem::size_of;
+        println!(
+            "  sizes: Order {} OrderLine {} OrderState {} Execution {} Token {} TimelineEntry {} StepRecord {}",
+            size_of::<Order>(),
+            size_of::<OrderLine>(),
+            size_of::<orderflow::execution::OrderState>(),
+            size_of::<orderflow::execution::Execution>(),
+            size_of::<orderflow::execution::Token>(),
+            size_of::<orderflow::journey::TimelineEntry>(),
+            size_of::<orderflow::journey::StepRecord>(),
+        );
+    }
 }
