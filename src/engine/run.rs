@@ -540,22 +540,15 @@ impl<'e> Turn<'e> {
                 fired: false,
             });
         }
-        for (b, (_, pos)) in branches.iter().enumerate() {
-            let mut child = token.clone();
-            child.id = exec.next_token;
-            exec.next_token += 1;
-            child.at = *pos;
-            child.status = TokenStatus::Ready;
-            if let Some(j) = join {
-                child.frames.push(Frame {
-                    join: j,
-                    branch: b as u32,
-                });
+        let records = token.records.records(&self.state.order);
+        // Every branch but the last takes a copy of the token; the last takes the token.
+        if let Some(((_, last), rest)) = branches.split_last() {
+            for (b, (_, pos)) in rest.iter().enumerate() {
+                enter_branch(exec, token.clone(), b, *pos, join);
             }
-            exec.tokens.push(child);
+            enter_branch(exec, token, rest.len(), *last, join);
         }
         let names: Vec<&str> = branches.iter().map(|(n, _)| n.as_str()).collect();
-        let records = token.records.records(&self.state.order);
         self.record(
             e,
             &plan.node(n).name,
@@ -1020,6 +1013,27 @@ impl<'e> Turn<'e> {
         // first. A crash before then repeats this call under its key.
         Ok(())
     }
+}
+
+/// Starts a copy of a splitter's token on branch `b` at `pos`.
+fn enter_branch(
+    exec: &mut Execution,
+    mut child: Token,
+    b: usize,
+    pos: Position,
+    join: Option<u32>,
+) {
+    child.id = exec.next_token;
+    exec.next_token += 1;
+    child.at = pos;
+    child.status = TokenStatus::Ready;
+    if let Some(j) = join {
+        child.frames.push(Frame {
+            join: j,
+            branch: b as u32,
+        });
+    }
+    exec.tokens.push(child);
 }
 
 /// Puts a failed token (and, for a failed merge, the branches that failed it) back to work.

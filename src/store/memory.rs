@@ -21,6 +21,13 @@ pub struct MemoryStore {
     inner: Mutex<Inner>,
 }
 
+/// One order's state and journey, under one key.
+#[derive(Debug)]
+struct Stored {
+    state: OrderState,
+    journey: Vec<StepRecord>,
+}
+
 #[derive(Debug, Default)]
 struct Inner {
     flows: IndexMap<String, Flow>,
@@ -28,8 +35,7 @@ struct Inner {
     policies: IndexMap<String, PolicyRecord>,
     policy_versions: HashMap<(String, u32), PolicyDocument>,
     /// Boxed: a map's spare slots then cost a pointer each, not a whole order's state.
-    orders: HashMap<OrderId, Box<OrderState>>,
-    journeys: HashMap<OrderId, Vec<StepRecord>>,
+    orders: HashMap<OrderId, Box<Stored>>,
     live: BTreeSet<OrderId>,
     /// Durable timers: (when, order), and each order's entry in it.
     timers: BTreeSet<(Timestamp, OrderId)>,
@@ -123,7 +129,7 @@ impl Store for MemoryStore {
     }
 
     async fn load(&self, order: &OrderId) -> Result<Option<OrderState>, StoreError> {
-        Ok(self.lock().orders.get(order).map(|s| OrderState::clone(s)))
+        Ok(self.lock().orders.get(order).map(|s| s.state.clone()))
     }
 
     async fn commit(&self, mut commit: Commit) -> Result<(), StoreError> {
@@ -136,7 +142,7 @@ impl Store for MemoryStore {
         }
         let mut inner = self.lock();
         let id = commit.state.order.id.clone();
-        let stored = inner.orders.get(&id).map(|s| s.revision);
+        let stored = inner.orders.get(&id).map(|s| s.state.revision);
         if stored != commit.expected {
             return Err(StoreError::new(
                 StoreErrorKind::Conflict,
@@ -158,24 +164,31 @@ impl Store for MemoryStore {
             inner.wakes.insert(id.clone(), at);
             inner.timers.insert((at, id.clone()));
         }
-        if !commit.journey.is_empty() {
-            match inner.journeys.entry(id.clone()) {
-                std::collections::hash_map::Entry::Occupied(mut o) => {
-                    o.get_mut().extend(commit.journey);
-                }
-                std::collections::hash_map::Entry::Vacant(v) => {
-                    let mut journey = commit.journey;
-                    journey.shrink_to_fit();
-                    v.insert(journey);
-                }
+        match inner.orders.entry(id) {
+            std::collections::hash_map::Entry::Occupied(mut o) => {
+                let stored = o.get_mut();
+                stored.state = commit.state;
+                stored.journey.extend(commit.journey);
+            }
+            std::collections::hash_map::Entry::Vacant(v) => {
+                let mut journey = commit.journey;
+                journey.shrink_to_fit();
+                v.insert(Box::new(Stored {
+                    state: commit.state,
+                    journey,
+                }));
             }
         }
-        inner.orders.insert(id, Box::new(commit.state));
         Ok(())
     }
 
     async fn journey(&self, order: &OrderId) -> Result<Vec<StepRecord>, StoreError> {
-        Ok(self.lock().journeys.get(order).cloned().unwrap_or_default())
+        Ok(self
+            .lock()
+            .orders
+            .get(order)
+            .map(|s| s.journey.clone())
+            .unwrap_or_default())
     }
 
     async fn live_orders(&self) -> Result<Vec<OrderId>, StoreError> {
