@@ -102,7 +102,15 @@ impl Selection {
     /// The records this selection names in `order`: the order, then its selected lines and
     /// fulfillment orders.
     pub fn records(&self, order: &Order) -> Vec<RecordId> {
-        let mut v = vec![RecordId::Order];
+        let lines = order.lines.iter().filter(|l| self.has_line(&l.id)).count();
+        let fos = order
+            .fulfillment_orders
+            .iter()
+            .filter(|f| self.has_fulfillment_order(&f.id))
+            .count();
+        // Sized up front: journeys keep these lists, so no spare capacity.
+        let mut v = Vec::with_capacity(1 + lines + fos);
+        v.push(RecordId::Order);
         v.extend(
             order
                 .lines
@@ -354,6 +362,19 @@ impl OrderState {
     /// Whether some execution is live (not completed).
     pub fn has_live(&self) -> bool {
         self.executions.iter().any(Execution::is_live)
+    }
+
+    /// Gives back the spare capacity of the engine's own lists (timeline, executions, their
+    /// tokens, merges and consumed events), for a store that keeps the state in memory
+    /// between turns. The order document is left as the host built it.
+    pub(crate) fn shrink_to_fit(&mut self) {
+        self.timeline.shrink_to_fit();
+        self.executions.shrink_to_fit();
+        for e in &mut self.executions {
+            e.tokens.shrink_to_fit();
+            e.joins.shrink_to_fit();
+            e.consumed.shrink_to_fit();
+        }
     }
 
     /// The earliest durable timer: when the first retrying token runs again.

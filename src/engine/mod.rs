@@ -1090,7 +1090,10 @@ impl Engine {
         crate::limits::check_event(&event, &self.inner.config.limits)?;
         let _permit = self.inner.admission.acquire().await;
         let _guard = self.inner.lock_order(&event.order).await;
-        run::Turn::load(&self.inner, event.order.clone(), event.document.as_deref())
+        let mut event = event;
+        // A new order's state takes the document itself, not a copy.
+        let document = event.document.take();
+        run::Turn::load(&self.inner, event.order.clone(), document)
             .await?
             .submit(event)
             .await
@@ -1272,7 +1275,10 @@ pub(crate) struct Caller<'a> {
     provider: Option<&'a Arc<dyn Provider>>,
     retry: RetryPolicy,
     timeout: Duration,
-    key_prefix: String,
+    /// The execution and reprocess round: with the step and the record, the idempotency
+    /// key, written only when a call is made.
+    execution: &'a ExecutionId,
+    round: u32,
     /// The step's attempt: 1, then one more for each durable retry.
     attempt: u32,
     attempts: std::sync::atomic::AtomicU32,
@@ -1314,7 +1320,7 @@ impl<'a> Caller<'a> {
                 request.kind()
             )));
         }
-        let key = format!("{}/{}", self.key_prefix, record_key(record));
+        let key = self.key(record);
         self.attempts
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         if let Some(dry) = &self.inner.dry {
@@ -1327,10 +1333,9 @@ impl<'a> Caller<'a> {
             deadline,
         };
         let call = std::panic::AssertUnwindSafe(provider.call(request, &cx)).catch_unwind();
-        let sleep = self.inner.clock.sleep(self.timeout);
-        let result = match futures::future::select(std::pin::pin!(call), sleep).await {
-            futures::future::Either::Left((Ok(result), _)) => result,
-            futures::future::Either::Left((Err(panic), _)) => Err(ProviderError::new(
+        let result = match with_timeout(call, || self.inner.clock.sleep(self.timeout)).await {
+            Some(Ok(result)) => result,
+            Some(Err(panic)) => Err(ProviderError::new(
                 ProviderErrorKind::Panicked,
                 format!(
                     "provider '{}' panicked: {}",
@@ -1338,7 +1343,7 @@ impl<'a> Caller<'a> {
                     panic_message(&*panic)
                 ),
             )),
-            futures::future::Either::Right(((), _)) => Err(ProviderError::new(
+            None => Err(ProviderError::new(
                 ProviderErrorKind::Timeout,
                 format!(
                     "provider '{}' did not answer within {} ms",
@@ -1360,12 +1365,44 @@ impl<'a> Caller<'a> {
     }
 }
 
-fn record_key(record: &RecordId) -> String {
-    match record {
-        RecordId::Order => "order".to_owned(),
-        RecordId::Line(l) => format!("line:{l}"),
-        RecordId::FulfillmentOrder(f) => format!("fo:{f}"),
-        RecordId::FulfillmentOrderLine(f, n) => format!("fo:{f}:{n}"),
+/// Runs `fut` against a timeout from `sleep`; `None` when the timeout ends first. The
+/// sleep is made only if `fut` does not finish on its first poll: a provider that answers
+/// at once costs no timer.
+async fn with_timeout<F: std::future::Future>(
+    fut: F,
+    sleep: impl FnOnce() -> futures::future::BoxFuture<'static, ()>,
+) -> Option<F::Output> {
+    let mut fut = std::pin::pin!(fut);
+    let mut sleep = Some(sleep);
+    let mut timer: Option<futures::future::BoxFuture<'static, ()>> = None;
+    futures::future::poll_fn(move |cx| {
+        if let std::task::Poll::Ready(out) = fut.as_mut().poll(cx) {
+            return std::task::Poll::Ready(Some(out));
+        }
+        if let Some(make) = sleep.take() {
+            timer = Some(make());
+        }
+        match &mut timer {
+            Some(t) => t.as_mut().poll(cx).map(|()| None),
+            None => std::task::Poll::Pending,
+        }
+    })
+    .await
+}
+
+impl Caller<'_> {
+    /// `<execution>/<step>/<round>/<record>`, written in one buffer.
+    fn key(&self, record: &RecordId) -> String {
+        use std::fmt::Write;
+        let mut key = String::with_capacity(64);
+        let _ = write!(key, "{}/{}/{}/", self.execution, self.step, self.round);
+        let _ = match record {
+            RecordId::Order => key.write_str("order"),
+            RecordId::Line(l) => write!(key, "line:{l}"),
+            RecordId::FulfillmentOrder(f) => write!(key, "fo:{f}"),
+            RecordId::FulfillmentOrderLine(f, n) => write!(key, "fo:{f}:{n}"),
+        };
+        key
     }
 }
 

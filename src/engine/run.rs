@@ -1,6 +1,8 @@
 //! The token machine: one order's turn, from load to quiescence.
 
-use std::collections::{HashMap, HashSet};
+#[cfg(feature = "tracing")]
+use std::collections::HashMap;
+use std::fmt::Write as _;
 use std::sync::Arc;
 
 use futures::FutureExt;
@@ -30,7 +32,8 @@ pub(super) struct Turn<'e> {
     journey: Vec<StepRecord>,
     dirty: bool,
     started: Vec<ExecutionId>,
-    plans: HashMap<(String, Version), Arc<Plan>>,
+    /// The compiled plan of each execution (by index) this turn has looked up.
+    plans: Vec<Option<Arc<Plan>>>,
     /// The span of each execution this turn moved.
     #[cfg(feature = "tracing")]
     spans: HashMap<usize, tracing::Span>,
@@ -41,14 +44,14 @@ impl<'e> Turn<'e> {
     pub(super) async fn load(
         inner: &'e Inner,
         order: OrderId,
-        document: Option<&Order>,
+        document: Option<Box<Order>>,
     ) -> Result<Self> {
         match inner.store.load(&order).await? {
             Some(state) => Ok(Self::new(inner, state)),
             None => match document {
                 Some(doc) => Ok(Self {
                     expected: None,
-                    ..Self::new(inner, OrderState::new(doc.clone()))
+                    ..Self::new(inner, OrderState::new(*doc))
                 }),
                 None => Err(Error::UnknownOrder(order)),
             },
@@ -72,7 +75,7 @@ impl<'e> Turn<'e> {
             journey: Vec::new(),
             dirty: false,
             started: Vec::new(),
-            plans: HashMap::new(),
+            plans: Vec::new(),
             #[cfg(feature = "tracing")]
             spans: HashMap::new(),
         }
@@ -103,11 +106,11 @@ impl<'e> Turn<'e> {
         }
         let seq = self.append_event(event.id, event.kind, event.record, None);
         self.run().await?;
-        self.commit_if_dirty().await?;
+        let started = self.finish().await?;
         Ok(Receipt {
             duplicate: false,
             seq,
-            started: self.started,
+            started,
         })
     }
 
@@ -116,7 +119,7 @@ impl<'e> Turn<'e> {
             return Ok(false);
         }
         self.run().await?;
-        self.commit_if_dirty().await?;
+        self.finish().await?;
         Ok(true)
     }
 
@@ -138,7 +141,7 @@ impl<'e> Turn<'e> {
         }
         self.dirty = true;
         self.run().await?;
-        self.commit_if_dirty().await?;
+        self.finish().await?;
         Ok(true)
     }
 
@@ -161,7 +164,7 @@ impl<'e> Turn<'e> {
         }
         self.dirty = true;
         self.run().await?;
-        self.commit_if_dirty().await
+        self.finish().await.map(drop)
     }
 
     async fn commit_if_dirty(&mut self) -> Result<()> {
@@ -169,6 +172,18 @@ impl<'e> Turn<'e> {
             self.commit().await?;
         }
         Ok(())
+    }
+
+    /// Ends the turn: commits what is not yet committed, handing the state to the store
+    /// instead of a copy of it. Returns the executions the turn started.
+    async fn finish(self) -> Result<Vec<ExecutionId>> {
+        if self.dirty {
+            let mut state = self.state;
+            state.revision += 1;
+            let commit = Commit::new(self.expected, state, self.journey);
+            self.inner.store.commit(commit).await?;
+        }
+        Ok(self.started)
     }
 
     async fn commit(&mut self) -> Result<()> {
@@ -244,8 +259,11 @@ impl<'e> Turn<'e> {
                 order: self.state.order.id.clone(),
                 seq: self.state.executions.len() as u32 + 1,
             };
-            self.plans
-                .insert((flow.clone(), version.clone()), plan.clone());
+            let index = self.state.executions.len();
+            if self.plans.len() <= index {
+                self.plans.resize(index + 1, None);
+            }
+            self.plans[index] = Some(plan.clone());
             self.state.executions.push(Execution {
                 id: id.clone(),
                 flow,
@@ -281,38 +299,30 @@ impl<'e> Turn<'e> {
         seq
     }
 
-    async fn plan_for(&mut self, e: usize) -> Result<Arc<Plan>> {
-        let exec = &self.state.executions[e];
-        let key = (exec.flow.clone(), exec.version.clone());
-        if let Some(p) = self.plans.get(&key) {
-            return Ok(p.clone());
+    /// Takes execution `e`'s plan out of the turn's cache (loading it if needed); the
+    /// caller puts it back.
+    async fn take_plan(&mut self, e: usize) -> Result<Arc<Plan>> {
+        if self.plans.len() <= e {
+            self.plans.resize(e + 1, None);
         }
-        let plan = self.inner.plan(&key.0, &key.1).await?;
-        self.plans.insert(key, plan.clone());
-        Ok(plan)
+        if let Some(p) = self.plans[e].take() {
+            return Ok(p);
+        }
+        let exec = &self.state.executions[e];
+        self.inner.plan(&exec.flow, &exec.version).await
     }
 
+    /// The first token that can move, in execution order, skipping executions of paused
+    /// flows (looked up on each call: a flow may be paused while the turn runs).
     fn next_ready(&self) -> Option<(usize, usize)> {
-        let paused: HashSet<&str> = {
-            let catalog = self.inner.read_catalog();
-            self.state
-                .executions
+        let catalog = self.inner.read_catalog();
+        self.state.executions.iter().enumerate().find_map(|(e, x)| {
+            let t = x
+                .tokens
                 .iter()
-                .filter(|x| catalog.status(&x.flow) == Some(FlowStatus::Paused))
-                .map(|x| x.flow.as_str())
-                .collect()
-        };
-        self.state
-            .executions
-            .iter()
-            .enumerate()
-            .filter(|(_, x)| !paused.contains(x.flow.as_str()))
-            .find_map(|(e, x)| {
-                x.tokens
-                    .iter()
-                    .position(|t| matches!(t.status, TokenStatus::Ready | TokenStatus::Running))
-                    .map(|t| (e, t))
-            })
+                .position(|t| matches!(t.status, TokenStatus::Ready | TokenStatus::Running))?;
+            (catalog.status(&x.flow) != Some(FlowStatus::Paused)).then_some((e, t))
+        })
     }
 
     async fn run(&mut self) -> Result<()> {
@@ -327,13 +337,16 @@ impl<'e> Turn<'e> {
                 self.fail_runaway(budget);
                 break;
             }
-            let plan = self.plan_for(e).await?;
+            // Taken out of the cache for the step and put back: no reference counting per step.
+            let plan = self.take_plan(e).await?;
             #[cfg(feature = "tracing")]
             let span = self.step_span(&plan, e, t);
             let step = self.step(&plan, e, t);
             #[cfg(feature = "tracing")]
             let step = tracing::Instrument::instrument(step, span);
-            step.await?;
+            let stepped = step.await;
+            self.plans[e] = Some(plan);
+            stepped?;
             let exec = &mut self.state.executions[e];
             if exec.tokens.is_empty() && exec.ended.is_none() {
                 exec.ended = Some(self.inner.clock.now());
@@ -532,22 +545,15 @@ impl<'e> Turn<'e> {
                 fired: false,
             });
         }
-        for (b, (_, pos)) in branches.iter().enumerate() {
-            let mut child = token.clone();
-            child.id = exec.next_token;
-            exec.next_token += 1;
-            child.at = *pos;
-            child.status = TokenStatus::Ready;
-            if let Some(j) = join {
-                child.frames.push(Frame {
-                    join: j,
-                    branch: b as u32,
-                });
+        let records = token.records.records(&self.state.order);
+        // Every branch but the last takes a copy of the token; the last takes the token.
+        if let Some(((_, last), rest)) = branches.split_last() {
+            for (b, (_, pos)) in rest.iter().enumerate() {
+                enter_branch(exec, token.clone(), b, *pos, join);
             }
-            exec.tokens.push(child);
+            enter_branch(exec, token, rest.len(), *last, join);
         }
         let names: Vec<&str> = branches.iter().map(|(n, _)| n.as_str()).collect();
-        let records = token.records.records(&self.state.order);
         self.record(
             e,
             &plan.node(n).name,
@@ -868,7 +874,6 @@ impl<'e> Turn<'e> {
                 order, executions, ..
             } = &mut self.state;
             let exec = &mut executions[e];
-            let key_prefix = format!("{}/{}/{}", exec.id, step.name, exec.round);
             let token = &mut exec.tokens[t];
             let mut cx = ActionContext {
                 order,
@@ -880,7 +885,8 @@ impl<'e> Turn<'e> {
                     provider: a.provider.as_ref(),
                     retry: a.retry,
                     timeout: a.timeout,
-                    key_prefix,
+                    execution: &exec.id,
+                    round: exec.round,
                     attempt: token_attempt,
                     attempts: Default::default(),
                     retry_at: Default::default(),
@@ -956,7 +962,12 @@ impl<'e> Turn<'e> {
         // Rule 4: after a failure only a directly following Condition continues, on `no`.
         let exec = &mut self.state.executions[e];
         let token_id = exec.tokens[t].id;
-        let event_prefix = format!("{}/{}/{}/{}", exec.id, token_id, step.name, exec.round);
+        let mut event_prefix = String::with_capacity(64);
+        let _ = write!(
+            event_prefix,
+            "{}/{}/{}/{}/",
+            exec.id, token_id, step.name, exec.round
+        );
         if ok || plan.routes_failure(a.next) {
             let token = &mut exec.tokens[t];
             token.at = a.next;
@@ -975,30 +986,30 @@ impl<'e> Turn<'e> {
         }
 
         // Rule 9: output events go on the timeline and may start or resume flows.
-        let mut events: Vec<(EventKind, Option<RecordId>)> =
-            raised.into_iter().map(|r| (r.kind, r.record)).collect();
         let outcome_event = if ok {
             step.kind.succeeded_event()
         } else {
             step.kind.failed_event()
-        };
-        events.push((
-            outcome_event.unwrap_or_else(|| {
-                EventKind::new(format!(
-                    "{} has {}",
-                    step.name,
-                    if ok { "Succeeded" } else { "Failed" }
-                ))
-            }),
-            None,
-        ));
-        if !ok {
-            if let Some(extra) = &step.on_failure {
-                events.push((extra.clone(), None));
-            }
         }
-        for (i, (kind, record)) in events.into_iter().enumerate() {
-            let id = EventId(format!("{event_prefix}/{i}"));
+        .unwrap_or_else(|| {
+            EventKind::new(format!(
+                "{} has {}",
+                step.name,
+                if ok { "Succeeded" } else { "Failed" }
+            ))
+        });
+        let extra = if ok { None } else { step.on_failure.clone() };
+        let events = raised
+            .into_iter()
+            .map(|r| (r.kind, r.record))
+            .chain(std::iter::once((outcome_event, None)))
+            .chain(extra.map(|kind| (kind, None)));
+        for (i, (kind, record)) in events.enumerate() {
+            // Stored on the timeline: sized to fit.
+            let mut id = String::with_capacity(event_prefix.len() + 4);
+            id.push_str(&event_prefix);
+            let _ = write!(id, "{i}");
+            let id = EventId(id);
             self.append_event(id, kind, record, Some(step.name.clone()));
         }
 
@@ -1007,6 +1018,27 @@ impl<'e> Turn<'e> {
         // first. A crash before then repeats this call under its key.
         Ok(())
     }
+}
+
+/// Starts a copy of a splitter's token on branch `b` at `pos`.
+fn enter_branch(
+    exec: &mut Execution,
+    mut child: Token,
+    b: usize,
+    pos: Position,
+    join: Option<u32>,
+) {
+    child.id = exec.next_token;
+    exec.next_token += 1;
+    child.at = pos;
+    child.status = TokenStatus::Ready;
+    if let Some(j) = join {
+        child.frames.push(Frame {
+            join: j,
+            branch: b as u32,
+        });
+    }
+    exec.tokens.push(child);
 }
 
 /// Puts a failed token (and, for a failed merge, the branches that failed it) back to work.
@@ -1086,8 +1118,10 @@ fn run_policies(
     let mut findings = Vec::new();
     let mut critical = None;
     for policy in policies {
-        let mut note = |record: RecordId, check: Check| {
+        // The record's id is written only for a failed check.
+        let mut note = |record: &dyn Fn() -> RecordId, check: Check| {
             if let Check::Failed(reason) = check {
+                let record = record();
                 if policy.criticality() == Criticality::Critical && critical.is_none() {
                     critical = Some(format!(
                         "policy '{}' failed on {record}: {reason}",
@@ -1105,12 +1139,12 @@ fn run_policies(
         match policy.entity() {
             Entity::Order => {
                 let check = policy.execute(RecordMut::Order(order));
-                note(RecordId::Order, check);
+                note(&|| RecordId::Order, check);
             }
             Entity::OrderLine => {
                 for line in order.lines.iter_mut().filter(|l| selection.has_line(&l.id)) {
                     let check = policy.execute(RecordMut::Line(line));
-                    note(RecordId::Line(line.id.clone()), check);
+                    note(&|| RecordId::Line(line.id.clone()), check);
                 }
             }
             Entity::FulfillmentOrder => {
@@ -1120,7 +1154,7 @@ fn run_policies(
                     .filter(|f| selection.has_fulfillment_order(&f.id))
                 {
                     let check = policy.execute(RecordMut::FulfillmentOrder(fo));
-                    note(RecordId::FulfillmentOrder(fo.id.clone()), check);
+                    note(&|| RecordId::FulfillmentOrder(fo.id.clone()), check);
                 }
             }
             Entity::FulfillmentOrderLine => {
@@ -1131,7 +1165,7 @@ fn run_policies(
                 {
                     for (i, line) in fo.lines.iter_mut().enumerate() {
                         let check = policy.execute(RecordMut::FulfillmentOrderLine(line));
-                        note(RecordId::FulfillmentOrderLine(fo.id.clone(), i), check);
+                        note(&|| RecordId::FulfillmentOrderLine(fo.id.clone(), i), check);
                     }
                 }
             }

@@ -252,13 +252,11 @@ impl Engine {
                 }
                 return Ok(());
             }
-            for q in queued {
+            for mut q in queued {
                 let turn = match loaded.take() {
                     Some(turn) => Ok(turn),
-                    None => {
-                        let document = q.event.document.clone();
-                        run::Turn::load(inner, order.clone(), document.as_deref()).await
-                    }
+                    // A new order's state takes the document itself.
+                    None => run::Turn::load(inner, order.clone(), q.event.document.take()).await,
                 };
                 let outcome = match turn {
                     Ok(turn) => turn.submit(q.event).await.map(drop),

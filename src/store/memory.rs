@@ -21,14 +21,21 @@ pub struct MemoryStore {
     inner: Mutex<Inner>,
 }
 
+/// One order's state and journey, under one key.
+#[derive(Debug)]
+struct Stored {
+    state: OrderState,
+    journey: Vec<StepRecord>,
+}
+
 #[derive(Debug, Default)]
 struct Inner {
     flows: IndexMap<String, Flow>,
     versions: HashMap<(String, Version), Flow>,
     policies: IndexMap<String, PolicyRecord>,
     policy_versions: HashMap<(String, u32), PolicyDocument>,
-    orders: HashMap<OrderId, OrderState>,
-    journeys: HashMap<OrderId, Vec<StepRecord>>,
+    /// Boxed: a map's spare slots then cost a pointer each, not a whole order's state.
+    orders: HashMap<OrderId, Box<Stored>>,
     live: BTreeSet<OrderId>,
     /// Durable timers: (when, order), and each order's entry in it.
     timers: BTreeSet<(Timestamp, OrderId)>,
@@ -122,13 +129,20 @@ impl Store for MemoryStore {
     }
 
     async fn load(&self, order: &OrderId) -> Result<Option<OrderState>, StoreError> {
-        Ok(self.lock().orders.get(order).cloned())
+        Ok(self.lock().orders.get(order).map(|s| s.state.clone()))
     }
 
-    async fn commit(&self, commit: Commit) -> Result<(), StoreError> {
+    async fn commit(&self, mut commit: Commit) -> Result<(), StoreError> {
+        // Held until the next turn, which works on a copy: keep no spare capacity.
+        commit.state.shrink_to_fit();
+        // Kept for the order's life: no spare capacity in what each entry holds.
+        for step in &mut commit.journey {
+            step.details.shrink_to_fit();
+            step.findings.shrink_to_fit();
+        }
         let mut inner = self.lock();
         let id = commit.state.order.id.clone();
-        let stored = inner.orders.get(&id).map(|s| s.revision);
+        let stored = inner.orders.get(&id).map(|s| s.state.revision);
         if stored != commit.expected {
             return Err(StoreError::new(
                 StoreErrorKind::Conflict,
@@ -150,19 +164,31 @@ impl Store for MemoryStore {
             inner.wakes.insert(id.clone(), at);
             inner.timers.insert((at, id.clone()));
         }
-        if !commit.journey.is_empty() {
-            inner
-                .journeys
-                .entry(id.clone())
-                .or_default()
-                .extend(commit.journey);
+        match inner.orders.entry(id) {
+            std::collections::hash_map::Entry::Occupied(mut o) => {
+                let stored = o.get_mut();
+                stored.state = commit.state;
+                stored.journey.extend(commit.journey);
+            }
+            std::collections::hash_map::Entry::Vacant(v) => {
+                let mut journey = commit.journey;
+                journey.shrink_to_fit();
+                v.insert(Box::new(Stored {
+                    state: commit.state,
+                    journey,
+                }));
+            }
         }
-        inner.orders.insert(id, commit.state);
         Ok(())
     }
 
     async fn journey(&self, order: &OrderId) -> Result<Vec<StepRecord>, StoreError> {
-        Ok(self.lock().journeys.get(order).cloned().unwrap_or_default())
+        Ok(self
+            .lock()
+            .orders
+            .get(order)
+            .map(|s| s.journey.clone())
+            .unwrap_or_default())
     }
 
     async fn live_orders(&self) -> Result<Vec<OrderId>, StoreError> {
