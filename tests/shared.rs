@@ -50,6 +50,9 @@ struct Broken {
     maintained: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
 
+/// Commits made through any `Broken` store.
+static COMMITS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Fault {
     /// Nothing broken.
@@ -62,6 +65,8 @@ enum Fault {
     DropsDeadLetters,
     /// Claims ignore live leases' fencing: a second claim of a held order succeeds.
     ClaimsHeldOrders,
+    /// The second commit fails (the server unreachable) and writes nothing.
+    SecondCommitFails,
 }
 
 mod broken {
@@ -107,6 +112,14 @@ mod broken {
             self.inner.load(order).await
         }
         async fn commit(&self, commit: Commit) -> Result<(), StoreError> {
+            if self.fault == Fault::SecondCommitFails
+                && super::COMMITS.fetch_add(1, std::sync::atomic::Ordering::Relaxed) == 1
+            {
+                return Err(StoreError::new(
+                    StoreErrorKind::Unavailable,
+                    "the server went away",
+                ));
+            }
             match self.inner.commit(commit).await {
                 Err(e)
                     if e.kind() == StoreErrorKind::LeaseLost
@@ -273,4 +286,44 @@ async fn the_worker_runs_orders_and_housekeeping() {
         "housekeeping every 10 s over 25 s: {runs}"
     );
     worker.abort();
+}
+
+/// A round that fails after a provider call, before its result is committed, leaves the
+/// order claimed; when the lease lapses, the order is claimed again and the step resumes
+/// under the same key, instead of the order leaving the work list with a step in flight.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_round_resumes_after_the_lease() {
+    use orderflow::{Event, StatusReason};
+
+    let clock = ManualClock::new(Timestamp(0));
+    let store = Broken {
+        inner: SharedMemoryStore::new(clock.clone()),
+        fault: Fault::SecondCommitFails,
+        maintained: Default::default(),
+    };
+    let seattle = common::shared::Ledger3pl::new("Seattle store 3PL");
+    let chicago = common::shared::Ledger3pl::new("Chicago store 3PL");
+    let lease = Duration::from_secs(30);
+    let engine =
+        common::shared::shared_engine(store, seattle.instance(), chicago.instance(), lease).await;
+    common::publish_lab(&engine).await;
+    COMMITS.store(0, std::sync::atomic::Ordering::Relaxed);
+    engine
+        .enqueue(Event::new_order(common::lab_order("FAIL-1", 150.0)))
+        .await
+        .unwrap();
+    let report = engine.work().await.unwrap();
+    assert_eq!((report.claimed, report.failed), (1, 1), "{report:?}");
+    assert_eq!(seattle.calls.lock().unwrap().len(), 1, "the 3PL was called");
+    // Still claimed: nothing to do until the lease lapses.
+    assert_eq!(engine.work().await.unwrap().claimed, 0);
+    clock.advance(lease + Duration::from_millis(1));
+    let report = engine.work().await.unwrap();
+    assert_eq!((report.claimed, report.failed), (1, 0), "{report:?}");
+    let order = engine.order(&"FAIL-1".into()).await.unwrap().unwrap();
+    assert_eq!(order.status_reason, Some(StatusReason::SENT_TO_FULFILLMENT));
+    let calls = seattle.calls.lock().unwrap().clone();
+    assert_eq!(calls.len(), 2, "the call was repeated once");
+    assert_eq!(calls[0], calls[1], "under the same key");
+    assert_eq!(engine.work().await.unwrap().claimed, 0, "nothing left");
 }

@@ -130,7 +130,8 @@ pub struct WorkReport {
     pub dead_letters: usize,
     /// Orders given up because another instance took them over (the lease ran out).
     pub lost: usize,
-    /// Orders that failed on a store error and were given back for a later claim.
+    /// Orders whose run failed on a store error: left claimed, they are claimed again (by
+    /// any instance) when the lease lapses, and resume from what was committed.
     pub failed: usize,
 }
 
@@ -209,8 +210,10 @@ impl Engine {
         Ok(report.into_inner().unwrap_or_else(|e| e.into_inner()))
     }
 
-    /// Runs one claimed order and gives it back; after an error, gives it back anyway (so
-    /// another round retries it) unless the lease is lost.
+    /// Runs one claimed order and gives it back. After an error the order is not given
+    /// back: what was committed may hold a step in flight (its provider called, the result
+    /// not committed), which only a claim resumes, and a released order with no events or
+    /// timers would leave the work list. It is claimed again when its lease lapses.
     async fn work_order(
         &self,
         shared: &dyn SharedStore,
@@ -218,10 +221,8 @@ impl Engine {
         now: Timestamp,
         report: &Mutex<WorkReport>,
     ) -> Result<()> {
-        let ran = self.run_claimed(shared, lease, now, report).await;
-        let released = shared.release(lease).await;
-        ran?;
-        Ok(released?)
+        self.run_claimed(shared, lease, now, report).await?;
+        Ok(shared.release(lease).await?)
     }
 
     async fn run_claimed(
