@@ -566,16 +566,26 @@ async fn a_connection_lost_during_a_commit() {
         async move {
             let mut failed = 0;
             for _ in 0..600 {
-                let report = engine.work().await.unwrap();
+                // A claim or a read may meet the cut connection before the pool has seen
+                // it close: a retryable error, tried again.
+                let report = match engine.work().await {
+                    Ok(report) => report,
+                    Err(e) if e.is_retryable() => continue,
+                    Err(e) => panic!("{e}"),
+                };
                 failed += report.failed;
                 assert_eq!(report.lost, 0);
                 if report.claimed == 0 {
                     let mut done = true;
                     for id in ["CUT-1", "CUT-2", "CUT-3", "CUT-4"] {
-                        let order = engine.order(&OrderId::from(id)).await.unwrap();
-                        done &= order.is_some_and(|o| {
-                            o.status_reason == Some(orderflow::StatusReason::SENT_TO_FULFILLMENT)
-                        });
+                        done &= match engine.order(&OrderId::from(id)).await {
+                            Ok(order) => order.is_some_and(|o| {
+                                o.status_reason
+                                    == Some(orderflow::StatusReason::SENT_TO_FULFILLMENT)
+                            }),
+                            Err(e) if e.is_retryable() => false,
+                            Err(e) => panic!("{e}"),
+                        };
                     }
                     if done {
                         return failed;
@@ -611,7 +621,7 @@ async fn a_connection_lost_during_a_commit() {
     let failed = worker.await.unwrap();
     // The cut commit fails its round; a pooled connection the pool has not yet seen close
     // may fail one more.
-    assert!((1..=2).contains(&failed), "rounds failed: {failed}");
+    assert!((1..=2).contains(&failed), "orders failed: {failed}");
 
     for id in orders {
         let journey = engine.journey(&OrderId::from(id)).await.unwrap();

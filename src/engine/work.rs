@@ -253,6 +253,7 @@ impl Engine {
                 }
                 return Ok(());
             }
+            let full = queued.len();
             for mut q in queued {
                 let turn = match loaded.take() {
                     Some(turn) => Ok(turn),
@@ -275,6 +276,11 @@ impl Engine {
                     }
                     Err(e) => return Err(e),
                 }
+            }
+            // A short batch was all there was when it was read; events queued since make
+            // the order ready again at release.
+            if full < INBOX_BATCH {
+                return Ok(());
             }
         }
     }

@@ -130,6 +130,9 @@ const MIGRATIONS: &[&str] = &[
 /// The schema version this code writes.
 const SCHEMA_VERSION: i32 = MIGRATIONS.len() as i32;
 
+/// How many queued events of each claimed order the claim reads.
+const PREFETCH: usize = 64;
+
 /// Stores opened by this process, for owner names.
 static INSTANCES: AtomicU64 = AtomicU64::new(0);
 
@@ -282,7 +285,9 @@ impl fmt::Debug for PostgresConfig {
 ///   oldest queued first, `FOR UPDATE SKIP LOCKED` (concurrent claims take different
 ///   orders without waiting on each other), and sets owner, a fencing token from the
 ///   schema's `fences` sequence and `lease_until = now() + lease`: lease times are the
-///   database's clock, so instances' clocks need not agree.
+///   database's clock, so instances' clocks need not agree. The same statement returns the
+///   first 64 queued events of each claimed order, which the lease's first
+///   [`inbox`](SharedStore::inbox) hands out without a round trip.
 /// - **Fenced commits.** While the store holds a lease on an order, [`Store::commit`] adds
 ///   a data-modifying `WITH` that updates the order's `work` row only if its fencing token
 ///   is still the lease's (renewing the lease), and writes the order only if that row was
@@ -396,6 +401,9 @@ pub struct PostgresStore {
     owner: String,
     /// The leases this store holds: order → fencing token.
     leases: Mutex<HashMap<OrderId, i64>>,
+    /// The first queued events of each order claimed, read by the claim itself: the first
+    /// `inbox` of a lease takes them instead of a round trip.
+    prefetched: Mutex<HashMap<OrderId, (u64, Vec<Queued>)>>,
     /// Set by the listener on each notification.
     wakeup: Arc<Wakeup>,
     /// The wake-up generation this store's worker last saw.
@@ -501,6 +509,7 @@ impl PostgresStore {
             pg,
             owner,
             leases: Mutex::new(HashMap::new()),
+            prefetched: Mutex::new(HashMap::new()),
             wakeup: Arc::new(Wakeup::default()),
             seen: AtomicU64::new(0),
             listener: Mutex::new(None),
@@ -873,6 +882,7 @@ impl Store for PostgresStore {
         if let Some(fence) = fence {
             if count(1)? == 0 {
                 lock(&self.leases).remove(&commit.state.order.id);
+                lock(&self.prefetched).remove(&commit.state.order.id);
                 return Err(lease_lost(&Lease::new(
                     commit.state.order.id.clone(),
                     fence as u64,
@@ -961,19 +971,52 @@ impl SharedStore for PostgresStore {
             )
             .await?;
         let mut leases = Vec::with_capacity(rows.len());
-        let mut held = lock(&self.leases);
+        let mut claimed = Vec::with_capacity(rows.len());
         for row in &rows {
             let order: &str = row.try_get(0).map_err(|e| self.corrupt(what, e))?;
             let fence: i64 = row.try_get(1).map_err(|e| self.corrupt(what, e))?;
+            let seqs: Vec<i64> = row.try_get(2).map_err(|e| self.corrupt(what, e))?;
+            let events: Vec<&str> = row.try_get(3).map_err(|e| self.corrupt(what, e))?;
+            let queued = seqs
+                .into_iter()
+                .zip(events)
+                .map(|(seq, json)| {
+                    Ok(Queued {
+                        seq: seq as u64,
+                        event: serde_json::from_str(json).map_err(|e| self.corrupt(what, e))?,
+                    })
+                })
+                .collect::<Result<Vec<_>, StoreError>>()?;
             let order = OrderId::from(order);
-            held.insert(order.clone(), fence);
+            claimed.push((order.clone(), fence, queued));
             leases.push(Lease::new(order, fence as u64));
+        }
+        let mut held = lock(&self.leases);
+        let mut prefetched = lock(&self.prefetched);
+        for (order, fence, queued) in claimed {
+            held.insert(order.clone(), fence);
+            prefetched.insert(order, (fence as u64, queued));
         }
         Ok(leases)
     }
 
     async fn inbox(&self, lease: &Lease, limit: usize) -> Result<Vec<Queued>, StoreError> {
         let what = "reading an inbox";
+        {
+            // The claim read the first events: hand them out once.
+            let mut prefetched = lock(&self.prefetched);
+            if let Some((fence, queued)) = prefetched.remove(&lease.order) {
+                if fence == lease.fence {
+                    if queued.len() <= limit {
+                        return Ok(queued);
+                    }
+                    let mut queued = queued;
+                    let rest = queued.split_off(limit);
+                    prefetched.insert(lease.order.clone(), (fence, rest));
+                    return Ok(queued);
+                }
+            }
+        }
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let rows = self
             .query(what, &self.sql.inbox, &[&lease.order.as_str(), &limit])
@@ -1033,6 +1076,7 @@ impl SharedStore for PostgresStore {
     async fn release(&self, lease: &Lease) -> Result<(), StoreError> {
         let what = "releasing an order";
         lock(&self.leases).remove(&lease.order);
+        lock(&self.prefetched).remove(&lease.order);
         let rows = self
             .query(
                 what,
@@ -1100,6 +1144,7 @@ impl PostgresStore {
     /// The error for a lease found no longer current; the store forgets it.
     fn lost(&self, lease: &Lease) -> StoreError {
         lock(&self.leases).remove(&lease.order);
+        lock(&self.prefetched).remove(&lease.order);
         lease_lost(lease)
     }
 
@@ -1257,7 +1302,11 @@ impl Queries {
                  SET owner = $3, fence = nextval({fences}), lease_ms = $4::bigint,
                      lease_until = now() + $4::bigint * interval '1 millisecond'
                  FROM c WHERE w.order_id = c.order_id
-                 RETURNING w.order_id, w.fence"
+                 RETURNING w.order_id, w.fence,
+                     ARRAY(SELECT seq FROM {schema}.inbox i WHERE i.order_id = w.order_id
+                           ORDER BY seq LIMIT {PREFETCH}),
+                     ARRAY(SELECT event FROM {schema}.inbox i WHERE i.order_id = w.order_id
+                           ORDER BY seq LIMIT {PREFETCH})"
             ),
             inbox: format!(
                 "SELECT w.fence, i.seq, i.event

@@ -27,7 +27,8 @@ fn new_order(id: &str) -> Event {
 /// consumes, releases and commits fail with [`LeaseLost`](StoreErrorKind::LeaseLost) and
 /// write nothing, while the new holder's commits land; a failed event becomes a dead letter
 /// with its reason; a released order with a durable timer is ready at the timer and not
-/// before; the order waiting longest is claimed first; housekeeping from two instances at
+/// before; a long inbox is read in pages, oldest first, each event once; the order waiting
+/// longest is claimed first; housekeeping from two instances at
 /// once loses nothing; concurrent claims never hand out an
 /// order twice. Wake-ups ([`SharedStore::work_arrived`]) need a runtime's timers to check,
 /// so they are left to the caller.
@@ -222,6 +223,39 @@ where
         }
         b.release(l).await.unwrap();
     }
+
+    // A long inbox is read in pages, oldest first, each event once.
+    a.enqueue(&new_order("LONG")).await.unwrap();
+    for n in 1..70 {
+        a.enqueue(&Event::new(
+            format!("LONG-e{n}"),
+            EventKind::from("Custom"),
+            OrderId::from("LONG"),
+        ))
+        .await
+        .unwrap();
+    }
+    let long = a.claim(now, 10, lease).await.unwrap().remove(0);
+    let mut read = Vec::new();
+    loop {
+        let page = a.inbox(&long, 10).await.unwrap();
+        assert!(page.len() <= 10, "a page holds at most its limit");
+        if page.is_empty() {
+            break;
+        }
+        for q in page {
+            read.push(q.event.id.0.clone());
+            a.consume(&long, q.seq, None).await.unwrap();
+        }
+    }
+    let expected: Vec<String> = std::iter::once("new:LONG".to_owned())
+        .chain((1..70).map(|n| format!("LONG-e{n}")))
+        .collect();
+    assert_eq!(
+        read, expected,
+        "every queued event read once, in the order queued"
+    );
+    a.release(&long).await.unwrap();
 
     // Housekeeping from two instances at once is harmless and loses nothing.
     a.enqueue(&new_order("KEPT")).await.unwrap();
