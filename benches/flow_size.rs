@@ -10,20 +10,13 @@
 mod support;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use orderflow::document::{Order, OrderLine};
 use orderflow::flow::{ActionStep, Flow};
 use orderflow::{ActionKind, Engine, EventKind, MemoryStore, StatusReason};
 
-use support::{time_hand_written, time_submits};
+use support::{one_line_order, time_hand_written, time_submits};
 
 /// Steps an engine's store holds before the engine is replaced by a fresh one.
 const STEPS_PER_ENGINE: u64 = 100_000;
-
-fn order(i: u64) -> Order {
-    Order::new(format!("SO-{i}"))
-        .with_ship_to_country("US")
-        .with_line(OrderLine::new("1", "Surface Pen", 10.0))
-}
 
 async fn engine(steps: usize) -> Engine {
     let engine = Engine::builder()
@@ -61,14 +54,16 @@ fn bench(c: &mut Criterion) {
         group.throughput(Throughput::Elements(n));
         let chunk = (STEPS_PER_ENGINE / n).max(1);
         group.bench_with_input(BenchmarkId::new("engine", steps), &steps, |b, &steps| {
-            b.iter_custom(|iters| time_submits(&rt, || engine(steps), order, iters, chunk));
+            b.iter_custom(|iters| {
+                time_submits(&rt, || engine(steps), one_line_order, iters, chunk)
+            });
         });
         group.bench_with_input(
             BenchmarkId::new("hand_written", steps),
             &steps,
             |b, &steps| {
                 b.iter_custom(|iters| {
-                    time_hand_written(&rt, order, iters, chunk, async |o| {
+                    time_hand_written(&rt, one_line_order, iters, chunk, async |o| {
                         for _ in 0..steps {
                             let ok = o.ship_to.country.is_some();
                             o.status_reason = Some(if ok {

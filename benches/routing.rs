@@ -9,19 +9,12 @@
 mod support;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
-use orderflow::document::{Order, OrderLine};
 use orderflow::flow::{ActionStep, Flow};
 use orderflow::{ActionKind, Engine, EventKind, MemoryStore};
 
-use support::time_submits;
+use support::{one_line_order, time_submits};
 
 const CHUNK: u64 = 10_000;
-
-fn order(i: u64) -> Order {
-    Order::new(format!("SO-{i}"))
-        .with_ship_to_country("US")
-        .with_line(OrderLine::new("1", "Surface Pen", 10.0))
-}
 
 async fn engine(flows: usize) -> Engine {
     let engine = Engine::builder()
@@ -59,7 +52,9 @@ fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("routing");
     for flows in [1usize, 1_000] {
         group.bench_with_input(BenchmarkId::new("flows", flows), &flows, |b, &flows| {
-            b.iter_custom(|iters| time_submits(&rt, || engine(flows), order, iters, CHUNK));
+            b.iter_custom(|iters| {
+                time_submits(&rt, || engine(flows), one_line_order, iters, CHUNK)
+            });
         });
     }
     group.finish();

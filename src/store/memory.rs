@@ -52,6 +52,11 @@ impl MemoryStore {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// The order's earliest durable timer, from the timer index (no copy of the state).
+    pub(crate) fn next_wake(&self, order: &OrderId) -> Option<Timestamp> {
+        self.lock().wakes.get(order).copied()
+    }
+
     /// How many orders it holds.
     pub fn order_count(&self) -> usize {
         self.lock().orders.len()

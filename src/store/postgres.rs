@@ -1224,54 +1224,60 @@ impl Queries {
     fn new(schema: &str) -> Self {
         // Journey rows for the order the first CTE changed: none when it changed nothing.
         // `base` is the number of rows the order had before; `$6` holds the new rows.
-        let append = format!(
-            "j AS (
-                 INSERT INTO {schema}.journeys (order_id, seq, json)
-                 SELECT o.id, o.base + r.n, r.json
-                 FROM o, unnest($6::text[]) WITH ORDINALITY AS r (json, n)
-             )
-             SELECT count(*) FROM o"
-        );
-        // The fencing check of a commit by a lease holder: the lease's token must still be
-        // the order's, and the commit renews the lease. `$F` is the token's parameter.
-        let fence = |param: usize| {
+        // A commit: the order written if its revision matches (`$7`), then its journey rows
+        // appended, in one statement; the result is how many orders it wrote. With a fencing
+        // token (parameter `fence`), a first CTE checks that the token is still the order's
+        // and renews the lease, the order is written only if it did, and a second column
+        // says whether it did.
+        let commit = |create: bool, fence: Option<usize>| {
+            let (check, guard, result) = match fence {
+                None => (String::new(), "", "SELECT count(*) FROM o"),
+                Some(param) => (
+                    format!(
+                        "f AS (
+                             UPDATE {schema}.work
+                             SET lease_until = now() + lease_ms * interval '1 millisecond'
+                             WHERE order_id = $1 AND fence = ${param}
+                             RETURNING 1
+                         ), "
+                    ),
+                    " AND EXISTS (SELECT 1 FROM f)",
+                    "SELECT (SELECT count(*) FROM o), (SELECT count(*) FROM f)",
+                ),
+            };
+            let write = if create {
+                format!(
+                    "INSERT INTO {schema}.orders
+                         (id, revision, state, live, next_wake, journey_len)
+                     SELECT $1, $2, $3, $4, $5, cardinality($6::text[]) WHERE true{guard}
+                     ON CONFLICT (id) DO NOTHING
+                     RETURNING id, 0::bigint AS base"
+                )
+            } else {
+                format!(
+                    "UPDATE {schema}.orders
+                     SET revision = $2, state = $3, live = $4, next_wake = $5,
+                         journey_len = journey_len + cardinality($6::text[])
+                     WHERE id = $1 AND revision = $7{guard}
+                     RETURNING id, journey_len - cardinality($6::text[]) AS base"
+                )
+            };
             format!(
-                "f AS (
-                     UPDATE {schema}.work
-                     SET lease_until = now() + lease_ms * interval '1 millisecond'
-                     WHERE order_id = $1 AND fence = ${param}
-                     RETURNING 1
-                 ), "
+                "WITH {check}o AS ({write}), j AS (
+                     INSERT INTO {schema}.journeys (order_id, seq, json)
+                     SELECT o.id, o.base + r.n, r.json
+                     FROM o, unnest($6::text[]) WITH ORDINALITY AS r (json, n)
+                 )
+                 {result}"
             )
         };
-        let fenced_append = append.replace(
-            "SELECT count(*) FROM o",
-            "SELECT (SELECT count(*) FROM o), (SELECT count(*) FROM f)",
-        );
         // `nextval` takes the sequence's name as a string literal.
         let fences = format!("'{}'", format!("{schema}.fences").replace('\'', "''"));
         Self {
-            create_fenced: format!(
-                "WITH {}o AS (
-                     INSERT INTO {schema}.orders
-                         (id, revision, state, live, next_wake, journey_len)
-                     SELECT $1, $2, $3, $4, $5, cardinality($6::text[])
-                     WHERE EXISTS (SELECT 1 FROM f)
-                     ON CONFLICT (id) DO NOTHING
-                     RETURNING id, 0::bigint AS base
-                 ), {fenced_append}",
-                fence(7)
-            ),
-            update_fenced: format!(
-                "WITH {}o AS (
-                     UPDATE {schema}.orders
-                     SET revision = $2, state = $3, live = $4, next_wake = $5,
-                         journey_len = journey_len + cardinality($6::text[])
-                     WHERE id = $1 AND revision = $7 AND EXISTS (SELECT 1 FROM f)
-                     RETURNING id, journey_len - cardinality($6::text[]) AS base
-                 ), {fenced_append}",
-                fence(8)
-            ),
+            create: commit(true, None),
+            update: commit(false, None),
+            create_fenced: commit(true, Some(7)),
+            update_fenced: commit(false, Some(8)),
             // The order is ready at once ($3: the earliest key); the notification goes out
             // when the transaction commits.
             enqueue: format!(
@@ -1297,16 +1303,23 @@ impl Queries {
                      ORDER BY ready_at, queued
                      LIMIT $2
                      FOR UPDATE SKIP LOCKED
+                 ), u AS (
+                     UPDATE {schema}.work w
+                     SET owner = $3, fence = nextval({fences}), lease_ms = $4::bigint,
+                         lease_until = now() + $4::bigint * interval '1 millisecond'
+                     FROM c WHERE w.order_id = c.order_id
+                     RETURNING w.order_id, w.fence
                  )
-                 UPDATE {schema}.work w
-                 SET owner = $3, fence = nextval({fences}), lease_ms = $4::bigint,
-                     lease_until = now() + $4::bigint * interval '1 millisecond'
-                 FROM c WHERE w.order_id = c.order_id
-                 RETURNING w.order_id, w.fence,
-                     ARRAY(SELECT seq FROM {schema}.inbox i WHERE i.order_id = w.order_id
-                           ORDER BY seq LIMIT {PREFETCH}),
-                     ARRAY(SELECT event FROM {schema}.inbox i WHERE i.order_id = w.order_id
-                           ORDER BY seq LIMIT {PREFETCH})"
+                 SELECT u.order_id, u.fence,
+                        COALESCE(p.seqs, '{{}}'::bigint[]), COALESCE(p.events, '{{}}'::text[])
+                 FROM u LEFT JOIN LATERAL (
+                     SELECT array_agg(q.seq ORDER BY q.seq) AS seqs,
+                            array_agg(q.event ORDER BY q.seq) AS events
+                     FROM (
+                         SELECT seq, event FROM {schema}.inbox i WHERE i.order_id = u.order_id
+                         ORDER BY seq LIMIT {PREFETCH}
+                     ) q
+                 ) p ON true"
             ),
             inbox: format!(
                 "SELECT w.fence, i.seq, i.event
@@ -1361,24 +1374,6 @@ impl Queries {
                 "SELECT json FROM {schema}.policy_versions WHERE name = $1 AND version = $2"
             ),
             load: format!("SELECT state FROM {schema}.orders WHERE id = $1"),
-            create: format!(
-                "WITH o AS (
-                     INSERT INTO {schema}.orders
-                         (id, revision, state, live, next_wake, journey_len)
-                     VALUES ($1, $2, $3, $4, $5, cardinality($6::text[]))
-                     ON CONFLICT (id) DO NOTHING
-                     RETURNING id, 0::bigint AS base
-                 ), {append}"
-            ),
-            update: format!(
-                "WITH o AS (
-                     UPDATE {schema}.orders
-                     SET revision = $2, state = $3, live = $4, next_wake = $5,
-                         journey_len = journey_len + cardinality($6::text[])
-                     WHERE id = $1 AND revision = $7
-                     RETURNING id, journey_len - cardinality($6::text[]) AS base
-                 ), {append}"
-            ),
             revision: format!("SELECT revision FROM {schema}.orders WHERE id = $1"),
             journey: format!("SELECT json FROM {schema}.journeys WHERE order_id = $1 ORDER BY seq"),
             live: format!("SELECT id FROM {schema}.orders WHERE live ORDER BY id"),

@@ -438,9 +438,8 @@ impl Store for SharedMemoryStore {
         // The queue stays locked across the write, so no claim comes between the fence
         // check and the commit.
         let mut queue = self.shared.lock().await;
-        Self::current(&mut queue, &lease)?;
-        self.shared.store.commit(commit).await?;
         let work = Self::current(&mut queue, &lease)?;
+        self.shared.store.commit(commit).await?;
         if let Some((_, until, length)) = &mut work.lease {
             *until = self.shared.clock.now().after(*length);
         }
@@ -572,12 +571,7 @@ impl SharedStore for SharedMemoryStore {
 
     async fn release(&self, lease: &Lease) -> Result<(), StoreError> {
         self.held().remove(&lease.order);
-        let next_wake = self
-            .shared
-            .store
-            .load(&lease.order)
-            .await?
-            .and_then(|s| s.next_wake());
+        let next_wake = self.shared.store.next_wake(&lease.order);
         let mut queue = self.shared.lock().await;
         Self::current(&mut queue, lease)?;
         let first = queue
