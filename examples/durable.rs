@@ -54,8 +54,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
 
     // What a restarted service does first: resume every execution in flight.
-    let resumed = engine.recover().await?;
-    println!("{}: resumed {resumed} orders in flight", path.display());
+    let report = engine.recover().await?;
+    println!(
+        "{}: resumed {} orders in flight, {} set aside",
+        path.display(),
+        report.resumed,
+        report.set_aside.len()
+    );
 
     let mut submitted = 0;
     for i in 1..=ORDERS {

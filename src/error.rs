@@ -105,6 +105,18 @@ pub enum Error {
     /// Two registered parts share a name, or a part is missing.
     #[error("configuration: {0}")]
     Configuration(String),
+    /// A published flow version cannot run on this engine (a provider, action or policy
+    /// it names is not registered, or its stored definition cannot be read): events that
+    /// would start it are not taken, and orders running it are set aside.
+    #[error("flow '{flow}' v{version} cannot run: {reason}")]
+    FlowBroken {
+        /// The flow.
+        flow: String,
+        /// The version.
+        version: semver::Version,
+        /// Why.
+        reason: String,
+    },
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -129,7 +141,7 @@ impl Error {
             | Self::NothingToPublish(_)
             | Self::NotReprocessable(_) => ErrorKind::InvalidState,
             Self::InvalidEvent(_) => ErrorKind::InvalidInput,
-            Self::Configuration(_) => ErrorKind::Configuration,
+            Self::Configuration(_) | Self::FlowBroken { .. } => ErrorKind::Configuration,
             Self::Store(_) => ErrorKind::Store,
             Self::Limit(_) => ErrorKind::Limit,
         }

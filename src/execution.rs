@@ -330,6 +330,14 @@ pub struct OrderState {
     pub timeline: Vec<TimelineEntry>,
     /// Every execution, in start order.
     pub executions: Vec<Execution>,
+    /// Set while a turn is under way past a commit (a provider call in flight, a retry
+    /// scheduled, other paths still to move): when its work should be taken up again if
+    /// the turn never finishes — its future dropped (a cancelled HTTP handler, a timeout),
+    /// its process gone. Cleared when the turn ends. A durable timer like a retry's
+    /// ([`next_wake`](Self::next_wake)), so the timer worker or a claim resumes the order
+    /// without a restart or a new event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resume_at: Option<Timestamp>,
 }
 
 impl OrderState {
@@ -340,6 +348,7 @@ impl OrderState {
             revision: 0,
             timeline: Vec::new(),
             executions: Vec::new(),
+            resume_at: None,
         }
     }
 
@@ -377,13 +386,15 @@ impl OrderState {
         }
     }
 
-    /// The earliest durable timer: when the first retrying token runs again.
+    /// The earliest durable timer: when the first retrying token runs again, or when an
+    /// unfinished turn's work is taken up ([`resume_at`](Self::resume_at)).
     pub fn next_wake(&self) -> Option<Timestamp> {
         self.executions
             .iter()
             .flat_map(|e| &e.tokens)
             .filter(|t| t.status == TokenStatus::Retrying)
             .filter_map(|t| t.wake_at)
+            .chain(self.resume_at)
             .min()
     }
 }

@@ -60,6 +60,11 @@ pub struct Limits {
     /// Largest event document [`Event::from_json`](crate::Event::from_json) parses, in
     /// bytes. Default: 2 MiB (an order document and a payload at their limits).
     pub max_event_bytes: usize,
+    /// Most events on one order's timeline: a submitted event past it is refused with a
+    /// [`LimitError`] naming this limit (a queued one becomes a dead letter), so one order
+    /// cannot grow, and slow down, without bound. Events the order's own steps raise are
+    /// bounded by the journey limit instead. Default: 10,000.
+    pub max_timeline_events: usize,
 }
 
 impl Default for Limits {
@@ -75,6 +80,7 @@ impl Default for Limits {
             max_payload_bytes: 64 << 10,
             max_order_bytes: 1 << 20,
             max_event_bytes: 2 << 20,
+            max_timeline_events: 10_000,
         }
     }
 }
@@ -114,6 +120,8 @@ setters! {
     with_max_order_bytes: max_order_bytes: usize;
     /// Sets [`max_event_bytes`](Self::max_event_bytes).
     with_max_event_bytes: max_event_bytes: usize;
+    /// Sets [`max_timeline_events`](Self::max_timeline_events).
+    with_max_timeline_events: max_timeline_events: usize;
 }
 
 /// Input past a limit.

@@ -248,7 +248,7 @@ async fn sigkill_loses_no_acknowledged_order() {
         // Reopen, recover, and check.
         let started = Instant::now();
         let engine = engine(&db, &ledger).await;
-        let resumed = engine.recover().await.unwrap();
+        let resumed = engine.recover().await.unwrap().resumed;
         println!(
             "seed {seed}: recovery resumed {resumed} orders in {:?}",
             started.elapsed()

@@ -366,7 +366,7 @@ async fn a_retry_waits_on_a_durable_timer_that_survives_a_restart() {
     // A new engine on the same store finds the timer and finishes the step.
     let engine = build().await;
     assert_eq!(
-        engine.recover().await.unwrap(),
+        engine.recover().await.unwrap().resumed,
         0,
         "a parked step is not runnable"
     );

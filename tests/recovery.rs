@@ -57,7 +57,7 @@ async fn a_rebuilt_engine_resumes_waiting_executions() {
         FlowStatus::Published
     );
     assert_eq!(
-        second.recover().await.unwrap(),
+        second.recover().await.unwrap().resumed,
         0,
         "nothing can move before Shipped"
     );

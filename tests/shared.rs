@@ -78,7 +78,8 @@ mod broken {
     use orderflow::journey::StepRecord;
     use orderflow::rules::{PolicyDocument, PolicyRecord};
     use orderflow::store::{
-        Commit, DeadLetter, Lease, Queued, SharedStore, Store, StoreError, StoreErrorKind,
+        Commit, DeadLetter, Lease, Queued, SetAside, SharedStore, Store, StoreError,
+        StoreErrorKind,
     };
     use orderflow::{Event, Timestamp};
     use semver::Version;
@@ -142,6 +143,18 @@ mod broken {
         async fn next_due(&self) -> Result<Option<Timestamp>, StoreError> {
             self.inner.next_due().await
         }
+        async fn catalog_revision(&self) -> Result<u64, StoreError> {
+            self.inner.catalog_revision().await
+        }
+        async fn set_aside(&self, order: &OrderId, reason: &str) -> Result<(), StoreError> {
+            self.inner.set_aside(order, reason).await
+        }
+        async fn set_aside_orders(&self) -> Result<Vec<SetAside>, StoreError> {
+            self.inner.set_aside_orders().await
+        }
+        async fn restore(&self, order: &OrderId) -> Result<bool, StoreError> {
+            self.inner.restore(order).await
+        }
     }
 
     #[async_trait]
@@ -188,6 +201,9 @@ mod broken {
         }
         async fn dead_letters(&self, order: &OrderId) -> Result<Vec<DeadLetter>, StoreError> {
             self.inner.dead_letters(order).await
+        }
+        async fn wake(&self, order: &OrderId) -> Result<(), StoreError> {
+            self.inner.wake(order).await
         }
         async fn work_arrived(&self) {
             self.inner.work_arrived().await

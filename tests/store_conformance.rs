@@ -10,7 +10,7 @@ use orderflow::execution::OrderState;
 use orderflow::flow::Flow;
 use orderflow::journey::StepRecord;
 use orderflow::rules::{PolicyDocument, PolicyRecord};
-use orderflow::store::{Commit, MemoryStore, Store, StoreError};
+use orderflow::store::{Commit, MemoryStore, SetAside, Store, StoreError};
 use orderflow::testing::conformance::check_store;
 use orderflow::testing::store::FaultyStore;
 
@@ -47,6 +47,7 @@ async fn memory_store_shared_across_threads() {
 struct Broken {
     inner: MemoryStore,
     bug: Bug,
+    aside: std::sync::Mutex<Vec<SetAside>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,6 +66,10 @@ enum Bug {
     DueLatestFirst,
     /// Returns journey rows newest first.
     JourneyNewestFirst,
+    /// Never raises the catalog revision.
+    CatalogRevisionStill,
+    /// Lists set-aside orders but leaves them live and due.
+    AsideStaysLive,
 }
 
 impl Broken {
@@ -72,6 +77,7 @@ impl Broken {
         Self {
             inner: MemoryStore::new(),
             bug,
+            aside: std::sync::Mutex::new(Vec::new()),
         }
     }
 }
@@ -153,6 +159,33 @@ impl Store for Broken {
     async fn next_due(&self) -> Result<Option<Timestamp>, StoreError> {
         self.inner.next_due().await
     }
+    async fn catalog_revision(&self) -> Result<u64, StoreError> {
+        if self.bug == Bug::CatalogRevisionStill {
+            return Ok(0);
+        }
+        self.inner.catalog_revision().await
+    }
+    async fn set_aside(&self, order: &OrderId, reason: &str) -> Result<(), StoreError> {
+        if self.bug == Bug::AsideStaysLive {
+            // Listed, but left in the live and due lists.
+            let mut aside = self.aside.lock().unwrap();
+            match aside.iter_mut().find(|a| &a.order == order) {
+                Some(a) => a.reason = reason.to_owned(),
+                None => aside.push(SetAside::new(order.clone(), reason)),
+            }
+            return Ok(());
+        }
+        self.inner.set_aside(order, reason).await
+    }
+    async fn set_aside_orders(&self) -> Result<Vec<SetAside>, StoreError> {
+        if self.bug == Bug::AsideStaysLive {
+            return Ok(self.aside.lock().unwrap().clone());
+        }
+        self.inner.set_aside_orders().await
+    }
+    async fn restore(&self, order: &OrderId) -> Result<bool, StoreError> {
+        self.inner.restore(order).await
+    }
 }
 
 async fn broken(bug: Bug) {
@@ -199,4 +232,16 @@ async fn catches_due_out_of_time_order() {
 #[should_panic(expected = "journey")]
 async fn catches_a_journey_out_of_commit_order() {
     broken(Bug::JourneyNewestFirst).await;
+}
+
+#[tokio::test]
+#[should_panic(expected = "check `catalog_revision_rises` failed")]
+async fn catches_a_catalog_revision_that_never_moves() {
+    broken(Bug::CatalogRevisionStill).await;
+}
+
+#[tokio::test]
+#[should_panic(expected = "check `set_aside_orders_leave_background_work` failed: live_orders()")]
+async fn catches_set_aside_orders_left_live() {
+    broken(Bug::AsideStaysLive).await;
 }

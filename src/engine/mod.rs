@@ -26,7 +26,7 @@ use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Duration;
 
-use futures::{FutureExt, TryStreamExt};
+use futures::{FutureExt, StreamExt};
 use indexmap::IndexMap;
 use semver::Version;
 
@@ -42,7 +42,7 @@ use crate::orchestration::{ActionKind, OrchestrationType, OrderOrchestration};
 use crate::policy::Policy;
 use crate::provider::{CallContext, Provider, ProviderError, ProviderErrorKind, Reply, Request};
 use crate::rules::{PolicyDocument, PolicyRecord, PolicyStatus, RulePolicy};
-use crate::store::{MemoryStore, SharedStore, Store};
+use crate::store::{MemoryStore, SetAside, SharedStore, Store};
 
 use plan::{Plan, Registry, Resolution};
 
@@ -150,6 +150,27 @@ impl Config {
         self.max_in_flight = n.max(1);
         self
     }
+}
+
+/// What [`Engine::recover`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RecoveryReport {
+    /// Orders it ran.
+    pub resumed: usize,
+    /// Orders it set aside, with the reasons: their stored state does not decode, or their
+    /// flow cannot run here.
+    pub set_aside: Vec<SetAside>,
+    /// Orders it could not run this time (a passing store error), with the errors: they
+    /// stay live for the next try.
+    pub failed: Vec<(OrderId, String)>,
+}
+
+/// How one order's background turn went.
+enum OrderOutcome {
+    Ran(bool),
+    SetAside(String),
+    Failed(Error),
 }
 
 /// What [`Engine::submit`] did with an event.
@@ -310,8 +331,6 @@ impl EngineBuilder {
             None => default_clock()?,
         };
         let store = self.store.unwrap_or_else(|| Arc::new(MemoryStore::new()));
-        let flows = store.flows().await?;
-        let policies = store.policies().await?;
         if self.shared.is_some() {
             self.config.work.check(self.config.timeout)?;
         }
@@ -328,37 +347,13 @@ impl EngineBuilder {
             locks: Mutex::new(HashMap::new()),
             timers: Signal::default(),
             dry: None,
+            recovery: std::sync::atomic::AtomicBool::new(false),
+            problems: Mutex::new(Vec::new()),
+            failures: Mutex::new(HashMap::new()),
         };
-        {
-            // Rule policies first: flow plans resolve their pinned versions from them.
-            let mut compiled = HashMap::new();
-            for record in &policies {
-                if let Some(v) = record.last_published {
-                    let policy = inner.load_policy(record.name(), v).await?;
-                    compiled.insert(record.name().to_owned(), policy);
-                }
-            }
-            let mut catalog = inner.write_catalog();
-            for record in policies {
-                catalog.policies.insert(record.name().to_owned(), record);
-            }
-            catalog.latest = compiled;
-        }
-        for flow in &flows {
-            if let (Some(version), true) =
-                (&flow.last_published, flow.status != FlowStatus::Unpublished)
-            {
-                // Compile what routing needs now; older versions compile when first used.
-                inner.plan(&flow.name, version).await?;
-            }
-        }
-        {
-            let mut catalog = inner.write_catalog();
-            for flow in flows {
-                catalog.flows.insert(flow.name.clone(), flow);
-            }
-            catalog.reroute();
-        }
+        // What the store holds and this engine cannot read or run is reported
+        // (`Engine::catalog_problems`), never a reason not to start.
+        inner.reload_catalog().await?;
         Ok(Engine {
             inner: Arc::new(inner),
         })
@@ -377,6 +372,12 @@ fn default_clock() -> Result<Arc<dyn Clock>> {
     ))
 }
 
+/// Whether an error is the store being out of reach (worth trying again later), as
+/// opposed to something about what it holds.
+fn is_outage(e: &Error) -> bool {
+    matches!(e, Error::Store(s) if s.kind() == crate::store::StoreErrorKind::Unavailable)
+}
+
 /// Orders [`Engine::recover`] and [`Engine::run_due`] work on at once.
 const CONCURRENT_ORDERS: usize = 64;
 
@@ -393,6 +394,11 @@ struct Catalog {
     latest: HashMap<String, Arc<RulePolicy>>,
     /// Compiled policy versions pinned by flow versions.
     policy_versions: HashMap<(String, u32), Arc<RulePolicy>>,
+    /// Published flow versions that cannot run here, with the reason: they keep their
+    /// routes, so the events that would start them are refused rather than taken.
+    broken: HashMap<(String, Version), String>,
+    /// The store's catalog revision these definitions were read at; `None` until read.
+    revision: Option<u64>,
 }
 
 impl Catalog {
@@ -419,12 +425,15 @@ impl Catalog {
             let Some(version) = &flow.last_published else {
                 continue;
             };
-            let Some(plan) = self.plans.get(&(flow.name.clone(), version.clone())) else {
-                continue;
+            let key = (flow.name.clone(), version.clone());
+            let triggers = match self.plans.get(&key) {
+                Some(plan) => plan.triggers.clone(),
+                None if self.broken.contains_key(&key) => entry_events(&flow.steps),
+                None => continue,
             };
-            for kind in &plan.triggers {
+            for kind in triggers {
                 self.routes
-                    .entry(kind.clone())
+                    .entry(kind)
                     .or_default()
                     .push((flow.name.clone(), version.clone()));
             }
@@ -434,6 +443,44 @@ impl Catalog {
     fn status(&self, flow: &str) -> Option<FlowStatus> {
         self.flows.get(flow).map(|f| f.status)
     }
+}
+
+/// The event kinds that start a flow: its entry actions' input events (through a leading
+/// Splitter's branches), read from the definition itself.
+fn entry_events(steps: &[crate::flow::Step]) -> Vec<EventKind> {
+    fn walk(steps: &[crate::flow::Step], out: &mut Vec<EventKind>) {
+        match steps.first() {
+            Some(crate::flow::Step::Action(a)) => {
+                for kind in &a.input_events {
+                    if !out.contains(kind) {
+                        out.push(kind.clone());
+                    }
+                }
+            }
+            Some(crate::flow::Step::Splitter(s) | crate::flow::Step::SplitterMerge(s)) => {
+                for branch in s.branches.values() {
+                    walk(branch, out);
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    walk(steps, &mut out);
+    out
+}
+
+/// Something in the store's catalog this engine cannot read or run
+/// ([`Engine::catalog_problems`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CatalogProblem {
+    /// The flow or policy.
+    pub name: String,
+    /// `"flow"` or `"policy"`.
+    pub what: &'static str,
+    /// What is wrong.
+    pub reason: String,
 }
 
 /// Bounds how many submits run at once: a semaphore whose permits travel through a channel.
@@ -510,7 +557,21 @@ struct Inner {
     timers: Signal,
     /// Set on the throwaway engine of a dry run: calls are recorded, not made.
     dry: Option<simulate::DryRun>,
+    /// A flow left the Paused status (here or, as a catalog reload saw, on another
+    /// instance) and what queued for it has not been run for certain yet: the background
+    /// workers run recovery until it has, so dropping `resume` (or `stop`) halfway strands
+    /// nothing.
+    recovery: std::sync::atomic::AtomicBool,
+    /// What the last catalog read could not read or run.
+    problems: Mutex<Vec<CatalogProblem>>,
+    /// Orders whose turns failed in a row on store errors that are not transient, and how
+    /// often: set aside past [`MAX_FAILURES`].
+    failures: Mutex<HashMap<OrderId, u32>>,
 }
+
+/// Turns in a row an order may fail on a store error that is neither an outage nor a
+/// conflict (a refused write, say) before background work sets it aside.
+const MAX_FAILURES: u32 = 5;
 
 /// A wake-up for one waiter: set by any thread, awaited by the timer worker.
 #[derive(Debug, Default)]
@@ -539,6 +600,161 @@ impl Signal {
 }
 
 impl Inner {
+    /// Reloads the catalog when the store's revision moved since it was read: another
+    /// instance (or this one) created, published, paused, resumed or stopped something.
+    /// Every turn calls it before it runs an order.
+    async fn sync_catalog(&self) -> Result<()> {
+        let revision = self.store.catalog_revision().await?;
+        if self.read_catalog().revision == Some(revision) {
+            return Ok(());
+        }
+        self.reload_catalog().await
+    }
+
+    /// Reads the catalog from the store and installs it: flows and policies that cannot be
+    /// read back, and published versions that cannot run here, are reported
+    /// ([`Engine::catalog_problems`]) instead of failing the engine; only a store that
+    /// cannot be read at all fails it.
+    async fn reload_catalog(&self) -> Result<()> {
+        let revision = self.store.catalog_revision().await?;
+        let (flows, unreadable_flows) = self.store.read_flows().await?;
+        let (policies, unreadable_policies) = self.store.read_policies().await?;
+        let mut problems: Vec<CatalogProblem> = unreadable_flows
+            .into_iter()
+            .map(|u| CatalogProblem {
+                name: u.name,
+                what: "flow",
+                reason: u.reason,
+            })
+            .chain(unreadable_policies.into_iter().map(|u| CatalogProblem {
+                name: u.name,
+                what: "policy",
+                reason: u.reason,
+            }))
+            .collect();
+        let mut latest = HashMap::new();
+        for record in &policies {
+            if let Some(v) = record.last_published {
+                match self.load_policy(record.name(), v).await {
+                    Ok(policy) => {
+                        latest.insert(record.name().to_owned(), policy);
+                    }
+                    Err(e) if is_outage(&e) => return Err(e),
+                    Err(e) => problems.push(CatalogProblem {
+                        name: record.name().to_owned(),
+                        what: "policy",
+                        reason: e.to_string(),
+                    }),
+                }
+            }
+        }
+        let mut broken = HashMap::new();
+        for flow in &flows {
+            if let (Some(version), true) =
+                (&flow.last_published, flow.status != FlowStatus::Unpublished)
+            {
+                // Compile what routing needs now; older versions compile when first used.
+                match self.plan(&flow.name, version).await {
+                    Ok(_) => {}
+                    Err(e) if is_outage(&e) => return Err(e),
+                    Err(e) => {
+                        problems.push(CatalogProblem {
+                            name: flow.name.clone(),
+                            what: "flow",
+                            reason: e.to_string(),
+                        });
+                        broken.insert((flow.name.clone(), version.clone()), e.to_string());
+                    }
+                }
+            }
+        }
+        #[cfg(feature = "tracing")]
+        for p in &problems {
+            tracing::warn!(name = %p.name, what = p.what, reason = %p.reason, "catalog entry cannot be used");
+        }
+        let mut catalog = self.write_catalog();
+        if catalog.revision.is_some_and(|r| r > revision) {
+            // A later read got there first.
+            return Ok(());
+        }
+        let unpaused = catalog.flows.values().any(|old| {
+            old.status == FlowStatus::Paused
+                && flows
+                    .iter()
+                    .find(|f| f.name == old.name)
+                    .is_none_or(|f| f.status != FlowStatus::Paused)
+        });
+        catalog.flows = flows.into_iter().map(|f| (f.name.clone(), f)).collect();
+        catalog.policies = policies
+            .into_iter()
+            .map(|p| (p.name().to_owned(), p))
+            .collect();
+        catalog.latest = latest;
+        catalog.broken = broken;
+        catalog.revision = Some(revision);
+        catalog.reroute();
+        drop(catalog);
+        *self.problems.lock().unwrap_or_else(PoisonError::into_inner) = problems;
+        if unpaused {
+            self.request_recovery();
+        }
+        Ok(())
+    }
+
+    /// Asks the background workers to run recovery (a paused flow was resumed or stopped).
+    fn request_recovery(&self) {
+        self.recovery
+            .store(true, std::sync::atomic::Ordering::Release);
+        self.timers.notify();
+    }
+
+    /// What background work does with an order whose turn failed: sets it aside (with the
+    /// reason, returned) when the failure is the order's own — its stored state does not
+    /// decode, its flow cannot run here, a store error that is not an outage keeps
+    /// recurring — and leaves it for a later try otherwise.
+    async fn on_order_failure(&self, order: &OrderId, error: &Error) -> Option<String> {
+        let poison = match error {
+            Error::Store(e) => match e.kind() {
+                crate::store::StoreErrorKind::Corrupt => true,
+                crate::store::StoreErrorKind::Refused | crate::store::StoreErrorKind::Other => {
+                    let mut failures = self.failures.lock().unwrap_or_else(PoisonError::into_inner);
+                    let n = failures.entry(order.clone()).or_default();
+                    *n += 1;
+                    if *n >= MAX_FAILURES {
+                        failures.remove(order);
+                        true
+                    } else {
+                        false
+                    }
+                }
+                _ => false,
+            },
+            _ => true,
+        };
+        #[cfg(feature = "tracing")]
+        tracing::warn!(order = %order, error = %error, set_aside = poison, "order failed");
+        if !poison {
+            return None;
+        }
+        let reason = error.to_string();
+        match self.store.set_aside(order, &reason).await {
+            Ok(()) => Some(reason),
+            Err(_e) => {
+                #[cfg(feature = "tracing")]
+                tracing::error!(order = %order, error = %_e, "order could not be set aside");
+                None
+            }
+        }
+    }
+
+    /// Forgets an order's run of failures after a turn that worked.
+    fn on_order_success(&self, order: &OrderId) {
+        let mut failures = self.failures.lock().unwrap_or_else(PoisonError::into_inner);
+        if !failures.is_empty() {
+            failures.remove(order);
+        }
+    }
+
     fn read_catalog(&self) -> std::sync::RwLockReadGuard<'_, Catalog> {
         self.catalog.read().unwrap_or_else(PoisonError::into_inner)
     }
@@ -694,6 +910,9 @@ impl Engine {
     /// incomplete; its name must be new and not empty.
     pub async fn create_flow(&self, mut flow: Flow) -> Result<()> {
         let _lifecycle = self.inner.lifecycle.lock().await;
+        // Changes made through other instances first: each operation decides on the
+        // catalog as it is now.
+        self.inner.sync_catalog().await?;
         if flow.name.trim().is_empty() {
             return Err(Error::Validation(crate::flow::ValidationError {
                 flow: flow.name,
@@ -723,6 +942,9 @@ impl Engine {
     /// A published or paused flow must be stopped first.
     pub async fn update_flow(&self, flow: Flow) -> Result<()> {
         let _lifecycle = self.inner.lifecycle.lock().await;
+        // Changes made through other instances first: each operation decides on the
+        // catalog as it is now.
+        self.inner.sync_catalog().await?;
         crate::limits::check_flow(&flow, &self.inner.config.limits)?;
         let current = self.current(&flow.name)?;
         if current.status != FlowStatus::Unpublished {
@@ -757,6 +979,9 @@ impl Engine {
     /// on theirs.
     pub async fn publish(&self, name: &str) -> Result<Version> {
         let _lifecycle = self.inner.lifecycle.lock().await;
+        // Changes made through other instances first: each operation decides on the
+        // catalog as it is now.
+        self.inner.sync_catalog().await?;
         let mut flow = self.current(name)?;
         if flow.status != FlowStatus::Unpublished {
             return Err(Error::FlowStatus {
@@ -805,8 +1030,11 @@ impl Engine {
         from: &[FlowStatus],
         to: FlowStatus,
         operation: &'static str,
-    ) -> Result<()> {
+    ) -> Result<FlowStatus> {
         let _lifecycle = self.inner.lifecycle.lock().await;
+        // Changes made through other instances first: each operation decides on the
+        // catalog as it is now.
+        self.inner.sync_catalog().await?;
         let mut flow = self.current(name)?;
         if !from.contains(&flow.status) {
             return Err(Error::FlowStatus {
@@ -815,27 +1043,52 @@ impl Engine {
                 operation,
             });
         }
+        let was = flow.status;
         flow.status = to;
+        if was == FlowStatus::Paused {
+            // Recorded before the change is saved: if this call is dropped past the save,
+            // the background workers still run what queued while the flow was paused.
+            self.inner.request_recovery();
+        }
         self.inner.store.save_flow(&flow, false).await?;
         let mut catalog = self.inner.write_catalog();
         catalog.flows.insert(flow.name.clone(), flow);
         catalog.reroute();
+        Ok(was)
+    }
+
+    /// Runs what waited on a flow that is no longer paused: on a shared store, every live
+    /// order is made ready for whichever instance claims it; otherwise this instance runs
+    /// them.
+    async fn after_unpause(&self) -> Result<()> {
+        match &self.inner.shared {
+            Some(shared) => {
+                for order in self.inner.store.live_orders().await? {
+                    shared.wake(&order).await?;
+                }
+            }
+            None => {
+                self.recover().await?;
+            }
+        }
         Ok(())
     }
 
     /// Stops a published or paused flow: it starts no new executions; running ones (paused
     /// ones included) finish on their pinned version. The flow becomes editable.
     pub async fn stop(&self, name: &str) -> Result<()> {
-        let was = self.current(name)?.status;
-        self.set_status(
-            name,
-            &[FlowStatus::Published, FlowStatus::Paused],
-            FlowStatus::Unpublished,
-            "stop",
-        )
-        .await?;
+        // The status it had is read under the same lock as the change: a pause racing
+        // this stop is either refused or seen here.
+        let was = self
+            .set_status(
+                name,
+                &[FlowStatus::Published, FlowStatus::Paused],
+                FlowStatus::Unpublished,
+                "stop",
+            )
+            .await?;
         if was == FlowStatus::Paused {
-            self.recover().await?;
+            self.after_unpause().await?;
         }
         Ok(())
     }
@@ -845,14 +1098,15 @@ impl Engine {
     pub async fn pause(&self, name: &str) -> Result<()> {
         self.set_status(name, &[FlowStatus::Published], FlowStatus::Paused, "pause")
             .await
+            .map(drop)
     }
 
-    /// Resumes a paused flow and runs what queued while it was paused.
+    /// Resumes a paused flow and runs what queued while it was paused (on a shared store:
+    /// makes those orders ready for the workers of every instance).
     pub async fn resume(&self, name: &str) -> Result<()> {
         self.set_status(name, &[FlowStatus::Paused], FlowStatus::Published, "resume")
             .await?;
-        self.recover().await?;
-        Ok(())
+        self.after_unpause().await
     }
 
     /// The rule policies, in creation order.
@@ -880,6 +1134,9 @@ impl Engine {
     /// code) and not empty.
     pub async fn create_policy(&self, document: PolicyDocument) -> Result<()> {
         let _lifecycle = self.inner.lifecycle.lock().await;
+        // Changes made through other instances first: each operation decides on the
+        // catalog as it is now.
+        self.inner.sync_catalog().await?;
         if document.name.trim().is_empty() {
             return Err(Error::Policy(crate::rules::PolicyError {
                 policy: document.name,
@@ -913,6 +1170,9 @@ impl Engine {
     /// versions they were published with, and the draft is used once it is published.
     pub async fn update_policy(&self, document: PolicyDocument) -> Result<()> {
         let _lifecycle = self.inner.lifecycle.lock().await;
+        // Changes made through other instances first: each operation decides on the
+        // catalog as it is now.
+        self.inner.sync_catalog().await?;
         crate::limits::check_policy(&document, &self.inner.config.limits)?;
         let Some(mut record) = self.policy(&document.name) else {
             return Err(Error::UnknownPolicy(document.name));
@@ -932,6 +1192,9 @@ impl Engine {
     /// every problem, or [`Error::NothingToPublish`] when the draft is already published.
     pub async fn publish_policy(&self, name: &str) -> Result<u32> {
         let _lifecycle = self.inner.lifecycle.lock().await;
+        // Changes made through other instances first: each operation decides on the
+        // catalog as it is now.
+        self.inner.sync_catalog().await?;
         let Some(mut record) = self.policy(name) else {
             return Err(Error::UnknownPolicy(name.to_owned()));
         };
@@ -1016,6 +1279,8 @@ impl Engine {
             .insert((flow.name.clone(), flow.version.clone()), plan.clone());
         catalog.flows.insert(flow.name.clone(), flow);
         catalog.reroute();
+        // The throwaway store's catalog is this one: nothing to reload from it.
+        catalog.revision = Some(0);
         let dry = Self {
             inner: Arc::new(Inner {
                 admission: Admission::new(1),
@@ -1030,6 +1295,9 @@ impl Engine {
                 timers: Signal::default(),
                 dry: Some(simulate::DryRun::default()),
                 shared: None,
+                recovery: std::sync::atomic::AtomicBool::new(false),
+                problems: Mutex::new(Vec::new()),
+                failures: Mutex::new(HashMap::new()),
             }),
         };
         let event = Event::new(format!("dry-run:{}", order.id), trigger, order.id.clone())
@@ -1111,34 +1379,76 @@ impl Engine {
     }
 
     /// Resumes every order with a live execution from the store: what a restarted engine
-    /// does first, and what resume and stop do for queued work. Returns how many orders
-    /// it ran.
-    pub async fn recover(&self) -> Result<usize> {
+    /// does first, and what resume and stop do for queued work.
+    ///
+    /// One order that cannot be resumed never stops the others: an order whose stored
+    /// state does not decode, or whose flow cannot run here, is set aside
+    /// ([`set_aside_orders`](Self::set_aside_orders)) with the reason; one that failed on a
+    /// passing store error is left for the next try. The report says which was which.
+    ///
+    /// # Errors
+    ///
+    /// Only when the store cannot list the live orders.
+    pub async fn recover(&self) -> Result<RecoveryReport> {
         let orders = self.inner.store.live_orders().await?;
-        let ran = std::sync::atomic::AtomicUsize::new(0);
+        let report = Mutex::new(RecoveryReport::default());
         // Orders run concurrently, so a store that groups commits shares its transactions.
-        futures::stream::iter(orders.into_iter().map(Ok))
-            .try_for_each_concurrent(CONCURRENT_ORDERS, |order| {
-                let ran = &ran;
+        futures::stream::iter(orders)
+            .for_each_concurrent(CONCURRENT_ORDERS, |order| {
+                let report = &report;
                 async move {
-                    let _guard = self.inner.lock_order(&order).await;
-                    if let Some(turn) = run::Turn::load_existing(&self.inner, order).await? {
-                        if turn.run_pending().await? {
-                            ran.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let outcome = self.run_order(&order, |turn| turn.run_pending()).await;
+                    let mut report = report.lock().unwrap_or_else(PoisonError::into_inner);
+                    match outcome {
+                        OrderOutcome::Ran(true) => report.resumed += 1,
+                        OrderOutcome::Ran(false) => {}
+                        OrderOutcome::SetAside(reason) => {
+                            report.set_aside.push(SetAside::new(order, reason));
                         }
+                        OrderOutcome::Failed(e) => report.failed.push((order, e.to_string())),
                     }
-                    Ok::<(), Error>(())
                 }
             })
-            .await?;
-        Ok(ran.into_inner())
+            .await;
+        Ok(report.into_inner().unwrap_or_else(PoisonError::into_inner))
     }
 
-    /// Runs every step whose durable timer (a retry's backoff) is due on the engine's
-    /// clock, order by order; returns how many orders it ran. [`run_timers`] calls it in a
-    /// loop; tests on a [`ManualClock`](crate::ManualClock) call it after advancing time.
+    /// Runs one order under its lock with `f`, handling a failure as background work
+    /// does: set aside when it is the order's own, left for later otherwise.
+    async fn run_order<'a, F, Fut>(&'a self, order: &OrderId, f: F) -> OrderOutcome
+    where
+        F: FnOnce(run::Turn<'a>) -> Fut,
+        Fut: std::future::Future<Output = Result<bool>>,
+    {
+        let _guard = self.inner.lock_order(order).await;
+        let result = match run::Turn::load_existing(&self.inner, order.clone()).await {
+            Ok(Some(turn)) => f(turn).await,
+            Ok(None) => Ok(false),
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(ran) => {
+                self.inner.on_order_success(order);
+                OrderOutcome::Ran(ran)
+            }
+            Err(e) => match self.inner.on_order_failure(order, &e).await {
+                Some(reason) => OrderOutcome::SetAside(reason),
+                None => OrderOutcome::Failed(e),
+            },
+        }
+    }
+
+    /// Runs every step whose durable timer (a retry's backoff, or the resumption of a turn
+    /// that never finished) is due on the engine's clock, order by order; returns how many
+    /// orders it ran. [`run_timers`] calls it in a loop; tests on a
+    /// [`ManualClock`](crate::ManualClock) call it after advancing time. An order that
+    /// fails is handled as [`recover`](Self::recover) handles it; the others go on.
     ///
     /// [`run_timers`]: Self::run_timers
+    ///
+    /// # Errors
+    ///
+    /// Only when the store cannot list the due orders.
     pub async fn run_due(&self) -> Result<usize> {
         const BATCH: usize = 256;
         let now = self.inner.clock.now();
@@ -1147,26 +1457,90 @@ impl Engine {
             let due = self.inner.store.due(now, BATCH).await?;
             let full = due.len() == BATCH;
             let progressed = std::sync::atomic::AtomicUsize::new(0);
-            futures::stream::iter(due.into_iter().map(Ok))
-                .try_for_each_concurrent(CONCURRENT_ORDERS, |order| {
+            futures::stream::iter(due)
+                .for_each_concurrent(CONCURRENT_ORDERS, |order| {
                     let progressed = &progressed;
                     async move {
-                        let _guard = self.inner.lock_order(&order).await;
-                        if let Some(turn) = run::Turn::load_existing(&self.inner, order).await? {
-                            if turn.run_due(now).await? {
-                                progressed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                            }
+                        let outcome = self.run_order(&order, |turn| turn.run_due(now)).await;
+                        // An order set aside leaves the due list too: progress.
+                        if matches!(outcome, OrderOutcome::Ran(true) | OrderOutcome::SetAside(_))
+                        {
+                            progressed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         }
-                        Ok::<(), Error>(())
                     }
                 })
-                .await?;
+                .await;
             let progressed = progressed.into_inner();
             ran += progressed;
             if !full || progressed == 0 {
                 return Ok(ran);
             }
         }
+    }
+
+    /// Runs recovery if a flow left the Paused status and its queued work may not have
+    /// run yet (the `resume` or `stop` that did it was dropped, or it happened on another
+    /// instance). Background workers call it each round.
+    async fn recover_if_requested(&self) -> Result<()> {
+        if !self
+            .inner
+            .recovery
+            .swap(false, std::sync::atomic::Ordering::AcqRel)
+        {
+            return Ok(());
+        }
+        if let Err(e) = self.after_unpause().await {
+            self.inner
+                .recovery
+                .store(true, std::sync::atomic::Ordering::Release);
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// The orders set aside because they could not be decoded or run, with the reasons,
+    /// oldest first. Background work ([`recover`](Self::recover), the timer worker, shared
+    /// workers) skips them until [`restore`](Self::restore).
+    pub async fn set_aside_orders(&self) -> Result<Vec<SetAside>> {
+        Ok(self.inner.store.set_aside_orders().await?)
+    }
+
+    /// Takes an order back from the set-aside list once its cause is fixed (a provider
+    /// registered again, its data repaired) and runs what it has pending: here, or on a
+    /// shared store by whichever instance claims it. Whether it was set aside.
+    pub async fn restore(&self, order: &OrderId) -> Result<bool> {
+        if !self.inner.store.restore(order).await? {
+            return Ok(false);
+        }
+        if self.inner.shared.is_none() {
+            let now = self.inner.clock.now();
+            if let OrderOutcome::Failed(e) = self
+                .run_order(order, |turn| async move {
+                    if turn.state().next_wake().is_some_and(|at| at <= now) {
+                        turn.run_due(now).await
+                    } else {
+                        turn.run_pending().await
+                    }
+                })
+                .await
+            {
+                return Err(e);
+            }
+        }
+        Ok(true)
+    }
+
+    /// What this engine found in the store's catalog and cannot use: flows or policies
+    /// whose stored rows cannot be read back, and published flow versions that cannot run
+    /// here (a provider or action they name is not registered). The engine starts and
+    /// runs everything else; events that would start a flow that cannot run are refused,
+    /// and orders running one are set aside.
+    pub fn catalog_problems(&self) -> Vec<CatalogProblem> {
+        self.inner
+            .problems
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     /// When the next durable timer is due, if any is set.
@@ -1177,14 +1551,22 @@ impl Engine {
     /// The timer worker: runs due steps, then sleeps on the engine's clock until the next
     /// timer (or [`Config::timer_poll`]), for as long as it is polled. Spawn it on the
     /// host's runtime (`tokio::spawn(engine.clone().run_timers())` with the `tokio`
-    /// feature's clock); it returns only on a store error that retrying cannot fix, after
-    /// waiting out retryable ones.
+    /// feature's clock). It also runs recovery when a paused flow is resumed or stopped
+    /// (here or on another instance) and the call that did it did not get to. It never
+    /// returns: an order that cannot run is set aside and the others go on, and a store
+    /// that cannot list its timers is traced (with the `tracing` feature) and asked again
+    /// after [`Config::timer_poll`].
     pub async fn run_timers(self) -> Result<()> {
         loop {
             let wait = match self.timer_round().await {
                 Ok(wait) => wait,
-                Err(e) if e.is_retryable() => self.inner.config.timer_poll,
-                Err(e) => return Err(e),
+                // A store that cannot list its timers now may later: one order's trouble
+                // never reaches here (it is set aside), so the worker keeps going.
+                Err(_e) => {
+                    #[cfg(feature = "tracing")]
+                    tracing::warn!(error = %_e, "timer round failed; trying again");
+                    self.inner.config.timer_poll
+                }
             };
             let sleep = self.inner.clock.sleep(wait);
             futures::future::select(sleep, std::pin::pin!(self.inner.timers.wait())).await;
@@ -1193,6 +1575,7 @@ impl Engine {
 
     /// One round of the timer worker: run what is due; how long to sleep.
     async fn timer_round(&self) -> Result<Duration> {
+        self.recover_if_requested().await?;
         self.run_due().await?;
         let poll = self.inner.config.timer_poll;
         let now = self.inner.clock.now();
@@ -1213,13 +1596,23 @@ impl Engine {
     }
 
     /// An order's journey: its executions, every step taken and its timeline.
+    ///
+    /// Reads committed state only and never waits for the order's lock, so a provider call
+    /// in flight does not hold it up: the state and its journey rows are read apart, and
+    /// read again if a commit came between them.
     pub async fn journey(&self, order: &OrderId) -> Result<Journey> {
-        let _guard = self.inner.lock_order(order).await;
-        let Some(state) = self.inner.store.load(order).await? else {
-            return Err(Error::UnknownOrder(order.clone()));
-        };
-        let steps = self.inner.store.journey(order).await?;
-        Ok(Journey::from_state(state, steps))
+        let mut state = self.inner.store.load(order).await?;
+        loop {
+            let Some(read) = state else {
+                return Err(Error::UnknownOrder(order.clone()));
+            };
+            let steps = self.inner.store.journey(order).await?;
+            let again = self.inner.store.load(order).await?;
+            if again.as_ref().is_some_and(|s| s.revision == read.revision) {
+                return Ok(Journey::from_state(read, steps));
+            }
+            state = again;
+        }
     }
 
     /// The executions of an order that wait for reprocess.

@@ -46,6 +46,7 @@ impl<'e> Turn<'e> {
         order: OrderId,
         document: Option<Box<Order>>,
     ) -> Result<Self> {
+        inner.sync_catalog().await?;
         match inner.store.load(&order).await? {
             Some(state) => Ok(Self::new(inner, state)),
             None => match document {
@@ -60,6 +61,7 @@ impl<'e> Turn<'e> {
 
     /// Loads an order that must exist.
     pub(super) async fn load_existing(inner: &'e Inner, order: OrderId) -> Result<Option<Self>> {
+        inner.sync_catalog().await?;
         Ok(inner
             .store
             .load(&order)
@@ -104,7 +106,18 @@ impl<'e> Turn<'e> {
                 started: Vec::new(),
             });
         }
-        let seq = self.append_event(event.id, event.kind, event.record, None);
+        let max = self.inner.config.limits.max_timeline_events;
+        if self.state.timeline.len() >= max {
+            return Err(crate::limits::LimitError {
+                what: "order timeline",
+                limit: "max_timeline_events",
+                max,
+                found: self.state.timeline.len() + 1,
+                place: format!("order '{}', event '{}'", self.state.order.id, event.id),
+            }
+            .into());
+        }
+        let seq = self.append_event(event.id, event.kind, event.record, None)?;
         self.run().await?;
         let started = self.finish().await?;
         Ok(Receipt {
@@ -125,7 +138,13 @@ impl<'e> Turn<'e> {
 
     /// Runs the tokens whose durable timers are due at `now`; whether any was.
     pub(super) async fn run_due(mut self, now: Timestamp) -> Result<bool> {
+        // A turn that never finished (its future dropped, its process gone): what it left
+        // committed runs again, under the same idempotency keys.
         let mut woke = false;
+        if self.state.resume_at.is_some_and(|at| at <= now) {
+            self.state.resume_at = None;
+            woke = true;
+        }
         for exec in &mut self.state.executions {
             for token in &mut exec.tokens {
                 if token.status == TokenStatus::Retrying && token.wake_at.is_none_or(|at| at <= now)
@@ -176,7 +195,27 @@ impl<'e> Turn<'e> {
 
     /// Ends the turn: commits what is not yet committed, handing the state to the store
     /// instead of a copy of it. Returns the executions the turn started.
-    async fn finish(self) -> Result<Vec<ExecutionId>> {
+    ///
+    /// Paths of a paused flow stay where they are; when the flow was resumed while this
+    /// turn ran (after it last looked), the turn commits, looks at the catalog again and
+    /// runs them, so a resume racing the turn never strands them: the resume either ran
+    /// before that last look, or its recovery finds this commit.
+    async fn finish(mut self) -> Result<Vec<ExecutionId>> {
+        if self.state.resume_at.is_some() {
+            self.state.resume_at = None;
+            self.dirty = true;
+        }
+        while self.has_paused_ready() {
+            if self.dirty {
+                self.commit_as(false).await?;
+            }
+            self.inner.sync_catalog().await?;
+            if self.next_ready().is_none() {
+                return Ok(self.started);
+            }
+            self.run().await?;
+            self.state.resume_at = None;
+        }
         if self.dirty {
             let mut state = self.state;
             state.revision += 1;
@@ -186,7 +225,27 @@ impl<'e> Turn<'e> {
         Ok(self.started)
     }
 
+    /// Whether a path is ready to move but waits because its flow is paused.
+    fn has_paused_ready(&self) -> bool {
+        self.state.executions.iter().any(|x| {
+            x.tokens
+                .iter()
+                .any(|t| matches!(t.status, TokenStatus::Ready | TokenStatus::Running))
+        })
+    }
+
+    /// Commits what the turn did so far, the turn still under way: the order carries
+    /// [`resume_at`](OrderState::resume_at), so that if this turn never finishes, the
+    /// timer worker (or a claim) takes its work up again.
     async fn commit(&mut self) -> Result<()> {
+        self.commit_as(true).await
+    }
+
+    /// A commit; `under_way` says whether the turn goes on after it.
+    async fn commit_as(&mut self, under_way: bool) -> Result<()> {
+        let previous = self.state.resume_at;
+        let grace = self.inner.config.timeout;
+        self.state.resume_at = under_way.then(|| self.now().after(grace));
         self.state.revision += 1;
         let commit = Commit::new(
             self.expected,
@@ -195,6 +254,7 @@ impl<'e> Turn<'e> {
         );
         if let Err(e) = self.inner.store.commit(commit).await {
             self.state.revision -= 1;
+            self.state.resume_at = previous;
             return Err(e.into());
         }
         self.expected = Some(self.state.revision);
@@ -209,7 +269,7 @@ impl<'e> Turn<'e> {
         kind: EventKind,
         record: Option<RecordId>,
         raised_by: Option<String>,
-    ) -> u64 {
+    ) -> Result<u64> {
         let seq = self.state.timeline.last().map_or(1, |e| e.seq + 1);
         let at = self.now();
         for exec in &mut self.state.executions {
@@ -221,21 +281,27 @@ impl<'e> Turn<'e> {
         }
         let routes: Vec<(String, Version, Arc<Plan>)> = {
             let catalog = self.inner.read_catalog();
-            catalog
-                .routes
-                .get(&kind)
-                .map(|flows| {
-                    flows
-                        .iter()
-                        .filter_map(|(f, v)| {
-                            catalog
-                                .plans
-                                .get(&(f.clone(), v.clone()))
-                                .map(|p| (f.clone(), v.clone(), p.clone()))
-                        })
-                        .collect()
-                })
-                .unwrap_or_default()
+            let mut routes = Vec::new();
+            for (f, v) in catalog.routes.get(&kind).into_iter().flatten() {
+                let key = (f.clone(), v.clone());
+                match catalog.plans.get(&key) {
+                    Some(p) => routes.push((f.clone(), v.clone(), p.clone())),
+                    // A flow the event starts but that cannot run: the event must not be
+                    // taken as if no flow wanted it.
+                    None => {
+                        return Err(Error::FlowBroken {
+                            flow: f.clone(),
+                            version: v.clone(),
+                            reason: catalog
+                                .broken
+                                .get(&key)
+                                .cloned()
+                                .unwrap_or_else(|| "its plan is not compiled".to_owned()),
+                        });
+                    }
+                }
+            }
+            routes
         };
         self.state.timeline.push(TimelineEntry {
             seq,
@@ -296,7 +362,7 @@ impl<'e> Turn<'e> {
             });
             self.started.push(id);
         }
-        seq
+        Ok(seq)
     }
 
     /// Takes execution `e`'s plan out of the turn's cache (loading it if needed); the
@@ -1010,7 +1076,7 @@ impl<'e> Turn<'e> {
             id.push_str(&event_prefix);
             let _ = write!(id, "{i}");
             let id = EventId(id);
-            self.append_event(id, kind, record, Some(step.name.clone()));
+            self.append_event(id, kind, record, Some(step.name.clone()))?;
         }
 
         // The provider's result is committed before any later effect: with the next

@@ -133,6 +133,9 @@ pub struct WorkReport {
     /// Orders whose run failed on a store error: left claimed, they are claimed again (by
     /// any instance) when the lease lapses, and resume from what was committed.
     pub failed: usize,
+    /// Orders set aside because they cannot be decoded or run (see
+    /// [`Engine::set_aside_orders`]): claims skip them, and their queued events wait.
+    pub set_aside: usize,
 }
 
 impl Engine {
@@ -196,12 +199,25 @@ impl Engine {
                 let report = &report;
                 async move {
                     let outcome = self.work_order(shared, &lease, now, report).await;
+                    let set_aside = match &outcome {
+                        Err(Error::Store(e)) if e.kind() == StoreErrorKind::LeaseLost => false,
+                        Err(e) => self.inner.on_order_failure(&lease.order, e).await.is_some(),
+                        Ok(()) => {
+                            self.inner.on_order_success(&lease.order);
+                            false
+                        }
+                    };
+                    if set_aside {
+                        // Out of claims now: give it back so its lease does not linger.
+                        let _ = shared.release(&lease).await;
+                    }
                     let mut report = report.lock().unwrap_or_else(|e| e.into_inner());
                     match outcome {
                         Ok(()) => {}
                         Err(Error::Store(e)) if e.kind() == StoreErrorKind::LeaseLost => {
                             report.lost += 1;
                         }
+                        Err(_) if set_aside => report.set_aside += 1,
                         Err(_) => report.failed += 1,
                     }
                 }
@@ -269,11 +285,13 @@ impl Engine {
                         shared.consume(lease, q.seq, None).await?;
                         lock(report).events += 1;
                     }
-                    // Not the store's fault: the event can never be processed.
-                    Err(e) if !matches!(e, Error::Store(_)) => {
+                    // The event's own fault: it can never be processed.
+                    Err(e) if event_fault(&e) => {
                         shared.consume(lease, q.seq, Some(&e.to_string())).await?;
                         lock(report).dead_letters += 1;
                     }
+                    // The order's (its state, its flow) or the store's: the event stays
+                    // queued, and the order is set aside or tried again.
                     Err(e) => return Err(e),
                 }
             }
@@ -296,8 +314,10 @@ impl Engine {
     ///
     /// # Errors
     ///
-    /// Returns only on an error that retrying cannot fix (it waits out the others), or at
-    /// once for an engine without a shared store.
+    /// Returns an error only at once, for an engine without a shared store. Store errors
+    /// are traced (with the `tracing` feature) and tried again after
+    /// [`WorkConfig::poll`]; an order that cannot be decoded or run is set aside
+    /// ([`Engine::set_aside_orders`]) and the others go on.
     pub async fn run_worker(self) -> Result<()> {
         let shared = self.shared()?;
         let config = self.inner.config.work.clone();
@@ -306,17 +326,25 @@ impl Engine {
             let now = self.inner.clock.now();
             if now.since(maintained) >= config.maintenance {
                 maintained = now;
-                match shared.maintain().await {
-                    Ok(()) => {}
-                    Err(e) if e.is_retryable() => {}
-                    Err(e) => return Err(e.into()),
+                if let Err(_e) = shared.maintain().await {
+                    #[cfg(feature = "tracing")]
+                    tracing::warn!(error = %_e, "store housekeeping failed");
                 }
             }
+            if let Err(_e) = self.recover_if_requested().await {
+                #[cfg(feature = "tracing")]
+                tracing::warn!(error = %_e, "waking the orders of a resumed flow failed; trying again");
+            }
+            // One order's trouble never reaches here (it is set aside or left to its
+            // lease); a claim the store cannot serve now may succeed later.
             let wait = match self.work().await {
                 Ok(report) if report.claimed == config.batch && report.failed == 0 => continue,
                 Ok(_) => self.idle_wait(&config).await,
-                Err(e) if e.is_retryable() => config.poll,
-                Err(e) => return Err(e),
+                Err(_e) => {
+                    #[cfg(feature = "tracing")]
+                    tracing::warn!(error = %_e, "claiming work failed; trying again");
+                    config.poll
+                }
             };
             let sleep = self.inner.clock.sleep(wait);
             futures::future::select(sleep, std::pin::pin!(shared.work_arrived())).await;
@@ -334,6 +362,17 @@ impl Engine {
             _ => config.poll,
         }
     }
+}
+
+/// Whether a queued event failed for a reason of its own, so that no later try can
+/// process it (it becomes a dead letter): an unknown order without a document, a
+/// malformed event, an event past a limit. Anything else is about the order or the store,
+/// and the event stays queued.
+fn event_fault(e: &Error) -> bool {
+    matches!(
+        e,
+        Error::UnknownOrder(_) | Error::InvalidEvent(_) | Error::Limit(_) | Error::Document { .. }
+    )
 }
 
 fn lock(report: &Mutex<WorkReport>) -> std::sync::MutexGuard<'_, WorkReport> {

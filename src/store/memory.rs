@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use indexmap::IndexMap;
 use semver::Version;
 
-use super::{Commit, Store, StoreError, StoreErrorKind};
+use super::{Commit, SetAside, Store, StoreError, StoreErrorKind};
 use crate::clock::Timestamp;
 use crate::document::OrderId;
 use crate::execution::OrderState;
@@ -40,6 +40,33 @@ struct Inner {
     /// Durable timers: (when, order), and each order's entry in it.
     timers: BTreeSet<(Timestamp, OrderId)>,
     wakes: HashMap<OrderId, Timestamp>,
+    /// Raised by every catalog save.
+    catalog_revision: u64,
+    /// Orders set aside, oldest first: kept out of `live` and `timers`.
+    aside: IndexMap<OrderId, String>,
+}
+
+impl Inner {
+    /// Puts an order's liveness and timer in the indexes as its state says (set-aside
+    /// orders stay out of them).
+    fn index(&mut self, id: &OrderId, live: bool, wake: Option<Timestamp>) {
+        if let Some(old) = self.wakes.remove(id) {
+            self.timers.remove(&(old, id.clone()));
+        }
+        if self.aside.contains_key(id) {
+            self.live.remove(id);
+            return;
+        }
+        if live {
+            self.live.insert(id.clone());
+        } else {
+            self.live.remove(id);
+        }
+        if let Some(at) = wake {
+            self.wakes.insert(id.clone(), at);
+            self.timers.insert((at, id.clone()));
+        }
+    }
 }
 
 impl MemoryStore {
@@ -55,6 +82,11 @@ impl MemoryStore {
     /// The order's earliest durable timer, from the timer index (no copy of the state).
     pub(crate) fn next_wake(&self, order: &OrderId) -> Option<Timestamp> {
         self.lock().wakes.get(order).copied()
+    }
+
+    /// Whether an order is set aside.
+    pub(crate) fn is_aside(&self, order: &OrderId) -> bool {
+        self.lock().aside.contains_key(order)
     }
 
     /// How many orders it holds.
@@ -79,6 +111,7 @@ impl Store for MemoryStore {
                 .or_insert_with(|| flow.clone());
         }
         inner.flows.insert(flow.name.clone(), flow.clone());
+        inner.catalog_revision += 1;
         Ok(())
     }
 
@@ -118,6 +151,7 @@ impl Store for MemoryStore {
         inner
             .policies
             .insert(record.name().to_owned(), record.clone());
+        inner.catalog_revision += 1;
         Ok(())
     }
 
@@ -157,18 +191,7 @@ impl Store for MemoryStore {
                 ),
             ));
         }
-        if commit.state.has_live() {
-            inner.live.insert(id.clone());
-        } else {
-            inner.live.remove(&id);
-        }
-        if let Some(old) = inner.wakes.remove(&id) {
-            inner.timers.remove(&(old, id.clone()));
-        }
-        if let Some(at) = commit.state.next_wake() {
-            inner.wakes.insert(id.clone(), at);
-            inner.timers.insert((at, id.clone()));
-        }
+        inner.index(&id, commit.state.has_live(), commit.state.next_wake());
         match inner.orders.entry(id) {
             std::collections::hash_map::Entry::Occupied(mut o) => {
                 let stored = o.get_mut();
@@ -213,5 +236,38 @@ impl Store for MemoryStore {
 
     async fn next_due(&self) -> Result<Option<Timestamp>, StoreError> {
         Ok(self.lock().timers.first().map(|(at, _)| *at))
+    }
+
+    async fn catalog_revision(&self) -> Result<u64, StoreError> {
+        Ok(self.lock().catalog_revision)
+    }
+
+    async fn set_aside(&self, order: &OrderId, reason: &str) -> Result<(), StoreError> {
+        let mut inner = self.lock();
+        inner.aside.insert(order.clone(), reason.to_owned());
+        inner.index(order, false, None);
+        Ok(())
+    }
+
+    async fn set_aside_orders(&self) -> Result<Vec<SetAside>, StoreError> {
+        Ok(self
+            .lock()
+            .aside
+            .iter()
+            .map(|(order, reason)| SetAside::new(order.clone(), reason.clone()))
+            .collect())
+    }
+
+    async fn restore(&self, order: &OrderId) -> Result<bool, StoreError> {
+        let mut inner = self.lock();
+        if inner.aside.shift_remove(order).is_none() {
+            return Ok(false);
+        }
+        let (live, wake) = inner
+            .orders
+            .get(order)
+            .map_or((false, None), |s| (s.state.has_live(), s.state.next_wake()));
+        inner.index(order, live, wake);
+        Ok(true)
     }
 }

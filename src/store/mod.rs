@@ -21,6 +21,11 @@
 //! - `due(now, limit)` lists the orders whose committed state's
 //!   [`OrderState::next_wake`] is at or before `now`, earliest first; `next_due` is the
 //!   earliest such time over all orders. Both follow every commit.
+//! - `catalog_revision` rises with every `save_flow` and `save_policy`, atomically with
+//!   it, as every process sharing the store sees it.
+//! - An order [`set_aside`](Store::set_aside) is in neither `live_orders` nor `due` (nor a
+//!   shared store's claims) until [`restore`](Store::restore)d; nothing else about it
+//!   changes.
 //! - Errors say whether retrying may help ([`StoreError::is_retryable`]).
 //!
 //! [`MemoryStore`] is the reference implementation. A store can also wrap another one — a
@@ -36,7 +41,7 @@
 //! use orderflow::flow::Flow;
 //! use orderflow::journey::StepRecord;
 //! use orderflow::rules::{PolicyDocument, PolicyRecord};
-//! use orderflow::store::{Commit, MemoryStore, Store, StoreError};
+//! use orderflow::store::{Commit, MemoryStore, SetAside, Store, StoreError, Unreadable};
 //!
 //! #[derive(Debug, Default)]
 //! struct Counting<S> {
@@ -88,6 +93,24 @@
 //!     }
 //!     async fn next_due(&self) -> Result<Option<Timestamp>, StoreError> {
 //!         self.inner.next_due().await
+//!     }
+//!     async fn catalog_revision(&self) -> Result<u64, StoreError> {
+//!         self.inner.catalog_revision().await
+//!     }
+//!     async fn read_flows(&self) -> Result<(Vec<Flow>, Vec<Unreadable>), StoreError> {
+//!         self.inner.read_flows().await
+//!     }
+//!     async fn read_policies(&self) -> Result<(Vec<PolicyRecord>, Vec<Unreadable>), StoreError> {
+//!         self.inner.read_policies().await
+//!     }
+//!     async fn set_aside(&self, order: &OrderId, reason: &str) -> Result<(), StoreError> {
+//!         self.inner.set_aside(order, reason).await
+//!     }
+//!     async fn set_aside_orders(&self) -> Result<Vec<SetAside>, StoreError> {
+//!         self.inner.set_aside_orders().await
+//!     }
+//!     async fn restore(&self, order: &OrderId) -> Result<bool, StoreError> {
+//!         self.inner.restore(order).await
 //!     }
 //! }
 //!
@@ -241,6 +264,82 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     async fn due(&self, now: Timestamp, limit: usize) -> Result<Vec<OrderId>, StoreError>;
     /// The earliest durable timer of any order, if one is set.
     async fn next_due(&self) -> Result<Option<Timestamp>, StoreError>;
+
+    /// The catalog's revision: a number that every [`save_flow`](Self::save_flow) and
+    /// [`save_policy`](Self::save_policy) raises, atomically with the change, and that
+    /// every process sharing the store reads alike. Engines compare it before each turn and
+    /// reload the catalog when it moved, so a change made through one instance holds on
+    /// every other before it next runs an order.
+    async fn catalog_revision(&self) -> Result<u64, StoreError>;
+
+    /// Every flow definition, in creation order, with the ones whose stored row cannot be
+    /// read back reported apart instead of failing the listing, so one damaged draft never
+    /// keeps an engine from starting. The default reads [`flows`](Self::flows), which has
+    /// no rows of its own to skip.
+    async fn read_flows(&self) -> Result<(Vec<Flow>, Vec<Unreadable>), StoreError> {
+        Ok((self.flows().await?, Vec::new()))
+    }
+
+    /// Every rule policy as [`read_flows`](Self::read_flows) lists flows.
+    async fn read_policies(&self) -> Result<(Vec<PolicyRecord>, Vec<Unreadable>), StoreError> {
+        Ok((self.policies().await?, Vec::new()))
+    }
+
+    /// Sets an order aside with the reason (an order that cannot be decoded or run): it
+    /// leaves [`live_orders`](Self::live_orders), [`due`](Self::due),
+    /// [`next_due`](Self::next_due) and shared stores' claims until
+    /// [`restore`](Self::restore), so background work goes on with every other order. Its
+    /// state, journey and queued events stay as they are; commits to it still apply. Setting
+    /// aside an order again replaces the reason; an order need not be stored (its first
+    /// event may be what cannot run).
+    async fn set_aside(&self, order: &OrderId, reason: &str) -> Result<(), StoreError>;
+
+    /// The orders set aside, oldest first.
+    async fn set_aside_orders(&self) -> Result<Vec<SetAside>, StoreError>;
+
+    /// Takes an order back from the set-aside list: live, due and claimable again as its
+    /// state says. Whether it was set aside.
+    async fn restore(&self, order: &OrderId) -> Result<bool, StoreError>;
+}
+
+/// A catalog row (flow or policy) that could not be read back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Unreadable {
+    /// The flow's or policy's name, as its row names it.
+    pub name: String,
+    /// Why it could not be read.
+    pub reason: String,
+}
+
+impl Unreadable {
+    /// A row named `name` that failed to read for `reason`.
+    pub fn new(name: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// An order set aside ([`Store::set_aside`]), with the reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SetAside {
+    /// The order.
+    pub order: OrderId,
+    /// Why it was set aside.
+    pub reason: String,
+}
+
+impl SetAside {
+    /// `order`, set aside for `reason`.
+    pub fn new(order: OrderId, reason: impl Into<String>) -> Self {
+        Self {
+            order,
+            reason: reason.into(),
+        }
+    }
 }
 
 macro_rules! forward_store {
@@ -294,6 +393,26 @@ macro_rules! forward_store {
             }
             async fn next_due(&self) -> Result<Option<Timestamp>, StoreError> {
                 (**self).next_due().await
+            }
+            async fn catalog_revision(&self) -> Result<u64, StoreError> {
+                (**self).catalog_revision().await
+            }
+            async fn read_flows(&self) -> Result<(Vec<Flow>, Vec<Unreadable>), StoreError> {
+                (**self).read_flows().await
+            }
+            async fn read_policies(
+                &self,
+            ) -> Result<(Vec<PolicyRecord>, Vec<Unreadable>), StoreError> {
+                (**self).read_policies().await
+            }
+            async fn set_aside(&self, order: &OrderId, reason: &str) -> Result<(), StoreError> {
+                (**self).set_aside(order, reason).await
+            }
+            async fn set_aside_orders(&self) -> Result<Vec<SetAside>, StoreError> {
+                (**self).set_aside_orders().await
+            }
+            async fn restore(&self, order: &OrderId) -> Result<bool, StoreError> {
+                (**self).restore(order).await
             }
         }
     };

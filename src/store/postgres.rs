@@ -15,7 +15,9 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{AsyncMessage, NoTls, Row};
 
 use super::shared::{DeadLetter, Lease, Queued, SharedStore, Wakeup, lease_lost};
-use super::{Commit, Store, StoreError, StoreErrorKind, wake_key, wake_time};
+use super::{
+    Commit, SetAside, Store, StoreError, StoreErrorKind, Unreadable, wake_key, wake_time,
+};
 use crate::clock::Timestamp;
 use crate::document::OrderId;
 use crate::event::Event;
@@ -120,6 +122,48 @@ const MIGRATIONS: &[&str] = &[
             UPDATE work
             SET owner = NULL, lease_until = NULL, lease_ms = NULL,
                 ready_at = CASE WHEN first_event IS NOT NULL THEN p_ready ELSE wake END,
+                queued = first_event
+            WHERE order_id = p_order;
+        END IF;
+        RETURN TRUE;
+    END $$;",
+    // Catalog coherence and poison isolation: the catalog revision every save raises;
+    // orders set aside, kept out of live, due and claims; a wake-up that survives the
+    // release of an order claimed when it came.
+    "CREATE TABLE catalog (
+        id BOOLEAN PRIMARY KEY DEFAULT true CHECK (id),
+        revision BIGINT NOT NULL
+    );
+    INSERT INTO catalog (revision) VALUES (0);
+    CREATE TABLE aside (
+        seq BIGINT GENERATED ALWAYS AS IDENTITY,
+        order_id TEXT COLLATE \"C\" PRIMARY KEY,
+        reason TEXT NOT NULL,
+        set_at TIMESTAMPTZ NOT NULL DEFAULT now()
+    );
+    ALTER TABLE work ADD COLUMN woken BOOLEAN NOT NULL DEFAULT false;
+    CREATE OR REPLACE FUNCTION release_order(p_order TEXT, p_fence BIGINT, p_ready BIGINT)
+    RETURNS BOOLEAN LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+    DECLARE
+        current_fence BIGINT;
+        was_woken BOOLEAN;
+        first_event BIGINT;
+        wake BIGINT;
+    BEGIN
+        SELECT fence, woken INTO current_fence, was_woken
+        FROM work WHERE order_id = p_order FOR UPDATE;
+        IF current_fence IS DISTINCT FROM p_fence THEN
+            RETURN FALSE;
+        END IF;
+        SELECT min(seq) INTO first_event FROM inbox WHERE order_id = p_order;
+        SELECT next_wake INTO wake FROM orders WHERE id = p_order;
+        IF first_event IS NULL AND wake IS NULL AND NOT was_woken THEN
+            DELETE FROM work WHERE order_id = p_order;
+        ELSE
+            UPDATE work
+            SET owner = NULL, lease_until = NULL, lease_ms = NULL,
+                ready_at = CASE WHEN first_event IS NOT NULL OR was_woken THEN p_ready
+                                ELSE wake END,
                 queued = first_event
             WHERE order_id = p_order;
         END IF;
@@ -695,6 +739,26 @@ impl PostgresStore {
             .collect()
     }
 
+    /// Reads catalog rows (`name`, `json`), reporting the ones that do not decode apart.
+    async fn read_catalog<T: DeserializeOwned>(
+        &self,
+        what: &str,
+        sql: &str,
+    ) -> Result<(Vec<T>, Vec<Unreadable>), StoreError> {
+        let rows = self.query(what, sql, &[]).await?;
+        let mut read = Vec::with_capacity(rows.len());
+        let mut unreadable = Vec::new();
+        for row in &rows {
+            let name: &str = row.try_get(0).map_err(|e| self.corrupt(what, e))?;
+            let json: &str = row.try_get(1).map_err(|e| self.corrupt(what, e))?;
+            match serde_json::from_str(json) {
+                Ok(value) => read.push(value),
+                Err(e) => unreadable.push(Unreadable::new(name, self.corrupt(what, e).to_string())),
+            }
+        }
+        Ok((read, unreadable))
+    }
+
     /// Decodes a row's first column, JSON text.
     fn json<T: DeserializeOwned>(&self, what: &str, row: &Row) -> Result<T, StoreError> {
         let json: &str = row.try_get(0).map_err(|e| self.corrupt(what, e))?;
@@ -748,6 +812,11 @@ impl PostgresStore {
                 .await
                 .map_err(sql)?;
         }
+        let statement = tx
+            .prepare_cached(&self.sql.bump_catalog)
+            .await
+            .map_err(sql)?;
+        tx.execute(&statement, &[]).await.map_err(sql)?;
         tx.commit().await.map_err(sql)
     }
 }
@@ -938,6 +1007,73 @@ impl Store for PostgresStore {
         };
         Ok(key.map(wake_time))
     }
+
+    async fn catalog_revision(&self) -> Result<u64, StoreError> {
+        let what = "reading the catalog revision";
+        let rows = self.query(what, &self.sql.catalog_revision, &[]).await?;
+        let revision: i64 = rows
+            .first()
+            .ok_or_else(|| {
+                StoreError::new(
+                    StoreErrorKind::Corrupt,
+                    format!(
+                        "PostgreSQL {}: the catalog table has no row",
+                        self.target
+                    ),
+                )
+            })?
+            .try_get(0)
+            .map_err(|e| self.corrupt(what, e))?;
+        Ok(revision as u64)
+    }
+
+    async fn read_flows(&self) -> Result<(Vec<Flow>, Vec<Unreadable>), StoreError> {
+        self.read_catalog("reading flows", &self.sql.flow_rows).await
+    }
+
+    async fn read_policies(&self) -> Result<(Vec<PolicyRecord>, Vec<Unreadable>), StoreError> {
+        self.read_catalog("reading policies", &self.sql.policy_rows)
+            .await
+    }
+
+    async fn set_aside(&self, order: &OrderId, reason: &str) -> Result<(), StoreError> {
+        self.query(
+            "setting an order aside",
+            &self.sql.set_aside,
+            &[&order.as_str(), &reason],
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn set_aside_orders(&self) -> Result<Vec<SetAside>, StoreError> {
+        let what = "listing orders set aside";
+        self.query(what, &self.sql.aside, &[])
+            .await?
+            .iter()
+            .map(|row| {
+                let order: &str = row.try_get(0).map_err(|e| self.corrupt(what, e))?;
+                let reason: String = row.try_get(1).map_err(|e| self.corrupt(what, e))?;
+                Ok(SetAside::new(OrderId::from(order), reason))
+            })
+            .collect()
+    }
+
+    async fn restore(&self, order: &OrderId) -> Result<bool, StoreError> {
+        let what = "restoring an order set aside";
+        let rows = self
+            .query(
+                what,
+                &self.sql.restore,
+                &[&order.as_str(), &wake_key(Timestamp(0)), &self.channel()],
+            )
+            .await?;
+        let n: i64 = rows
+            .first()
+            .map_or(Ok(0), |row| row.try_get(0))
+            .map_err(|e| self.corrupt(what, e))?;
+        Ok(n > 0)
+    }
 }
 
 #[async_trait]
@@ -972,6 +1108,7 @@ impl SharedStore for PostgresStore {
             .await?;
         let mut leases = Vec::with_capacity(rows.len());
         let mut claimed = Vec::with_capacity(rows.len());
+        let mut poisoned = Vec::new();
         for row in &rows {
             let order: &str = row.try_get(0).map_err(|e| self.corrupt(what, e))?;
             let fence: i64 = row.try_get(1).map_err(|e| self.corrupt(what, e))?;
@@ -986,10 +1123,22 @@ impl SharedStore for PostgresStore {
                         event: serde_json::from_str(json).map_err(|e| self.corrupt(what, e))?,
                     })
                 })
-                .collect::<Result<Vec<_>, StoreError>>()?;
+                .collect::<Result<Vec<_>, StoreError>>();
             let order = OrderId::from(order);
-            claimed.push((order.clone(), fence, queued));
-            leases.push(Lease::new(order, fence as u64));
+            match queued {
+                Ok(queued) => {
+                    claimed.push((order.clone(), fence, queued));
+                    leases.push(Lease::new(order, fence as u64));
+                }
+                // A queued event that does not decode: the order is set aside with the
+                // reason, and the claim goes on with the others.
+                Err(e) => poisoned.push((Lease::new(order, fence as u64), e)),
+            }
+        }
+        for (lease, e) in poisoned {
+            self.set_aside(&lease.order, &format!("a queued event does not decode: {e}"))
+                .await?;
+            self.release(&lease).await?;
         }
         let mut held = lock(&self.leases);
         let mut prefetched = lock(&self.prefetched);
@@ -1124,6 +1273,16 @@ impl SharedStore for PostgresStore {
             .collect()
     }
 
+    async fn wake(&self, order: &OrderId) -> Result<(), StoreError> {
+        self.query(
+            "waking an order",
+            &self.sql.wake,
+            &[&order.as_str(), &wake_key(Timestamp(0)), &self.channel()],
+        )
+        .await?;
+        Ok(())
+    }
+
     async fn work_arrived(&self) {
         self.listen();
         self.wakeup.wait(&self.seen).await;
@@ -1217,6 +1376,14 @@ struct Queries {
     live: String,
     due: String,
     next_due: String,
+    catalog_revision: String,
+    bump_catalog: String,
+    flow_rows: String,
+    policy_rows: String,
+    set_aside: String,
+    aside: String,
+    restore: String,
+    wake: String,
 }
 
 impl Queries {
@@ -1300,12 +1467,16 @@ impl Queries {
                 "WITH c AS (
                      SELECT order_id FROM {schema}.work
                      WHERE ready_at <= $1 AND (lease_until IS NULL OR lease_until < now())
+                       AND NOT EXISTS (
+                           SELECT 1 FROM {schema}.aside a WHERE a.order_id = work.order_id
+                       )
                      ORDER BY ready_at, queued
                      LIMIT $2
                      FOR UPDATE SKIP LOCKED
                  ), u AS (
                      UPDATE {schema}.work w
                      SET owner = $3, fence = nextval({fences}), lease_ms = $4::bigint,
+                         woken = false,
                          lease_until = now() + $4::bigint * interval '1 millisecond'
                      FROM c WHERE w.order_id = c.order_id
                      RETURNING w.order_id, w.fence
@@ -1376,12 +1547,48 @@ impl Queries {
             load: format!("SELECT state FROM {schema}.orders WHERE id = $1"),
             revision: format!("SELECT revision FROM {schema}.orders WHERE id = $1"),
             journey: format!("SELECT json FROM {schema}.journeys WHERE order_id = $1 ORDER BY seq"),
-            live: format!("SELECT id FROM {schema}.orders WHERE live ORDER BY id"),
+            live: format!(
+                "SELECT id FROM {schema}.orders o WHERE live
+                 AND NOT EXISTS (SELECT 1 FROM {schema}.aside a WHERE a.order_id = o.id)
+                 ORDER BY id"
+            ),
             due: format!(
-                "SELECT id FROM {schema}.orders WHERE next_wake IS NOT NULL AND next_wake <= $1
+                "SELECT id FROM {schema}.orders o WHERE next_wake IS NOT NULL AND next_wake <= $1
+                 AND NOT EXISTS (SELECT 1 FROM {schema}.aside a WHERE a.order_id = o.id)
                  ORDER BY next_wake, id LIMIT $2"
             ),
-            next_due: format!("SELECT MIN(next_wake) FROM {schema}.orders"),
+            next_due: format!(
+                "SELECT next_wake FROM {schema}.orders o WHERE next_wake IS NOT NULL
+                 AND NOT EXISTS (SELECT 1 FROM {schema}.aside a WHERE a.order_id = o.id)
+                 ORDER BY next_wake LIMIT 1"
+            ),
+            catalog_revision: format!("SELECT revision FROM {schema}.catalog"),
+            bump_catalog: format!("UPDATE {schema}.catalog SET revision = revision + 1"),
+            flow_rows: format!("SELECT name, json FROM {schema}.flows ORDER BY seq"),
+            policy_rows: format!("SELECT name, json FROM {schema}.policies ORDER BY seq"),
+            set_aside: format!(
+                "INSERT INTO {schema}.aside (order_id, reason) VALUES ($1, $2)
+                 ON CONFLICT (order_id) DO UPDATE SET reason = excluded.reason, set_at = now()"
+            ),
+            aside: format!("SELECT order_id, reason FROM {schema}.aside ORDER BY seq"),
+            // Back from the list, and ready at once ($2: the earliest key).
+            restore: format!(
+                "WITH d AS (
+                     DELETE FROM {schema}.aside WHERE order_id = $1 RETURNING order_id
+                 ), w AS (
+                     INSERT INTO {schema}.work (order_id, ready_at, woken)
+                     SELECT order_id, $2, true FROM d
+                     ON CONFLICT (order_id) DO UPDATE SET ready_at = $2, woken = true
+                 )
+                 SELECT count(*), pg_notify($3, '') FROM d"
+            ),
+            wake: format!(
+                "WITH w AS (
+                     INSERT INTO {schema}.work (order_id, ready_at, woken) VALUES ($1, $2, true)
+                     ON CONFLICT (order_id) DO UPDATE SET ready_at = $2, woken = true
+                 )
+                 SELECT pg_notify($3, '')"
+            ),
         }
     }
 }

@@ -48,7 +48,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use semver::Version;
 
-use super::{Commit, MemoryStore, Store, StoreError, StoreErrorKind};
+use super::{Commit, MemoryStore, SetAside, Store, StoreError, StoreErrorKind};
 use crate::clock::{Clock, Timestamp};
 use crate::document::OrderId;
 use crate::event::Event;
@@ -146,6 +146,13 @@ pub trait SharedStore: Store {
     /// Events set aside for an order, oldest first.
     async fn dead_letters(&self, order: &OrderId) -> Result<Vec<DeadLetter>, StoreError>;
 
+    /// Makes an order ready now, as a queued event would, without queueing one (an order
+    /// set aside stays out of claims all the same): what resuming a paused flow and
+    /// restoring a set-aside order need, so that whichever instance claims the order next
+    /// runs what it has pending. An order with nothing pending leaves the work list at its
+    /// next release.
+    async fn wake(&self, order: &OrderId) -> Result<(), StoreError>;
+
     /// Resolves when work may have arrived (an event was queued by any instance). A store
     /// that cannot tell never resolves; workers poll as well.
     async fn work_arrived(&self);
@@ -188,6 +195,9 @@ macro_rules! forward_shared {
             }
             async fn dead_letters(&self, order: &OrderId) -> Result<Vec<DeadLetter>, StoreError> {
                 (**self).dead_letters(order).await
+            }
+            async fn wake(&self, order: &OrderId) -> Result<(), StoreError> {
+                (**self).wake(order).await
             }
             async fn work_arrived(&self) {
                 (**self).work_arrived().await
@@ -329,6 +339,9 @@ struct Work {
     queued: Option<u64>,
     /// The current lease: its token, when it runs out on the store's clock, and its length.
     lease: Option<(u64, Timestamp, Duration)>,
+    /// Woken ([`SharedStore::wake`]) since it was last claimed: ready again at release even
+    /// with nothing queued, since its holder may have run it before the wake-up's cause.
+    woken: bool,
 }
 
 impl fmt::Debug for SharedMemoryStore {
@@ -458,6 +471,22 @@ impl Store for SharedMemoryStore {
     async fn next_due(&self) -> Result<Option<Timestamp>, StoreError> {
         self.shared.store.next_due().await
     }
+    async fn catalog_revision(&self) -> Result<u64, StoreError> {
+        self.shared.store.catalog_revision().await
+    }
+    async fn set_aside(&self, order: &OrderId, reason: &str) -> Result<(), StoreError> {
+        self.shared.store.set_aside(order, reason).await
+    }
+    async fn set_aside_orders(&self) -> Result<Vec<SetAside>, StoreError> {
+        self.shared.store.set_aside_orders().await
+    }
+    async fn restore(&self, order: &OrderId) -> Result<bool, StoreError> {
+        if !self.shared.store.restore(order).await? {
+            return Ok(false);
+        }
+        self.wake(order).await?;
+        Ok(true)
+    }
 }
 
 #[async_trait]
@@ -477,6 +506,7 @@ impl SharedStore for SharedMemoryStore {
                 ready_at: Timestamp(0),
                 queued: Some(seq),
                 lease: None,
+                woken: false,
             });
             work.ready_at = Timestamp(0);
             work.queued = Some(work.queued.map_or(seq, |q| q.min(seq)));
@@ -496,8 +526,10 @@ impl SharedStore for SharedMemoryStore {
         let mut ready: Vec<(Timestamp, Option<u64>, OrderId)> = queue
             .work
             .iter()
-            .filter(|(_, w)| {
-                w.ready_at <= now && w.lease.is_none_or(|(_, until, _)| until <= store_now)
+            .filter(|(id, w)| {
+                w.ready_at <= now
+                    && w.lease.is_none_or(|(_, until, _)| until <= store_now)
+                    && !self.shared.store.is_aside(id)
             })
             .map(|(id, w)| (w.ready_at, w.queued, id.clone()))
             .collect();
@@ -510,6 +542,7 @@ impl SharedStore for SharedMemoryStore {
             let fence = queue.next_fence;
             if let Some(w) = queue.work.get_mut(&order) {
                 w.lease = Some((fence, store_now.after(lease), lease));
+                w.woken = false;
             }
             held.insert(order.clone(), fence);
             claimed.push(Lease::new(order, fence));
@@ -578,7 +611,8 @@ impl SharedStore for SharedMemoryStore {
             .inbox
             .get(&lease.order)
             .and_then(|q| q.keys().next().copied());
-        let pending = first.is_some();
+        let woken = Self::current(&mut queue, lease)?.woken;
+        let pending = first.is_some() || woken;
         if pending || next_wake.is_some() {
             let work = Self::current(&mut queue, lease)?;
             work.lease = None;
@@ -604,6 +638,22 @@ impl SharedStore for SharedMemoryStore {
             .filter(|(id, _)| id == order)
             .map(|(_, d)| d.clone())
             .collect())
+    }
+
+    async fn wake(&self, order: &OrderId) -> Result<(), StoreError> {
+        {
+            let mut queue = self.shared.lock().await;
+            let work = queue.work.entry(order.clone()).or_insert(Work {
+                ready_at: Timestamp(0),
+                queued: None,
+                lease: None,
+                woken: true,
+            });
+            work.ready_at = Timestamp(0);
+            work.woken = true;
+        }
+        self.shared.arrived.notify();
+        Ok(())
     }
 
     async fn work_arrived(&self) {

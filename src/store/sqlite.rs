@@ -19,7 +19,9 @@ use semver::Version;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::{Commit, Store, StoreError, StoreErrorKind, wake_key, wake_time};
+use super::{
+    Commit, SetAside, Store, StoreError, StoreErrorKind, Unreadable, wake_key, wake_time,
+};
 use crate::clock::Timestamp;
 use crate::document::OrderId;
 use crate::execution::OrderState;
@@ -71,7 +73,14 @@ const MIGRATIONS: &[&str] = &["CREATE TABLE flows (
         seq INTEGER NOT NULL,
         json TEXT NOT NULL,
         PRIMARY KEY (order_id, seq)
-    );"];
+    );",
+    // Orders set aside (poison): kept out of live_orders, due and next_due.
+    "CREATE TABLE aside (
+        seq INTEGER PRIMARY KEY,
+        order_id TEXT NOT NULL UNIQUE,
+        reason TEXT NOT NULL
+    );",
+];
 
 /// The schema version this code writes.
 const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -84,6 +93,8 @@ type ReadJob = Box<dyn FnOnce(&Connection, &Path) + Send>;
 struct WriteJob {
     op: WriteOp,
     reply: Reply<()>,
+    /// A catalog change: the catalog revision rises once its transaction commits.
+    catalog: bool,
 }
 
 /// A [`Store`] in one SQLite database file: durable, for an engine on one machine.
@@ -182,6 +193,9 @@ pub struct SqliteStore {
     reader: Option<mpsc::Sender<ReadJob>>,
     threads: Vec<JoinHandle<()>>,
     transactions: Arc<AtomicU64>,
+    /// The catalog revision: this process is the file's one writer, so it counts its own
+    /// catalog saves.
+    catalog: Arc<AtomicU64>,
 }
 
 impl fmt::Debug for SqliteStore {
@@ -266,6 +280,7 @@ impl SqliteStore {
             reader: Some(reader_tx),
             threads: Vec::with_capacity(2),
             transactions: transactions.clone(),
+            catalog: Arc::new(AtomicU64::new(0)),
         };
         let spawn_error = |e: std::io::Error| {
             StoreError::new(
@@ -275,10 +290,13 @@ impl SqliteStore {
             .with_source(e)
         };
         let writer_path = path.clone();
+        let catalog = store.catalog.clone();
         store.threads.push(
             std::thread::Builder::new()
                 .name("orderflow-sqlite-writer".into())
-                .spawn(move || write_loop(writer_conn, &writer_path, &writer_rx, &transactions))
+                .spawn(move || {
+                    write_loop(writer_conn, &writer_path, &writer_rx, &transactions, &catalog)
+                })
                 .map_err(spawn_error)?,
         );
         let reader_path = path.clone();
@@ -362,10 +380,28 @@ impl SqliteStore {
         &self,
         op: impl FnOnce(&Connection, &Path) -> Result<(), StoreError> + Send + 'static,
     ) -> Result<(), StoreError> {
+        self.write_job(op, false).await
+    }
+
+    /// Queues a catalog change: the writer raises the catalog revision once its batch is
+    /// committed, whether or not the caller is still waiting.
+    async fn write_catalog(
+        &self,
+        op: impl FnOnce(&Connection, &Path) -> Result<(), StoreError> + Send + 'static,
+    ) -> Result<(), StoreError> {
+        self.write_job(op, true).await
+    }
+
+    async fn write_job(
+        &self,
+        op: impl FnOnce(&Connection, &Path) -> Result<(), StoreError> + Send + 'static,
+        catalog: bool,
+    ) -> Result<(), StoreError> {
         let (reply, rx) = oneshot::channel();
         let job = WriteJob {
             op: Box::new(op),
             reply,
+            catalog,
         };
         self.writer
             .as_ref()
@@ -450,7 +486,7 @@ impl Store for SqliteStore {
         let name = flow.name.clone();
         let version = flow.version.to_string();
         let json = encode(&self.path, "flow", &name, flow)?;
-        self.write(move |conn, path| {
+        self.write_catalog(move |conn, path| {
             let what = "saving a flow";
             conn.prepare_cached(
                 "INSERT INTO flows (name, json) VALUES (?1, ?2)
@@ -503,7 +539,7 @@ impl Store for SqliteStore {
             None
         };
         let json = encode(&self.path, "policy", &name, record)?;
-        self.write(move |conn, path| {
+        self.write_catalog(move |conn, path| {
             conn.prepare_cached(
                 "INSERT INTO policies (name, json) VALUES (?1, ?2)
                  ON CONFLICT (name) DO UPDATE SET json = excluded.json",
@@ -619,7 +655,10 @@ impl Store for SqliteStore {
 
     async fn live_orders(&self) -> Result<Vec<OrderId>, StoreError> {
         self.read(|conn, path| {
-            conn.prepare_cached("SELECT id FROM orders WHERE live = 1 ORDER BY id")
+            conn.prepare_cached(
+                "SELECT id FROM orders WHERE live = 1
+                 AND id NOT IN (SELECT order_id FROM aside) ORDER BY id",
+            )
                 .and_then(|mut stmt| {
                     stmt.query_map([], |row| row.get::<_, String>(0).map(OrderId::from))?
                         .collect()
@@ -635,6 +674,7 @@ impl Store for SqliteStore {
         self.read(move |conn, path| {
             conn.prepare_cached(
                 "SELECT id FROM orders WHERE next_wake IS NOT NULL AND next_wake <= ?1
+                 AND id NOT IN (SELECT order_id FROM aside)
                  ORDER BY next_wake, id LIMIT ?2",
             )
             .and_then(|mut stmt| {
@@ -650,12 +690,112 @@ impl Store for SqliteStore {
 
     async fn next_due(&self) -> Result<Option<Timestamp>, StoreError> {
         self.read(|conn, path| {
-            conn.prepare_cached("SELECT MIN(next_wake) FROM orders WHERE next_wake IS NOT NULL")
-                .and_then(|mut stmt| stmt.query_row([], |row| row.get::<_, Option<i64>>(0)))
-                .map(|key| key.map(wake_time))
+            conn.prepare_cached(
+                "SELECT next_wake FROM orders WHERE next_wake IS NOT NULL
+                 AND id NOT IN (SELECT order_id FROM aside) ORDER BY next_wake LIMIT 1",
+            )
+            .and_then(|mut stmt| {
+                stmt.query_row([], |row| row.get::<_, i64>(0))
+                    .optional()
+            })
+            .map(|key| key.map(wake_time))
                 .map_err(|e| sql_error(path, "reading the next timer", e))
         })
         .await
+    }
+
+    async fn catalog_revision(&self) -> Result<u64, StoreError> {
+        Ok(self.catalog.load(Ordering::Acquire))
+    }
+
+    async fn read_flows(&self) -> Result<(Vec<Flow>, Vec<Unreadable>), StoreError> {
+        self.read_catalog("reading flows", "SELECT name, json FROM flows ORDER BY seq")
+            .await
+    }
+
+    async fn read_policies(&self) -> Result<(Vec<PolicyRecord>, Vec<Unreadable>), StoreError> {
+        self.read_catalog(
+            "reading policies",
+            "SELECT name, json FROM policies ORDER BY seq",
+        )
+        .await
+    }
+
+    async fn set_aside(&self, order: &OrderId, reason: &str) -> Result<(), StoreError> {
+        let (id, reason) = (order.as_str().to_owned(), reason.to_owned());
+        self.write(move |conn, path| {
+            conn.prepare_cached(
+                "INSERT INTO aside (order_id, reason) VALUES (?1, ?2)
+                 ON CONFLICT (order_id) DO UPDATE SET reason = excluded.reason",
+            )
+            .and_then(|mut stmt| stmt.execute(params![id, reason]))
+            .map(drop)
+            .map_err(|e| sql_error(path, "setting an order aside", e))
+        })
+        .await
+    }
+
+    async fn set_aside_orders(&self) -> Result<Vec<SetAside>, StoreError> {
+        self.read(|conn, path| {
+            conn.prepare_cached("SELECT order_id, reason FROM aside ORDER BY seq")
+                .and_then(|mut stmt| {
+                    stmt.query_map([], |row| {
+                        Ok(SetAside::new(
+                            OrderId::from(row.get::<_, String>(0)?),
+                            row.get::<_, String>(1)?,
+                        ))
+                    })?
+                    .collect()
+                })
+                .map_err(|e| sql_error(path, "listing orders set aside", e))
+        })
+        .await
+    }
+
+    async fn restore(&self, order: &OrderId) -> Result<bool, StoreError> {
+        let id = order.as_str().to_owned();
+        let (tx, rx) = oneshot::channel();
+        self.write(move |conn, path| {
+            let n = conn
+                .prepare_cached("DELETE FROM aside WHERE order_id = ?1")
+                .and_then(|mut stmt| stmt.execute(params![id]))
+                .map_err(|e| sql_error(path, "restoring an order set aside", e))?;
+            let _ = tx.send(n > 0);
+            Ok(())
+        })
+        .await?;
+        Ok(rx.await.unwrap_or(false))
+    }
+}
+
+impl SqliteStore {
+    /// Reads catalog rows (`name`, `json`), reporting the ones that do not decode apart.
+    async fn read_catalog<T: DeserializeOwned + Send + 'static>(
+        &self,
+        what: &'static str,
+        sql: &'static str,
+    ) -> Result<(Vec<T>, Vec<Unreadable>), StoreError> {
+        let rows = self
+            .read(move |conn, path| {
+                conn.prepare_cached(sql)
+                    .and_then(|mut stmt| {
+                        stmt.query_map([], |row| {
+                            Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
+                        })?
+                        .collect::<Result<Vec<_>, _>>()
+                    })
+                    .map_err(|e| sql_error(path, what, e))
+            })
+            .await?;
+        let mut read = Vec::with_capacity(rows.len());
+        let mut unreadable = Vec::new();
+        for (name, json) in rows {
+            match decode(&self.path, what, &json) {
+                Ok(value) => read.push(value),
+                Err(e) => unreadable.push(Unreadable::new(name, e.to_string())),
+            }
+        }
+        Ok((read, unreadable))
     }
 }
 
@@ -684,6 +824,7 @@ fn write_loop(
     path: &Path,
     jobs: &mpsc::Receiver<WriteJob>,
     transactions: &AtomicU64,
+    catalog: &AtomicU64,
 ) {
     while let Ok(first) = jobs.recv() {
         let mut batch = vec![first];
@@ -693,11 +834,16 @@ fn write_loop(
                 Err(_) => break,
             }
         }
+        let catalogs: Vec<bool> = batch.iter().map(|j| j.catalog).collect();
         let (ops, replies): (Vec<_>, Vec<_>) = batch.into_iter().map(|j| (j.op, j.reply)).unzip();
         let results = match apply_batch(&mut conn, path, ops) {
             Ok((results, committed)) => {
                 if committed {
                     transactions.fetch_add(1, Ordering::Relaxed);
+                    let changed = results.iter().zip(&catalogs).any(|(r, c)| *c && r.is_ok());
+                    if changed {
+                        catalog.fetch_add(1, Ordering::AcqRel);
+                    }
                 }
                 results
             }

@@ -34,6 +34,8 @@
 //! | `due_follows_timers` | `due` lists orders whose committed `next_wake()` is at or before `now`, earliest first, up to `limit`, following every commit; `next_due` is the earliest |
 //! | `concurrent_commits_to_distinct_orders` | 200 concurrent creating commits all land |
 //! | `concurrent_commits_to_one_order` | of 20 concurrent commits naming the same `expected`, exactly one lands; the rest fail with `Conflict` |
+//! | `catalog_revision_rises` | every `save_flow` and `save_policy` raises `catalog_revision`; order commits leave it as it is |
+//! | `set_aside_orders_leave_background_work` | a set-aside order (stored or not) is listed with its reason, oldest first, and is in neither `live_orders`, `due` nor `next_due` — also after later commits to it — until `restore`, which puts it back as its state says; its state and journey stay |
 //!
 //! Timestamps stay below `i64::MAX` and revisions below `2^53`, so a backend storing them
 //! as SQL integers or JSON numbers passes.
@@ -62,7 +64,7 @@ use crate::journey::{Outcome, StepRecord, TimelineEntry};
 use crate::orchestration::ActionKind;
 use crate::policy::{Criticality, PolicyKind};
 use crate::rules::{Condition, PolicyDocument, PolicyRecord, PolicyStatus, Rule};
-use crate::store::{Commit, Store, StoreError, StoreErrorKind};
+use crate::store::{Commit, SetAside, Store, StoreError, StoreErrorKind};
 
 /// Runs every conformance check, each on a fresh, empty store from `make`.
 ///
@@ -94,6 +96,8 @@ where
     due_follows_timers(&make()).await;
     concurrent_commits_to_distinct_orders(&make()).await;
     concurrent_commits_to_one_order(&make()).await;
+    catalog_revision_rises(&make()).await;
+    set_aside_orders_leave_background_work(&make()).await;
 }
 
 pub use shared::check_shared_store;
@@ -1515,5 +1519,136 @@ async fn concurrent_commits_to_one_order(store: &dyn Store) {
         "next_due() after the concurrent commits (the winner's timer)",
         c.next_due(store).await,
         Some(at(100 + winner as u64)),
+    );
+}
+
+async fn catalog_revision_rises(store: &dyn Store) {
+    let c = Check("catalog_revision_rises");
+    let start = c.ok("catalog_revision()", store.catalog_revision().await);
+    let flow = flow("Catalog flow", Version::new(1, 0, 0), "");
+    c.ok("save_flow(draft)", store.save_flow(&flow, false).await);
+    let after_flow = c.ok("catalog_revision()", store.catalog_revision().await);
+    if after_flow <= start {
+        c.fail(
+            "catalog_revision() after save_flow",
+            format_args!("expected more than {start}, found {after_flow}"),
+        );
+    }
+    c.commit(
+        store,
+        "creating commit of C-1",
+        Commit::new(None, idle("C-1", 1), Vec::new()),
+    )
+    .await;
+    c.eq(
+        "catalog_revision() after an order commit",
+        c.ok("catalog_revision()", store.catalog_revision().await),
+        after_flow,
+    );
+    let record = record(
+        policy("Catalog policy", ""),
+        PolicyStatus::Unpublished,
+        None,
+    );
+    c.ok("save_policy(draft)", store.save_policy(&record, false).await);
+    let after_policy = c.ok("catalog_revision()", store.catalog_revision().await);
+    if after_policy <= after_flow {
+        c.fail(
+            "catalog_revision() after save_policy",
+            format_args!("expected more than {after_flow}, found {after_policy}"),
+        );
+    }
+}
+
+async fn set_aside_orders_leave_background_work(store: &dyn Store) {
+    let c = Check("set_aside_orders_leave_background_work");
+    c.commit(
+        store,
+        "creating commit of A-TIMED",
+        Commit::new(None, timed("A-TIMED", 1, &[100]), Vec::new()),
+    )
+    .await;
+    c.commit(
+        store,
+        "creating commit of A-OK",
+        Commit::new(None, timed("A-OK", 1, &[200]), Vec::new()),
+    )
+    .await;
+    c.ok(
+        "set_aside(A-TIMED)",
+        store.set_aside(&"A-TIMED".into(), "cannot decode").await,
+    );
+    c.ok(
+        "set_aside(A-NEVER-STORED)",
+        store.set_aside(&"A-NEVER-STORED".into(), "first event").await,
+    );
+    c.ok(
+        "set_aside(A-TIMED) again",
+        store.set_aside(&"A-TIMED".into(), "still cannot decode").await,
+    );
+    c.eq(
+        "set_aside_orders()",
+        c.ok("set_aside_orders()", store.set_aside_orders().await),
+        vec![
+            SetAside::new("A-TIMED".into(), "still cannot decode"),
+            SetAside::new("A-NEVER-STORED".into(), "first event"),
+        ],
+    );
+    c.eq("live_orders()", c.live(store).await, id_set(&["A-OK"]));
+    c.eq(
+        "due(T+1000, 10)",
+        c.due(store, 1000, 10).await,
+        vec!["A-OK".into()],
+    );
+    c.eq(
+        "next_due()",
+        c.next_due(store).await,
+        Some(at(200)),
+    );
+    c.commit(
+        store,
+        "commit to the set-aside A-TIMED",
+        Commit::new(Some(1), timed("A-TIMED", 2, &[50]), Vec::new()),
+    )
+    .await;
+    c.eq(
+        "live_orders() after a commit to a set-aside order",
+        c.live(store).await,
+        id_set(&["A-OK"]),
+    );
+    c.eq(
+        "next_due() after a commit to a set-aside order",
+        c.next_due(store).await,
+        Some(at(200)),
+    );
+    c.eq(
+        "load(A-TIMED) while set aside",
+        c.load(store, "A-TIMED").await.map(|s| s.revision),
+        Some(2),
+    );
+    c.eq(
+        "restore(A-TIMED)",
+        c.ok("restore(A-TIMED)", store.restore(&"A-TIMED".into()).await),
+        true,
+    );
+    c.eq(
+        "restore(A-TIMED) again",
+        c.ok("restore(A-TIMED)", store.restore(&"A-TIMED".into()).await),
+        false,
+    );
+    c.eq(
+        "live_orders() after restore",
+        c.live(store).await,
+        id_set(&["A-OK", "A-TIMED"]),
+    );
+    c.eq(
+        "due(T+1000, 10) after restore",
+        c.due(store, 1000, 10).await,
+        vec!["A-TIMED".into(), "A-OK".into()],
+    );
+    c.eq(
+        "set_aside_orders() after restore",
+        c.ok("set_aside_orders()", store.set_aside_orders().await),
+        vec![SetAside::new("A-NEVER-STORED".into(), "first event")],
     );
 }

@@ -51,7 +51,7 @@ use crate::execution::OrderState;
 use crate::flow::Flow;
 use crate::journey::StepRecord;
 use crate::rules::{PolicyDocument, PolicyRecord};
-use crate::store::{Commit, Store, StoreError, StoreErrorKind};
+use crate::store::{Commit, SetAside, Store, StoreError, StoreErrorKind, Unreadable};
 
 /// What happens to the operation a fault is armed for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -280,6 +280,34 @@ impl Store for FaultyStore {
 
     async fn next_due(&self) -> Result<Option<Timestamp>, StoreError> {
         self.run("next_due", None, self.inner.next_due()).await
+    }
+
+    async fn catalog_revision(&self) -> Result<u64, StoreError> {
+        self.run("catalog_revision", None, self.inner.catalog_revision())
+            .await
+    }
+
+    async fn read_flows(&self) -> Result<(Vec<Flow>, Vec<Unreadable>), StoreError> {
+        self.run("flows", None, self.inner.read_flows()).await
+    }
+
+    async fn read_policies(&self) -> Result<(Vec<PolicyRecord>, Vec<Unreadable>), StoreError> {
+        self.run("policies", None, self.inner.read_policies()).await
+    }
+
+    async fn set_aside(&self, order: &OrderId, reason: &str) -> Result<(), StoreError> {
+        self.run("set_aside", Some(order), self.inner.set_aside(order, reason))
+            .await
+    }
+
+    async fn set_aside_orders(&self) -> Result<Vec<SetAside>, StoreError> {
+        self.run("set_aside_orders", None, self.inner.set_aside_orders())
+            .await
+    }
+
+    async fn restore(&self, order: &OrderId) -> Result<bool, StoreError> {
+        self.run("restore", Some(order), self.inner.restore(order))
+            .await
     }
 }
 
