@@ -378,7 +378,11 @@ impl Order {
         }
         for fo in &self.fulfillment_orders {
             seen.clear();
-            if let Some(line) = fo.lines.iter().find(|l| !seen.insert(l.order_line.as_str())) {
+            if let Some(line) = fo
+                .lines
+                .iter()
+                .find(|l| !seen.insert(l.order_line.as_str()))
+            {
                 return Err(DuplicateId::FulfillmentOrderLine {
                     order: self.id.clone(),
                     fulfillment_order: fo.id.clone(),
@@ -671,5 +675,54 @@ impl RecordMut<'_> {
             Self::FulfillmentOrder(_) => Entity::FulfillmentOrder,
             Self::FulfillmentOrderLine(_) => Entity::FulfillmentOrderLine,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{DuplicateId, FulfillmentOrder, FulfillmentOrderLine, Order, OrderLine};
+
+    fn fo(id: &str, lines: &[&str]) -> FulfillmentOrder {
+        let mut fo = FulfillmentOrder::new(id, "East");
+        for l in lines {
+            fo.lines.push(FulfillmentOrderLine::new(*l, "Pen", 1.0));
+        }
+        fo
+    }
+
+    #[test]
+    fn check_ids_names_the_first_record_used_twice() {
+        let mut order = Order::new("SO-1")
+            .with_line(OrderLine::new("1", "Pen", 1.0))
+            .with_line(OrderLine::new("2", "Ink", 1.0));
+        order.fulfillment_orders = vec![fo("A", &["1", "2"]), fo("B", &["1", "2"])];
+        assert_eq!(order.check_ids(), Ok(()));
+
+        order.fulfillment_orders.push(fo("A", &[]));
+        let e = order.check_ids().unwrap_err();
+        assert_eq!(
+            e,
+            DuplicateId::FulfillmentOrder {
+                order: "SO-1".into(),
+                fulfillment_order: "A".into(),
+            }
+        );
+        assert_eq!(
+            e.to_string(),
+            "order 'SO-1' has fulfillment order id 'A' more than once"
+        );
+
+        order.fulfillment_orders = vec![fo("A", &["1"]), fo("B", &["2", "1", "2"])];
+        let e = order.check_ids().unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "fulfillment order 'B' of order 'SO-1' has more than one line for order line '2'"
+        );
+
+        order.lines.push(OrderLine::new("1", "Dock", 1.0));
+        assert!(
+            matches!(order.check_ids(), Err(DuplicateId::Line { line, .. }) if line.as_str() == "1"),
+            "lines are checked first"
+        );
     }
 }

@@ -442,8 +442,56 @@ impl OrderState {
 
 #[cfg(test)]
 mod tests {
-    use super::Selection;
-    use crate::document::FulfillmentOrderId;
+    use super::{Execution, ExecutionId, Selection};
+    use crate::clock::Timestamp;
+    use crate::document::{FulfillmentOrderId, RecordId};
+
+    fn fo(id: &str) -> RecordId {
+        RecordId::FulfillmentOrder(id.into())
+    }
+
+    #[test]
+    fn accepted_calls_are_kept_per_step_across_rounds_until_the_step_moves_on() {
+        let mut exec = Execution {
+            id: ExecutionId {
+                order: "SO-1".into(),
+                seq: 1,
+            },
+            flow: "F".into(),
+            version: semver::Version::new(1, 0, 0),
+            trigger: 1,
+            round: 0,
+            tokens: Vec::new(),
+            joins: Vec::new(),
+            consumed: Vec::new(),
+            accepted: Vec::new(),
+            next_token: 1,
+            steps: 0,
+            started: Timestamp(0),
+            ended: None,
+        };
+        exec.keep_accepted("Send A", vec![fo("1")]);
+        exec.keep_accepted("Send B", vec![fo("1")]);
+        exec.round = 1;
+        exec.keep_accepted("Send A", vec![fo("1"), fo("2")]);
+        let kept: Vec<(&str, u32, &RecordId)> = exec
+            .accepted
+            .iter()
+            .map(|a| (a.step.as_str(), a.round, &a.record))
+            .collect();
+        assert_eq!(
+            kept,
+            [
+                ("Send A", 0, &fo("1")),
+                ("Send B", 0, &fo("1")),
+                ("Send A", 1, &fo("2"))
+            ],
+            "one entry per step and record, from the round that made it"
+        );
+        exec.forget_accepted("Send A");
+        assert_eq!(exec.accepted.len(), 1);
+        assert_eq!(exec.accepted[0].step, "Send B");
+    }
 
     fn fos(ids: &[&str]) -> Selection {
         Selection {

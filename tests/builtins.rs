@@ -5,11 +5,11 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
+use orderflow::clock::Clock;
 use orderflow::document::{
     Entity, FulfillmentOrder, FulfillmentOrderLine, Order, OrderLine, RecordId, RecordMut, State,
     StatusReason,
 };
-use orderflow::clock::Clock;
 use orderflow::engine::Config;
 use orderflow::execution::ExecutionStatus;
 use orderflow::flow::{ActionStep, Flow, ProblemKind, RetryPolicy};
@@ -1773,7 +1773,10 @@ fn assert_refused<T: std::fmt::Debug>(result: Result<T, Error>, names: &[&str]) 
     let message = e.to_string();
     assert!(message.contains("'SO-1'"), "names the order: {message}");
     for name in names {
-        assert!(message.contains(&format!("'{name}'")), "names {name}: {message}");
+        assert!(
+            message.contains(&format!("'{name}'")),
+            "names {name}: {message}"
+        );
     }
 }
 
@@ -2024,7 +2027,10 @@ fn assert_sent(provider: &ScriptedProvider, fo: &str, n: usize) {
     );
     let mut keys = keys_for(provider, fo);
     keys.dedup();
-    assert!(keys.len() <= 1, "{fo} was sent under several keys: {keys:?}");
+    assert!(
+        keys.len() <= 1,
+        "{fo} was sent under several keys: {keys:?}"
+    );
 }
 
 /// Line 1 (150) goes to Seattle as SO-1-FO1, line 2 (20) to Chicago as SO-1-FO2.
@@ -2078,7 +2084,10 @@ async fn overlapping_splitter_branches_each_send_the_fulfillment_order_to_their_
         .build()
         .unwrap();
     install(&engine, flow).await;
-    engine.submit(Event::new_order(two_sources())).await.unwrap();
+    engine
+        .submit(Event::new_order(two_sources()))
+        .await
+        .unwrap();
     let j = journey(&engine, "SO-1").await;
     assert_eq!(j.outcome("Send A"), Some(Outcome::Succeeded), "{j}");
     assert_eq!(j.outcome("Send B"), Some(Outcome::Succeeded), "{j}");
@@ -2127,7 +2136,10 @@ async fn a_second_send_to_fulfillment_step_sends_to_its_own_provider() {
             .unwrap(),
     )
     .await;
-    engine.submit(Event::new_order(two_sources())).await.unwrap();
+    engine
+        .submit(Event::new_order(two_sources()))
+        .await
+        .unwrap();
     let j = journey(&engine, "SO-1").await;
     assert_eq!(j.outcome("Send B"), Some(Outcome::Succeeded), "{j}");
     for fo in ["SO-1-FO1", "SO-1-FO2"] {
@@ -2174,7 +2186,10 @@ async fn a_durable_retry_does_not_send_again_what_the_provider_took() {
             .unwrap(),
     )
     .await;
-    engine.submit(Event::new_order(two_sources())).await.unwrap();
+    engine
+        .submit(Event::new_order(two_sources()))
+        .await
+        .unwrap();
     let state = engine.order_state(&"SO-1".into()).await.unwrap().unwrap();
     let accepted: Vec<&RecordId> = state.executions[0]
         .accepted
@@ -2246,7 +2261,10 @@ async fn a_reprocess_sends_under_new_keys_only_what_did_not_go_through() {
             .unwrap(),
     )
     .await;
-    engine.submit(Event::new_order(two_sources())).await.unwrap();
+    engine
+        .submit(Event::new_order(two_sources()))
+        .await
+        .unwrap();
     let failed = engine.failed_executions(&"SO-1".into()).await.unwrap();
     engine.reprocess(&failed[0]).await.unwrap();
     let j = journey(&engine, "SO-1").await;
@@ -2328,7 +2346,11 @@ async fn a_crash_anywhere_never_sends_a_fulfillment_order_twice_under_two_keys()
         let mut engine = start().await;
         // The host delivers the order until it is acknowledged, then the engine runs to
         // quiescence, restarted after each crash.
-        while engine.submit(Event::new_order(two_sources())).await.is_err() {
+        while engine
+            .submit(Event::new_order(two_sources()))
+            .await
+            .is_err()
+        {
             store.restart();
             engine = start().await;
         }
@@ -2382,7 +2404,10 @@ async fn a_crash_anywhere_never_sends_a_fulfillment_order_twice_under_two_keys()
             }
         }
     }
-    assert!(runs >= 20, "the scenario makes enough store operations: {runs}");
+    assert!(
+        runs >= 20,
+        "the scenario makes enough store operations: {runs}"
+    );
 }
 
 // A step that sends nothing says why -----------------------------------------------------

@@ -393,7 +393,10 @@ impl Action for SendToFulfillment {
             ));
         }
         if to_send.is_empty() {
-            cx.note(format!("no fulfillment order to send: {}", reasons.join("; ")));
+            cx.note(format!(
+                "no fulfillment order to send: {}",
+                reasons.join("; ")
+            ));
         } else if !reasons.is_empty() {
             cx.note(format!("not sent: {}", reasons.join("; ")));
         }
@@ -480,5 +483,25 @@ impl Action for SendToInvoice {
             .await?;
         cx.order_mut().status_reason = Some(StatusReason::INVOICED);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fresh_id;
+    use crate::document::{FulfillmentOrder, Order};
+
+    #[test]
+    fn fresh_ids_count_on_past_every_id_taken() {
+        let mut order = Order::new("SO-1");
+        assert_eq!(fresh_id(&order).as_str(), "SO-1-FO1");
+        order.fulfillment_orders = vec![
+            FulfillmentOrder::new("SO-1-FO3", "East"),
+            FulfillmentOrder::new("SO-1-FO4", "West"),
+        ];
+        // Two fulfillment orders: the count says FO3, which is taken, and so is FO4.
+        assert_eq!(fresh_id(&order).as_str(), "SO-1-FO5");
+        order.fulfillment_orders = vec![FulfillmentOrder::new("X", "East")];
+        assert_eq!(fresh_id(&order).as_str(), "SO-1-FO2");
     }
 }
