@@ -924,7 +924,7 @@ impl<'e> Turn<'e> {
         if let (Err(why), Some(at), Some((order, records))) = (&result, retry_at, snapshot) {
             // A retryable failure with attempts left: undo what the run did, park the
             // token on a durable timer, and commit; `run_due` picks it up at `at`. What a
-            // provider accepted cannot be undone: the next attempt skips it.
+            // provider accepted cannot be undone: it is kept for the next attempt to see.
             self.state.order = order;
             self.state.executions[e].keep_accepted(&step.name, accepted);
             let token = &mut self.state.executions[e].tokens[t];
