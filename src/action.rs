@@ -17,6 +17,11 @@
 //! - An action is at-least-once: after a crash it runs again from the last committed state,
 //!   and its provider calls carry the same idempotency keys. Actions that only compute
 //!   ([`Effects::Pure`]) must be deterministic; the engine does not commit before them.
+//! - A step can also run again after a durable retry (document changes undone, same keys)
+//!   or a reprocess (document changes kept, new keys). The engine remembers which records'
+//!   calls succeeded in earlier runs of the same step, in any round:
+//!   [`ActionContext::called_before`]. An action whose calls have effects skips those
+//!   records, so a provider never gets one record twice from one step under two keys.
 //! - Before the action runs, the engine evaluates the step's execution policies. If a
 //!   Critical one failed, the step fails without running the action, unless the action
 //!   [handles policy failures](Action::handles_policy_failures) (the validation built-ins do,
@@ -61,7 +66,7 @@ use futures::future::BoxFuture;
 use crate::document::{FulfillmentOrder, FulfillmentOrderId, Order, OrderLine, RecordId};
 use crate::engine::Caller;
 use crate::event::EventKind;
-use crate::execution::Selection;
+use crate::execution::{Accepted, Selection};
 use crate::flow::ActionStep;
 use crate::journey::Finding;
 use crate::provider::{Provider, ProviderError, ProviderErrorKind, Reply, Request};
@@ -219,6 +224,8 @@ pub struct ActionContext<'a> {
     pub(crate) selection: &'a mut Selection,
     pub(crate) step: &'a ActionStep,
     pub(crate) caller: Caller<'a>,
+    /// Calls earlier runs of steps of this execution had accepted.
+    pub(crate) accepted: &'a [Accepted],
     pub(crate) findings: &'a [Finding],
     pub(crate) policy_failed: bool,
     pub(crate) raised: Vec<RaisedEvent>,
@@ -300,6 +307,18 @@ impl<'a> ActionContext<'a> {
         request: Request<'_>,
     ) -> Result<Reply, ProviderError> {
         self.caller.call(record, request).await
+    }
+
+    /// Whether an earlier run of this step — an attempt before a durable retry, or a round
+    /// before a reprocess — made a provider call for `record` that succeeded. Such a call is
+    /// done: calling again in a new round would repeat it under a new idempotency key. (After
+    /// a crash the engine may not have recorded the call yet; calling again then reuses the
+    /// key, which the provider de-duplicates.) Only this step's own calls count: another
+    /// step, or another flow, sending the same record does not.
+    pub fn called_before(&self, record: &RecordId) -> bool {
+        self.accepted
+            .iter()
+            .any(|a| a.step == self.step.name && &a.record == record)
     }
 
     /// Raises an event when the step finishes.

@@ -339,6 +339,94 @@ impl Order {
     pub fn fulfillment_order(&self, id: &str) -> Option<&FulfillmentOrder> {
         self.fulfillment_orders.iter().find(|f| f.id.as_str() == id)
     }
+
+    /// Checks that the document names each record once: line ids are unique within the
+    /// order, fulfillment order ids too, and a fulfillment order has at most one line per
+    /// order line (the order line is what identifies a fulfillment order line; a second
+    /// one would be ambiguous). The engine refuses an event bringing a document that fails
+    /// this: every step, filter, idempotency key and journey entry names records by these
+    /// ids, so a duplicate would make two records one.
+    ///
+    /// ```
+    /// use orderflow::document::{DuplicateId, Order, OrderLine};
+    ///
+    /// let order = Order::new("SO-1")
+    ///     .with_line(OrderLine::new("1", "Pen", 1.0))
+    ///     .with_line(OrderLine::new("1", "Ink", 2.0));
+    /// let e = order.check_ids().unwrap_err();
+    /// assert!(matches!(e, DuplicateId::Line { .. }));
+    /// assert_eq!(e.to_string(), "order 'SO-1' has line id '1' more than once");
+    /// ```
+    pub fn check_ids(&self) -> Result<(), DuplicateId> {
+        let mut seen = std::collections::HashSet::with_capacity(self.lines.len());
+        if let Some(line) = self.lines.iter().find(|l| !seen.insert(l.id.as_str())) {
+            return Err(DuplicateId::Line {
+                order: self.id.clone(),
+                line: line.id.clone(),
+            });
+        }
+        seen.clear();
+        if let Some(fo) = self
+            .fulfillment_orders
+            .iter()
+            .find(|f| !seen.insert(f.id.as_str()))
+        {
+            return Err(DuplicateId::FulfillmentOrder {
+                order: self.id.clone(),
+                fulfillment_order: fo.id.clone(),
+            });
+        }
+        for fo in &self.fulfillment_orders {
+            seen.clear();
+            if let Some(line) = fo
+                .lines
+                .iter()
+                .find(|l| !seen.insert(l.order_line.as_str()))
+            {
+                return Err(DuplicateId::FulfillmentOrderLine {
+                    order: self.id.clone(),
+                    fulfillment_order: fo.id.clone(),
+                    line: line.order_line.clone(),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A record id an order document uses twice; see [`Order::check_ids`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DuplicateId {
+    /// Two lines of the order share an id.
+    #[error("order '{order}' has line id '{line}' more than once")]
+    Line {
+        /// The order.
+        order: OrderId,
+        /// The line id used twice.
+        line: LineId,
+    },
+    /// Two fulfillment orders of the order share an id.
+    #[error("order '{order}' has fulfillment order id '{fulfillment_order}' more than once")]
+    FulfillmentOrder {
+        /// The order.
+        order: OrderId,
+        /// The fulfillment order id used twice.
+        fulfillment_order: FulfillmentOrderId,
+    },
+    /// Two lines of one fulfillment order point at the same order line.
+    #[error(
+        "fulfillment order '{fulfillment_order}' of order '{order}' has more than one line \
+         for order line '{line}'"
+    )]
+    FulfillmentOrderLine {
+        /// The order.
+        order: OrderId,
+        /// The fulfillment order.
+        fulfillment_order: FulfillmentOrderId,
+        /// The order line it lists twice.
+        line: LineId,
+    },
 }
 
 /// An order line (order product).
@@ -587,5 +675,54 @@ impl RecordMut<'_> {
             Self::FulfillmentOrder(_) => Entity::FulfillmentOrder,
             Self::FulfillmentOrderLine(_) => Entity::FulfillmentOrderLine,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{DuplicateId, FulfillmentOrder, FulfillmentOrderLine, Order, OrderLine};
+
+    fn fo(id: &str, lines: &[&str]) -> FulfillmentOrder {
+        let mut fo = FulfillmentOrder::new(id, "East");
+        for l in lines {
+            fo.lines.push(FulfillmentOrderLine::new(*l, "Pen", 1.0));
+        }
+        fo
+    }
+
+    #[test]
+    fn check_ids_names_the_first_record_used_twice() {
+        let mut order = Order::new("SO-1")
+            .with_line(OrderLine::new("1", "Pen", 1.0))
+            .with_line(OrderLine::new("2", "Ink", 1.0));
+        order.fulfillment_orders = vec![fo("A", &["1", "2"]), fo("B", &["1", "2"])];
+        assert_eq!(order.check_ids(), Ok(()));
+
+        order.fulfillment_orders.push(fo("A", &[]));
+        let e = order.check_ids().unwrap_err();
+        assert_eq!(
+            e,
+            DuplicateId::FulfillmentOrder {
+                order: "SO-1".into(),
+                fulfillment_order: "A".into(),
+            }
+        );
+        assert_eq!(
+            e.to_string(),
+            "order 'SO-1' has fulfillment order id 'A' more than once"
+        );
+
+        order.fulfillment_orders = vec![fo("A", &["1"]), fo("B", &["2", "1", "2"])];
+        let e = order.check_ids().unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "fulfillment order 'B' of order 'SO-1' has more than one line for order line '2'"
+        );
+
+        order.lines.push(OrderLine::new("1", "Dock", 1.0));
+        assert!(
+            matches!(order.check_ids(), Err(DuplicateId::Line { line, .. }) if line.as_str() == "1"),
+            "lines are checked first"
+        );
     }
 }

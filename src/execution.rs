@@ -279,6 +279,11 @@ pub struct Execution {
     /// Timeline positions of the events its steps took.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub consumed: Vec<u64>,
+    /// Provider calls that succeeded in steps that may run again: a step parked for a
+    /// durable retry, or whose path ended Failed and waits for reprocess. A step that moves
+    /// on drops its entries. See [`Accepted`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub accepted: Vec<Accepted>,
     /// Next token id.
     pub next_token: u32,
     /// Journey entries recorded so far (bounded by the engine's limit).
@@ -289,7 +294,53 @@ pub struct Execution {
     pub ended: Option<Timestamp>,
 }
 
+/// A provider call a step made that succeeded, kept while the step may run again.
+///
+/// The engine decides what a step already did by the step, its round and the record — the
+/// parts of the call's idempotency key — never by a document's status reason, which other
+/// steps (and other flows) set too. A step run again after a durable retry or a reprocess
+/// sees its own accepted calls through
+/// [`ActionContext::called_before`](crate::ActionContext::called_before), in every round, so
+/// a reprocess (which calls under new keys) does not repeat what the provider already took.
+/// A re-run after a crash starts from the last commit, where the call may not be recorded
+/// yet: it calls again under the same key, which the provider de-duplicates.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Accepted {
+    /// The step's name.
+    pub step: String,
+    /// The reprocess round of the call.
+    pub round: u32,
+    /// The record the call was for.
+    pub record: RecordId,
+}
+
 impl Execution {
+    /// Keeps the calls a run of `step` had accepted, for the step's next run.
+    pub(crate) fn keep_accepted(&mut self, step: &str, records: Vec<RecordId>) {
+        let round = self.round;
+        for record in records {
+            if !self
+                .accepted
+                .iter()
+                .any(|a| a.step == step && a.record == record)
+            {
+                self.accepted.push(Accepted {
+                    step: step.to_owned(),
+                    round,
+                    record,
+                });
+            }
+        }
+    }
+
+    /// Forgets a step's accepted calls once it has moved on: it will not run again.
+    pub(crate) fn forget_accepted(&mut self, step: &str) {
+        if !self.accepted.is_empty() {
+            self.accepted.retain(|a| a.step != step);
+        }
+    }
+
     /// Where it stands, derived from its tokens.
     pub fn status(&self) -> ExecutionStatus {
         let mut waiting = false;
@@ -383,6 +434,7 @@ impl OrderState {
             e.tokens.shrink_to_fit();
             e.joins.shrink_to_fit();
             e.consumed.shrink_to_fit();
+            e.accepted.shrink_to_fit();
         }
     }
 
@@ -401,8 +453,56 @@ impl OrderState {
 
 #[cfg(test)]
 mod tests {
-    use super::Selection;
-    use crate::document::FulfillmentOrderId;
+    use super::{Execution, ExecutionId, Selection};
+    use crate::clock::Timestamp;
+    use crate::document::{FulfillmentOrderId, RecordId};
+
+    fn fo(id: &str) -> RecordId {
+        RecordId::FulfillmentOrder(id.into())
+    }
+
+    #[test]
+    fn accepted_calls_are_kept_per_step_across_rounds_until_the_step_moves_on() {
+        let mut exec = Execution {
+            id: ExecutionId {
+                order: "SO-1".into(),
+                seq: 1,
+            },
+            flow: "F".into(),
+            version: semver::Version::new(1, 0, 0),
+            trigger: 1,
+            round: 0,
+            tokens: Vec::new(),
+            joins: Vec::new(),
+            consumed: Vec::new(),
+            accepted: Vec::new(),
+            next_token: 1,
+            steps: 0,
+            started: Timestamp(0),
+            ended: None,
+        };
+        exec.keep_accepted("Send A", vec![fo("1")]);
+        exec.keep_accepted("Send B", vec![fo("1")]);
+        exec.round = 1;
+        exec.keep_accepted("Send A", vec![fo("1"), fo("2")]);
+        let kept: Vec<(&str, u32, &RecordId)> = exec
+            .accepted
+            .iter()
+            .map(|a| (a.step.as_str(), a.round, &a.record))
+            .collect();
+        assert_eq!(
+            kept,
+            [
+                ("Send A", 0, &fo("1")),
+                ("Send B", 0, &fo("1")),
+                ("Send A", 1, &fo("2"))
+            ],
+            "one entry per step and record, from the round that made it"
+        );
+        exec.forget_accepted("Send A");
+        assert_eq!(exec.accepted.len(), 1);
+        assert_eq!(exec.accepted[0].step, "Send B");
+    }
 
     fn fos(ids: &[&str]) -> Selection {
         Selection {

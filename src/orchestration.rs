@@ -52,12 +52,18 @@ pub enum ActionKind {
     /// Runs execution policies on each line; a failing line fails the order's validation.
     ValidateOrderLine,
     /// Sends the order to the fulfillment determination (DOM) provider, which returns a
-    /// fulfillment plan; fulfillment orders are created from it.
+    /// fulfillment plan; fulfillment orders are created from it, one per source, each with
+    /// an id the order does not have yet. Fulfillment orders already on the order are left
+    /// as they are.
     SendToDom,
     /// Execution policies set each line's fulfillment source; one fulfillment order is
-    /// created per source.
+    /// created per source, as for [`SendToDom`](Self::SendToDom).
     AssignFulfillmentSource,
-    /// Sends each fulfillment order to the fulfillment provider.
+    /// Sends each active fulfillment order the step took to the step's fulfillment provider,
+    /// once per step: a durable retry or a reprocess sends only what the provider did not
+    /// take ([`ActionContext::called_before`](crate::ActionContext::called_before)); another
+    /// step sends to its own provider whatever a status reason says. A run that sends
+    /// nothing says why on its journey entry.
     SendToFulfillment,
     /// Sends the order to the ERP (finance and operations), which determines fulfillment.
     #[serde(rename = "send_to_fulfillment_erp")]

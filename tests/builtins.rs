@@ -5,6 +5,7 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
+use orderflow::clock::Clock;
 use orderflow::document::{
     Entity, FulfillmentOrder, FulfillmentOrderLine, Order, OrderLine, RecordId, RecordMut, State,
     StatusReason,
@@ -18,9 +19,11 @@ use orderflow::provider::{
     Allocation, CallContext, FulfillmentPlan, PlannedLine, Reply, Request, RequestKind,
 };
 use orderflow::rules::{Condition, Operator, PolicyDocument, PolicyStatus, Rule};
+use orderflow::testing::provider::{Behavior, ScriptedProvider};
+use orderflow::testing::store::{Fault, FaultyStore};
 use orderflow::{
-    ActionKind, Engine, EngineBuilder, Error, ErrorKind, Event, EventKind, MemoryProvider,
-    MemoryStore, Outcome, Provider, ProviderError,
+    ActionKind, Engine, EngineBuilder, Error, ErrorKind, Event, EventKind, ManualClock,
+    MemoryProvider, MemoryStore, Outcome, Provider, ProviderError, Timestamp,
 };
 
 // Helpers --------------------------------------------------------------------------------
@@ -1758,4 +1761,838 @@ async fn a_rebuilt_engine_loads_policies_their_versions_and_pinned_flows() {
         second.policy_version(name, 3).await.unwrap(),
         Some(min_quantity(name, 500.0))
     );
+}
+
+// Intake: a document names each record once ---------------------------------------------
+
+/// Asserts `result` is the intake refusal of a document with a duplicate id, naming the
+/// order and each of `names`.
+fn assert_refused<T: std::fmt::Debug>(result: Result<T, Error>, names: &[&str]) {
+    let e = result.expect_err("a duplicate id is refused");
+    assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+    let message = e.to_string();
+    assert!(message.contains("'SO-1'"), "names the order: {message}");
+    for name in names {
+        assert!(
+            message.contains(&format!("'{name}'")),
+            "names {name}: {message}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn submit_refuses_an_order_naming_a_line_id_twice() {
+    let engine = header_engine().await;
+    let o = order("SO-1", "US", &[5.0, 6.0, 7.0]).with_line(OrderLine::new("2", "Ink", 8.0));
+    assert_refused(engine.submit(Event::new_order(o)).await, &["2"]);
+    assert!(
+        engine.order(&"SO-1".into()).await.unwrap().is_none(),
+        "nothing of the order is stored"
+    );
+    let message = engine
+        .submit(Event::new_order(
+            order("SO-1", "US", &[5.0]).with_line(OrderLine::new("1", "Ink", 8.0)),
+        ))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(message.contains("line id '1' more than once"), "{message}");
+}
+
+fn fo(id: &str, source: &str, lines: &[(&str, f64)]) -> FulfillmentOrder {
+    let mut fo = FulfillmentOrder::new(id, source);
+    for (line, quantity) in lines {
+        fo.lines
+            .push(FulfillmentOrderLine::new(*line, "Surface Pen", *quantity));
+    }
+    fo
+}
+
+#[tokio::test]
+async fn submit_refuses_duplicate_fulfillment_order_ids_and_fulfillment_order_lines() {
+    let engine = header_engine().await;
+    let mut o = order("SO-1", "US", &[5.0, 6.0]);
+    o.fulfillment_orders = vec![
+        fo("FO-A", "East", &[("1", 5.0)]),
+        fo("FO-B", "West", &[("2", 6.0)]),
+        fo("FO-A", "West", &[("2", 6.0)]),
+    ];
+    let result = engine.submit(Event::new_order(o)).await;
+    assert_refused(result, &["FO-A"]);
+
+    // One fulfillment order listing order line 2 twice.
+    let mut o = order("SO-1", "US", &[5.0, 6.0]);
+    o.fulfillment_orders = vec![fo("FO-A", "East", &[("1", 5.0), ("2", 3.0), ("2", 3.0)])];
+    let result = engine.submit(Event::new_order(o)).await;
+    assert_refused(result, &["FO-A", "2"]);
+    assert!(engine.order(&"SO-1".into()).await.unwrap().is_none());
+
+    // The same ids in different fulfillment orders are fine.
+    let mut o = order("SO-1", "US", &[5.0, 6.0]);
+    o.fulfillment_orders = vec![
+        fo("FO-A", "East", &[("1", 2.0), ("2", 3.0)]),
+        fo("FO-B", "West", &[("1", 3.0), ("2", 3.0)]),
+    ];
+    engine.submit(Event::new_order(o)).await.unwrap();
+}
+
+#[tokio::test]
+async fn enqueue_refuses_an_order_naming_a_record_twice() {
+    let engine = Engine::builder()
+        .shared_store(orderflow::store::SharedMemoryStore::new(ManualClock::new(
+            Timestamp(0),
+        )))
+        .build()
+        .await
+        .unwrap();
+    install(
+        &engine,
+        Flow::builder("F")
+            .steps(|s| s.action(validate_header("Header")))
+            .build()
+            .unwrap(),
+    )
+    .await;
+    let o = order("SO-1", "US", &[5.0, 6.0]).with_line(OrderLine::new("1", "Ink", 1.0));
+    assert_refused(engine.enqueue(Event::new_order(o)).await, &["1"]);
+    let mut o = order("SO-1", "US", &[5.0]);
+    o.fulfillment_orders = vec![fo("FO-A", "East", &[]), fo("FO-A", "East", &[])];
+    assert_refused(engine.enqueue(Event::new_order(o)).await, &["FO-A"]);
+    let report = engine.work().await.unwrap();
+    assert_eq!(report.events, 0, "nothing was queued: {report:?}");
+    assert!(engine.order(&"SO-1".into()).await.unwrap().is_none());
+
+    // The well-formed document goes through.
+    engine
+        .enqueue(Event::new_order(order("SO-1", "US", &[5.0])))
+        .await
+        .unwrap();
+    engine.work().await.unwrap();
+    let j = journey(&engine, "SO-1").await;
+    assert_eq!(j.outcome("Header"), Some(Outcome::Succeeded), "{j}");
+}
+
+// Generated fulfillment order ids --------------------------------------------------------
+
+#[tokio::test]
+async fn send_to_dom_gives_a_fresh_id_and_leaves_fulfillment_orders_the_order_has() {
+    let dom = Scripted::new("DOM").planning(vec![("1", vec![("East", 3.0)])]);
+    let engine = dom_engine(dom).await;
+    // One fulfillment order on arrival: the generator's next would be SO-1-FO2 — taken,
+    // and for the same source, already sent.
+    let mut existing = fo("SO-1-FO2", "East", &[("1", 3.0)]);
+    existing.status_reason = Some(StatusReason::SENT_TO_FULFILLMENT);
+    let mut o = order("SO-1", "US", &[3.0]);
+    o.fulfillment_orders = vec![existing.clone()];
+    engine.submit(Event::new_order(o)).await.unwrap();
+    let j = journey(&engine, "SO-1").await;
+    assert_eq!(j.outcome("DOM"), Some(Outcome::Succeeded), "{j}");
+    let o = stored(&engine, "SO-1").await;
+    assert_eq!(o.fulfillment_orders.len(), 2, "{o:?}");
+    assert_eq!(o.fulfillment_orders[0], existing, "untouched");
+    let created = &o.fulfillment_orders[1];
+    assert_eq!(created.id.as_str(), "SO-1-FO3");
+    assert_eq!(created.fulfillment_source, "East");
+    assert_eq!(fo_lines(created), [("1".to_owned(), 3.0)]);
+    assert_eq!(created.status_reason, None);
+    assert_eq!(
+        events_of(&j, &EventKind::FULFILLMENT_ORDER_CREATED),
+        [Some(RecordId::FulfillmentOrder(created.id.clone()))]
+    );
+    assert!(o.check_ids().is_ok());
+}
+
+#[tokio::test]
+async fn fulfillment_orders_made_again_after_a_reprocess_get_fresh_ids() {
+    // Assign creates a fulfillment order, Send to DOM is refused; after a reprocess it
+    // sources the line again. The order arrived with SO-1-FO3, which the second
+    // determination's generator reaches.
+    let dom = Scripted::new("DOM")
+        .planning(vec![("1", vec![("Seattle", 5.0)])])
+        .refusing("*");
+    let engine = builder().provider(dom.clone()).build().await.unwrap();
+    install(
+        &engine,
+        Flow::builder("Re-source")
+            .steps(|s| {
+                s.action(validate_header("Header"))
+                    .action(ActionStep::new(
+                        "Assign",
+                        ActionKind::AssignFulfillmentSource,
+                    ))
+                    .action(ActionStep::new("DOM", ActionKind::SendToDom).provider("DOM"))
+            })
+            .build()
+            .unwrap(),
+    )
+    .await;
+    let mut legacy = fo("SO-1-FO3", "Legacy", &[("1", 5.0)]);
+    legacy.state = State::Inactive;
+    let mut o = Order::new("SO-1")
+        .with_line(OrderLine::new("1", "Surface Pen", 5.0).with_fulfillment_source("Seattle"));
+    o.fulfillment_orders = vec![legacy.clone()];
+    engine.submit(Event::new_order(o)).await.unwrap();
+    let j = journey(&engine, "SO-1").await;
+    assert_eq!(j.outcome("DOM"), Some(Outcome::Failed), "{j}");
+    let first = stored(&engine, "SO-1").await;
+    let ids: Vec<&str> = first
+        .fulfillment_orders
+        .iter()
+        .map(|f| f.id.as_str())
+        .collect();
+    assert_eq!(ids, ["SO-1-FO3", "SO-1-FO2"]);
+    let assigned = first.fulfillment_orders[1].clone();
+
+    dom.accept_all();
+    let failed = engine.failed_executions(&"SO-1".into()).await.unwrap();
+    engine.reprocess(&failed[0]).await.unwrap();
+    let j = journey(&engine, "SO-1").await;
+    assert_eq!(j.outcome("DOM"), Some(Outcome::Succeeded), "{j}");
+    let o = stored(&engine, "SO-1").await;
+    let ids: Vec<&str> = o.fulfillment_orders.iter().map(|f| f.id.as_str()).collect();
+    assert_eq!(ids, ["SO-1-FO3", "SO-1-FO2", "SO-1-FO4"], "{o:?}");
+    assert_eq!(o.fulfillment_orders[0], legacy, "untouched");
+    assert_eq!(o.fulfillment_orders[1], assigned, "untouched");
+    assert_eq!(o.fulfillment_orders[2].fulfillment_source, "Seattle");
+    assert_eq!(fo_lines(&o.fulfillment_orders[2]), [("1".to_owned(), 5.0)]);
+    assert_eq!(
+        events_of(&j, &EventKind::FULFILLMENT_ORDER_CREATED),
+        [
+            Some(RecordId::FulfillmentOrder("SO-1-FO2".into())),
+            Some(RecordId::FulfillmentOrder("SO-1-FO4".into())),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn assign_fulfillment_source_gives_a_fresh_id_and_leaves_existing_fulfillment_orders() {
+    let engine = builder().build().await.unwrap();
+    install(
+        &engine,
+        Flow::builder("F")
+            .steps(|s| {
+                s.action(validate_header("Header")).action(ActionStep::new(
+                    "Assign",
+                    ActionKind::AssignFulfillmentSource,
+                ))
+            })
+            .build()
+            .unwrap(),
+    )
+    .await;
+    let existing = fo("SO-1-FO2", "Dallas", &[("1", 1.0)]);
+    let mut o = Order::new("SO-1")
+        .with_line(OrderLine::new("1", "Pen", 2.0).with_fulfillment_source("Dallas"))
+        .with_line(OrderLine::new("2", "Ink", 4.0).with_fulfillment_source("Dallas"));
+    o.fulfillment_orders = vec![existing.clone()];
+    engine.submit(Event::new_order(o)).await.unwrap();
+    let j = journey(&engine, "SO-1").await;
+    assert_eq!(j.outcome("Assign"), Some(Outcome::Succeeded), "{j}");
+    let o = stored(&engine, "SO-1").await;
+    assert_eq!(o.fulfillment_orders.len(), 2, "{o:?}");
+    assert_eq!(o.fulfillment_orders[0], existing, "untouched");
+    assert_eq!(o.fulfillment_orders[1].id.as_str(), "SO-1-FO3");
+    assert_eq!(
+        fo_lines(&o.fulfillment_orders[1]),
+        [("1".to_owned(), 2.0), ("2".to_owned(), 4.0)]
+    );
+}
+
+// Send to Fulfillment: what it already sent is its own step's business ------------------
+
+fn testkit(name: &str, clock: &ManualClock) -> ScriptedProvider {
+    ScriptedProvider::new(name, Arc::new(clock.clone()))
+}
+
+/// The idempotency keys `provider` was called with for a fulfillment order, in call order.
+fn keys_for(provider: &ScriptedProvider, fo: &str) -> Vec<String> {
+    let record = RecordId::FulfillmentOrder(fo.into());
+    provider
+        .calls()
+        .into_iter()
+        .filter(|c| c.record == record)
+        .map(|c| c.idempotency_key)
+        .collect()
+}
+
+/// `provider` took the fulfillment order exactly `n` times (across keys), and every call for
+/// it carried one key.
+fn assert_sent(provider: &ScriptedProvider, fo: &str, n: usize) {
+    let record = RecordId::FulfillmentOrder(fo.into());
+    assert_eq!(
+        provider.effects_for("SO-1", RequestKind::SendFulfillmentOrder, &record),
+        n,
+        "{provider:?} took {fo}: {:?}",
+        provider.effects()
+    );
+    let mut keys = keys_for(provider, fo);
+    keys.dedup();
+    assert!(
+        keys.len() <= 1,
+        "{fo} was sent under several keys: {keys:?}"
+    );
+}
+
+/// Line 1 (150) goes to Seattle as SO-1-FO1, line 2 (20) to Chicago as SO-1-FO2.
+fn two_sources() -> Order {
+    order("SO-1", "US", &[150.0, 20.0])
+}
+
+#[tokio::test]
+async fn overlapping_splitter_branches_each_send_the_fulfillment_order_to_their_provider() {
+    let clock = ManualClock::new(Timestamp(0));
+    let a = testkit("3PL A", &clock);
+    let b = testkit("3PL B", &clock);
+    let engine = builder()
+        .clock(clock.clone())
+        .provider(a.clone())
+        .provider(b.clone())
+        .policy(filter_fn("Every FO", Entity::FulfillmentOrder, |_| true))
+        .policy(filter_fn(
+            "Seattle FOs",
+            Entity::FulfillmentOrder,
+            to_source("Seattle"),
+        ))
+        .build()
+        .await
+        .unwrap();
+    install_policy(&engine, assignment()).await;
+    let flow = Flow::builder("Overlap")
+        .steps(|s| {
+            s.action(validate_header("Header"))
+                .action(
+                    ActionStep::new("Assign", ActionKind::AssignFulfillmentSource)
+                        .execution_policy("Source assignment"),
+                )
+                .splitter("Both", |b| {
+                    b.branch("All", |s| {
+                        s.action(
+                            ActionStep::new("Send A", ActionKind::SendToFulfillment)
+                                .filter("Every FO")
+                                .provider("3PL A"),
+                        )
+                    })
+                    .branch("Seattle", |s| {
+                        s.action(
+                            ActionStep::new("Send B", ActionKind::SendToFulfillment)
+                                .filter("Seattle FOs")
+                                .provider("3PL B"),
+                        )
+                    })
+                })
+        })
+        .build()
+        .unwrap();
+    install(&engine, flow).await;
+    engine
+        .submit(Event::new_order(two_sources()))
+        .await
+        .unwrap();
+    let j = journey(&engine, "SO-1").await;
+    assert_eq!(j.outcome("Send A"), Some(Outcome::Succeeded), "{j}");
+    assert_eq!(j.outcome("Send B"), Some(Outcome::Succeeded), "{j}");
+    // Both branches admitted SO-1-FO1 (Seattle): each provider took it once.
+    assert_sent(&a, "SO-1-FO1", 1);
+    assert_sent(&b, "SO-1-FO1", 1);
+    assert_sent(&a, "SO-1-FO2", 1);
+    assert_sent(&b, "SO-1-FO2", 0);
+    assert_eq!(a.calls().len(), 2);
+    assert_eq!(b.calls().len(), 1);
+    assert_eq!(j.step("Send B").next().unwrap().attempts, 1);
+    let o = stored(&engine, "SO-1").await;
+    assert_eq!(o.status_reason, Some(StatusReason::SENT_TO_FULFILLMENT));
+}
+
+#[tokio::test]
+async fn a_second_send_to_fulfillment_step_sends_to_its_own_provider() {
+    let clock = ManualClock::new(Timestamp(0));
+    let a = testkit("3PL A", &clock);
+    let b = testkit("3PL B", &clock);
+    let engine = builder()
+        .clock(clock.clone())
+        .provider(a.clone())
+        .provider(b.clone())
+        .build()
+        .await
+        .unwrap();
+    install_policy(&engine, assignment()).await;
+    install(
+        &engine,
+        Flow::builder("Two 3PLs")
+            .steps(|s| {
+                s.action(validate_header("Header"))
+                    .action(
+                        ActionStep::new("Assign", ActionKind::AssignFulfillmentSource)
+                            .execution_policy("Source assignment"),
+                    )
+                    .action(
+                        ActionStep::new("Send A", ActionKind::SendToFulfillment).provider("3PL A"),
+                    )
+                    .action(
+                        ActionStep::new("Send B", ActionKind::SendToFulfillment).provider("3PL B"),
+                    )
+            })
+            .build()
+            .unwrap(),
+    )
+    .await;
+    engine
+        .submit(Event::new_order(two_sources()))
+        .await
+        .unwrap();
+    let j = journey(&engine, "SO-1").await;
+    assert_eq!(j.outcome("Send B"), Some(Outcome::Succeeded), "{j}");
+    for fo in ["SO-1-FO1", "SO-1-FO2"] {
+        assert_sent(&a, fo, 1);
+        assert_sent(&b, fo, 1);
+    }
+    assert_eq!(j.step("Send B").next().unwrap().attempts, 2);
+    assert_eq!(
+        details(&j, "Send B"),
+        "",
+        "a step that sends everything has nothing to explain"
+    );
+    assert_eq!(j.executions[0].status, ExecutionStatus::Completed);
+}
+
+#[tokio::test]
+async fn a_durable_retry_does_not_send_again_what_the_provider_took() {
+    let clock = ManualClock::new(Timestamp(0));
+    // SO-1-FO2's first send applies but its reply is lost: a retryable failure.
+    let a = testkit("3PL A", &clock).script_key("fo:SO-1-FO2", [Behavior::LostReply]);
+    let engine = builder()
+        .clock(clock.clone())
+        .provider(a.clone())
+        .build()
+        .await
+        .unwrap();
+    install_policy(&engine, assignment()).await;
+    install(
+        &engine,
+        Flow::builder("Retry")
+            .steps(|s| {
+                s.action(validate_header("Header"))
+                    .action(
+                        ActionStep::new("Assign", ActionKind::AssignFulfillmentSource)
+                            .execution_policy("Source assignment"),
+                    )
+                    .action(
+                        ActionStep::new("Send", ActionKind::SendToFulfillment)
+                            .provider("3PL A")
+                            .retry(RetryPolicy::new(3, 100).with_jitter(0.0)),
+                    )
+            })
+            .build()
+            .unwrap(),
+    )
+    .await;
+    engine
+        .submit(Event::new_order(two_sources()))
+        .await
+        .unwrap();
+    let state = engine.order_state(&"SO-1".into()).await.unwrap().unwrap();
+    let accepted: Vec<&RecordId> = state.executions[0]
+        .accepted
+        .iter()
+        .map(|a| &a.record)
+        .collect();
+    assert_eq!(
+        accepted,
+        [&RecordId::FulfillmentOrder("SO-1-FO1".into())],
+        "the committed state keeps what the parked step had sent"
+    );
+    assert_eq!(a.calls().len(), 2);
+
+    clock.advance(std::time::Duration::from_millis(100));
+    engine.run_due().await.unwrap();
+    let j = journey(&engine, "SO-1").await;
+    assert_eq!(j.outcome("Send"), Some(Outcome::Succeeded), "{j}");
+    assert_eq!(keys_for(&a, "SO-1-FO1").len(), 1, "not called again");
+    let fo2 = keys_for(&a, "SO-1-FO2");
+    assert_eq!(fo2.len(), 2, "the lost reply is retried");
+    assert_eq!(fo2[0], fo2[1], "under the same key");
+    assert_sent(&a, "SO-1-FO1", 1);
+    assert_sent(&a, "SO-1-FO2", 1);
+    assert!(
+        details(&j, "Send").contains("not sent: sent by an earlier run of this step: SO-1-FO1"),
+        "{j}"
+    );
+    // The retry started from the document as it was, yet both are marked sent.
+    let o = stored(&engine, "SO-1").await;
+    assert!(
+        o.fulfillment_orders
+            .iter()
+            .all(|f| f.status_reason == Some(StatusReason::SENT_TO_FULFILLMENT)),
+        "{o:?}"
+    );
+    assert_eq!(o.status_reason, Some(StatusReason::SENT_TO_FULFILLMENT));
+    let state = engine.order_state(&"SO-1".into()).await.unwrap().unwrap();
+    assert!(
+        state.executions[0].accepted.is_empty(),
+        "a step that moved on forgets its calls"
+    );
+}
+
+#[tokio::test]
+async fn a_reprocess_sends_under_new_keys_only_what_did_not_go_through() {
+    let clock = ManualClock::new(Timestamp(0));
+    let a = testkit("3PL A", &clock).script_key("fo:SO-1-FO2", [Behavior::Fatal("no".into())]);
+    let engine = builder()
+        .clock(clock.clone())
+        .provider(a.clone())
+        .build()
+        .await
+        .unwrap();
+    install_policy(&engine, assignment()).await;
+    install(
+        &engine,
+        Flow::builder("Reprocess")
+            .steps(|s| {
+                s.action(validate_header("Header"))
+                    .action(
+                        ActionStep::new("Assign", ActionKind::AssignFulfillmentSource)
+                            .execution_policy("Source assignment"),
+                    )
+                    .action(
+                        ActionStep::new("Send", ActionKind::SendToFulfillment).provider("3PL A"),
+                    )
+            })
+            .build()
+            .unwrap(),
+    )
+    .await;
+    engine
+        .submit(Event::new_order(two_sources()))
+        .await
+        .unwrap();
+    let failed = engine.failed_executions(&"SO-1".into()).await.unwrap();
+    engine.reprocess(&failed[0]).await.unwrap();
+    let j = journey(&engine, "SO-1").await;
+    assert_eq!(j.outcome("Send"), Some(Outcome::Succeeded), "{j}");
+    assert_sent(&a, "SO-1-FO1", 1);
+    let fo2 = keys_for(&a, "SO-1-FO2");
+    assert_eq!(fo2.len(), 2);
+    assert_ne!(fo2[0], fo2[1], "a reprocess calls under a new key");
+    assert_eq!(
+        a.effects_for(
+            "SO-1",
+            RequestKind::SendFulfillmentOrder,
+            &RecordId::FulfillmentOrder("SO-1-FO2".into())
+        ),
+        1,
+        "the refused call applied nothing"
+    );
+    assert!(
+        details(&j, "Send").contains("sent by an earlier run of this step: SO-1-FO1"),
+        "{j}"
+    );
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_crash_anywhere_never_sends_a_fulfillment_order_twice_under_two_keys() {
+    let flow = Flow::builder("Two 3PLs")
+        .steps(|s| {
+            s.action(validate_header("Header"))
+                .action(
+                    ActionStep::new("Assign", ActionKind::AssignFulfillmentSource)
+                        .execution_policy("Source assignment"),
+                )
+                .action(
+                    ActionStep::new("Send A", ActionKind::SendToFulfillment)
+                        .provider("3PL A")
+                        .retry(RetryPolicy::new(3, 100).with_jitter(0.0)),
+                )
+                .action(ActionStep::new("Send B", ActionKind::SendToFulfillment).provider("3PL B"))
+        })
+        .build()
+        .unwrap();
+    struct Run {
+        ops: u64,
+        a: ScriptedProvider,
+        b: ScriptedProvider,
+        steps: Vec<(String, Option<Outcome>)>,
+    }
+    async fn run(flow: &Flow, fault: Option<(u64, Fault)>) -> Run {
+        let clock = ManualClock::new(Timestamp(0));
+        // 3PL A loses its reply to SO-1-FO2 once: the step retries on a durable timer.
+        let a = testkit("3PL A", &clock).script_key("fo:SO-1-FO2", [Behavior::LostReply]);
+        let b = testkit("3PL B", &clock);
+        let engine_on = |store: Arc<dyn orderflow::Store>| {
+            builder()
+                .store(store)
+                .clock(clock.clone())
+                .provider(a.clone())
+                .provider(b.clone())
+                .build()
+        };
+        let base: Arc<dyn orderflow::Store> = Arc::new(MemoryStore::new());
+        {
+            let setup = engine_on(base.clone()).await.unwrap();
+            install_policy(&setup, assignment()).await;
+            install(&setup, flow.clone()).await;
+        }
+        let store = Arc::new(FaultyStore::new(base.clone()));
+        if let Some((n, f)) = fault {
+            store.fail_at(n, f);
+        }
+        let start = || async {
+            loop {
+                if let Ok(engine) = engine_on(store.clone()).await {
+                    return engine;
+                }
+                store.restart();
+            }
+        };
+        let mut engine = start().await;
+        // The host delivers the order until it is acknowledged, then the engine runs to
+        // quiescence, restarted after each crash.
+        while engine
+            .submit(Event::new_order(two_sources()))
+            .await
+            .is_err()
+        {
+            store.restart();
+            engine = start().await;
+        }
+        loop {
+            let step = async {
+                engine.recover().await?;
+                match engine.next_due().await? {
+                    None => Ok(false),
+                    Some(at) => {
+                        clock.advance(at.since(clock.now()));
+                        engine.run_due().await?;
+                        Ok::<bool, Error>(true)
+                    }
+                }
+            };
+            match step.await {
+                Ok(false) => break,
+                Ok(true) => {}
+                Err(_) => {
+                    store.restart();
+                    engine = start().await;
+                }
+            }
+        }
+        let ops = store.op_count();
+        let reader = engine_on(base).await.unwrap();
+        let j = journey(&reader, "SO-1").await;
+        let steps = ["Send A", "Send B"]
+            .iter()
+            .map(|s| ((*s).to_owned(), j.outcome(s)))
+            .collect();
+        Run { ops, a, b, steps }
+    }
+
+    let clean = run(&flow, None).await;
+    for (step, outcome) in &clean.steps {
+        assert_eq!(*outcome, Some(Outcome::Succeeded), "{step}");
+    }
+    let mut runs = 0;
+    for n in 0..clean.ops {
+        for fault in [Fault::CrashBefore, Fault::CrashAfter] {
+            let r = run(&flow, Some((n, fault))).await;
+            runs += 1;
+            assert_eq!(r.steps, clean.steps, "crash {fault:?} at op {n}");
+            for fo in ["SO-1-FO1", "SO-1-FO2"] {
+                assert_sent(&r.a, fo, 1);
+                assert_sent(&r.b, fo, 1);
+            }
+            for p in [&r.a, &r.b] {
+                assert!(p.effects_per_key().values().all(|&k| k == 1));
+            }
+        }
+    }
+    assert!(
+        runs >= 20,
+        "the scenario makes enough store operations: {runs}"
+    );
+}
+
+// A step that sends nothing says why -----------------------------------------------------
+
+#[tokio::test]
+async fn send_to_fulfillment_taking_no_fulfillment_order_fails_and_says_so() {
+    let tpl = Scripted::new("3PL");
+    let engine = builder().provider(tpl.clone()).build().await.unwrap();
+    install(
+        &engine,
+        Flow::builder("F")
+            .steps(|s| {
+                s.action(validate_header("Header"))
+                    .action(ActionStep::new("Send", ActionKind::SendToFulfillment).provider("3PL"))
+            })
+            .build()
+            .unwrap(),
+    )
+    .await;
+    engine
+        .submit(Event::new_order(order("SO-1", "US", &[2.0])))
+        .await
+        .unwrap();
+    let j = journey(&engine, "SO-1").await;
+    assert_eq!(j.outcome("Send"), Some(Outcome::Failed), "{j}");
+    assert_eq!(
+        details(&j, "Send"),
+        "no fulfillment order to send: the step took none"
+    );
+    assert!(tpl.calls().is_empty());
+}
+
+#[tokio::test]
+async fn send_to_fulfillment_with_only_inactive_fulfillment_orders_says_why_it_sent_none() {
+    let tpl = Scripted::new("3PL");
+    let engine = builder().provider(tpl.clone()).build().await.unwrap();
+    install(
+        &engine,
+        Flow::builder("F")
+            .steps(|s| {
+                s.action(validate_header("Header"))
+                    .action(ActionStep::new("Send", ActionKind::SendToFulfillment).provider("3PL"))
+            })
+            .build()
+            .unwrap(),
+    )
+    .await;
+    let mut o = order("SO-1", "US", &[2.0]);
+    let mut cancelled = fo("FO-X", "West", &[("1", 2.0)]);
+    cancelled.state = State::Inactive;
+    o.fulfillment_orders = vec![cancelled];
+    engine.submit(Event::new_order(o)).await.unwrap();
+    let j = journey(&engine, "SO-1").await;
+    assert_eq!(j.outcome("Send"), Some(Outcome::Succeeded), "{j}");
+    assert_eq!(j.step("Send").next().unwrap().attempts, 0);
+    assert_eq!(
+        details(&j, "Send"),
+        "no fulfillment order to send: inactive: FO-X"
+    );
+    assert!(tpl.calls().is_empty());
+    assert_eq!(
+        stored(&engine, "SO-1").await.status_reason,
+        Some(StatusReason::ORDER_VALIDATION_SUCCESS),
+        "nothing sent: the order is not Sent To Fulfillment"
+    );
+}
+
+#[tokio::test]
+async fn a_reprocessed_send_with_nothing_left_to_send_says_why() {
+    // FO-2's send is refused; a second flow then cancels FO-2 (an execution policy sets it
+    // inactive). The reprocessed step has sent FO-1 already and FO-2 is closed.
+    let clock = ManualClock::new(Timestamp(0));
+    let tpl = testkit("3PL", &clock).script_key("fo:FO-2", [Behavior::Fatal("no".into())]);
+    let cancel = EventKind::new("Cancel West");
+    let engine = builder()
+        .clock(clock.clone())
+        .provider(tpl.clone())
+        .policy(execution_fn(
+            "Close West",
+            Entity::FulfillmentOrder,
+            Criticality::Information,
+            |r| {
+                if let RecordMut::FulfillmentOrder(f) = r {
+                    if f.fulfillment_source == "West" {
+                        f.state = State::Inactive;
+                    }
+                }
+                Check::Passed
+            },
+        ))
+        .build()
+        .await
+        .unwrap();
+    install(
+        &engine,
+        Flow::builder("Ship")
+            .steps(|s| {
+                s.action(validate_header("Header"))
+                    .action(ActionStep::new("Send", ActionKind::SendToFulfillment).provider("3PL"))
+            })
+            .build()
+            .unwrap(),
+    )
+    .await;
+    install(
+        &engine,
+        Flow::builder("Cancel")
+            .steps(|s| {
+                s.action(
+                    ActionStep::new("Close", ActionKind::ValidateOrderHeader)
+                        .input_event(cancel.clone())
+                        .execution_policy("Close West"),
+                )
+            })
+            .build()
+            .unwrap(),
+    )
+    .await;
+    let mut o = order("SO-1", "US", &[2.0, 3.0]);
+    o.fulfillment_orders = vec![
+        fo("FO-1", "East", &[("1", 2.0)]),
+        fo("FO-2", "West", &[("2", 3.0)]),
+    ];
+    engine.submit(Event::new_order(o)).await.unwrap();
+    let j = journey(&engine, "SO-1").await;
+    assert_eq!(j.outcome("Send"), Some(Outcome::Failed), "{j}");
+    engine
+        .submit(Event::new("cancel-1", cancel, "SO-1"))
+        .await
+        .unwrap();
+    let ship = journey(&engine, "SO-1")
+        .await
+        .executions
+        .iter()
+        .find(|e| e.flow == "Ship")
+        .unwrap()
+        .id
+        .clone();
+    engine.reprocess(&ship).await.unwrap();
+    let j = journey(&engine, "SO-1").await;
+    assert_eq!(j.outcome("Send"), Some(Outcome::Succeeded), "{j}");
+    assert_eq!(
+        details(&j, "Send"),
+        "no fulfillment order to send: inactive: FO-2; sent by an earlier run of this step: FO-1"
+    );
+    assert_eq!(j.step("Send").last().unwrap().attempts, 0);
+    assert_sent(&tpl, "FO-1", 1);
+    assert_eq!(tpl.calls().len(), 2, "FO-1 once, FO-2 refused once");
+}
+
+#[tokio::test]
+async fn a_send_step_whose_filter_admits_nothing_is_skipped_with_the_reason() {
+    let tpl = Scripted::new("3PL");
+    let engine = builder()
+        .provider(tpl.clone())
+        .policy(filter_fn(
+            "Seattle FOs",
+            Entity::FulfillmentOrder,
+            to_source("Seattle"),
+        ))
+        .build()
+        .await
+        .unwrap();
+    install(
+        &engine,
+        Flow::builder("F")
+            .steps(|s| {
+                s.action(validate_header("Header")).action(
+                    ActionStep::new("Send", ActionKind::SendToFulfillment)
+                        .filter("Seattle FOs")
+                        .provider("3PL"),
+                )
+            })
+            .build()
+            .unwrap(),
+    )
+    .await;
+    let mut o = order("SO-1", "US", &[2.0]);
+    o.fulfillment_orders = vec![fo("FO-1", "East", &[("1", 2.0)])];
+    engine.submit(Event::new_order(o)).await.unwrap();
+    let j = journey(&engine, "SO-1").await;
+    assert_eq!(j.outcome("Send"), Some(Outcome::Skipped), "{j}");
+    assert_eq!(
+        details(&j, "Send"),
+        "filter 'Seattle FOs' admitted no record"
+    );
+    assert!(tpl.calls().is_empty());
 }

@@ -7,7 +7,8 @@ use async_trait::async_trait;
 
 use crate::action::{Action, ActionContext, ActionError, Effects};
 use crate::document::{
-    FulfillmentOrder, FulfillmentOrderId, FulfillmentOrderLine, LineId, RecordId, StatusReason,
+    FulfillmentOrder, FulfillmentOrderId, FulfillmentOrderLine, LineId, Order, RecordId, State,
+    StatusReason,
 };
 use crate::event::EventKind;
 use crate::orchestration::ActionKind;
@@ -104,51 +105,74 @@ impl Action for ValidateOrderLine {
     }
 }
 
-/// Adds `quantity` of `line` to the order's fulfillment order for `source`, creating it if
-/// needed (one per source per order). Returns the id when it was created.
-fn allocate(
-    cx: &mut ActionContext<'_>,
-    source: &str,
-    line: &LineId,
-    product: &str,
-    quantity: f64,
-) -> Option<FulfillmentOrderId> {
-    let order = cx.order_mut();
-    let existing = order
-        .fulfillment_orders
-        .iter()
-        .position(|f| f.fulfillment_source == source);
-    let (index, created) = match existing {
-        Some(i) => (i, None),
-        None => {
-            let id = FulfillmentOrderId(format!(
-                "{}-FO{}",
-                order.id,
-                order.fulfillment_orders.len() + 1
-            ));
-            order
-                .fulfillment_orders
-                .push(FulfillmentOrder::new(id.clone(), source));
-            (order.fulfillment_orders.len() - 1, Some(id))
+/// The fulfillment orders one run of a determination step creates: one per source.
+///
+/// A run never changes a fulfillment order that was on the order before it (one an
+/// earlier step made, or sent, or closed; one the order arrived with): re-sourcing makes
+/// new fulfillment orders, so what a provider already received stays as it was.
+#[derive(Default)]
+struct Created(Vec<FulfillmentOrderId>);
+
+impl Created {
+    /// Adds `quantity` of `line` to this run's fulfillment order for `source`, creating it
+    /// if needed.
+    fn allocate(
+        &mut self,
+        cx: &mut ActionContext<'_>,
+        source: &str,
+        line: &LineId,
+        product: &str,
+        quantity: f64,
+    ) {
+        let order = cx.order_mut();
+        let mine = order
+            .fulfillment_orders
+            .iter()
+            .position(|f| f.fulfillment_source == source && self.0.contains(&f.id));
+        let index = match mine {
+            Some(i) => i,
+            None => {
+                let id = fresh_id(order);
+                order
+                    .fulfillment_orders
+                    .push(FulfillmentOrder::new(id.clone(), source));
+                self.0.push(id);
+                order.fulfillment_orders.len() - 1
+            }
+        };
+        let fo = &mut order.fulfillment_orders[index];
+        match fo.lines.iter_mut().find(|l| &l.order_line == line) {
+            Some(l) => l.quantity = quantity,
+            None => fo
+                .lines
+                .push(FulfillmentOrderLine::new(line.clone(), product, quantity)),
         }
-    };
-    let fo = &mut order.fulfillment_orders[index];
-    match fo.lines.iter_mut().find(|l| &l.order_line == line) {
-        Some(l) => l.quantity = quantity,
-        None => fo
-            .lines
-            .push(FulfillmentOrderLine::new(line.clone(), product, quantity)),
     }
-    created
+
+    /// Raises "Creation of Fulfillment Order has Succeeded" per fulfillment order created and
+    /// carries them on the path.
+    fn announce(self, cx: &mut ActionContext<'_>) {
+        for id in self.0 {
+            cx.raise(
+                EventKind::FULFILLMENT_ORDER_CREATED,
+                Some(RecordId::FulfillmentOrder(id.clone())),
+            );
+            cx.take_fulfillment_order(id);
+        }
+    }
 }
 
-fn announce(cx: &mut ActionContext<'_>, created: Vec<FulfillmentOrderId>) {
-    for id in created {
-        cx.raise(
-            EventKind::FULFILLMENT_ORDER_CREATED,
-            Some(RecordId::FulfillmentOrder(id.clone())),
-        );
-        cx.take_fulfillment_order(id);
+/// A fulfillment order id no fulfillment order of `order` has: `<order>-FO<n>`, counting on
+/// from the number of fulfillment orders, past any id taken (the order may have arrived with
+/// fulfillment orders named the same way).
+fn fresh_id(order: &Order) -> FulfillmentOrderId {
+    let mut n = order.fulfillment_orders.len() + 1;
+    loop {
+        let id = format!("{}-FO{n}", order.id);
+        if order.fulfillment_order(&id).is_none() {
+            return FulfillmentOrderId(id);
+        }
+        n += 1;
     }
 }
 
@@ -170,17 +194,17 @@ impl Action for AssignFulfillmentSource {
                 )
             })
             .collect();
-        let mut created = Vec::new();
+        let mut created = Created::default();
         let mut unsourced = Vec::new();
         for (id, product, quantity, source) in &lines {
             match source {
-                Some(s) => created.extend(allocate(cx, s, id, product, *quantity)),
+                Some(s) => created.allocate(cx, s, id, product, *quantity),
                 None => unsourced.push(id.clone()),
             }
         }
         mark_unsourced(cx, &unsourced);
         let sourced = lines.len() - unsourced.len();
-        announce(cx, created);
+        created.announce(cx);
         if sourced == 0 {
             cx.order_mut().status_reason = Some(StatusReason::INVENTORY_NOT_FOUND);
             return Err(ActionError::new("no line has a fulfillment source"));
@@ -231,7 +255,7 @@ impl Action for SendToDom {
             .lines()
             .map(|l| (l.id.clone(), l.product.clone(), l.quantity))
             .collect();
-        let mut created = Vec::new();
+        let mut created = Created::default();
         let mut unsourced = Vec::new();
         for (id, product, quantity) in &lines {
             // A plan may list a line, or a source of a line, more than once: sum per source.
@@ -251,7 +275,7 @@ impl Action for SendToDom {
             let mut total = 0.0;
             for (source, q) in per_source {
                 total += q;
-                created.extend(allocate(cx, source, id, product, q));
+                created.allocate(cx, source, id, product, q);
             }
             if total == 0.0 {
                 unsourced.push(id.clone());
@@ -266,7 +290,7 @@ impl Action for SendToDom {
         }
         mark_unsourced(cx, &unsourced);
         let sourced = lines.len() - unsourced.len();
-        announce(cx, created);
+        created.announce(cx);
         if sourced == 0 {
             cx.order_mut().status_reason = Some(StatusReason::INVENTORY_NOT_FOUND);
             return Err(ActionError::new(
@@ -321,32 +345,70 @@ fn invalid_plan(message: String) -> ActionError {
     ProviderError::new(ProviderErrorKind::InvalidReply, message).into()
 }
 
-/// Each fulfillment order to the fulfillment provider.
+/// Each fulfillment order the step took to the step's fulfillment provider.
+///
+/// What it sends is what its path carries: every active fulfillment order the step took
+/// (its filter decides which). What it already sent it knows from its own accepted calls
+/// — step, round and record, the parts of the idempotency key — kept by the engine while
+/// the step may run again ([`ActionContext::called_before`]): a durable retry or a
+/// reprocess sends only what did not go through. The status reason "Sent To Fulfillment" is
+/// what the step reports on the document, never what it decides by: another step (a
+/// second 3PL in sequence, an overlapping branch of a splitter) sends the same fulfillment
+/// order to its own provider.
+///
+/// A run that sends nothing says why on its journey entry: no fulfillment order taken
+/// fails the step; inactive ones, or ones an earlier run sent, are named in a note.
 #[derive(Debug)]
 struct SendToFulfillment;
 
 #[async_trait]
 impl Action for SendToFulfillment {
     async fn run(&self, cx: &mut ActionContext<'_>) -> Result<(), ActionError> {
-        let to_send: Vec<FulfillmentOrderId> = cx
-            .fulfillment_orders()
-            .filter(|f| {
-                f.state == crate::document::State::Active
-                    && f.status_reason.as_ref() != Some(&StatusReason::SENT_TO_FULFILLMENT)
-            })
-            .map(|f| f.id.clone())
-            .collect();
-        if to_send.is_empty() && cx.fulfillment_orders().next().is_none() {
-            return Err(ActionError::new("there is no fulfillment order to send"));
+        let mut to_send = Vec::new();
+        let mut inactive = Vec::new();
+        let mut sent_before = Vec::new();
+        for fo in cx.fulfillment_orders() {
+            let id = fo.id.clone();
+            if fo.state != State::Active {
+                inactive.push(id);
+            } else if cx.called_before(&RecordId::FulfillmentOrder(id.clone())) {
+                sent_before.push(id);
+            } else {
+                to_send.push(id);
+            }
+        }
+        if to_send.is_empty() && inactive.is_empty() && sent_before.is_empty() {
+            return Err(ActionError::new(
+                "no fulfillment order to send: the step took none",
+            ));
+        }
+        let mut reasons = Vec::new();
+        if !inactive.is_empty() {
+            reasons.push(format!("inactive: {}", list(&inactive)));
+        }
+        if !sent_before.is_empty() {
+            reasons.push(format!(
+                "sent by an earlier run of this step: {}",
+                list(&sent_before)
+            ));
+        }
+        if to_send.is_empty() {
+            cx.note(format!(
+                "no fulfillment order to send: {}",
+                reasons.join("; ")
+            ));
+        } else if !reasons.is_empty() {
+            cx.note(format!("not sent: {}", reasons.join("; ")));
         }
         let mut failures = Vec::new();
+        let mut sent = sent_before;
         for id in to_send {
             let record = RecordId::FulfillmentOrder(id.clone());
             let result = {
                 let order = cx.order();
-                let fo = order
-                    .fulfillment_order(id.as_str())
-                    .expect("selected fulfillment orders exist");
+                let Some(fo) = order.fulfillment_order(id.as_str()) else {
+                    continue;
+                };
                 cx.call(
                     &record,
                     Request::SendFulfillmentOrder {
@@ -357,25 +419,27 @@ impl Action for SendToFulfillment {
                 .await
             };
             match result {
-                Ok(_) => {
-                    if let Some(fo) = cx
-                        .order_mut()
-                        .fulfillment_orders
-                        .iter_mut()
-                        .find(|f| f.id == id)
-                    {
-                        fo.status_reason = Some(StatusReason::SENT_TO_FULFILLMENT);
-                    }
-                }
+                Ok(_) => sent.push(id),
                 Err(e) => failures.push(format!("{id}: {e}")),
             }
         }
         let order = cx.order_mut();
-        let all_sent = order.fulfillment_orders.iter().all(|f| {
-            f.state != crate::document::State::Active
-                || f.status_reason.as_ref() == Some(&StatusReason::SENT_TO_FULFILLMENT)
-        });
-        if all_sent {
+        // A durable retry starts again from the document as it was: mark what earlier runs
+        // sent as well as what this run sent.
+        for fo in &mut order.fulfillment_orders {
+            if sent.contains(&fo.id) {
+                fo.status_reason = Some(StatusReason::SENT_TO_FULFILLMENT);
+            }
+        }
+        let mut active = order
+            .fulfillment_orders
+            .iter()
+            .filter(|f| f.state == State::Active)
+            .peekable();
+        let any_active = active.peek().is_some();
+        if any_active
+            && active.all(|f| f.status_reason.as_ref() == Some(&StatusReason::SENT_TO_FULFILLMENT))
+        {
             order.status_reason = Some(StatusReason::SENT_TO_FULFILLMENT);
         }
         if failures.is_empty() {
@@ -387,6 +451,11 @@ impl Action for SendToFulfillment {
             )))
         }
     }
+}
+
+fn list(ids: &[FulfillmentOrderId]) -> String {
+    let names: Vec<&str> = ids.iter().map(FulfillmentOrderId::as_str).collect();
+    names.join(", ")
 }
 
 /// The order to the ERP, which determines fulfillment itself.
@@ -414,5 +483,25 @@ impl Action for SendToInvoice {
             .await?;
         cx.order_mut().status_reason = Some(StatusReason::INVOICED);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fresh_id;
+    use crate::document::{FulfillmentOrder, Order};
+
+    #[test]
+    fn fresh_ids_count_on_past_every_id_taken() {
+        let mut order = Order::new("SO-1");
+        assert_eq!(fresh_id(&order).as_str(), "SO-1-FO1");
+        order.fulfillment_orders = vec![
+            FulfillmentOrder::new("SO-1-FO3", "East"),
+            FulfillmentOrder::new("SO-1-FO4", "West"),
+        ];
+        // Two fulfillment orders: the count says FO3, which is taken, and so is FO4.
+        assert_eq!(fresh_id(&order).as_str(), "SO-1-FO5");
+        order.fulfillment_orders = vec![FulfillmentOrder::new("X", "East")];
+        assert_eq!(fresh_id(&order).as_str(), "SO-1-FO2");
     }
 }

@@ -1656,6 +1656,8 @@ fn check_event(event: &Event) -> Result<()> {
                 event.id, event.order, doc.id
             )));
         }
+        doc.check_ids()
+            .map_err(|e| Error::InvalidEvent(format!("event '{}': {e}", event.id)))?;
     }
     Ok(())
 }
@@ -1677,6 +1679,9 @@ pub(crate) struct Caller<'a> {
     attempts: std::sync::atomic::AtomicU32,
     /// When a retryable failure asks for the step to run again.
     retry_at: Mutex<Option<Timestamp>>,
+    /// The records whose calls succeeded in this run, kept on the execution while the step
+    /// may run again.
+    accepted: Mutex<Vec<RecordId>>,
 }
 
 impl<'a> Caller<'a> {
@@ -1687,6 +1692,11 @@ impl<'a> Caller<'a> {
     /// Provider calls made in this run of the step.
     pub(crate) fn attempts(&self) -> u32 {
         self.attempts.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// The records whose calls succeeded in this run of the step.
+    pub(crate) fn take_accepted(&self) -> Vec<RecordId> {
+        std::mem::take(&mut *self.accepted.lock().unwrap_or_else(PoisonError::into_inner))
     }
 
     /// When the step should run again, if a call failed with a retryable error and the
@@ -1745,6 +1755,10 @@ impl<'a> Caller<'a> {
                 ),
             )),
         };
+        if result.is_ok() {
+            let mut accepted = self.accepted.lock().unwrap_or_else(PoisonError::into_inner);
+            accepted.push(record.clone());
+        }
         if let Err(e) = &result {
             if e.is_retryable() && self.attempt < self.retry.attempts.max(1) {
                 let at = self.inner.clock.now().after(Duration::from_millis(

@@ -355,6 +355,7 @@ impl<'e> Turn<'e> {
                 }],
                 joins: Vec::new(),
                 consumed: Vec::new(),
+                accepted: Vec::new(),
                 next_token: 1,
                 steps: 0,
                 started: at,
@@ -934,6 +935,7 @@ impl<'e> Turn<'e> {
 
         let mut attempts = 0;
         let mut retry_at = None;
+        let mut accepted = Vec::new();
         let mut raised = Vec::new();
         let result: std::result::Result<(), String> = if runs {
             let OrderState {
@@ -956,7 +958,9 @@ impl<'e> Turn<'e> {
                     attempt: token_attempt,
                     attempts: Default::default(),
                     retry_at: Default::default(),
+                    accepted: Default::default(),
                 },
+                accepted: &exec.accepted,
                 findings: &findings,
                 policy_failed: critical.is_some(),
                 raised: Vec::new(),
@@ -967,6 +971,7 @@ impl<'e> Turn<'e> {
                 .await;
             attempts = cx.caller.attempts();
             retry_at = cx.caller.retry_at();
+            accepted = cx.caller.take_accepted();
             raised = std::mem::take(&mut cx.raised);
             details.append(&mut cx.notes);
             match (run, &critical) {
@@ -984,8 +989,10 @@ impl<'e> Turn<'e> {
 
         if let (Err(why), Some(at), Some((order, records))) = (&result, retry_at, snapshot) {
             // A retryable failure with attempts left: undo what the run did, park the
-            // token on a durable timer, and commit; `run_due` picks it up at `at`.
+            // token on a durable timer, and commit; `run_due` picks it up at `at`. What a
+            // provider accepted cannot be undone: it is kept for the next attempt to see.
             self.state.order = order;
+            self.state.executions[e].keep_accepted(&step.name, accepted);
             let token = &mut self.state.executions[e].tokens[t];
             token.records = records;
             token.status = TokenStatus::Retrying;
@@ -1035,6 +1042,7 @@ impl<'e> Turn<'e> {
             exec.id, token_id, step.name, exec.round
         );
         if ok || plan.routes_failure(a.next) {
+            exec.forget_accepted(&step.name);
             let token = &mut exec.tokens[t];
             token.at = a.next;
             token.trigger = None;
@@ -1048,6 +1056,7 @@ impl<'e> Turn<'e> {
             token.last = Some(outcome);
             token.status = TokenStatus::Ready;
         } else {
+            exec.keep_accepted(&step.name, accepted);
             self.end_path(plan, e, t, result.clone().err());
         }
 
