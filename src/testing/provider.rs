@@ -184,6 +184,8 @@ struct State {
     effects: Vec<Effect>,
     /// The first answer per applied key, repeated to later calls with that key.
     replies: HashMap<String, Reply>,
+    /// Calls yield to the executor before and after applying their effect.
+    yielding: bool,
 }
 
 impl State {
@@ -228,9 +230,19 @@ impl ScriptedProvider {
                 calls: Vec::new(),
                 effects: Vec::new(),
                 replies: HashMap::new(),
+                yielding: false,
             })),
             name,
         }
+    }
+
+    /// Makes every call yield to the executor (return `Pending` once, waking itself) before
+    /// it applies its effect and again before it answers, as a provider across a network
+    /// does: two points where the engine's future can be dropped — before the effect, and
+    /// after it with the reply lost.
+    pub fn yielding(&self, on: bool) -> Self {
+        self.lock().yielding = on;
+        self.clone()
     }
 
     /// Offers only these request kinds (this handle and its later clones).
@@ -436,7 +448,7 @@ impl Provider for ScriptedProvider {
             } => RecordId::FulfillmentOrder(fulfillment_order.id.clone()),
             _ => RecordId::Order,
         };
-        let behavior = {
+        let (behavior, yielding) = {
             let mut state = self.lock();
             let behavior = state.next(key);
             state.calls.push(Call {
@@ -448,9 +460,15 @@ impl Provider for ScriptedProvider {
                 behavior: behavior.clone(),
                 at: self.clock.now(),
             });
-            behavior
+            (behavior, state.yielding)
         };
         match behavior {
+            Behavior::Ok if yielding => {
+                crate::testing::store::yield_once().await;
+                let reply = self.apply(&request, key, &record);
+                crate::testing::store::yield_once().await;
+                Ok(reply)
+            }
             Behavior::Ok => Ok(self.apply(&request, key, &record)),
             Behavior::Retryable(message) => Err(ProviderError::unavailable(message)),
             Behavior::Fatal(message) => Err(ProviderError::rejected(message)),

@@ -85,6 +85,7 @@ pub struct Op {
 pub struct FaultyStore {
     inner: Arc<dyn Store>,
     state: Mutex<State>,
+    yielding: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Debug, Default)]
@@ -106,7 +107,17 @@ impl FaultyStore {
         Self {
             inner,
             state: Mutex::new(State::default()),
+            yielding: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// Makes every operation yield to the executor once (return `Pending`, waking itself)
+    /// before it goes ahead, as a store across a network does: each operation is then a
+    /// point where a caller's future can be dropped. Tests that drop engine futures at
+    /// every await point enumerate these.
+    pub fn yielding(&self, on: bool) {
+        self.yielding
+            .store(on, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// The wrapped store: what survives a "crash".
@@ -190,6 +201,9 @@ impl FaultyStore {
         order: Option<&OrderId>,
         op: impl Future<Output = Result<T, StoreError>> + Send,
     ) -> Result<T, StoreError> {
+        if self.yielding.load(std::sync::atomic::Ordering::Relaxed) {
+            yield_once().await;
+        }
         match self.begin(name, order)? {
             Plan::Forward => op.await,
             Plan::CrashAfter(n) => {
@@ -199,6 +213,21 @@ impl FaultyStore {
             }
         }
     }
+}
+
+/// Returns `Pending` once, waking its task, then `Ready`.
+pub(crate) async fn yield_once() {
+    let mut yielded = false;
+    futures::future::poll_fn(|cx| {
+        if yielded {
+            std::task::Poll::Ready(())
+        } else {
+            yielded = true;
+            cx.waker().wake_by_ref();
+            std::task::Poll::Pending
+        }
+    })
+    .await;
 }
 
 fn crash(n: u64, name: &str, when: &str) -> StoreError {

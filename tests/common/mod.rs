@@ -4,6 +4,8 @@
 // Each test binary uses a part of this module.
 #![allow(dead_code)]
 
+pub(crate) mod canonical;
+
 use std::future::Future;
 
 use orderflow::document::{Order, OrderId, OrderLine};

@@ -1,0 +1,248 @@
+//! Cancellation-point enumeration: hosts run `submit` inside HTTP handlers that are
+//! cancelled when the client goes away, and inside timeouts. For the six canonical flows,
+//! with a store and providers that yield to the executor at every operation (as they do
+//! across a network), a clean run counts the K points where `submit` returns `Pending`;
+//! then for every k in 0..K the run drops the `submit` future at its k-th pending point.
+//!
+//! After each drop, only the running background work — the timer worker's `run_due`,
+//! with time moving on — may act: no restart, no new event. It must leave nothing behind:
+//! no path ready or running, no turn still marked under way. Then the host re-delivers the
+//! event it got no acknowledgement for, and the run must end as the clean one did: the same
+//! documents, timelines, executions and journeys, and every idempotency key applied once.
+
+mod common;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::task::Poll;
+
+use common::canonical::{Scenario, World, scenarios};
+use orderflow::clock::Clock;
+use orderflow::document::{Order, OrderId, RecordId};
+use orderflow::execution::ExecutionStatus;
+use orderflow::journey::{Finding, Outcome};
+use orderflow::provider::RequestKind;
+use orderflow::testing::store::FaultyStore;
+use orderflow::{Engine, MemoryStore, Store};
+
+/// A timeline entry without its time.
+type Entry = (u64, String, String, Option<RecordId>, Option<String>);
+/// A journey row without its times.
+type Row = (String, Vec<RecordId>, Outcome, u32, u32, Vec<String>, Vec<Finding>);
+/// An execution by id, flow, version, round and status.
+type Exec = (String, String, String, u32, ExecutionStatus);
+
+/// What a run ends with, times left out: a dropped turn is resumed later on the clock.
+#[derive(Debug, PartialEq)]
+struct Outcomes {
+    orders: Vec<(Order, Vec<Entry>, Vec<Exec>, Vec<Row>)>,
+    effects: Vec<(String, RequestKind, String)>,
+}
+
+/// Polls `fut` to completion, or drops it when it is about to return its `cancel_at`-th
+/// `Pending` (counting from `seen`, shared across the run's futures).
+async fn drive<F: Future>(fut: F, cancel_at: Option<usize>, seen: &mut usize) -> Option<F::Output> {
+    let mut fut = std::pin::pin!(fut);
+    futures::future::poll_fn(|cx| match fut.as_mut().poll(cx) {
+        Poll::Ready(out) => Poll::Ready(Some(out)),
+        Poll::Pending => {
+            let n = *seen;
+            *seen += 1;
+            if cancel_at == Some(n) {
+                Poll::Ready(None)
+            } else {
+                Poll::Pending
+            }
+        }
+    })
+    .await
+}
+
+/// The timer worker's rounds, with time moving on to each timer, until none is set.
+async fn settle(engine: &Engine, world: &World) {
+    for _ in 0..1_000 {
+        let Some(at) = engine.next_due().await.unwrap() else {
+            return;
+        };
+        let now = world.clock.now();
+        if at > now {
+            world.clock.advance(at.since(now));
+        }
+        engine.run_due().await.unwrap();
+    }
+    panic!("timers kept coming");
+}
+
+struct Run {
+    outcomes: Outcomes,
+    /// Pending points seen.
+    points: usize,
+    dropped: bool,
+}
+
+async fn run(scenario: &Scenario, cancel_at: Option<usize>) -> Run {
+    let world = World::new();
+    let base: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    {
+        let setup = world.engine(base.clone()).await.unwrap();
+        for flow in &scenario.flows {
+            setup.create_flow(flow.clone()).await.unwrap();
+            setup.publish(&flow.name).await.unwrap();
+        }
+    }
+    let store = Arc::new(FaultyStore::new(base.clone()));
+    store.yielding(true);
+    for provider in world.providers() {
+        provider.yielding(true);
+    }
+    let engine = world.engine(store.clone()).await.unwrap();
+    let mut seen = 0;
+    let mut dropped = false;
+    for event in &scenario.events {
+        loop {
+            let target = if dropped { None } else { cancel_at };
+            match drive(engine.submit(event.clone()), target, &mut seen).await {
+                Some(result) => {
+                    result.unwrap_or_else(|e| panic!("{}: submit failed: {e}", scenario.name));
+                    break;
+                }
+                None => {
+                    dropped = true;
+                    // Only the running workers act: nothing may stay in flight.
+                    settle(&engine, &world).await;
+                    for id in &scenario.orders {
+                        let Some(state) = engine.order_state(&OrderId::from(*id)).await.unwrap()
+                        else {
+                            continue;
+                        };
+                        assert!(
+                            !state.has_runnable() && state.resume_at.is_none(),
+                            "{}: dropped at pending point {}: order {id} was left with work \
+                             in flight that no worker takes up: {:?}",
+                            scenario.name,
+                            cancel_at.unwrap_or_default(),
+                            state.executions
+                        );
+                    }
+                    // The host had no acknowledgement: it delivers the event again.
+                }
+            }
+        }
+    }
+    settle(&engine, &world).await;
+
+    let mut orders = Vec::new();
+    for id in &scenario.orders {
+        let id = OrderId::from(*id);
+        let state = engine
+            .order_state(&id)
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("{}: order {id} is lost", scenario.name));
+        let journey = engine.journey(&id).await.unwrap();
+        orders.push((
+            state.order,
+            state
+                .timeline
+                .into_iter()
+                .map(|e| {
+                    (
+                        e.seq,
+                        e.id.to_string(),
+                        e.kind.to_string(),
+                        e.record,
+                        e.raised_by,
+                    )
+                })
+                .collect(),
+            state
+                .executions
+                .iter()
+                .map(|x| {
+                    (
+                        x.id.to_string(),
+                        x.flow.clone(),
+                        x.version.to_string(),
+                        x.round,
+                        x.status(),
+                    )
+                })
+                .collect(),
+            journey
+                .steps
+                .into_iter()
+                .map(|s| {
+                    (
+                        s.step,
+                        s.records,
+                        s.outcome,
+                        s.attempts,
+                        s.round,
+                        s.details,
+                        s.findings,
+                    )
+                })
+                .collect(),
+        ));
+    }
+    let mut effects = Vec::new();
+    for p in world.providers() {
+        for (key, n) in p.effects_per_key() {
+            assert_eq!(n, 1, "{}: key {key} took effect {n} times", scenario.name);
+        }
+        effects.extend(
+            p.effects()
+                .into_iter()
+                .map(|e| (e.order.clone(), e.kind, e.record.to_string())),
+        );
+    }
+    effects.sort_by(|a, b| format!("{a:?}").cmp(&format!("{b:?}")));
+    Run {
+        outcomes: Outcomes { orders, effects },
+        points: seen,
+        dropped,
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_submit_dropped_at_any_await_leaves_every_order_resumable() {
+    for scenario in scenarios() {
+        let clean = run(&scenario, None).await;
+        let k = clean.points;
+        assert!(
+            k > 0,
+            "{}: a yielding store makes submit pend",
+            scenario.name
+        );
+        for (order, _, executions, _) in &clean.outcomes.orders {
+            assert!(
+                executions
+                    .iter()
+                    .all(|x| x.4 == ExecutionStatus::Completed),
+                "{}: order {} completes without cancellation",
+                scenario.name,
+                order.id
+            );
+        }
+        let mut covered = 0;
+        for point in 0..k {
+            let cancelled = run(&scenario, Some(point)).await;
+            assert!(
+                cancelled.dropped,
+                "{}: the drop at pending point {point} happened",
+                scenario.name
+            );
+            assert_eq!(
+                cancelled.outcomes, clean.outcomes,
+                "{}: a submit dropped at pending point {point} changed the result",
+                scenario.name
+            );
+            covered += 1;
+        }
+        println!(
+            "{}: {covered}/{k} cancel points covered ({} effects)",
+            scenario.name,
+            clean.outcomes.effects.len()
+        );
+    }
+}
