@@ -5,8 +5,8 @@
 //! both forms PostgreSQL clients take and gives the string back with every secret in it
 //! replaced by `[redacted]`: the password of a URL's user info, `password=` and
 //! `sslpassword=` values in a URL's query or a key-value string, and whatever it cannot
-//! read for sure. [`PostgresStore`](crate::store) shows connection strings only through it;
-//! hosts can do the same with theirs.
+//! read for sure. The PostgreSQL store shows its connection string only through it, in
+//! `Debug` and in every error; hosts can do the same with theirs.
 //!
 //! ```
 //! use orderflow::redact;
@@ -30,9 +30,9 @@
 //!   unescaped, so where the user info ends is ambiguous: the redaction takes every reading
 //!   a parser could make — no user info, or user info up to each `@` in turn — and hides the
 //!   union of what each reading makes secret (a URL with whitespace in it is read as a
-//!   key-value string too). The password is everything after the user
-//!   name's `:`; a port that is not a number is hidden (a user name and password missing
-//!   their `@` read as host and port). Query parameters are shown only when their name is
+//!   key-value string too). The password is everything after the user name's `:`; a port
+//!   that is not a number is hidden (a user name and password missing their `@` read as
+//!   host and port). Query parameters are shown only when their name is
 //!   a known, non-secret libpq option (`sslmode`, `application_name`, …); the values of
 //!   `password` and `sslpassword` are hidden, and any other parameter is hidden whole, name
 //!   and all, since it may be the tail of a password that held a raw `&`.
