@@ -15,6 +15,7 @@ pub mod limits;
 pub mod orchestration;
 pub mod policy;
 pub mod provider;
+pub mod redact;
 pub mod rules;
 pub mod store;
 pub mod testing;

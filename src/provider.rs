@@ -449,7 +449,9 @@ impl Provider for MemoryProvider {
 /// whose configuration holds its credentials as `Secret`s can derive `Debug` and be
 /// logged, put in errors, journeys and spans without leaking them. Deserializing reads the
 /// plain value, so configuration files load as usual. Only [`expose`](Self::expose) gives
-/// the value, at the point of use.
+/// the value, at the point of use. A URL or connection string to be shown with the
+/// credentials in it hidden goes through
+/// [`redact::connection_string`](crate::redact::connection_string).
 ///
 /// ```
 /// use orderflow::provider::Secret;

@@ -1,11 +1,15 @@
 //! The `orderflow` command-line tool end to end on the example files: each subcommand, a
-//! bad file and a missing file, with exit codes scripts can rely on.
+//! bad file and a missing file, with exit codes scripts can rely on; files read no further
+//! than their size limit, and files that are not UTF-8.
 
 #![cfg(feature = "cli")]
+
+use std::time::Duration;
 
 use assert_cmd::Command;
 use orderflow::document::{Order, OrderLine};
 use orderflow::flow::Flow;
+use orderflow::limits::Limits;
 use orderflow::rules::PolicyDocument;
 use orderflow::store::SqliteStore;
 use orderflow::{Engine, Event, MemoryProvider};
@@ -229,5 +233,138 @@ fn the_readme_shows_the_diagram_the_tool_draws() {
         readme.contains(&format!("```mermaid\n{mermaid}```")),
         "README.md's diagram is stale; regenerate it with \
          `cargo run --features cli -- render {SAMPLE_FLOW}`"
+    );
+}
+
+/// How long a command may take before it is killed and its test fails: a wall-clock guard
+/// against reading without end, far above what a bounded read takes.
+const GUARD: Duration = Duration::from_secs(20);
+
+/// The reference lab's flow, padded with trailing spaces to `len` bytes.
+fn padded_flow(dir: &std::path::Path, len: usize) -> std::path::PathBuf {
+    let mut text = std::fs::read_to_string(LAB_FLOW).unwrap();
+    assert!(text.len() <= len);
+    text.extend(std::iter::repeat_n(' ', len - text.len()));
+    let path = dir.join(format!("flow-{len}.json"));
+    std::fs::write(&path, text).unwrap();
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), len as u64);
+    path
+}
+
+#[test]
+fn a_file_of_exactly_the_limit_is_read_and_one_byte_more_is_refused() {
+    let max = Limits::default().max_document_bytes;
+    let dir = tempfile::tempdir().unwrap();
+    let at_limit = padded_flow(dir.path(), max);
+    let out = orderflow()
+        .arg("validate")
+        .arg(&at_limit)
+        .arg(LAB_POLICIES)
+        .timeout(GUARD)
+        .assert()
+        .success()
+        .get_output()
+        .clone();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("ok (flow 'Reference lab')"), "{text}");
+    orderflow()
+        .arg("render")
+        .arg(&at_limit)
+        .timeout(GUARD)
+        .assert()
+        .success();
+
+    let over = padded_flow(dir.path(), max + 1);
+    let out = orderflow()
+        .arg("validate")
+        .arg(&over)
+        .arg(LAB_POLICIES)
+        .timeout(GUARD)
+        .assert()
+        .code(1)
+        .get_output()
+        .clone();
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.contains(&format!("flow-{}.json: larger than {max} bytes", max + 1)),
+        "{err}"
+    );
+    assert!(!String::from_utf8(out.stdout).unwrap().contains("ok (flow"));
+}
+
+#[cfg(unix)]
+#[test]
+fn an_endless_file_is_refused_at_the_limit() {
+    let max = Limits::default().max_document_bytes;
+    let runs: [&[&str]; 6] = [
+        &["validate", "/dev/zero"],
+        &["validate", LAB_FLOW, "/dev/zero"],
+        &["render", "/dev/zero"],
+        &["simulate", "/dev/zero", ORDER],
+        &[
+            "simulate",
+            LAB_FLOW,
+            "/dev/zero",
+            "--policies",
+            LAB_POLICIES,
+        ],
+        &["simulate", LAB_FLOW, ORDER, "--policies", "/dev/zero"],
+    ];
+    for args in runs {
+        // Killed by the guard, the command has no exit code and the assertion fails.
+        let out = orderflow()
+            .args(args)
+            .timeout(GUARD)
+            .assert()
+            .code(1)
+            .get_output()
+            .clone();
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert!(
+            err.contains(&format!("/dev/zero: larger than {max} bytes")),
+            "{args:?}: {err}"
+        );
+    }
+}
+
+#[test]
+fn a_file_that_is_not_utf8_is_invalid_at_its_byte_offset() {
+    let dir = tempfile::tempdir().unwrap();
+    let flow = dir.path().join("latin1.json");
+    let mut bytes = b"{\n  \"name\": \"Caf".to_vec();
+    let offset = bytes.len();
+    bytes.extend_from_slice(b"\xe9\",\n  \"steps\": []\n}\n");
+    std::fs::write(&flow, &bytes).unwrap();
+    let out = orderflow()
+        .arg("validate")
+        .arg(&flow)
+        .timeout(GUARD)
+        .assert()
+        .code(1)
+        .get_output()
+        .clone();
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains(&format!("byte offset {offset}")), "{err}");
+    assert!(err.contains("latin1.json:2:15: not UTF-8"), "{err}");
+
+    // An order file too, past valid multi-byte characters.
+    let order = dir.path().join("order.json");
+    let mut bytes = "{ \"id\": \"SO-1\", \"note\": \"naïve ".as_bytes().to_vec();
+    let offset = bytes.len();
+    bytes.extend_from_slice(b"\xff\xfe\" }");
+    std::fs::write(&order, &bytes).unwrap();
+    let out = orderflow()
+        .args(["simulate", LAB_FLOW])
+        .arg(&order)
+        .args(["--policies", LAB_POLICIES])
+        .timeout(GUARD)
+        .assert()
+        .code(1)
+        .get_output()
+        .clone();
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.contains(&format!("invalid byte 0xff at byte offset {offset}")),
+        "{err}"
     );
 }

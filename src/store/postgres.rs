@@ -24,6 +24,7 @@ use crate::event::Event;
 use crate::execution::OrderState;
 use crate::flow::Flow;
 use crate::journey::StepRecord;
+use crate::redact;
 use crate::rules::{PolicyDocument, PolicyRecord};
 
 /// The schema migrations; migration `n` (1-based) is recorded as version `n` in the schema's
@@ -186,7 +187,8 @@ const MAX_IDENTIFIER: usize = 63;
 /// Where and how a [`PostgresStore`] connects.
 ///
 /// Build one with [`PostgresConfig::new`] and adjust it with the `with_` methods (or set the
-/// fields). `Debug` shows the URL with its password replaced by `[redacted]`.
+/// fields). `Debug` shows the URL as [`redact::connection_string`] does: every password
+/// in it, in any of the forms below, replaced by `[redacted]`.
 ///
 /// ```
 /// use std::time::Duration;
@@ -206,7 +208,10 @@ const MAX_IDENTIFIER: usize = 63;
 pub struct PostgresConfig {
     /// The server and credentials, as a `postgres://user:password@host:port/database` URL
     /// or a `host=… user=… dbname=…` key-value string (the forms `libpq` takes). TLS is not
-    /// supported yet: `sslmode=require` fails to connect.
+    /// supported yet: `sslmode=require` fails to connect. In a URL, percent-encode an `@`
+    /// in the user name, password, database name or parameters as `%40`: a URL with more
+    /// than one `@`, or an `@` after its host, is refused, since the driver would read part
+    /// of the password as a host or database name.
     pub url: String,
     /// The schema holding the store's tables, created if it is missing. Default:
     /// `orderflow`. At most 63 bytes; any characters (it is always quoted). Stores on
@@ -268,7 +273,7 @@ impl PostgresConfig {
 impl fmt::Debug for PostgresConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PostgresConfig")
-            .field("url", &redact(&self.url))
+            .field("url", &redact::connection_string(&self.url))
             .field("schema", &self.schema)
             .field("max_connections", &self.max_connections)
             .field("connect_timeout", &self.connect_timeout)
@@ -402,9 +407,10 @@ impl fmt::Debug for PostgresConfig {
 /// value PostgreSQL cannot store and a newer schema are
 /// [`Refused`](StoreErrorKind::Refused). Stored rows that no longer decode, tables that are
 /// missing or altered, and data PostgreSQL reports damaged are
-/// [`Corrupt`](StoreErrorKind::Corrupt). A URL that does not parse and invalid settings are
-/// [`Other`](StoreErrorKind::Other). Each message names the server and schema; none holds
-/// the URL's password.
+/// [`Corrupt`](StoreErrorKind::Corrupt). A URL that does not parse or is ambiguous, and
+/// invalid settings, are [`Other`](StoreErrorKind::Other). Each message names the server
+/// and schema through [`redact::connection_string`]; none holds the URL's password or any
+/// part of it, nor does any error's source.
 ///
 /// # Example
 ///
@@ -499,10 +505,11 @@ impl PostgresStore {
     /// [`Unavailable`](StoreErrorKind::Unavailable) when the server cannot be reached;
     /// [`Refused`](StoreErrorKind::Refused) when it refuses the login or the schema's
     /// creation, or when the schema was written by a newer version of this crate;
-    /// [`Other`](StoreErrorKind::Other) for a URL that does not parse, an empty or too long
-    /// schema name, or no connections allowed.
+    /// [`Other`](StoreErrorKind::Other) for a URL that does not parse or holds an unencoded
+    /// `@` the driver could misread, an empty or too long schema name, or no connections
+    /// allowed.
     pub async fn connect_with(config: PostgresConfig) -> Result<Self, StoreError> {
-        let redacted = redact(&config.url);
+        let redacted = redact::connection_string(&config.url);
         let target = format!("{redacted} (schema \"{}\")", config.schema);
         let invalid = |problem: String| {
             StoreError::new(
@@ -518,8 +525,17 @@ impl PostgresStore {
         if config.max_connections == 0 {
             return Err(invalid("max_connections must be at least 1".to_owned()));
         }
+        if let Some(problem) = redact::url_ambiguity(&config.url) {
+            return Err(invalid(format!(
+                "the connection URL is ambiguous: {problem}"
+            )));
+        }
+        // The driver's error is not kept as the source: its cause may quote the string.
         let mut pg: tokio_postgres::Config = config.url.parse().map_err(|e| {
-            invalid(format!("the connection URL does not parse: {e}")).with_source(e)
+            invalid(format!(
+                "the connection string does not parse: {}",
+                parse_problem(&e)
+            ))
         })?;
         if pg.get_connect_timeout().is_none() {
             pg.connect_timeout(config.connect_timeout);
@@ -1598,65 +1614,41 @@ fn quote(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
-/// A connection string with every password in it replaced by `[redacted]`: the user-info
-/// password of a URL and any `password=` parameter. Where it is unsure, it redacts more.
-fn redact(url: &str) -> String {
-    let mut out = String::with_capacity(url.len());
-    let mut rest = url;
-    if let Some(scheme) = url.find("://") {
-        let (head, tail) = url.split_at(scheme + 3);
-        out.push_str(head);
-        // The user info ends at the last `@` before the query: a password may hold `@`
-        // or `/` unescaped.
-        let query = tail.find('?').unwrap_or(tail.len());
-        if let Some(at) = tail[..query].rfind('@') {
-            let userinfo = &tail[..at];
-            match userinfo.find(':') {
-                Some(colon) => {
-                    out.push_str(&userinfo[..=colon]);
-                    out.push_str("[redacted]");
-                }
-                None => out.push_str(userinfo),
-            }
-            rest = &tail[at..];
+/// What a connection string's parse error says, without any text of the string: the
+/// driver's messages may quote a character or an option name from it, which may be part of
+/// a password (a quote doubled SQL-style, a password with an unquoted space).
+fn parse_problem(e: &tokio_postgres::Error) -> String {
+    let Some(cause) = std::error::Error::source(e).map(ToString::to_string) else {
+        return e.to_string();
+    };
+    if let Some(name) = cause
+        .strip_prefix("unknown option `")
+        .and_then(|rest| rest.strip_suffix('`'))
+    {
+        return if redact::is_known_option(name) {
+            format!("option `{name}` is not supported")
         } else {
-            rest = tail;
-        }
+            "an unknown option".to_owned()
+        };
     }
-    // `password=…` in a query string or a key-value string.
-    loop {
-        let lower = rest.to_ascii_lowercase();
-        let Some(key) = lower.find("password") else {
-            out.push_str(rest);
-            return out;
-        };
-        let after = &rest[key + "password".len()..];
-        let trimmed = after.trim_start();
-        let Some(value) = trimmed.strip_prefix('=') else {
-            out.push_str(&rest[..key + "password".len()]);
-            rest = after;
-            continue;
-        };
-        let value = value.trim_start();
-        out.push_str(&rest[..rest.len() - value.len()]);
-        out.push_str("[redacted]");
-        let end = if let Some(quoted) = value.strip_prefix('\'') {
-            // A quoted value ends at the first quote that a backslash does not escape.
-            let mut escaped = false;
-            quoted
-                .char_indices()
-                .find(|&(_, c)| {
-                    let end = c == '\'' && !escaped;
-                    escaped = c == '\\' && !escaped;
-                    end
-                })
-                .map_or(value.len(), |(i, _)| i + 2)
-        } else {
-            value
-                .find(|c: char| c.is_whitespace() || c == '&')
-                .unwrap_or(value.len())
-        };
-        rest = &value[end..];
+    if let Some(at) = cause.strip_prefix("unexpected character at byte ") {
+        let at: String = at.chars().take_while(char::is_ascii_digit).collect();
+        return format!("unexpected character at byte {at}");
+    }
+    // These name a fixed option, a position or nothing of the string.
+    let safe = [
+        "invalid value for option `",
+        "invalid utf-8 sequence",
+        "unexpected EOF",
+    ];
+    let exact = [
+        "unterminated quoted connection parameter value",
+        "unterminated parameter",
+    ];
+    if safe.iter().any(|p| cause.starts_with(p)) || exact.contains(&cause.as_str()) {
+        cause
+    } else {
+        e.to_string()
     }
 }
 
@@ -1748,35 +1740,33 @@ mod tests {
     use super::*;
 
     #[test]
-    fn passwords_are_redacted() {
+    fn parse_errors_quote_nothing_of_the_string() {
+        // Each string holds a password with a `Q`, which no message may show.
         let cases = [
             (
-                "postgres://u:hunter2@h:5432/db",
-                "postgres://u:[redacted]@h:5432/db",
+                "host=h password='it''s Q' user=x",
+                "unexpected character at byte 23",
             ),
-            ("postgres://u@h/db", "postgres://u@h/db"),
-            ("postgres://h/db", "postgres://h/db"),
+            ("host=h password=my Qword=x", "an unknown option"),
+            ("postgres://u:p@h/db?Qx=1", "an unknown option"),
             (
-                "postgresql://u:p@ss/w@rd@h/db?x=1",
-                "postgresql://u:[redacted]@h/db?x=1",
-            ),
-            (
-                "postgres://u@h/db?sslmode=disable&password=hunter2&x=1",
-                "postgres://u@h/db?sslmode=disable&password=[redacted]&x=1",
+                "host=h sslpassword=Q",
+                "option `sslpassword` is not supported",
             ),
             (
-                "host=h user=u password=hunter2 dbname=d",
-                "host=h user=u password=[redacted] dbname=d",
+                "postgres://u:Q@h:port/db",
+                "invalid value for option `port`",
             ),
             (
-                "host=h PASSWORD = 'hunt er\\'2' dbname=d",
-                "host=h PASSWORD = [redacted] dbname=d",
+                "host=h password='Q",
+                "unterminated quoted connection parameter value",
             ),
-            ("host=h password=", "host=h password=[redacted]"),
-            ("host=h passwords", "host=h passwords"),
+            ("host=h password=Q dangling", "unexpected EOF"),
         ];
         for (url, expected) in cases {
-            assert_eq!(redact(url), expected, "{url}");
+            let e = url.parse::<tokio_postgres::Config>().unwrap_err();
+            let problem = parse_problem(&e);
+            assert_eq!(problem, expected, "{url}: {e:?}");
         }
     }
 

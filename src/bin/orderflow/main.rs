@@ -11,7 +11,15 @@
 //! Exit codes: 0 when everything checked is valid (warnings allowed unless `--strict`), 1
 //! when a document is invalid (or a warning under `--strict`, or a dry run fails), 2 when
 //! the command cannot run (a missing file, bad arguments, an unreadable store).
+//!
+//! Every file is read through a bounded reader: no more than the limit for its kind
+//! ([`Limits::max_document_bytes`] for flows and policies, [`Limits::max_order_bytes`] for
+//! orders, 1 MiB each by default) plus one byte. A larger file, even one that never ends,
+//! and a file that is not UTF-8 are invalid documents (exit 1), reported with the limit or
+//! the byte offset of the first invalid byte.
 
+use std::fs::File;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -23,6 +31,7 @@ use orderflow::document::{Order, OrderId};
 use orderflow::flow::analysis::{self, Context};
 use orderflow::flow::{Flow, Step, render};
 use orderflow::journey::Journey;
+use orderflow::limits::Limits;
 use orderflow::provider::{CallContext, Provider, ProviderError, Reply, Request, RequestKind};
 use orderflow::rules::PolicyDocument;
 use orderflow::store::{SqliteStore, Store};
@@ -172,9 +181,57 @@ async fn run(command: Command) -> Outcome {
     }
 }
 
-fn read(path: &Path) -> Result<String, Failure> {
-    std::fs::read_to_string(path)
-        .map_err(|e| Failure::Usage(format!("cannot read {}: {e}", path.display())))
+/// What a file is read as, for its size limit.
+#[derive(Debug, Clone, Copy)]
+enum Input {
+    /// A flow or policy file: [`Limits::max_document_bytes`].
+    Document,
+    /// An order file: [`Limits::max_order_bytes`].
+    Order,
+}
+
+impl Input {
+    /// The most bytes such a file may hold, and the limit's name.
+    fn limit(self) -> (usize, &'static str) {
+        let limits = Limits::default();
+        match self {
+            Self::Document => (limits.max_document_bytes, "max_document_bytes"),
+            Self::Order => (limits.max_order_bytes, "max_order_bytes"),
+        }
+    }
+}
+
+/// Reads a file as text, through a reader that stops one byte past the limit: a file
+/// that never ends (`/dev/zero`, a pipe) is refused after that many bytes, in memory of
+/// that size. Too large or not UTF-8 is an invalid document (reported here); a file that
+/// cannot be opened or read means the command cannot run.
+fn read(path: &Path, input: Input) -> Result<String, Failure> {
+    let (max, limit) = input.limit();
+    let cannot = |e: std::io::Error| Failure::Usage(format!("cannot read {}: {e}", path.display()));
+    let file = File::open(path).map_err(cannot)?;
+    let mut bytes = Vec::new();
+    file.take(max as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(cannot)?;
+    if bytes.len() > max {
+        eprintln!(
+            "{}: larger than {max} bytes (the {limit} limit); not read further",
+            path.display()
+        );
+        return Err(Failure::Invalid);
+    }
+    String::from_utf8(bytes).map_err(|e| {
+        let at = e.utf8_error().valid_up_to();
+        let before = String::from_utf8_lossy(&e.as_bytes()[..at]);
+        let line = before.matches('\n').count() + 1;
+        let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        eprintln!(
+            "{}:{line}:{column}: not UTF-8: invalid byte 0x{:02x} at byte offset {at}",
+            path.display(),
+            e.as_bytes()[at]
+        );
+        Failure::Invalid
+    })
 }
 
 /// Prints a document error as `file:line:column: message`, or with the file alone.
@@ -207,7 +264,11 @@ fn report(path: &Path, e: &Error) {
 }
 
 fn read_flow(path: &Path) -> Result<Flow, Failure> {
-    Flow::from_json(&read(path)?).map_err(|e| {
+    parse_flow(path, &read(path, Input::Document)?)
+}
+
+fn parse_flow(path: &Path, text: &str) -> Result<Flow, Failure> {
+    Flow::from_json(text).map_err(|e| {
         report(path, &e);
         Failure::Invalid
     })
@@ -215,11 +276,14 @@ fn read_flow(path: &Path) -> Result<Flow, Failure> {
 
 /// A policy file: one policy or a list.
 fn read_policies(path: &Path) -> Result<Vec<PolicyDocument>, Failure> {
-    let text = read(path)?;
+    parse_policies(path, &read(path, Input::Document)?)
+}
+
+fn parse_policies(path: &Path, text: &str) -> Result<Vec<PolicyDocument>, Failure> {
     let parsed = if text.trim_start().starts_with('[') {
-        PolicyDocument::list_from_json(&text)
+        PolicyDocument::list_from_json(text)
     } else {
-        PolicyDocument::from_json(&text).map(|p| vec![p])
+        PolicyDocument::from_json(text).map(|p| vec![p])
     };
     parsed.map_err(|e| {
         report(path, &e);
@@ -234,7 +298,7 @@ enum Document {
 }
 
 fn read_document(path: &Path) -> Result<Document, Failure> {
-    let text = read(path)?;
+    let text = read(path, Input::Document)?;
     let value: serde_json::Value = match serde_json::from_str(&text) {
         Ok(v) => v,
         Err(e) => {
@@ -243,9 +307,9 @@ fn read_document(path: &Path) -> Result<Document, Failure> {
         }
     };
     if value.get("steps").is_some() {
-        read_flow(path).map(|f| Document::Flow(Box::new(f)))
+        parse_flow(path, &text).map(|f| Document::Flow(Box::new(f)))
     } else if value.is_array() || value.get("rules").is_some() {
-        read_policies(path).map(Document::Policies)
+        parse_policies(path, &text).map(Document::Policies)
     } else {
         eprintln!(
             "{}: neither a flow (no \"steps\") nor a policy (no \"rules\")",
@@ -413,7 +477,7 @@ async fn validate(files: &[PathBuf], external: &[String], strict: bool) -> Outco
 
 async fn simulate(flow: &Path, order: &Path, policies: &[PathBuf], format: Report) -> Outcome {
     let flow_doc = read_flow(flow)?;
-    let order_doc: Order = serde_json::from_str(&read(order)?).map_err(|e| {
+    let order_doc: Order = serde_json::from_str(&read(order, Input::Order)?).map_err(|e| {
         eprintln!("{}:{}:{}: {e}", order.display(), e.line(), e.column());
         Failure::Invalid
     })?;
