@@ -93,6 +93,39 @@ struct State {
     ops: Vec<Op>,
     faults: HashMap<u64, Fault>,
     down: bool,
+    /// Operations to hold, by name: the next one of that name waits at the gate.
+    parks: Vec<(&'static str, Gate)>,
+}
+
+/// The store's half of a [`Park`]: says when the operation arrived, waits for its release.
+#[derive(Debug)]
+struct Gate {
+    arrived: futures::channel::oneshot::Sender<()>,
+    release: futures::channel::oneshot::Receiver<()>,
+}
+
+/// An operation held by [`FaultyStore::park_next`]: the test learns when it arrived and
+/// decides when it goes ahead, so two engine calls can be interleaved at a chosen point.
+#[derive(Debug)]
+pub struct Park {
+    arrived: Option<futures::channel::oneshot::Receiver<()>>,
+    release: Option<futures::channel::oneshot::Sender<()>>,
+}
+
+impl Park {
+    /// Resolves once the held operation has arrived (and waits there).
+    pub async fn arrived(&mut self) {
+        if let Some(rx) = self.arrived.take() {
+            let _ = rx.await;
+        }
+    }
+
+    /// Lets the held operation go ahead (dropping the `Park` does too).
+    pub fn release(mut self) {
+        if let Some(tx) = self.release.take() {
+            let _ = tx.send(());
+        }
+    }
 }
 
 /// What to do with an operation that may go ahead.
@@ -108,6 +141,25 @@ impl FaultyStore {
             inner,
             state: Mutex::new(State::default()),
             yielding: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    /// Holds the next operation named `name` (`"save_flow"`, `"commit"`, …) before it
+    /// reaches the wrapped store, until the returned [`Park`] releases it. Parks of one name
+    /// hold that name's operations in the order they were armed.
+    pub fn park_next(&self, name: &'static str) -> Park {
+        let (arrived_tx, arrived_rx) = futures::channel::oneshot::channel();
+        let (release_tx, release_rx) = futures::channel::oneshot::channel();
+        self.lock().parks.push((
+            name,
+            Gate {
+                arrived: arrived_tx,
+                release: release_rx,
+            },
+        ));
+        Park {
+            arrived: Some(arrived_rx),
+            release: Some(release_tx),
         }
     }
 
@@ -203,6 +255,15 @@ impl FaultyStore {
     ) -> Result<T, StoreError> {
         if self.yielding.load(std::sync::atomic::Ordering::Relaxed) {
             yield_once().await;
+        }
+        let gate = {
+            let mut state = self.lock();
+            let at = state.parks.iter().position(|(n, _)| *n == name);
+            at.map(|i| state.parks.remove(i).1)
+        };
+        if let Some(gate) = gate {
+            let _ = gate.arrived.send(());
+            let _ = gate.release.await;
         }
         match self.begin(name, order)? {
             Plan::Forward => op.await,
