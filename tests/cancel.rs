@@ -28,7 +28,15 @@ use orderflow::{Engine, MemoryStore, Store};
 /// A timeline entry without its time.
 type Entry = (u64, String, String, Option<RecordId>, Option<String>);
 /// A journey row without its times.
-type Row = (String, Vec<RecordId>, Outcome, u32, u32, Vec<String>, Vec<Finding>);
+type Row = (
+    String,
+    Vec<RecordId>,
+    Outcome,
+    u32,
+    u32,
+    Vec<String>,
+    Vec<Finding>,
+);
 /// An execution by id, flow, version, round and status.
 type Exec = (String, String, String, u32, ExecutionStatus);
 
@@ -173,13 +181,7 @@ async fn run(scenario: &Scenario, cancel_at: Option<usize>) -> Run {
                 .into_iter()
                 .map(|s| {
                     (
-                        s.step,
-                        s.records,
-                        s.outcome,
-                        s.attempts,
-                        s.round,
-                        s.details,
-                        s.findings,
+                        s.step, s.records, s.outcome, s.attempts, s.round, s.details, s.findings,
                     )
                 })
                 .collect(),
@@ -216,9 +218,7 @@ async fn a_submit_dropped_at_any_await_leaves_every_order_resumable() {
         );
         for (order, _, executions, _) in &clean.outcomes.orders {
             assert!(
-                executions
-                    .iter()
-                    .all(|x| x.4 == ExecutionStatus::Completed),
+                executions.iter().all(|x| x.4 == ExecutionStatus::Completed),
                 "{}: order {} completes without cancellation",
                 scenario.name,
                 order.id

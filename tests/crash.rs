@@ -11,10 +11,10 @@ mod common;
 use std::sync::Arc;
 
 use common::canonical::{Final, Scenario, World, scenarios};
+use orderflow::clock::Clock;
 use orderflow::document::OrderId;
 use orderflow::execution::ExecutionStatus;
 use orderflow::testing::store::{Fault, FaultyStore};
-use orderflow::clock::Clock;
 use orderflow::{Engine, MemoryStore, Store};
 
 struct Run {

@@ -87,7 +87,11 @@ fn shipped(id: &str) -> Event {
 async fn stranded(engine: &Engine, orders: &[String]) -> Vec<String> {
     let mut out = Vec::new();
     for id in orders {
-        if let Some(state) = engine.order_state(&OrderId::from(id.as_str())).await.unwrap() {
+        if let Some(state) = engine
+            .order_state(&OrderId::from(id.as_str()))
+            .await
+            .unwrap()
+        {
             if state.executions.iter().any(|x| {
                 x.tokens
                     .iter()
@@ -104,7 +108,10 @@ async fn stranded(engine: &Engine, orders: &[String]) -> Vec<String> {
 async fn a_stop_racing_a_pause_runs_what_queued_while_paused() {
     let world = World::new();
     let engine = world.engine().await;
-    engine.create_flow(flow(semver::Version::new(1, 0, 0))).await.unwrap();
+    engine
+        .create_flow(flow(semver::Version::new(1, 0, 0)))
+        .await
+        .unwrap();
     engine.publish("Ship and bill").await.unwrap();
     engine.submit(new_order("SO-1")).await.unwrap();
 
@@ -137,7 +144,10 @@ async fn a_stop_racing_a_pause_runs_what_queued_while_paused() {
         engine.flow("Ship and bill").unwrap().status,
         FlowStatus::Unpublished
     );
-    assert_eq!(stranded(&engine, &["SO-1".into()]).await, Vec::<String>::new());
+    assert_eq!(
+        stranded(&engine, &["SO-1".into()]).await,
+        Vec::<String>::new()
+    );
     let state = engine.order_state(&"SO-1".into()).await.unwrap().unwrap();
     assert_eq!(state.executions[0].status(), ExecutionStatus::Completed);
     assert_eq!(world.billing.effects().len(), 1);
@@ -147,7 +157,10 @@ async fn a_stop_racing_a_pause_runs_what_queued_while_paused() {
 async fn a_new_order_committed_after_a_resume_listed_the_live_orders_still_runs() {
     let world = World::new();
     let engine = world.engine().await;
-    engine.create_flow(flow(semver::Version::new(1, 0, 0))).await.unwrap();
+    engine
+        .create_flow(flow(semver::Version::new(1, 0, 0)))
+        .await
+        .unwrap();
     engine.publish("Ship and bill").await.unwrap();
     engine.pause("Ship and bill").await.unwrap();
 
@@ -164,15 +177,25 @@ async fn a_new_order_committed_after_a_resume_listed_the_live_orders_still_runs(
     commit.release();
     submitting.await.unwrap().unwrap();
 
-    assert_eq!(stranded(&engine, &["SO-2".into()]).await, Vec::<String>::new());
-    assert_eq!(world.erp.effects().len(), 1, "the resumed flow ran the new order");
+    assert_eq!(
+        stranded(&engine, &["SO-2".into()]).await,
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        world.erp.effects().len(),
+        1,
+        "the resumed flow ran the new order"
+    );
 }
 
 #[tokio::test(flavor = "current_thread")]
 async fn a_resume_dropped_after_its_save_is_finished_by_the_timer_worker() {
     let world = World::new();
     let engine = world.engine().await;
-    engine.create_flow(flow(semver::Version::new(1, 0, 0))).await.unwrap();
+    engine
+        .create_flow(flow(semver::Version::new(1, 0, 0)))
+        .await
+        .unwrap();
     engine.publish("Ship and bill").await.unwrap();
     engine.pause("Ship and bill").await.unwrap();
     engine.submit(new_order("SO-3")).await.unwrap();
@@ -199,7 +222,10 @@ async fn a_resume_dropped_after_its_save_is_finished_by_the_timer_worker() {
         tokio::task::yield_now().await;
     }
     worker.abort();
-    assert_eq!(stranded(&engine, &["SO-3".into()]).await, Vec::<String>::new());
+    assert_eq!(
+        stranded(&engine, &["SO-3".into()]).await,
+        Vec::<String>::new()
+    );
     assert_eq!(world.erp.effects().len(), 1);
 }
 
@@ -242,7 +268,10 @@ async fn no_interleaving_of_lifecycle_calls_and_submits_strands_an_execution() {
         let world = World::new();
         world.store.yielding(true);
         let engine = world.engine().await;
-        engine.create_flow(flow(semver::Version::new(1, 0, 0))).await.unwrap();
+        engine
+            .create_flow(flow(semver::Version::new(1, 0, 0)))
+            .await
+            .unwrap();
         engine.publish("Ship and bill").await.unwrap();
         let orders: Vec<String> = (0..4).map(|n| format!("SO-{n}")).collect();
         for id in &orders[..2] {
@@ -264,7 +293,10 @@ async fn no_interleaving_of_lifecycle_calls_and_submits_strands_an_execution() {
             })),
             Box::pin(jitter(seed ^ 4, async move {
                 let _ = e.stop("Ship and bill").await;
-                if e.update_flow(flow(semver::Version::new(1, 1, 0))).await.is_ok() {
+                if e.update_flow(flow(semver::Version::new(1, 1, 0)))
+                    .await
+                    .is_ok()
+                {
                     let _ = e.publish("Ship and bill").await;
                 }
             })),

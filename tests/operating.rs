@@ -8,10 +8,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::FutureExt;
+use orderflow::ErrorKind;
 use orderflow::clock::{Clock, ManualClock, Timestamp};
 use orderflow::document::{Order, OrderId, OrderLine};
 use orderflow::engine::Config;
-use orderflow::ErrorKind;
 use orderflow::execution::ExecutionStatus;
 use orderflow::flow::{ActionStep, Flow, FlowStatus, RetryPolicy};
 use orderflow::limits::Limits;
@@ -142,7 +142,10 @@ async fn an_instance_built_before_a_publish_runs_the_new_flow() {
          event for nothing"
     );
     assert_eq!(p.erp.effects().len(), 1);
-    assert_eq!(a.flow("Ship and bill").unwrap().status, FlowStatus::Published);
+    assert_eq!(
+        a.flow("Ship and bill").unwrap().status,
+        FlowStatus::Published
+    );
 }
 
 #[tokio::test]
@@ -213,8 +216,15 @@ async fn a_policy_created_through_one_instance_is_there_for_a_publish_on_another
     let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
     let a = engine_on(store.clone(), &clock, &p).await;
     let b = engine_on(store.clone(), &clock, &p).await;
-    let policy = PolicyDocument::new("US only", PolicyKind::Execution, orderflow::document::Entity::Order)
-        .with_rule(Rule::check("US", Condition::equals("ship_to.country", "US")));
+    let policy = PolicyDocument::new(
+        "US only",
+        PolicyKind::Execution,
+        orderflow::document::Entity::Order,
+    )
+    .with_rule(Rule::check(
+        "US",
+        Condition::equals("ship_to.country", "US"),
+    ));
     b.create_policy(policy).await.unwrap();
     b.publish_policy("US only").await.unwrap();
     let flow = Flow::builder("Checked")
@@ -276,8 +286,12 @@ fn to_erp(name: &str) -> Flow {
 }
 
 fn return_requested(id: &str) -> Event {
-    Event::new(format!("return-{id}"), EventKind::new("Return requested"), id)
-        .with_order(Order::new(id))
+    Event::new(
+        format!("return-{id}"),
+        EventKind::new("Return requested"),
+        id,
+    )
+    .with_order(Order::new(id))
 }
 
 #[tokio::test]
@@ -287,12 +301,15 @@ async fn an_order_whose_flow_cannot_run_is_set_aside_and_the_others_go_on() {
     let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
     {
         let a = engine_on(store.clone(), &clock, &p).await;
-        a.create_flow(bill("Bill", EventKind::NEW_ORDER)).await.unwrap();
+        a.create_flow(bill("Bill", EventKind::NEW_ORDER))
+            .await
+            .unwrap();
         a.publish("Bill").await.unwrap();
         a.create_flow(to_erp("Returns")).await.unwrap();
         a.publish("Returns").await.unwrap();
         // Both orders wait on a retry timer when this instance goes away.
-        p.billing.then(Behavior::Retryable("billing restarting".into()));
+        p.billing
+            .then(Behavior::Retryable("billing restarting".into()));
         p.erp.then(Behavior::Retryable("ERP restarting".into()));
         a.submit(new_order("POISON")).await.unwrap();
         a.submit(return_requested("HEALTHY")).await.unwrap();
@@ -306,13 +323,21 @@ async fn an_order_whose_flow_cannot_run_is_set_aside_and_the_others_go_on() {
     assert!(problems[0].reason.contains("Billing"), "{problems:?}");
 
     clock.advance(Duration::from_secs(1));
-    assert_eq!(b.run_due().await.unwrap(), 2, "both due orders were handled");
+    assert_eq!(
+        b.run_due().await.unwrap(),
+        2,
+        "both due orders were handled"
+    );
     assert_eq!(status(&b, "HEALTHY").await, [ExecutionStatus::Completed]);
     let aside = b.set_aside_orders().await.unwrap();
     assert_eq!(aside.len(), 1);
     assert_eq!(aside[0].order, OrderId::from("POISON"));
     assert!(aside[0].reason.contains("Billing"), "{aside:?}");
-    assert_eq!(b.next_due().await.unwrap(), None, "set aside: off the timers");
+    assert_eq!(
+        b.next_due().await.unwrap(),
+        None,
+        "set aside: off the timers"
+    );
 
     // A new event that would start the flow is refused, not taken for nothing.
     let err = b.submit(new_order("SO-NEW")).await.unwrap_err();
@@ -337,7 +362,9 @@ async fn a_worker_sets_a_poison_order_aside_and_keeps_its_events() {
     let p = Providers::new(&clock);
     let store = SharedMemoryStore::new(clock.clone());
     let a = shared_engine(&store, &clock, &p).await;
-    a.create_flow(bill("Bill", EventKind::NEW_ORDER)).await.unwrap();
+    a.create_flow(bill("Bill", EventKind::NEW_ORDER))
+        .await
+        .unwrap();
     a.publish("Bill").await.unwrap();
     a.create_flow(to_erp("Returns")).await.unwrap();
     a.publish("Returns").await.unwrap();
@@ -355,9 +382,16 @@ async fn a_worker_sets_a_poison_order_aside_and_keeps_its_events() {
     let report = b.work().await.unwrap();
     assert_eq!(report.claimed, 2);
     assert_eq!(report.set_aside, 1, "{report:?}");
-    assert_eq!(report.dead_letters, 0, "the event is not the order's fault: {report:?}");
+    assert_eq!(
+        report.dead_letters, 0,
+        "the event is not the order's fault: {report:?}"
+    );
     assert_eq!(status(&b, "HEALTHY").await, [ExecutionStatus::Completed]);
-    assert_eq!(store.queued().await, 1, "the poison order's event stays queued");
+    assert_eq!(
+        store.queued().await,
+        1,
+        "the poison order's event stays queued"
+    );
     assert!(b.dead_letters(&"POISON".into()).await.unwrap().is_empty());
     // Claims skip it from now on.
     assert_eq!(b.work().await.unwrap().claimed, 0);
@@ -434,7 +468,10 @@ async fn reads_do_not_wait_behind_a_provider_call_in_flight() {
         .now_or_never()
         .expect("journey waited behind the call in flight")
         .unwrap();
-    assert!(journey.steps.is_empty(), "nothing committed past the call yet");
+    assert!(
+        journey.steps.is_empty(),
+        "nothing committed past the call yet"
+    );
     let state = engine
         .order_state(&"SO-1".into())
         .now_or_never()

@@ -131,31 +131,45 @@ async fn a_poison_row_among_healthy_orders_is_set_aside_and_the_rest_runs() {
     let engine = world.engine(&path).await;
     let problems = engine.catalog_problems();
     assert_eq!(problems.len(), 1, "{problems:?}");
-    assert_eq!((problems[0].name.as_str(), problems[0].what), ("Draft", "flow"));
+    assert_eq!(
+        (problems[0].name.as_str(), problems[0].what),
+        ("Draft", "flow")
+    );
     assert!(engine.flow("Ship and bill").is_some());
 
     let report = engine.recover().await.unwrap();
     println!("recovery: {report:?}");
-    assert_eq!(report.resumed, 1, "the order with a call in flight: {report:?}");
+    assert_eq!(
+        report.resumed, 1,
+        "the order with a call in flight: {report:?}"
+    );
     assert_eq!(report.set_aside.len(), 1, "{report:?}");
     assert_eq!(report.set_aside[0].order, OrderId::from("POISON"));
-    assert!(
-        report.set_aside[0].reason.contains("decode"),
-        "{report:?}"
-    );
+    assert!(report.set_aside[0].reason.contains("decode"), "{report:?}");
     assert!(report.failed.is_empty(), "{report:?}");
-    assert_eq!(status(&engine, "INFLIGHT").await, [ExecutionStatus::Waiting]);
+    assert_eq!(
+        status(&engine, "INFLIGHT").await,
+        [ExecutionStatus::Waiting]
+    );
 
     // The timers go on for the healthy orders; the poison one is off them.
     world.clock.advance(Duration::from_secs(1));
     assert_eq!(engine.run_due().await.unwrap(), 2);
     for id in ["RETRY-1", "RETRY-2", "INFLIGHT"] {
-        assert_eq!(status(&engine, id).await, [ExecutionStatus::Waiting], "{id}");
+        assert_eq!(
+            status(&engine, id).await,
+            [ExecutionStatus::Waiting],
+            "{id}"
+        );
         engine
             .submit(Event::new(format!("shipped-{id}"), EventKind::SHIPPED, id))
             .await
             .unwrap();
-        assert_eq!(status(&engine, id).await, [ExecutionStatus::Completed], "{id}");
+        assert_eq!(
+            status(&engine, id).await,
+            [ExecutionStatus::Completed],
+            "{id}"
+        );
     }
     assert_eq!(engine.next_due().await.unwrap(), None);
     assert_eq!(
@@ -170,5 +184,8 @@ async fn a_poison_row_among_healthy_orders_is_set_aside_and_the_rest_runs() {
     );
     // A second recovery leaves it aside.
     let again = engine.recover().await.unwrap();
-    assert!(again.set_aside.is_empty() && again.failed.is_empty(), "{again:?}");
+    assert!(
+        again.set_aside.is_empty() && again.failed.is_empty(),
+        "{again:?}"
+    );
 }

@@ -328,7 +328,9 @@ async fn stores_starting_together_migrate_once() {
         .unwrap();
     let mut versions: Vec<i32> = rows.iter().map(|row| row.get(0)).collect();
     versions.sort_unstable();
-    assert_eq!(versions, [1, 2], "each migration applied once");
+    let expected: Vec<i32> = (1..=versions.len() as i32).collect();
+    assert_eq!(versions, expected, "each migration applied once");
+    assert!(versions.len() >= 3, "every migration applied: {versions:?}");
 }
 
 #[tokio::test]

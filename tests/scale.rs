@@ -16,73 +16,15 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
+use common::ledger::{DbLedger, admin, create_effects};
 use futures::StreamExt;
 use orderflow::document::OrderId;
 use orderflow::engine::WorkConfig;
-use orderflow::provider::{CallContext, Provider, ProviderError, Reply, Request, RequestKind};
 use orderflow::store::{PostgresConfig, PostgresStore};
 use orderflow::{Config, Engine, Event, StatusReason};
 
 /// How long a claim holds an order: short, so the takeover is quick to wait for.
 const LEASE: Duration = Duration::from_secs(2);
-
-/// A 3PL whose effects are rows in the database every process shares: a key applies once
-/// (`ON CONFLICT DO NOTHING`), and every call is counted.
-#[derive(Debug, Clone)]
-struct DbLedger {
-    name: String,
-    client: Arc<tokio_postgres::Client>,
-    schema: String,
-}
-
-#[async_trait]
-impl Provider for DbLedger {
-    fn name(&self) -> &str {
-        &self.name
-    }
-    fn offers(&self) -> &[RequestKind] {
-        &[RequestKind::SendFulfillmentOrder]
-    }
-    async fn call(
-        &self,
-        request: Request<'_>,
-        cx: &CallContext<'_>,
-    ) -> Result<Reply, ProviderError> {
-        let Request::SendFulfillmentOrder {
-            order,
-            fulfillment_order,
-        } = request
-        else {
-            return Err(ProviderError::rejected("only fulfillment orders"));
-        };
-        self.client
-            .execute(
-                &format!(
-                    "INSERT INTO \"{}\".effects (key, order_id, fulfillment_order)
-                     VALUES ($1, $2, $3)
-                     ON CONFLICT (key) DO UPDATE SET calls = effects.calls + 1",
-                    self.schema
-                ),
-                &[
-                    &cx.idempotency_key,
-                    &order.id.as_str(),
-                    &fulfillment_order.id.as_str(),
-                ],
-            )
-            .await
-            .map_err(|e| ProviderError::unavailable(e.to_string()))?;
-        Ok(Reply::Done)
-    }
-}
-
-async fn admin(url: &str) -> tokio_postgres::Client {
-    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(connection);
-    client
-}
 
 /// An engine instance on the shared schema, with the ledger 3PLs.
 async fn instance(url: &str, schema: &str) -> Engine {
@@ -94,11 +36,7 @@ async fn instance(url: &str, schema: &str) -> Engine {
     .await
     .unwrap();
     let client = Arc::new(admin(url).await);
-    let ledger = |name: &str| DbLedger {
-        name: name.to_owned(),
-        client: client.clone(),
-        schema: schema.to_owned(),
-    };
+    let ledger = |name: &str| DbLedger::new(name, client.clone(), schema);
     Engine::builder()
         .shared_store(store)
         .config(
@@ -165,16 +103,7 @@ async fn three_processes_one_killed() {
     let db = admin(&url).await;
     let setup = instance(&url, &schema).await;
     common::publish_lab(&setup).await;
-    db.batch_execute(&format!(
-        "CREATE TABLE \"{schema}\".effects (
-             key TEXT PRIMARY KEY,
-             order_id TEXT NOT NULL,
-             fulfillment_order TEXT NOT NULL,
-             calls INTEGER NOT NULL DEFAULT 1
-         )"
-    ))
-    .await
-    .unwrap();
+    create_effects(&db, &schema).await;
 
     // Queue every order, then start three instances.
     let started = Instant::now();

@@ -78,8 +78,7 @@ mod broken {
     use orderflow::journey::StepRecord;
     use orderflow::rules::{PolicyDocument, PolicyRecord};
     use orderflow::store::{
-        Commit, DeadLetter, Lease, Queued, SetAside, SharedStore, Store, StoreError,
-        StoreErrorKind,
+        Commit, DeadLetter, Lease, Queued, SetAside, SharedStore, Store, StoreError, StoreErrorKind,
     };
     use orderflow::{Event, Timestamp};
     use semver::Version;

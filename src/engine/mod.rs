@@ -1463,8 +1463,7 @@ impl Engine {
                     async move {
                         let outcome = self.run_order(&order, |turn| turn.run_due(now)).await;
                         // An order set aside leaves the due list too: progress.
-                        if matches!(outcome, OrderOutcome::Ran(true) | OrderOutcome::SetAside(_))
-                        {
+                        if matches!(outcome, OrderOutcome::Ran(true) | OrderOutcome::SetAside(_)) {
                             progressed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         }
                     }

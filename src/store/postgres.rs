@@ -15,9 +15,7 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{AsyncMessage, NoTls, Row};
 
 use super::shared::{DeadLetter, Lease, Queued, SharedStore, Wakeup, lease_lost};
-use super::{
-    Commit, SetAside, Store, StoreError, StoreErrorKind, Unreadable, wake_key, wake_time,
-};
+use super::{Commit, SetAside, Store, StoreError, StoreErrorKind, Unreadable, wake_key, wake_time};
 use crate::clock::Timestamp;
 use crate::document::OrderId;
 use crate::event::Event;
@@ -1032,10 +1030,7 @@ impl Store for PostgresStore {
             .ok_or_else(|| {
                 StoreError::new(
                     StoreErrorKind::Corrupt,
-                    format!(
-                        "PostgreSQL {}: the catalog table has no row",
-                        self.target
-                    ),
+                    format!("PostgreSQL {}: the catalog table has no row", self.target),
                 )
             })?
             .try_get(0)
@@ -1044,7 +1039,8 @@ impl Store for PostgresStore {
     }
 
     async fn read_flows(&self) -> Result<(Vec<Flow>, Vec<Unreadable>), StoreError> {
-        self.read_catalog("reading flows", &self.sql.flow_rows).await
+        self.read_catalog("reading flows", &self.sql.flow_rows)
+            .await
     }
 
     async fn read_policies(&self) -> Result<(Vec<PolicyRecord>, Vec<Unreadable>), StoreError> {
@@ -1152,8 +1148,11 @@ impl SharedStore for PostgresStore {
             }
         }
         for (lease, e) in poisoned {
-            self.set_aside(&lease.order, &format!("a queued event does not decode: {e}"))
-                .await?;
+            self.set_aside(
+                &lease.order,
+                &format!("a queued event does not decode: {e}"),
+            )
+            .await?;
             self.release(&lease).await?;
         }
         let mut held = lock(&self.leases);

@@ -19,9 +19,7 @@ use semver::Version;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::{
-    Commit, SetAside, Store, StoreError, StoreErrorKind, Unreadable, wake_key, wake_time,
-};
+use super::{Commit, SetAside, Store, StoreError, StoreErrorKind, Unreadable, wake_key, wake_time};
 use crate::clock::Timestamp;
 use crate::document::OrderId;
 use crate::execution::OrderState;
@@ -37,7 +35,8 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 const APPLICATION_ID: i32 = 0x4F46_4C57;
 
 /// The schema migrations; migration `n` (1-based) brings `user_version` from `n - 1` to `n`.
-const MIGRATIONS: &[&str] = &["CREATE TABLE flows (
+const MIGRATIONS: &[&str] = &[
+    "CREATE TABLE flows (
         seq INTEGER PRIMARY KEY,
         name TEXT NOT NULL UNIQUE,
         json TEXT NOT NULL
@@ -295,7 +294,13 @@ impl SqliteStore {
             std::thread::Builder::new()
                 .name("orderflow-sqlite-writer".into())
                 .spawn(move || {
-                    write_loop(writer_conn, &writer_path, &writer_rx, &transactions, &catalog)
+                    write_loop(
+                        writer_conn,
+                        &writer_path,
+                        &writer_rx,
+                        &transactions,
+                        &catalog,
+                    )
                 })
                 .map_err(spawn_error)?,
         );
@@ -659,11 +664,11 @@ impl Store for SqliteStore {
                 "SELECT id FROM orders WHERE live = 1
                  AND id NOT IN (SELECT order_id FROM aside) ORDER BY id",
             )
-                .and_then(|mut stmt| {
-                    stmt.query_map([], |row| row.get::<_, String>(0).map(OrderId::from))?
-                        .collect()
-                })
-                .map_err(|e| sql_error(path, "listing live orders", e))
+            .and_then(|mut stmt| {
+                stmt.query_map([], |row| row.get::<_, String>(0).map(OrderId::from))?
+                    .collect()
+            })
+            .map_err(|e| sql_error(path, "listing live orders", e))
         })
         .await
     }
@@ -694,12 +699,9 @@ impl Store for SqliteStore {
                 "SELECT next_wake FROM orders WHERE next_wake IS NOT NULL
                  AND id NOT IN (SELECT order_id FROM aside) ORDER BY next_wake LIMIT 1",
             )
-            .and_then(|mut stmt| {
-                stmt.query_row([], |row| row.get::<_, i64>(0))
-                    .optional()
-            })
+            .and_then(|mut stmt| stmt.query_row([], |row| row.get::<_, i64>(0)).optional())
             .map(|key| key.map(wake_time))
-                .map_err(|e| sql_error(path, "reading the next timer", e))
+            .map_err(|e| sql_error(path, "reading the next timer", e))
         })
         .await
     }

@@ -1550,7 +1550,10 @@ async fn catalog_revision_rises(store: &dyn Store) {
         PolicyStatus::Unpublished,
         None,
     );
-    c.ok("save_policy(draft)", store.save_policy(&record, false).await);
+    c.ok(
+        "save_policy(draft)",
+        store.save_policy(&record, false).await,
+    );
     let after_policy = c.ok("catalog_revision()", store.catalog_revision().await);
     if after_policy <= after_flow {
         c.fail(
@@ -1580,11 +1583,15 @@ async fn set_aside_orders_leave_background_work(store: &dyn Store) {
     );
     c.ok(
         "set_aside(A-NEVER-STORED)",
-        store.set_aside(&"A-NEVER-STORED".into(), "first event").await,
+        store
+            .set_aside(&"A-NEVER-STORED".into(), "first event")
+            .await,
     );
     c.ok(
         "set_aside(A-TIMED) again",
-        store.set_aside(&"A-TIMED".into(), "still cannot decode").await,
+        store
+            .set_aside(&"A-TIMED".into(), "still cannot decode")
+            .await,
     );
     c.eq(
         "set_aside_orders()",
@@ -1600,11 +1607,7 @@ async fn set_aside_orders_leave_background_work(store: &dyn Store) {
         c.due(store, 1000, 10).await,
         vec!["A-OK".into()],
     );
-    c.eq(
-        "next_due()",
-        c.next_due(store).await,
-        Some(at(200)),
-    );
+    c.eq("next_due()", c.next_due(store).await, Some(at(200)));
     c.commit(
         store,
         "commit to the set-aside A-TIMED",

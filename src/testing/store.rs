@@ -386,8 +386,12 @@ impl Store for FaultyStore {
     }
 
     async fn set_aside(&self, order: &OrderId, reason: &str) -> Result<(), StoreError> {
-        self.run("set_aside", Some(order), self.inner.set_aside(order, reason))
-            .await
+        self.run(
+            "set_aside",
+            Some(order),
+            self.inner.set_aside(order, reason),
+        )
+        .await
     }
 
     async fn set_aside_orders(&self) -> Result<Vec<SetAside>, StoreError> {

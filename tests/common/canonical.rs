@@ -295,4 +295,3 @@ pub(crate) struct Final {
     pub(crate) orders: Vec<OrderResult>,
     pub(crate) effects: Vec<(String, RequestKind, String)>,
 }
-

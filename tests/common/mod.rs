@@ -5,6 +5,8 @@
 #![allow(dead_code)]
 
 pub(crate) mod canonical;
+#[cfg(feature = "postgres")]
+pub(crate) mod ledger;
 
 use std::future::Future;
 
