@@ -42,10 +42,13 @@ type Row = (
 /// An execution by id, flow, version, round and status.
 type Exec = (String, String, String, u32, ExecutionStatus);
 
+/// One order as a run leaves it, times left out.
+type OrderOutcome = (Order, Vec<Entry>, Vec<Exec>, Vec<Row>);
+
 /// What a run ends with, times left out: a dropped turn is resumed later on the clock.
 #[derive(Debug, PartialEq)]
 struct Outcomes {
-    orders: Vec<(Order, Vec<Entry>, Vec<Exec>, Vec<Row>)>,
+    orders: Vec<OrderOutcome>,
     effects: Vec<(String, RequestKind, String)>,
 }
 
