@@ -94,3 +94,73 @@ async fn executions_and_steps_are_spans_with_their_fields() {
         "{out}"
     );
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn an_order_set_aside_is_a_warning_with_its_reason() {
+    use std::time::Duration;
+
+    use orderflow::flow::{ActionStep, RetryPolicy};
+    use orderflow::testing::provider::{Behavior, ScriptedProvider};
+    use orderflow::{ActionKind, Config, EventKind, ManualClock, MemoryStore, Store, Timestamp};
+
+    let buffer = Buffer::default();
+    let writer = buffer.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .with_max_level(tracing::Level::WARN)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let clock = ManualClock::new(Timestamp::from_millis(1_000));
+    let billing = ScriptedProvider::new("Billing", Arc::new(clock.clone()));
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let config = Config::default().with_retry(RetryPolicy::new(3, 100).with_jitter(0.0));
+    {
+        let engine = Engine::builder()
+            .store(store.clone())
+            .clock(clock.clone())
+            .config(config.clone())
+            .provider(billing.clone())
+            .build()
+            .await
+            .unwrap();
+        let flow = Flow::builder("Bill")
+            .steps(|s| {
+                s.action(
+                    ActionStep::new("Invoice", ActionKind::SendToInvoice)
+                        .input_event(EventKind::NEW_ORDER)
+                        .provider("Billing"),
+                )
+            })
+            .build()
+            .unwrap();
+        engine.create_flow(flow).await.unwrap();
+        engine.publish("Bill").await.unwrap();
+        billing.then(Behavior::Retryable("billing restarting".into()));
+        engine
+            .submit(Event::new_order(Order::new("SO-1")))
+            .await
+            .unwrap();
+    }
+    // An instance without the provider meets the order on its timer.
+    let engine = Engine::builder()
+        .store(store)
+        .clock(clock.clone())
+        .config(config)
+        .build()
+        .await
+        .unwrap();
+    clock.advance(Duration::from_secs(1));
+    engine.run_due().await.unwrap();
+    let out = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+    let line = out
+        .lines()
+        .find(|l| l.contains("order failed"))
+        .unwrap_or_else(|| panic!("no warning for the order:\n{out}"));
+    assert!(line.contains("WARN"), "{line}");
+    assert!(line.contains("order=SO-1"), "{line}");
+    assert!(line.contains("set_aside=true"), "{line}");
+    assert!(line.contains("Billing"), "{line}");
+    assert!(out.contains("catalog entry cannot be used"), "{out}");
+}
