@@ -554,7 +554,7 @@ async fn a_connection_lost_during_a_commit() {
         .unwrap();
     let orders = ["CUT-1", "CUT-2", "CUT-3", "CUT-4"];
     for (i, id) in orders.iter().enumerate() {
-        let quantity = if i % 2 == 0 { 150.0 } else { 10.0 };
+        let quantity = if i % 2 == 0 { 150 } else { 10 };
         engine
             .enqueue(orderflow::Event::new_order(common::lab_order(id, quantity)))
             .await

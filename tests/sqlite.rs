@@ -359,7 +359,7 @@ async fn many_orders(path: &Path) {
         let order = format!("O-{n}");
         let mut doc = Order::new(order.as_str());
         for line in 0..20 {
-            doc = doc.with_line(OrderLine::new(line.to_string(), "Surface Pen", 1.0));
+            doc = doc.with_line(OrderLine::new(line.to_string(), "Surface Pen", 1));
         }
         let mut state = OrderState::new(doc);
         state.revision = 1;
@@ -542,7 +542,7 @@ async fn an_engine_on_a_read_only_database_refuses_work_instead_of_losing_it() {
         let (engine, _, _) = common::lab_engine(SqliteStore::open(&path).unwrap()).await;
         common::publish_lab(&engine).await;
         engine
-            .submit(Event::new_order(common::lab_order("RO-1", 10.0)))
+            .submit(Event::new_order(common::lab_order("RO-1", 10)))
             .await
             .unwrap();
     }
@@ -550,7 +550,7 @@ async fn an_engine_on_a_read_only_database_refuses_work_instead_of_losing_it() {
     let (engine, seattle, chicago) =
         common::lab_engine(SqliteStore::open_read_only(&path).unwrap()).await;
     let err = engine
-        .submit(Event::new_order(common::lab_order("RO-2", 150.0)))
+        .submit(Event::new_order(common::lab_order("RO-2", 150)))
         .await
         .expect_err("a read-only database cannot take an order");
     assert_eq!(err.kind(), orderflow::ErrorKind::Store, "{err}");
@@ -566,7 +566,7 @@ async fn an_engine_on_a_read_only_database_refuses_work_instead_of_losing_it() {
     // Writable again: the refused order goes through, once.
     let (engine, seattle, _) = common::lab_engine(SqliteStore::open(&path).unwrap()).await;
     engine
-        .submit(Event::new_order(common::lab_order("RO-2", 150.0)))
+        .submit(Event::new_order(common::lab_order("RO-2", 150)))
         .await
         .unwrap();
     let order = engine.order(&id("RO-2")).await.unwrap().unwrap();

@@ -69,7 +69,7 @@
 //! }"#)?
 //! .compile()?;
 //!
-//! let mut line = OrderLine::new("1", "Pen", 1.0);
+//! let mut line = OrderLine::new("1", "Pen", 1);
 //! assert!(!policy.execute(RecordMut::Line(&mut line)).passed());
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```

@@ -962,7 +962,7 @@ mod tests {
     fn big_order(id: &str) -> OrderState {
         let mut order = crate::document::Order::new(id);
         for n in 0..2_000 {
-            order = order.with_line(crate::document::OrderLine::new(n.to_string(), "Pen", 1.0));
+            order = order.with_line(crate::document::OrderLine::new(n.to_string(), "Pen", 1));
         }
         OrderState::new(order)
     }
