@@ -5,12 +5,12 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use orderflow::{Decimal, Policy};
 use orderflow::document::{
     Entity, FulfillmentOrder, FulfillmentOrderLine, Order, OrderLine, RecordMut, RecordRef, Value,
 };
 use orderflow::policy::{Check, Criticality, execution_fn, filter_fn};
 use orderflow::rules::PolicyDocument;
+use orderflow::{Decimal, Policy};
 
 const POLICIES: &str = include_str!("../examples/reference-lab/policies.json");
 

@@ -830,20 +830,18 @@ async fn rejected_plan(dom: Scripted) -> Journey {
 
 #[tokio::test]
 async fn send_to_dom_rejects_a_plan_naming_an_unknown_line() {
-    let j = rejected_plan(Scripted::new("DOM").planning(vec![
-        ("1", vec![("East", 10)]),
-        ("9", vec![("East", 1)]),
-    ]))
+    let j = rejected_plan(
+        Scripted::new("DOM").planning(vec![("1", vec![("East", 10)]), ("9", vec![("East", 1)])]),
+    )
     .await;
     assert!(details(&j, "DOM").contains("unknown line 9"), "{j}");
 }
 
 #[tokio::test]
 async fn send_to_dom_rejects_an_over_allocation() {
-    let j = rejected_plan(
-        Scripted::new("DOM").planning(vec![("1", vec![("East", 8), ("West", 3)])]),
-    )
-    .await;
+    let j =
+        rejected_plan(Scripted::new("DOM").planning(vec![("1", vec![("East", 8), ("West", 3)])]))
+            .await;
     assert!(details(&j, "DOM").contains("allocates 11"), "{j}");
 }
 
@@ -1406,10 +1404,7 @@ async fn publishing_a_policy_gives_versions_and_rejects_what_does_not_fit() {
     );
     assert_eq!(err.kind(), ErrorKind::InvalidState);
 
-    engine
-        .update_policy(min_quantity(name, 50))
-        .await
-        .unwrap();
+    engine.update_policy(min_quantity(name, 50)).await.unwrap();
     let record = engine.policy(name).unwrap();
     assert_eq!(record.status, PolicyStatus::Unpublished);
     assert_eq!(record.last_published, Some(1));
@@ -1511,10 +1506,7 @@ async fn an_invalid_draft_fails_to_publish_and_the_last_version_stays_in_force()
     );
 
     // Fixing the draft publishes version 2.
-    engine
-        .update_policy(min_quantity(name, 50))
-        .await
-        .unwrap();
+    engine.update_policy(min_quantity(name, 50)).await.unwrap();
     assert_eq!(engine.publish_policy(name).await.unwrap(), 2);
 }
 
@@ -1534,10 +1526,7 @@ async fn a_published_flow_keeps_its_policy_version_until_it_is_republished() {
         [(name.to_owned(), 1)]
     );
 
-    engine
-        .update_policy(min_quantity(name, 50))
-        .await
-        .unwrap();
+    engine.update_policy(min_quantity(name, 50)).await.unwrap();
     assert_eq!(engine.publish_policy(name).await.unwrap(), 2);
     engine
         .submit(Event::new_order(order("SO-1", "US", &[10])))
@@ -1627,10 +1616,7 @@ async fn a_waiting_execution_keeps_its_policy_version_across_republishes() {
         ExecutionStatus::Waiting
     );
 
-    engine
-        .update_policy(min_quantity(name, 50))
-        .await
-        .unwrap();
+    engine.update_policy(min_quantity(name, 50)).await.unwrap();
     assert_eq!(engine.publish_policy(name).await.unwrap(), 2);
     engine.stop("W").await.unwrap();
     engine
@@ -1683,10 +1669,7 @@ async fn a_rebuilt_engine_loads_policies_their_versions_and_pinned_flows() {
         first.update_policy(min_quantity(name, 50)).await.unwrap();
         assert_eq!(first.publish_policy(name).await.unwrap(), 2);
         // An unpublished draft on top of version 2.
-        first
-            .update_policy(min_quantity(name, 500))
-            .await
-            .unwrap();
+        first.update_policy(min_quantity(name, 500)).await.unwrap();
     }
 
     let second = build().await;

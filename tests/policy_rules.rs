@@ -3,7 +3,6 @@
 //! parsing and the field table.
 
 use orderflow::Decimal;
-use rust_decimal_macros::dec;
 use orderflow::document::{
     Entity, FulfillmentOrder, FulfillmentOrderLine, Order, OrderLine, OrderType, RecordMut,
     RecordRef, State, StatusReason, Value,
@@ -14,6 +13,7 @@ use orderflow::rules::{
     RuleProblemKind, SetValue, fields,
 };
 use orderflow::{Check, Criticality, Error, ErrorKind, Policy, PolicyKind};
+use rust_decimal_macros::dec;
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
@@ -787,10 +787,7 @@ fn quantifiers_over_order_lines() {
     // No lines: any is false, all is true.
     assert!(!holds(&any(&positive), &order(&[])));
     assert!(holds(&all(&positive), &order(&[])));
-    assert!(holds(
-        &all(&Condition::equals("quantity", -1)),
-        &order(&[])
-    ));
+    assert!(holds(&all(&Condition::equals("quantity", -1)), &order(&[])));
 
     // Quantifiers combine with header rows and groups.
     let mut o = Order::new("SO-1").with_ship_to_country("US");
@@ -1196,11 +1193,7 @@ fn rules_with_actions_never_fail_and_checks_fail_with_their_reason() {
     );
     let cases: [(i64, Option<i64>, Check); 4] = [
         (5, Some(1), Check::Passed),
-        (
-            1,
-            Some(1),
-            Check::failed("rule 'Minimum' does not hold"),
-        ),
+        (1, Some(1), Check::failed("rule 'Minimum' does not hold")),
         (5, None, Check::failed("the line has no price")),
         // The first failing check gives the reason.
         (1, None, Check::failed("rule 'Minimum' does not hold")),
@@ -2592,7 +2585,10 @@ fn numbers_round_trip_exactly_through_json() {
         ("0.30000000000000004", dec!(0.30000000000000004)),
         ("-12", dec!(-12)),
         ("123456789012345", dec!(123456789012345)),
-        (r#"{"decimal": "79228162514264337593543950335"}"#, Decimal::MAX),
+        (
+            r#"{"decimal": "79228162514264337593543950335"}"#,
+            Decimal::MAX,
+        ),
         (
             r#"{"decimal": "0.3333333333333333333333333333"}"#,
             Decimal::ONE / Decimal::from(3),
@@ -2622,6 +2618,9 @@ fn numbers_round_trip_exactly_through_json() {
     ] {
         let err = PolicyDocument::from_json(&policy(past)).unwrap_err();
         assert_eq!(err.kind(), orderflow::ErrorKind::Document, "{past}: {err}");
-        assert!(err.to_string().contains("the row on 'quantity'"), "{past}: {err}");
+        assert!(
+            err.to_string().contains("the row on 'quantity'"),
+            "{past}: {err}"
+        );
     }
 }

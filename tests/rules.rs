@@ -388,8 +388,14 @@ async fn routing(
 
 #[tokio::test]
 async fn fulfillment_orders_are_routed_one_by_one() {
-    let (engine, seattle, chicago) =
-        routing(false, |q| if q >= Decimal::from(100) { "Seattle" } else { "Chicago" }).await;
+    let (engine, seattle, chicago) = routing(false, |q| {
+        if q >= Decimal::from(100) {
+            "Seattle"
+        } else {
+            "Chicago"
+        }
+    })
+    .await;
     let o = Order::new("SO-1")
         .with_ship_to_country("US")
         .with_line(OrderLine::new("1", "Pallet", 150))

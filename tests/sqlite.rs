@@ -539,7 +539,10 @@ async fn orders_written_with_json_numbers_read_as_the_decimals_written() {
         .collect();
     assert_eq!(numbers, ["2", "19.99", "0.3", "0.1"]);
     assert_eq!(order.lines[1].quantity, Decimal::new(3, 1));
-    assert_eq!(order.fulfillment_orders[0].lines[0].quantity, Decimal::new(3, 1));
+    assert_eq!(
+        order.fulfillment_orders[0].lines[0].quantity,
+        Decimal::new(3, 1)
+    );
     assert_eq!(order.custom["weight"], Value::Number(Decimal::new(3, 1)));
 
     // Committed again, the row holds strings; it reads back equal.
@@ -552,7 +555,9 @@ async fn orders_written_with_json_numbers_read_as_the_decimals_written() {
     drop(store);
     let conn = rusqlite::Connection::open(&path).unwrap();
     let row: String = conn
-        .query_row("SELECT state FROM orders WHERE id = 'SO-OLD'", [], |r| r.get(0))
+        .query_row("SELECT state FROM orders WHERE id = 'SO-OLD'", [], |r| {
+            r.get(0)
+        })
         .unwrap();
     assert!(row.contains(r#""quantity":"0.3""#), "{row}");
     assert!(row.contains(r#""price":"19.99""#), "{row}");

@@ -508,8 +508,8 @@ mod tests {
             let err = super::finite_jitter(d).unwrap_err().to_string();
             assert!(err.contains("jitter must be a finite number"), "{err}");
         }
-        let err = serde_json::from_str::<RetryPolicy>(r#"{"attempts": 2, "jitter": 1e400}"#)
-            .unwrap_err();
+        let err =
+            serde_json::from_str::<RetryPolicy>(r#"{"attempts": 2, "jitter": 1e400}"#).unwrap_err();
         assert!(err.to_string().contains("number out of range"), "{err}");
     }
 }

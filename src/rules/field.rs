@@ -5,8 +5,8 @@ use std::fmt;
 use super::row::{self, RowBuilder};
 
 use crate::document::{
-    Attributes, Decimal, Entity, FulfillmentOrder, FulfillmentOrderLine, Order, OrderLine, OrderType,
-    RecordMut, RecordRef, State, StatusReason, Value,
+    Attributes, Decimal, Entity, FulfillmentOrder, FulfillmentOrderLine, Order, OrderLine,
+    OrderType, RecordMut, RecordRef, State, StatusReason, Value,
 };
 
 /// What a field holds, which decides the operators and values it accepts.

@@ -120,7 +120,11 @@ struct WriteJob {
 ///
 /// # Schema
 ///
-/// Values are the `serde_json` text of the crate's types. Migrations are numbered by
+/// Values are the `serde_json` text of the crate's types. Quantities, prices and other
+/// document numbers are exact decimals, written as JSON strings (`"quantity": "0.3"`); rows
+/// written before they were, with JSON numbers (`"quantity": 0.3`), read as the decimals
+/// their text says, so exact decimals needed no migration (`tests/sqlite.rs` reads such a
+/// row). Migrations are numbered by
 /// `PRAGMA user_version`; [`SqliteStore::open`] applies the missing ones and refuses a file
 /// whose version is newer than this code knows. Migration 1 creates:
 ///

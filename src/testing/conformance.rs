@@ -50,8 +50,8 @@ use serde_json::json;
 
 use crate::clock::Timestamp;
 use crate::document::{
-    Decimal, Entity, FulfillmentOrder, FulfillmentOrderLine, LineId, Order, OrderId, OrderLine, RecordId,
-    State, StatusReason, Value,
+    Decimal, Entity, FulfillmentOrder, FulfillmentOrderLine, LineId, Order, OrderId, OrderLine,
+    RecordId, State, StatusReason, Value,
 };
 use crate::event::{EventId, EventKind};
 use crate::execution::{
