@@ -2,7 +2,8 @@
 //! test (countries, sources, quantities around their thresholds, custom attributes).
 
 use orderflow::document::{
-    Decimal, FulfillmentOrder, FulfillmentOrderLine, Order, OrderLine, OrderType, State, StatusReason, Value,
+    Decimal, FulfillmentOrder, FulfillmentOrderLine, Order, OrderLine, OrderType, State,
+    StatusReason, Value,
 };
 
 use crate::bytes::Bytes;
@@ -128,8 +129,7 @@ pub(crate) fn order(r: &mut Bytes<'_>, id: &str) -> Order {
         fo.status_reason = reason(r);
         fo.custom = custom(r);
         for _ in 0..r.below(3) {
-            let mut l =
-                FulfillmentOrderLine::new(*r.pick(LINE_IDS), *r.pick(PRODUCTS), number(r));
+            let mut l = FulfillmentOrderLine::new(*r.pick(LINE_IDS), *r.pick(PRODUCTS), number(r));
             l.state = state(r);
             l.status_reason = reason(r);
             l.custom = custom(r);
