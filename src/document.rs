@@ -9,7 +9,9 @@
 //! 0.2 across two sources adds up to exactly 0.3, and no document can hold NaN or infinity.
 //! Typed numbers are written to JSON as strings (`"quantity": "0.3"`), exact in any reader,
 //! and read from strings or from JSON numbers as earlier versions wrote them (`0.3` reads as
-//! exactly 0.3). Numbers among custom attributes ([`Value::Number`]) stay JSON numbers.
+//! exactly 0.3; a JSON number is read through a double, so one of more than 15 significant
+//! digits belongs in a string). Numbers among custom attributes ([`Value::Number`]) stay
+//! JSON numbers.
 //!
 //! ```
 //! use orderflow::document::{Decimal, Order, OrderLine, StatusReason};

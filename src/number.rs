@@ -5,8 +5,12 @@
 //! reader, including ones that parse every number as a double. It is read from a string or
 //! from a JSON number, as earlier versions wrote it: an integer exactly, a number with a
 //! fraction as the shortest decimal that names the same double, which is the text any
-//! `serde_json` writer produced (`0.3` reads as 0.3, `19.99` as 19.99). Hand-written numbers
-//! with more than 15 significant digits should be written as strings.
+//! `serde_json` writer produced (`0.3` reads as 0.3, `19.99` as 19.99). A hand-written number
+//! with more than 15 significant digits may name a double whose shortest text is another
+//! decimal; write such numbers as strings. The parsers for untrusted documents
+//! ([`PolicyDocument::from_json`](crate::rules::PolicyDocument::from_json), an event's order
+//! document in [`Event::from_json`](crate::Event::from_json)) refuse one, naming it and its
+//! place, rather than read it as its neighbour.
 //!
 //! A number among a document's [`Value`](crate::document::Value)s stays a JSON number when
 //! the reading above gives it back (every decimal of at most 15 significant digits), so it
@@ -40,15 +44,99 @@ pub(crate) fn from_f64(value: f64) -> Option<Decimal> {
     Decimal::from_str_exact(&value.to_string()).ok()
 }
 
-/// The decimal written as text: plain digits or scientific notation.
+/// The decimal written as text: plain digits or scientific notation (`1e-7`, `2.5E+3`).
 pub(crate) fn from_text(text: &str) -> Option<Decimal> {
     let text = text.trim();
     if text.is_empty() || text.len() > 64 {
         return None;
     }
-    Decimal::from_str_exact(text)
-        .or_else(|_| Decimal::from_scientific(text))
-        .ok()
+    Decimal::from_str_exact(text).ok().or_else(|| {
+        let scientific = text.to_ascii_lowercase().replace("e+", "e");
+        Decimal::from_scientific(&scientific).ok()
+    })
+}
+
+/// The first JSON number in `json` that reads as another decimal than its text says, with
+/// its byte offset. `serde_json` reads a number with a fraction or an exponent, or an
+/// integer past 64 bits, through a double: one with more than 15 significant digits may
+/// come back as a neighbour (`0.12345678901234567891` as `0.12345678901234568`). Numbers too
+/// large for a decimal, and text that is not a number, are left to the parser to report.
+pub(crate) fn first_inexact(json: &str) -> Option<(usize, &str)> {
+    let bytes = json.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'"' => {
+                i += 1;
+                while i < bytes.len() {
+                    match bytes[i] {
+                        b'\\' => i += 2,
+                        b'"' => {
+                            i += 1;
+                            break;
+                        }
+                        _ => i += 1,
+                    }
+                }
+            }
+            b'-' | b'0'..=b'9' => {
+                let start = i;
+                while i < bytes.len()
+                    && matches!(bytes[i], b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E')
+                {
+                    i += 1;
+                }
+                let token = &json[start..i];
+                if !reads_exactly(token) {
+                    return Some((start, token));
+                }
+            }
+            _ => i += 1,
+        }
+    }
+    None
+}
+
+/// Whether `serde_json` reads the number `token` as the decimal its text says.
+fn reads_exactly(token: &str) -> bool {
+    let integer = !token.contains(['.', 'e', 'E']);
+    if integer && (token.parse::<u64>().is_ok() || token.parse::<i64>().is_ok()) {
+        return true;
+    }
+    let Ok(double) = token.parse::<f64>() else {
+        return true;
+    };
+    match from_f64(double) {
+        Some(read) => from_text(token) == Some(read),
+        None => true,
+    }
+}
+
+/// Refuses a document whose JSON numbers do not all read as the decimals written (see
+/// [`first_inexact`]); `offset` is where `part` starts in `json`, for the position.
+pub(crate) fn check_exact(
+    what: &'static str,
+    json: &str,
+    part: &str,
+    offset: usize,
+) -> Result<(), crate::Error> {
+    let Some((at, token)) = first_inexact(part) else {
+        return Ok(());
+    };
+    let before = &json[..(offset + at).min(json.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.len() - before.rfind('\n').map_or(0, |n| n + 1) + 1;
+    Err(crate::Error::Document {
+        what,
+        line,
+        column,
+        message: format!(
+            "the number {token} has more digits than a JSON number carries exactly (15 \
+             significant digits): write it as a string (\"{token}\") for a quantity or a \
+             price, or as {{\"decimal\": \"{token}\"}} for a rule's value or a custom \
+             attribute, at line {line} column {column}"
+        ),
+    })
 }
 
 /// The double that reads back as exactly `value` (see [`from_f64`]), if there is one.
@@ -195,11 +283,43 @@ mod tests {
     }
 
     #[test]
+    fn numbers_a_double_cannot_carry_are_found() {
+        let inexact = |json: &str| first_inexact(json).map(|(at, t)| (at, t.to_owned()));
+        for exact in [
+            "0.3",
+            "19.99",
+            "[1e-7, 2.5E+3, 1E5, -0.0, 0.30000000000000004]",
+            "18446744073709551615",
+            "-9223372036854775808",
+            "123456789012345.6",
+            r#"{"a": "0.12345678901234567891", "b\"0.12345678901234567891": 1}"#,
+            "1e400",
+            "100000000000000000000000000000000",
+        ] {
+            assert_eq!(inexact(exact), None, "{exact}");
+        }
+        assert_eq!(
+            inexact(r#"{"value": 0.12345678901234567891}"#),
+            Some((10, "0.12345678901234567891".to_owned()))
+        );
+        assert_eq!(
+            inexact("[1, 18446744073709551616]"),
+            Some((4, "18446744073709551616".to_owned()))
+        );
+        assert_eq!(
+            inexact("[0.3, 1.0000000000000001]"),
+            Some((6, "1.0000000000000001".to_owned()))
+        );
+    }
+
+    #[test]
     fn text_is_read_exactly_or_refused() {
         let d = |s: &str| Decimal::from_str(s).unwrap();
         assert_eq!(from_text("0.30"), Some(d("0.30")));
         assert_eq!(from_text(" 7 "), Some(d("7")));
         assert_eq!(from_text("1e3"), Some(d("1000")));
+        assert_eq!(from_text("2.5E+3"), Some(d("2500")));
+        assert_eq!(from_text("1e-7"), Some(d("0.0000001")));
         assert_eq!(from_text("ten"), None);
         assert_eq!(from_text("NaN"), None);
         assert_eq!(from_text("inf"), None);

@@ -295,6 +295,61 @@ fn numbers_past_a_decimal_or_not_finite_are_refused_where_they_are_read() {
     );
 }
 
+#[test]
+fn numbers_a_json_number_cannot_carry_exactly_are_refused_with_their_place() {
+    // serde_json reads a fractional number through a double: this one would come back as
+    // 0.12345678901234568. Untrusted documents are refused instead of read as another value.
+    let err = PolicyDocument::from_json(
+        r#"{"name": "P", "type": "filter", "entity": "order_line", "rules": [{"name": "R",
+            "condition": {"field": "quantity", "operator": ">=",
+                          "value": 0.12345678901234567891}}]}"#,
+    )
+    .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Document, "{err}");
+    let text = err.to_string();
+    assert!(text.contains("the number 0.12345678901234567891"), "{text}");
+    assert!(
+        text.contains(r#"{"decimal": "0.12345678901234567891"}"#),
+        "{text}"
+    );
+    assert!(text.contains("line 3"), "{text}");
+    // Written as the message says, it reads exactly.
+    let policy = PolicyDocument::from_json(
+        r#"{"name": "P", "type": "filter", "entity": "order_line", "rules": [{"name": "R",
+            "condition": {"field": "quantity", "operator": ">=",
+                          "value": {"decimal": "0.12345678901234567891"}}}]}"#,
+    )
+    .unwrap();
+    let again = PolicyDocument::from_json(&policy.to_json()).unwrap();
+    assert_eq!(again, policy);
+
+    // In an event, the order document's numbers are checked; the payload is the host's.
+    let event = |document_quantity: &str, payload: &str| {
+        Event::from_json(&format!(
+            r#"{{"id": "e1", "kind": "New Order", "order": "SO-1", "payload": {payload},
+                "document": {{"id": "SO-1", "lines": [{{"id": "1", "product": "P",
+                "quantity": {document_quantity}}}]}}}}"#
+        ))
+    };
+    let err = event("2.00000000000000000001", "{}").unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Document, "{err}");
+    assert!(
+        err.to_string()
+            .contains("the number 2.00000000000000000001"),
+        "{err}"
+    );
+    let read = event(
+        r#""2.00000000000000000001""#,
+        r#"{"lat": 47.606209123456789123}"#,
+    )
+    .unwrap();
+    assert_eq!(
+        read.document.unwrap().lines[0].quantity,
+        dec!(2.00000000000000000001)
+    );
+    assert!(event("0.3", "{}").is_ok());
+}
+
 #[tokio::test]
 async fn a_jitter_that_is_not_finite_or_out_of_range_is_refused_naming_it() {
     // In a flow built in code: validation names the step.

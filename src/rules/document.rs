@@ -58,7 +58,9 @@ impl PolicyDocument {
     }
 
     /// Parses a policy from JSON. Fails with [`Error::Document`](crate::Error::Document) on
-    /// malformed JSON, unknown fields, wrong types, nesting past the parser's bound, or a
+    /// malformed JSON, unknown fields, wrong types, a number that does not read as the
+    /// decimal it writes (more than 15 significant digits: write `{"decimal": "…"}`),
+    /// nesting past the parser's bound, or a
     /// document larger than [`MAX_POLICY_BYTES`](super::MAX_POLICY_BYTES) (by default). Parsing does not check the rules; compile
     /// (or publish) does.
     pub fn from_json(json: &str) -> Result<Self, crate::Error> {
@@ -79,6 +81,7 @@ impl PolicyDocument {
             |_| Ok(()),
         )?;
         crate::limits::check_policy(&policy, limits)?;
+        crate::number::check_exact("policy", json, json, 0)?;
         Ok(policy)
     }
 
@@ -103,6 +106,7 @@ impl PolicyDocument {
         for policy in &policies {
             crate::limits::check_policy(policy, limits)?;
         }
+        crate::number::check_exact("policy", json, json, 0)?;
         Ok(policies)
     }
 
