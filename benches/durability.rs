@@ -86,7 +86,7 @@ fn order(i: u64) -> Order {
         .with_line(OrderLine::new(
             "1",
             "Surface Pen",
-            if i % 2 == 0 { 150.0 } else { 10.0 },
+            if i % 2 == 0 { 150 } else { 10 },
         ))
 }
 

@@ -23,7 +23,7 @@ fn order(i: u64) -> Order {
             "Orderful"
         })
         .with_ship_to_country("US")
-        .with_line(OrderLine::new("1", "Surface Pen", 2.0))
+        .with_line(OrderLine::new("1", "Surface Pen", 2))
 }
 
 async fn engine() -> Engine {

@@ -5,12 +5,12 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use orderflow::Policy;
 use orderflow::document::{
     Entity, FulfillmentOrder, FulfillmentOrderLine, Order, OrderLine, RecordMut, RecordRef, Value,
 };
 use orderflow::policy::{Check, Criticality, execution_fn, filter_fn};
 use orderflow::rules::PolicyDocument;
+use orderflow::{Decimal, Policy};
 
 const POLICIES: &str = include_str!("../examples/reference-lab/policies.json");
 
@@ -29,12 +29,12 @@ fn order() -> Order {
     let mut order = Order::new("SO-1")
         .with_ship_to_country("US")
         .with_custom("channel", "web");
-    for (i, q) in [150.0, 10.0, 40.0, 7.0].into_iter().enumerate() {
+    for (i, q) in [150, 10, 40, 7].into_iter().enumerate() {
         order = order.with_line(OrderLine::new((i + 1).to_string(), "Surface Pen", q));
     }
     let mut fo = FulfillmentOrder::new("SO-1-FO1", "Chicago store");
     fo.lines
-        .push(FulfillmentOrderLine::new("2", "Surface Pen", 10.0));
+        .push(FulfillmentOrderLine::new("2", "Surface Pen", 10));
     order.fulfillment_orders.push(fo);
     order
 }
@@ -68,7 +68,7 @@ fn bench(c: &mut Criterion) {
         Entity::OrderLine,
         Criticality::Critical,
         |r| match r {
-            RecordMut::Line(l) if l.quantity >= 5.0 => Check::Passed,
+            RecordMut::Line(l) if l.quantity >= Decimal::from(5) => Check::Passed,
             _ => Check::failed("quantity is below 5"),
         },
     );
@@ -88,7 +88,7 @@ fn bench(c: &mut Criterion) {
         Criticality::Information,
         |r| {
             if let RecordMut::Line(l) = r {
-                let source = if l.quantity >= 100.0 {
+                let source = if l.quantity >= Decimal::from(100) {
                     "Seattle store"
                 } else {
                     "Chicago store"
@@ -137,7 +137,7 @@ fn bench(c: &mut Criterion) {
         };
         let holds = matches!(o.ship_to.country.as_deref(), Some("US" | "CA" | "MX"))
             && matches!(o.custom.get("channel"), Some(Value::Text(t)) if t == "web")
-            && o.lines.iter().all(|l| l.quantity >= 5.0)
+            && o.lines.iter().all(|l| l.quantity >= Decimal::from(5))
             && (o.currency.as_deref() == Some("USD")
                 || o.currency.as_deref().is_none_or(str::is_empty));
         if holds {

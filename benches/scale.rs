@@ -87,7 +87,7 @@ fn builder() -> orderflow::EngineBuilder {
 }
 
 fn order(batch: u64, i: usize) -> Event {
-    let quantity = if i % 2 == 0 { 150.0 } else { 10.0 };
+    let quantity = if i % 2 == 0 { 150 } else { 10 };
     Event::new_order(
         Order::new(format!("B{batch}-{i}"))
             .with_ship_to_country("US")

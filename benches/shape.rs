@@ -22,7 +22,7 @@ const CHUNK: u64 = 10_000;
 fn order(i: u64) -> Order {
     Order::new(format!("SO-{i}"))
         .with_ship_to_country("US")
-        .with_line(OrderLine::new("1", "Surface Pen", 10.0))
+        .with_line(OrderLine::new("1", "Surface Pen", 10))
 }
 
 fn us(r: RecordRef<'_>) -> bool {

@@ -68,7 +68,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         if engine.order(&id.as_str().into()).await?.is_some() {
             continue;
         }
-        let quantity = if i % 2 == 0 { 150.0 } else { 10.0 };
+        let quantity = if i % 2 == 0 { 150 } else { 10 };
         let order = Order::new(id.as_str())
             .with_ship_to_country("US")
             .with_line(OrderLine::new("1", "Surface Pen", quantity));

@@ -67,18 +67,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         Order::new("SO-1001")
             .with_order_source("BigCommerce")
             .with_ship_to_country("US")
-            .with_line(OrderLine::new("1", "Surface Pen", 2.0)),
+            .with_line(OrderLine::new("1", "Surface Pen", 2)),
         Order::new("SO-1002")
             .with_order_source("Orderful")
             .with_ship_to_country("CA")
-            .with_line(OrderLine::new("1", "Surface Dock", 1.0)),
+            .with_line(OrderLine::new("1", "Surface Dock", 1)),
         Order::new("SO-1003")
             .with_order_source("Orderful")
-            .with_line(OrderLine::new("1", "Xbox Controller", 4.0)),
+            .with_line(OrderLine::new("1", "Xbox Controller", 4)),
         Order::new("SO-1004")
             .with_order_source("Phone")
             .with_ship_to_country("US")
-            .with_line(OrderLine::new("1", "Surface Laptop", 1.0)),
+            .with_line(OrderLine::new("1", "Surface Laptop", 1)),
     ];
     for order in orders {
         let id = order.id.clone();

@@ -14,7 +14,7 @@ use orderflow::{Engine, Event, MemoryProvider, MemoryStore};
 const POLICIES: &str = include_str!("reference-lab/policies.json");
 const FLOW: &str = include_str!("reference-lab/flow.json");
 
-fn order(id: &str, country: &str, quantities: &[f64]) -> Order {
+fn order(id: &str, country: &str, quantities: &[i64]) -> Order {
     let mut order = Order::new(id)
         .with_order_source("Contoso web shop")
         .with_ship_to_country(country);
@@ -48,13 +48,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("published flow '{name}' v{version}\n");
 
     let orders = [
-        ("quantity 110, US", order("LAB-1", "US", &[110.0])),
-        ("quantity 10, US", order("LAB-2", "US", &[10.0])),
-        ("quantity 1, US", order("LAB-3", "US", &[1.0])),
-        ("quantity 10, ship-to CA", order("LAB-4", "CA", &[10.0])),
+        ("quantity 110, US", order("LAB-1", "US", &[110])),
+        ("quantity 10, US", order("LAB-2", "US", &[10])),
+        ("quantity 1, US", order("LAB-3", "US", &[1])),
+        ("quantity 10, ship-to CA", order("LAB-4", "CA", &[10])),
         (
             "two lines, 150 and 10, US",
-            order("LAB-5", "US", &[150.0, 10.0]),
+            order("LAB-5", "US", &[150, 10]),
         ),
     ];
     for (what, order) in orders {

@@ -101,7 +101,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let started = Instant::now();
     let ids: Vec<String> = (0..ORDERS).map(|i| format!("EX-{run}-{i}")).collect();
     for (i, id) in ids.iter().enumerate() {
-        let quantity = if i % 2 == 0 { 150.0 } else { 10.0 };
+        let quantity = if i % 2 == 0 { 150 } else { 10 };
         let order = Order::new(id.as_str())
             .with_ship_to_country("US")
             .with_line(OrderLine::new("1", "Surface Pen", quantity));

@@ -5,16 +5,34 @@
 //! Dynamics 365 Intelligent Order Management show), a [`State`], an optional
 //! [`StatusReason`], and custom attributes by name. Documents are plain serde data.
 //!
+//! Quantities, prices and other numbers are exact [`Decimal`]s: a 0.3 kg line split 0.1 +
+//! 0.2 across two sources adds up to exactly 0.3, and no document can hold NaN or infinity.
+//! Typed numbers are written to JSON as strings (`"quantity": "0.3"`), exact in any reader,
+//! and read from strings or from JSON numbers as earlier versions wrote them (`0.3` reads as
+//! exactly 0.3; a JSON number is read through a double, so one of more than 15 significant
+//! digits belongs in a string). Numbers among custom attributes ([`Value::Number`]) stay
+//! JSON numbers.
+//!
 //! ```
-//! use orderflow::document::{Order, OrderLine, StatusReason};
+//! use orderflow::document::{Decimal, Order, OrderLine, StatusReason};
 //!
 //! let order = Order::new("SO-1001")
 //!     .with_order_source("BigCommerce")
 //!     .with_ship_to_country("US")
-//!     .with_line(OrderLine::new("1", "Surface Pen", 3.0));
-//! assert_eq!(order.lines[0].quantity, 3.0);
+//!     .with_line(OrderLine::new("1", "Surface Pen", 3))
+//!     .with_line(OrderLine::new("2", "Coffee beans", Decimal::new(3, 1)).with_price(Decimal::new(1999, 2)));
+//! assert_eq!(order.lines[0].quantity, Decimal::from(3));
+//! assert_eq!(order.lines[1].quantity.to_string(), "0.3");
 //! assert!(order.status_reason.is_none());
 //! let _ = StatusReason::ORDER_VALIDATION_SUCCESS;
+//!
+//! // Written as strings; read from numbers too, as earlier versions wrote them.
+//! let json = serde_json::to_string(&order.lines[1]).unwrap();
+//! assert!(json.contains(r#""quantity":"0.3""#) && json.contains(r#""price":"19.99""#));
+//! let old: OrderLine =
+//!     serde_json::from_str(r#"{"id": "2", "product": "Coffee beans", "quantity": 0.3, "price": 19.99}"#)
+//!         .unwrap();
+//! assert_eq!(old, order.lines[1]);
 //! ```
 
 use std::borrow::Cow;
@@ -22,6 +40,13 @@ use std::fmt;
 
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
+
+/// An exact decimal number (`rust_decimal`'s): 96 bits of digits, up to 28 of them after
+/// the point. Quantities, prices and document numbers are decimals, so fractional quantities
+/// add up exactly and nothing non-finite can be stored. Re-exported so hosts need no
+/// dependency of their own; build one from an integer (`Decimal::from(3)`), from digits and
+/// a scale (`Decimal::new(3, 1)` is 0.3), or from text (`"0.3".parse()`).
+pub use rust_decimal::Decimal;
 
 macro_rules! id_type {
     ($(#[$doc:meta])* $name:ident) => {
@@ -155,18 +180,144 @@ impl fmt::Display for StatusReason {
     }
 }
 
-/// The value of a custom attribute.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(untagged)]
+/// The value of a custom attribute (and of a rule's literal).
+///
+/// In JSON: `null`, `true`/`false`, a number, or a string. A number is an exact
+/// [`Decimal`]; it is written as a JSON number when reading that number back gives the same
+/// decimal (every decimal of at most 15 significant digits), otherwise as
+/// `{"decimal": "<digits>"}`, so every value reads back equal and a number never reads back
+/// as text. A JSON number is read as the decimal of its shortest text (`0.3` is exactly
+/// 0.3); one that does not fit a decimal (28 digits, about 7.9e28) is refused.
+///
+/// ```
+/// use orderflow::document::{Decimal, Value};
+///
+/// let v: Value = serde_json::from_str("0.3").unwrap();
+/// assert_eq!(v, Value::Number(Decimal::new(3, 1)));
+/// assert_eq!(serde_json::to_string(&v).unwrap(), "0.3");
+/// let third = Value::from(Decimal::ONE / Decimal::from(3));
+/// let json = serde_json::to_string(&third).unwrap();
+/// assert_eq!(json, r#"{"decimal":"0.3333333333333333333333333333"}"#);
+/// assert_eq!(serde_json::from_str::<Value>(&json).unwrap(), third);
+/// assert!(serde_json::from_str::<Value>("1e30").is_err());
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Value {
     /// No value.
     Null,
     /// A flag.
     Bool(bool),
     /// A number.
-    Number(f64),
+    Number(Decimal),
     /// Text.
     Text(String),
+}
+
+impl Serialize for Value {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        match self {
+            Self::Null => s.serialize_unit(),
+            Self::Bool(b) => s.serialize_bool(*b),
+            Self::Text(t) => s.serialize_str(t),
+            Self::Number(n) => {
+                if n.scale() == 0 {
+                    if let Ok(i) = i64::try_from(*n) {
+                        return s.serialize_i64(i);
+                    }
+                }
+                if let Some(f) = crate::number::exact_f64(*n) {
+                    return s.serialize_f64(f);
+                }
+                let mut map = s.serialize_map(Some(1))?;
+                map.serialize_entry(crate::number::DECIMAL_KEY, &n.to_string())?;
+                map.end()
+            }
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Value {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(ValueVisitor)
+    }
+}
+
+struct ValueVisitor;
+
+impl<'de> serde::de::Visitor<'de> for ValueVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("null, true/false, a number or text")
+    }
+
+    fn visit_unit<E: serde::de::Error>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_none<E: serde::de::Error>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        d.deserialize_any(self)
+    }
+
+    fn visit_bool<E: serde::de::Error>(self, b: bool) -> Result<Value, E> {
+        Ok(Value::Bool(b))
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Value, E> {
+        serde::de::Visitor::visit_i64(crate::number::DecimalVisitor, v).map(Value::Number)
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Value, E> {
+        serde::de::Visitor::visit_u64(crate::number::DecimalVisitor, v).map(Value::Number)
+    }
+
+    fn visit_i128<E: serde::de::Error>(self, v: i128) -> Result<Value, E> {
+        serde::de::Visitor::visit_i128(crate::number::DecimalVisitor, v).map(Value::Number)
+    }
+
+    fn visit_u128<E: serde::de::Error>(self, v: u128) -> Result<Value, E> {
+        serde::de::Visitor::visit_u128(crate::number::DecimalVisitor, v).map(Value::Number)
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Value, E> {
+        serde::de::Visitor::visit_f64(crate::number::DecimalVisitor, v).map(Value::Number)
+    }
+
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::Text(v.to_owned()))
+    }
+
+    fn visit_string<E: serde::de::Error>(self, v: String) -> Result<Value, E> {
+        Ok(Value::Text(v))
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        use serde::de::Error;
+        let key: Option<String> = map.next_key()?;
+        if key.as_deref() != Some(crate::number::DECIMAL_KEY) {
+            return Err(A::Error::custom(
+                "a value is null, true/false, a number, text, or {\"decimal\": \"<digits>\"}",
+            ));
+        }
+        let text: String = map.next_value()?;
+        let n = crate::number::from_text(&text).ok_or_else(|| {
+            A::Error::invalid_value(
+                serde::de::Unexpected::Str(&text),
+                &crate::number::DecimalVisitor,
+            )
+        })?;
+        if map.next_key::<serde::de::IgnoredAny>()?.is_some() {
+            return Err(A::Error::custom(
+                "a decimal value is {\"decimal\": \"<digits>\"} and nothing else",
+            ));
+        }
+        Ok(Value::Number(n))
+    }
 }
 
 impl From<&str> for Value {
@@ -179,9 +330,29 @@ impl From<String> for Value {
         Self::Text(s)
     }
 }
-impl From<f64> for Value {
-    fn from(n: f64) -> Self {
+impl From<Decimal> for Value {
+    fn from(n: Decimal) -> Self {
         Self::Number(n)
+    }
+}
+impl From<i32> for Value {
+    fn from(n: i32) -> Self {
+        Self::Number(n.into())
+    }
+}
+impl From<i64> for Value {
+    fn from(n: i64) -> Self {
+        Self::Number(n.into())
+    }
+}
+impl From<u32> for Value {
+    fn from(n: u32) -> Self {
+        Self::Number(n.into())
+    }
+}
+impl From<u64> for Value {
+    fn from(n: u64) -> Self {
+        Self::Number(n.into())
     }
 }
 impl From<bool> for Value {
@@ -351,8 +522,8 @@ impl Order {
     /// use orderflow::document::{DuplicateId, Order, OrderLine};
     ///
     /// let order = Order::new("SO-1")
-    ///     .with_line(OrderLine::new("1", "Pen", 1.0))
-    ///     .with_line(OrderLine::new("1", "Ink", 2.0));
+    ///     .with_line(OrderLine::new("1", "Pen", 1))
+    ///     .with_line(OrderLine::new("1", "Ink", 2));
     /// let e = order.check_ids().unwrap_err();
     /// assert!(matches!(e, DuplicateId::Line { .. }));
     /// assert_eq!(e.to_string(), "order 'SO-1' has line id '1' more than once");
@@ -442,10 +613,15 @@ pub struct OrderLine {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unit: Option<String>,
     /// Ordered quantity.
-    pub quantity: f64,
+    #[serde(with = "crate::number::decimal")]
+    pub quantity: Decimal,
     /// Unit price.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub price: Option<f64>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "crate::number::option"
+    )]
+    pub price: Option<Decimal>,
     /// The fulfillment source (store, warehouse, 3PL) chosen for the line.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fulfillment_source: Option<String>,
@@ -470,13 +646,17 @@ pub struct OrderLine {
 }
 
 impl OrderLine {
-    /// An active line for a quantity of a product.
-    pub fn new(id: impl Into<LineId>, product: impl Into<String>, quantity: f64) -> Self {
+    /// An active line for a quantity of a product (an integer or a [`Decimal`]).
+    pub fn new(
+        id: impl Into<LineId>,
+        product: impl Into<String>,
+        quantity: impl Into<Decimal>,
+    ) -> Self {
         Self {
             id: id.into(),
             product: product.into(),
             unit: None,
-            quantity,
+            quantity: quantity.into(),
             price: None,
             fulfillment_source: None,
             shipping_warehouse: None,
@@ -486,6 +666,12 @@ impl OrderLine {
             status_reason: None,
             custom: Attributes::new(),
         }
+    }
+
+    /// Sets the unit price.
+    pub fn with_price(mut self, price: impl Into<Decimal>) -> Self {
+        self.price = Some(price.into());
+        self
     }
 
     /// Sets the fulfillment source.
@@ -550,7 +736,8 @@ pub struct FulfillmentOrderLine {
     /// The product.
     pub product: String,
     /// The quantity this fulfillment order ships.
-    pub quantity: f64,
+    #[serde(with = "crate::number::decimal")]
+    pub quantity: Decimal,
     /// Live or closed.
     #[serde(default)]
     pub state: State,
@@ -563,12 +750,16 @@ pub struct FulfillmentOrderLine {
 }
 
 impl FulfillmentOrderLine {
-    /// A line shipping a quantity of an order line.
-    pub fn new(order_line: impl Into<LineId>, product: impl Into<String>, quantity: f64) -> Self {
+    /// A line shipping a quantity (an integer or a [`Decimal`]) of an order line.
+    pub fn new(
+        order_line: impl Into<LineId>,
+        product: impl Into<String>,
+        quantity: impl Into<Decimal>,
+    ) -> Self {
         Self {
             order_line: order_line.into(),
             product: product.into(),
-            quantity,
+            quantity: quantity.into(),
             state: State::Active,
             status_reason: None,
             custom: Attributes::new(),
@@ -685,7 +876,7 @@ mod tests {
     fn fo(id: &str, lines: &[&str]) -> FulfillmentOrder {
         let mut fo = FulfillmentOrder::new(id, "East");
         for l in lines {
-            fo.lines.push(FulfillmentOrderLine::new(*l, "Pen", 1.0));
+            fo.lines.push(FulfillmentOrderLine::new(*l, "Pen", 1));
         }
         fo
     }
@@ -693,8 +884,8 @@ mod tests {
     #[test]
     fn check_ids_names_the_first_record_used_twice() {
         let mut order = Order::new("SO-1")
-            .with_line(OrderLine::new("1", "Pen", 1.0))
-            .with_line(OrderLine::new("2", "Ink", 1.0));
+            .with_line(OrderLine::new("1", "Pen", 1))
+            .with_line(OrderLine::new("2", "Ink", 1));
         order.fulfillment_orders = vec![fo("A", &["1", "2"]), fo("B", &["1", "2"])];
         assert_eq!(order.check_ids(), Ok(()));
 
@@ -719,7 +910,7 @@ mod tests {
             "fulfillment order 'B' of order 'SO-1' has more than one line for order line '2'"
         );
 
-        order.lines.push(OrderLine::new("1", "Dock", 1.0));
+        order.lines.push(OrderLine::new("1", "Dock", 1));
         assert!(
             matches!(order.check_ids(), Err(DuplicateId::Line { line, .. }) if line.as_str() == "1"),
             "lines are checked first"

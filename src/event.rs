@@ -189,7 +189,9 @@ impl Event {
 
     /// Parses an event within `limits`: its size before parsing
     /// (`max_event_bytes`), every string's length, then the payload's and order
-    /// document's sizes. Past a limit: [`Error::Limit`](crate::Error::Limit); malformed:
+    /// document's sizes. Past a limit: [`Error::Limit`](crate::Error::Limit); malformed, or
+    /// with a number in the order document that does not read as the decimal it writes
+    /// (more than 15 significant digits: write it as a string):
     /// [`Error::Document`](crate::Error::Document).
     pub fn from_json_with(
         json: &str,
@@ -204,6 +206,9 @@ impl Event {
             |_| Ok(()),
         )?;
         crate::limits::check_event(&event, limits)?;
+        if let Some((document, offset)) = crate::limits::event_document_text(json) {
+            crate::number::check_exact("event", json, document, offset)?;
+        }
         Ok(event)
     }
 

@@ -12,6 +12,7 @@ pub mod flow;
 pub mod guide;
 pub mod journey;
 pub mod limits;
+mod number;
 pub mod orchestration;
 pub mod policy;
 pub mod provider;
@@ -22,7 +23,7 @@ pub mod testing;
 
 pub use action::{Action, ActionContext, ActionError, action_fn};
 pub use clock::{Clock, ManualClock, Timestamp};
-pub use document::{Order, OrderId, OrderLine, StatusReason};
+pub use document::{Decimal, Order, OrderId, OrderLine, StatusReason};
 pub use engine::{Config, Engine, EngineBuilder, Receipt};
 pub use error::{Error, ErrorKind, Result};
 pub use event::{Event, EventKind};

@@ -611,6 +611,23 @@ pub(crate) fn event_text(json: &str, limits: &Limits) -> Result<(), crate::Error
     Ok(())
 }
 
+/// An event's order document as written in its text, and where it starts: its numbers are
+/// decimals and must read as written (the payload is the host's and may hold any number).
+pub(crate) fn event_document_text(json: &str) -> Option<(&str, usize)> {
+    #[derive(serde::Deserialize)]
+    struct Parts<'a> {
+        #[serde(borrow, default)]
+        document: Option<&'a serde_json::value::RawValue>,
+    }
+    let document = serde_json::from_str::<Parts<'_>>(json)
+        .ok()?
+        .document?
+        .get();
+    // The raw value borrows from `json`: its start is an offset into it.
+    let offset = (document.as_ptr() as usize).checked_sub(json.as_ptr() as usize)?;
+    Some((document, offset))
+}
+
 /// Compares a document as read with its typed value written back: where the typed value is
 /// an object the document must have one, not an array.
 fn objects_where_records(

@@ -51,7 +51,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::clock::Timestamp;
-use crate::document::{FulfillmentOrder, LineId, Order, RecordId};
+use crate::document::{Decimal, FulfillmentOrder, LineId, Order, RecordId};
 
 /// The kinds of provider actions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -194,8 +194,20 @@ pub struct PlannedLine {
 pub struct Allocation {
     /// The fulfillment source.
     pub source: String,
-    /// The quantity it ships.
-    pub quantity: f64,
+    /// The quantity it ships, exact: allocations of one line add up with no rounding.
+    /// Written as a JSON string like document quantities, read from a string or a number.
+    #[serde(with = "crate::number::decimal")]
+    pub quantity: Decimal,
+}
+
+impl Allocation {
+    /// `quantity` (an integer or a [`Decimal`]) from `source`.
+    pub fn new(source: impl Into<String>, quantity: impl Into<Decimal>) -> Self {
+        Self {
+            source: source.into(),
+            quantity: quantity.into(),
+        }
+    }
 }
 
 /// The class of a provider failure.

@@ -164,7 +164,7 @@ async fn chaos_on_postgres() {
     for wave in 0..WAVES {
         let ids: Vec<String> = (0..PER_WAVE).map(|i| format!("W{wave}-{i}")).collect();
         for (i, id) in ids.iter().enumerate() {
-            let quantity = if i % 2 == 0 { 150.0 } else { 10.0 };
+            let quantity = if i % 2 == 0 { 150 } else { 10 };
             admin_engine
                 .enqueue(Event::new_order(common::lab_order(id, quantity)))
                 .await
@@ -184,7 +184,7 @@ async fn chaos_on_postgres() {
                 for i in 0..PER_WAVE {
                     let id = format!("P{wave}-{i}");
                     admin_engine
-                        .enqueue(Event::new_order(common::lab_order(&id, 10.0)))
+                        .enqueue(Event::new_order(common::lab_order(&id, 10)))
                         .await
                         .unwrap();
                     healthy.push(id);

@@ -189,7 +189,7 @@ fn journey_reads_an_order_from_a_sqlite_store() {
         engine.publish("Reference lab").await.unwrap();
         let order = Order::new("J-1")
             .with_ship_to_country("US")
-            .with_line(OrderLine::new("1", "Surface Pen", 1.0));
+            .with_line(OrderLine::new("1", "Surface Pen", 1));
         engine.submit(Event::new_order(order)).await.unwrap();
     });
 

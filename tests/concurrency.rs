@@ -90,7 +90,7 @@ async fn engine(provider: MemoryProvider) -> Engine {
 
 fn order(i: usize) -> Order {
     Order::new(format!("SO-{i:05}"))
-        .with_line(OrderLine::new("1", "Surface Pen", 1.0))
+        .with_line(OrderLine::new("1", "Surface Pen", 1))
         .with_custom("even", i % 2 == 0)
 }
 

@@ -52,7 +52,7 @@ fn world() -> (ManualClock, ScriptedProvider) {
 }
 
 fn new_order(id: &str) -> Event {
-    Event::new_order(Order::new(id).with_line(OrderLine::new("1", "Pen", 1.0)))
+    Event::new_order(Order::new(id).with_line(OrderLine::new("1", "Pen", 1)))
 }
 
 fn effects(p: &ScriptedProvider, order: &str) -> (usize, usize) {

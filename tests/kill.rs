@@ -150,10 +150,10 @@ fn order(i: u64) -> Order {
     order = order.with_line(OrderLine::new(
         "1",
         "Surface Pen",
-        if i % 2 == 0 { 150.0 } else { 10.0 },
+        if i % 2 == 0 { 150 } else { 10 },
     ));
     if i % 3 == 0 {
-        order = order.with_line(OrderLine::new("2", "Surface Dock", 20.0));
+        order = order.with_line(OrderLine::new("2", "Surface Dock", 20));
     }
     order
 }

@@ -76,7 +76,7 @@ fn flow(version: semver::Version) -> Flow {
 }
 
 fn new_order(id: &str) -> Event {
-    Event::new_order(Order::new(id).with_line(OrderLine::new("1", "Surface Pen", 2.0)))
+    Event::new_order(Order::new(id).with_line(OrderLine::new("1", "Surface Pen", 2)))
 }
 
 fn shipped(id: &str) -> Event {

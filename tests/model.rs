@@ -284,7 +284,7 @@ fn descendants(step: &G) -> Vec<String> {
 fn order_doc(flow: &[G], k: usize) -> Order {
     let mut order = Order::new(format!("O{k}"));
     for l in LINES {
-        order = order.with_line(OrderLine::new(l, "P", 1.0));
+        order = order.with_line(OrderLine::new(l, "P", 1));
     }
     visit(flow, &mut |g| {
         if let G::Action {

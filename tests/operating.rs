@@ -28,7 +28,7 @@ fn new_order(id: &str) -> Event {
     Event::new_order(
         Order::new(id)
             .with_ship_to_country("US")
-            .with_line(OrderLine::new("1", "Surface Pen", 2.0)),
+            .with_line(OrderLine::new("1", "Surface Pen", 2)),
     )
 }
 

@@ -38,7 +38,7 @@ fn flow(name: &str) -> Flow {
 }
 
 fn new_order(id: &str) -> Event {
-    Event::new_order(Order::new(id).with_line(OrderLine::new("1", "Surface Pen", 2.0)))
+    Event::new_order(Order::new(id).with_line(OrderLine::new("1", "Surface Pen", 2)))
 }
 
 struct World {

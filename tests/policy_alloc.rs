@@ -28,10 +28,10 @@ fn filters_and_passing_checks_allocate_nothing() {
     let mut order = Order::new("SO-1")
         .with_ship_to_country("US")
         .with_custom("channel", "web")
-        .with_line(OrderLine::new("1", "Pen", 150.0).with_fulfillment_source("Seattle store"))
-        .with_line(OrderLine::new("2", "Dock", 10.0));
+        .with_line(OrderLine::new("1", "Pen", 150).with_fulfillment_source("Seattle store"))
+        .with_line(OrderLine::new("2", "Dock", 10));
     let mut fo = FulfillmentOrder::new("SO-1-FO1", "Seattle store");
-    fo.lines.push(FulfillmentOrderLine::new("1", "Pen", 150.0));
+    fo.lines.push(FulfillmentOrderLine::new("1", "Pen", 150));
     order.fulfillment_orders.push(fo);
 
     let filter = compile(
@@ -43,7 +43,7 @@ fn filters_and_passing_checks_allocate_nothing() {
                     Condition::AnyLine(Box::new(Condition::compare(
                         "quantity",
                         Operator::GreaterThan,
-                        100.0,
+                        100,
                     ))),
                 ]),
             ),
@@ -59,7 +59,7 @@ fn filters_and_passing_checks_allocate_nothing() {
                 Condition::AllLines(Box::new(Condition::compare(
                     "quantity",
                     Operator::GreaterOrEqual,
-                    5.0,
+                    5,
                 ))),
                 Condition::Or(vec![
                     Condition::equals("currency", "USD"),
@@ -72,13 +72,13 @@ fn filters_and_passing_checks_allocate_nothing() {
         PolicyDocument::new("Assign", PolicyKind::Execution, Entity::OrderLine)
             .with_rule(Rule::set(
                 "Large",
-                Condition::compare("quantity", Operator::GreaterOrEqual, 100.0),
+                Condition::compare("quantity", Operator::GreaterOrEqual, 100),
                 "fulfillment_source",
                 "Seattle store",
             ))
             .with_rule(Rule::set(
                 "Small",
-                Condition::compare("quantity", Operator::LessThan, 100.0),
+                Condition::compare("quantity", Operator::LessThan, 100),
                 "fulfillment_source",
                 "Chicago store",
             )),

@@ -386,6 +386,60 @@ async fn dropped_tables_read_as_corrupt() {
     assert_eq!(err.kind(), StoreErrorKind::Corrupt, "{err}");
 }
 
+#[tokio::test]
+async fn an_order_written_with_json_numbers_reads_as_the_decimals_written() {
+    let Some(url) = server("an_order_written_with_json_numbers_reads_as_the_decimals_written")
+    else {
+        return;
+    };
+    let schemas = Schemas::new(&url);
+    let config = schemas.config();
+    let store = PostgresStore::connect_with(config.clone()).await.unwrap();
+    let fresh = OrderState::new(Order::new("SO-OLD"));
+    store
+        .commit(Commit::new(None, fresh.clone(), Vec::new()))
+        .await
+        .unwrap();
+    // The row's state as earlier versions wrote it: the order's numbers are JSON numbers.
+    let mut state = serde_json::to_value(&fresh).unwrap();
+    state["order"] = json!({
+        "id": "SO-OLD",
+        "custom": {"weight": 0.3},
+        "lines": [
+            {"id": "1", "product": "Pen", "quantity": 2.0, "price": 19.99},
+            {"id": "2", "product": "Coffee", "quantity": 0.3},
+        ],
+    });
+    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let text = serde_json::to_string(&state).unwrap();
+    assert!(text.contains(r#""quantity":0.3"#), "{text}");
+    client
+        .execute(
+            &format!(
+                "UPDATE \"{}\".orders SET state = $1 WHERE id = 'SO-OLD'",
+                config.schema
+            ),
+            &[&text],
+        )
+        .await
+        .unwrap();
+    let loaded = store.load(&id("SO-OLD")).await.unwrap().unwrap();
+    let numbers: Vec<String> = loaded
+        .order
+        .lines
+        .iter()
+        .map(|l| format!("{} {:?}", l.quantity, l.price.map(|p| p.to_string())))
+        .collect();
+    assert_eq!(numbers, ["2 Some(\"19.99\")", "0.3 None"]);
+    assert_eq!(
+        loaded.order.custom["weight"],
+        orderflow::document::Value::Number(orderflow::Decimal::new(3, 1))
+    );
+}
+
 /// Everything an error shows: its message, its sources' and its `Debug`.
 fn shown(err: &orderflow::store::StoreError) -> String {
     let mut text = format!("{err} {err:?}");
@@ -556,7 +610,7 @@ async fn a_connection_lost_during_a_commit() {
         .unwrap();
     let orders = ["CUT-1", "CUT-2", "CUT-3", "CUT-4"];
     for (i, id) in orders.iter().enumerate() {
-        let quantity = if i % 2 == 0 { 150.0 } else { 10.0 };
+        let quantity = if i % 2 == 0 { 150 } else { 10 };
         engine
             .enqueue(orderflow::Event::new_order(common::lab_order(id, quantity)))
             .await

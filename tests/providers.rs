@@ -133,7 +133,7 @@ async fn rig(script: &[Script], retry: RetryPolicy, seed: u64) -> Rig {
 /// (timeouts, slow answers) inside every turn, until no timer is left.
 async fn run(rig: &Rig) -> Journey {
     let engine = rig.engine.clone();
-    let order = Order::new("SO-1").with_line(OrderLine::new("1", "Pen", 1.0));
+    let order = Order::new("SO-1").with_line(OrderLine::new("1", "Pen", 1));
     let task = tokio::spawn(async move { engine.submit(Event::new_order(order)).await });
     drive(&rig.clock, &task).await;
     task.await.unwrap().unwrap();

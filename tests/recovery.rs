@@ -35,7 +35,7 @@ fn flow() -> Flow {
 }
 
 fn order(id: &str) -> Order {
-    Order::new(id).with_line(OrderLine::new("1", "Pen", 1.0))
+    Order::new(id).with_line(OrderLine::new("1", "Pen", 1))
 }
 
 #[tokio::test]

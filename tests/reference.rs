@@ -42,7 +42,7 @@ async fn lab() -> Lab {
     }
 }
 
-fn order(id: &str, country: &str, quantities: &[f64]) -> Order {
+fn order(id: &str, country: &str, quantities: &[i64]) -> Order {
     let mut order = Order::new(id).with_ship_to_country(country);
     for (n, q) in quantities.iter().enumerate() {
         order = order.with_line(OrderLine::new((n + 1).to_string(), "Surface Pen", *q));
@@ -79,7 +79,7 @@ fn fo(id: &str) -> RecordId {
 #[tokio::test]
 async fn quantity_110_ships_from_seattle() {
     let lab = lab().await;
-    let (order, journey) = lab.run(order("LAB-1", "US", &[110.0])).await;
+    let (order, journey) = lab.run(order("LAB-1", "US", &[110])).await;
     assert_eq!(order.status_reason, Some(StatusReason::SENT_TO_FULFILLMENT));
     assert_eq!(
         order.lines[0].fulfillment_source.as_deref(),
@@ -98,7 +98,7 @@ async fn quantity_110_ships_from_seattle() {
 #[tokio::test]
 async fn quantity_10_ships_from_chicago() {
     let lab = lab().await;
-    let (order, journey) = lab.run(order("LAB-2", "US", &[10.0])).await;
+    let (order, journey) = lab.run(order("LAB-2", "US", &[10])).await;
     assert_eq!(order.status_reason, Some(StatusReason::SENT_TO_FULFILLMENT));
     assert_eq!(
         order.lines[0].fulfillment_source.as_deref(),
@@ -112,7 +112,7 @@ async fn quantity_10_ships_from_chicago() {
 #[tokio::test]
 async fn quantity_1_fails_line_validation_and_nothing_is_sent() {
     let lab = lab().await;
-    let (order, journey) = lab.run(order("LAB-3", "US", &[1.0])).await;
+    let (order, journey) = lab.run(order("LAB-3", "US", &[1])).await;
     assert_eq!(
         order.status_reason,
         Some(StatusReason::ORDER_VALIDATION_FAILED)
@@ -150,7 +150,7 @@ async fn quantity_1_fails_line_validation_and_nothing_is_sent() {
 #[tokio::test]
 async fn ship_to_canada_fails_header_validation_and_lines_are_not_validated() {
     let lab = lab().await;
-    let (order, journey) = lab.run(order("LAB-4", "CA", &[10.0])).await;
+    let (order, journey) = lab.run(order("LAB-4", "CA", &[10])).await;
     assert_eq!(
         order.status_reason,
         Some(StatusReason::ORDER_VALIDATION_FAILED)
@@ -171,7 +171,7 @@ async fn ship_to_canada_fails_header_validation_and_lines_are_not_validated() {
 #[tokio::test]
 async fn two_lines_150_and_10_yield_two_fulfillment_orders_sent_down_both_branches() {
     let lab = lab().await;
-    let (order, journey) = lab.run(order("LAB-5", "US", &[150.0, 10.0])).await;
+    let (order, journey) = lab.run(order("LAB-5", "US", &[150, 10])).await;
     assert_eq!(order.status_reason, Some(StatusReason::SENT_TO_FULFILLMENT));
     let sources: Vec<_> = order
         .lines

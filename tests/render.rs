@@ -734,7 +734,7 @@ fn the_reference_lab_renders_every_step() {
 // ---------------------------------------------------------------------------------------------
 // Journeys.
 
-async fn lab_journey(id: &str, quantities: &[f64]) -> (Flow, Journey) {
+async fn lab_journey(id: &str, quantities: &[i64]) -> (Flow, Journey) {
     let engine = Engine::builder()
         .store(MemoryStore::new())
         .provider(MemoryProvider::new("Seattle store 3PL"))
@@ -825,7 +825,7 @@ fn dot_node<'a>(graph: &'a str, id: &str) -> &'a str {
 
 #[tokio::test]
 async fn a_two_line_order_lights_up_both_branches() {
-    let (flow, journey) = lab_journey("LAB-5", &[150.0, 10.0]).await;
+    let (flow, journey) = lab_journey("LAB-5", &[150, 10]).await;
     assert_eq!(journey.outcome("Send to Chicago"), Some(Outcome::Succeeded));
     let (chart, graph) = render_journey("journey_two_lines", &flow, &journey);
     assert_eq!(
@@ -883,7 +883,7 @@ async fn a_two_line_order_lights_up_both_branches() {
 
 #[tokio::test]
 async fn a_one_line_order_for_seattle_skips_chicago() {
-    let (flow, journey) = lab_journey("LAB-1", &[110.0]).await;
+    let (flow, journey) = lab_journey("LAB-1", &[110]).await;
     let (chart, graph) = render_journey("journey_skipped", &flow, &journey);
     assert_eq!(class_members(&chart, "skipped"), ["s3_b1_0"]);
     assert_eq!(class_members(&chart, "unreached"), ["s3_b1_stop"]);
@@ -901,7 +901,7 @@ async fn a_one_line_order_for_seattle_skips_chicago() {
 
 #[tokio::test]
 async fn a_failed_line_validation_is_red_and_the_rest_unreached() {
-    let (flow, journey) = lab_journey("LAB-3", &[1.0]).await;
+    let (flow, journey) = lab_journey("LAB-3", &[1]).await;
     assert_eq!(
         journey.outcome("Validate order lines"),
         Some(Outcome::Failed)

@@ -1,6 +1,7 @@
 //! Black-box tests of the execution contract (DESIGN.md §3, rules 1–11) and the engine's
 //! documented semantics (README "Semantics").
 
+use orderflow::Decimal;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -32,7 +33,7 @@ fn builder() -> EngineBuilder {
 fn order(id: &str) -> Order {
     Order::new(id)
         .with_ship_to_country("US")
-        .with_line(OrderLine::new("1", "Pen", 1.0))
+        .with_line(OrderLine::new("1", "Pen", 1))
 }
 
 fn validate(name: &str) -> ActionStep {
@@ -323,7 +324,7 @@ fn to_source(source: &'static str) -> impl Fn(RecordRef<'_>) -> bool + Send + Sy
 /// provider; with `merge`, the branches merge and an "After" step follows.
 async fn routing(
     merge: bool,
-    source_for: fn(f64) -> &'static str,
+    source_for: fn(Decimal) -> &'static str,
 ) -> (Engine, MemoryProvider, MemoryProvider) {
     let seattle = MemoryProvider::new("Seattle 3PL");
     let chicago = MemoryProvider::new("Chicago 3PL");
@@ -387,12 +388,18 @@ async fn routing(
 
 #[tokio::test]
 async fn fulfillment_orders_are_routed_one_by_one() {
-    let (engine, seattle, chicago) =
-        routing(false, |q| if q >= 100.0 { "Seattle" } else { "Chicago" }).await;
+    let (engine, seattle, chicago) = routing(false, |q| {
+        if q >= Decimal::from(100) {
+            "Seattle"
+        } else {
+            "Chicago"
+        }
+    })
+    .await;
     let o = Order::new("SO-1")
         .with_ship_to_country("US")
-        .with_line(OrderLine::new("1", "Pallet", 150.0))
-        .with_line(OrderLine::new("2", "Pen", 10.0));
+        .with_line(OrderLine::new("1", "Pallet", 150))
+        .with_line(OrderLine::new("2", "Pen", 10));
     engine.submit(Event::new_order(o)).await.unwrap();
 
     let stored = engine.order(&"SO-1".into()).await.unwrap().unwrap();
@@ -1034,16 +1041,16 @@ async fn a_trigger_after_the_execution_completed_starts_a_new_one() {
 #[tokio::test]
 async fn records_admitted_by_no_branch_stop_and_a_merge_unions_what_arrived() {
     let (engine, seattle, chicago) = routing(true, |q| match q {
-        q if q >= 100.0 => "Seattle",
-        q if q >= 10.0 => "Chicago",
+        q if q >= Decimal::from(100) => "Seattle",
+        q if q >= Decimal::from(10) => "Chicago",
         _ => "Dallas",
     })
     .await;
     let o = Order::new("SO-1")
         .with_ship_to_country("US")
-        .with_line(OrderLine::new("1", "Pallet", 150.0))
-        .with_line(OrderLine::new("2", "Box", 10.0))
-        .with_line(OrderLine::new("3", "Pen", 1.0));
+        .with_line(OrderLine::new("1", "Pallet", 150))
+        .with_line(OrderLine::new("2", "Box", 10))
+        .with_line(OrderLine::new("3", "Pen", 1));
     engine.submit(Event::new_order(o)).await.unwrap();
 
     let stored = engine.order(&"SO-1".into()).await.unwrap().unwrap();

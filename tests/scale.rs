@@ -111,7 +111,7 @@ async fn three_processes_one_killed() {
         .map(|i| {
             let setup = &setup;
             async move {
-                let quantity = if i % 2 == 0 { 150.0 } else { 10.0 };
+                let quantity = if i % 2 == 0 { 150 } else { 10 };
                 setup
                     .enqueue(Event::new_order(common::lab_order(
                         &format!("S-{i}"),

@@ -324,7 +324,7 @@ async fn a_failed_round_resumes_after_the_lease() {
     common::publish_lab(&engine).await;
     COMMITS.store(0, std::sync::atomic::Ordering::Relaxed);
     engine
-        .enqueue(Event::new_order(common::lab_order("FAIL-1", 150.0)))
+        .enqueue(Event::new_order(common::lab_order("FAIL-1", 150)))
         .await
         .unwrap();
     let report = engine.work().await.unwrap();

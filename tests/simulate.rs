@@ -41,7 +41,7 @@ async fn lab() -> Lab {
     }
 }
 
-fn order(id: &str, country: &str, quantities: &[f64]) -> Order {
+fn order(id: &str, country: &str, quantities: &[i64]) -> Order {
     let mut order = Order::new(id).with_ship_to_country(country);
     for (n, q) in quantities.iter().enumerate() {
         order = order.with_line(OrderLine::new((n + 1).to_string(), "Surface Pen", *q));
@@ -59,7 +59,7 @@ async fn a_dry_run_shows_the_path_filters_and_values_and_calls_nothing() {
     let flow = Flow::from_json(FLOW).unwrap();
     let sim = lab
         .engine
-        .simulate(&flow, &order("SIM-1", "US", &[150.0, 10.0]))
+        .simulate(&flow, &order("SIM-1", "US", &[150, 10]))
         .await
         .unwrap();
 
@@ -152,7 +152,7 @@ async fn a_dry_run_shows_failed_validation_and_where_the_order_would_wait() {
     let flow = Flow::from_json(FLOW).unwrap();
     let sim = lab
         .engine
-        .simulate(&flow, &order("SIM-2", "US", &[1.0]))
+        .simulate(&flow, &order("SIM-2", "US", &[1]))
         .await
         .unwrap();
     assert_eq!(
@@ -181,7 +181,7 @@ async fn a_dry_run_shows_failed_validation_and_where_the_order_would_wait() {
         .unwrap();
     let sim = lab
         .engine
-        .simulate(&waiting, &order("SIM-3", "US", &[10.0]))
+        .simulate(&waiting, &order("SIM-3", "US", &[10]))
         .await
         .unwrap();
     assert_eq!(sim.waits.len(), 1);
@@ -206,7 +206,7 @@ async fn a_dry_run_checks_the_flow_as_publish_would() {
         .unwrap();
     let err = lab
         .engine
-        .simulate(&broken, &order("SIM-4", "US", &[1.0]))
+        .simulate(&broken, &order("SIM-4", "US", &[1]))
         .await
         .unwrap_err();
     assert_eq!(err.kind(), orderflow::ErrorKind::Validation, "{err}");

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use orderflow::clock::Timestamp;
-use orderflow::document::{Order, OrderId, OrderLine};
+use orderflow::document::{Decimal, Order, OrderId, OrderLine, Value};
 use orderflow::execution::OrderState;
 use orderflow::flow::Flow;
 use orderflow::journey::StepRecord;
@@ -359,7 +359,7 @@ async fn many_orders(path: &Path) {
         let order = format!("O-{n}");
         let mut doc = Order::new(order.as_str());
         for line in 0..20 {
-            doc = doc.with_line(OrderLine::new(line.to_string(), "Surface Pen", 1.0));
+            doc = doc.with_line(OrderLine::new(line.to_string(), "Surface Pen", 1));
         }
         let mut state = OrderState::new(doc);
         state.revision = 1;
@@ -503,6 +503,120 @@ async fn a_database_from_the_future_is_refused() {
 }
 
 #[tokio::test]
+async fn orders_written_with_json_numbers_read_as_the_decimals_written() {
+    let (_dir, path) = temp();
+    drop(SqliteStore::open(&path).unwrap());
+    // The row as earlier versions wrote it: the order's numbers are JSON numbers. Documents
+    // are stored as JSON text, so reading them needs no migration.
+    let mut state = serde_json::to_value(OrderState::new(Order::new("SO-OLD"))).unwrap();
+    state["order"] = json!({
+        "id": "SO-OLD",
+        "custom": {"weight": 0.3},
+        "lines": [
+            {"id": "1", "product": "Pen", "quantity": 2.0, "price": 19.99},
+            {"id": "2", "product": "Coffee", "quantity": 0.3, "price": 0.1},
+        ],
+        "fulfillment_orders": [{"id": "FO-1", "fulfillment_source": "East",
+            "lines": [{"order_line": "2", "product": "Coffee", "quantity": 0.3}]}],
+    });
+    let text = serde_json::to_string(&state).unwrap();
+    assert!(text.contains(r#""quantity":0.3"#), "{text}");
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute(
+        "INSERT INTO orders (id, revision, state, live, next_wake) VALUES ('SO-OLD', 0, ?1, 0, NULL)",
+        [&text],
+    )
+    .unwrap();
+    drop(conn);
+
+    let store = SqliteStore::open(&path).unwrap();
+    let loaded = store.load(&OrderId::from("SO-OLD")).await.unwrap().unwrap();
+    let order = &loaded.order;
+    let numbers: Vec<String> = order
+        .lines
+        .iter()
+        .flat_map(|l| [l.quantity.to_string(), l.price.unwrap().to_string()])
+        .collect();
+    assert_eq!(numbers, ["2", "19.99", "0.3", "0.1"]);
+    assert_eq!(order.lines[1].quantity, Decimal::new(3, 1));
+    assert_eq!(
+        order.fulfillment_orders[0].lines[0].quantity,
+        Decimal::new(3, 1)
+    );
+    assert_eq!(order.custom["weight"], Value::Number(Decimal::new(3, 1)));
+
+    // Committed again, the row holds strings; it reads back equal.
+    let mut next = loaded.clone();
+    next.revision = 1;
+    store
+        .commit(Commit::new(Some(0), next.clone(), Vec::new()))
+        .await
+        .unwrap();
+    drop(store);
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let row: String = conn
+        .query_row("SELECT state FROM orders WHERE id = 'SO-OLD'", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert!(row.contains(r#""quantity":"0.3""#), "{row}");
+    assert!(row.contains(r#""price":"19.99""#), "{row}");
+    drop(conn);
+    let store = SqliteStore::open(&path).unwrap();
+    let again = store.load(&OrderId::from("SO-OLD")).await.unwrap().unwrap();
+    assert_eq!(again, next);
+}
+
+/// A decimal of any scale (0 to 28) and up to 28 digits, sign included.
+fn decimal() -> impl proptest::strategy::Strategy<Value = Decimal> {
+    use proptest::strategy::Strategy;
+    (
+        -9_999_999_999_999_999_999_999_999_999_i128..=9_999_999_999_999_999_999_999_999_999,
+        0u32..=28,
+    )
+        .prop_map(|(digits, scale)| Decimal::from_i128_with_scale(digits, scale))
+}
+
+#[test]
+fn random_decimals_read_back_digit_for_digit() {
+    use proptest::test_runner::{Config, TestRunner};
+    let (_dir, path) = temp();
+    let store = SqliteStore::open(&path).unwrap();
+    let mut runner = TestRunner::new(Config::with_cases(64));
+    let n = std::sync::atomic::AtomicUsize::new(0);
+    runner
+        .run(
+            &proptest::collection::vec((decimal(), decimal()), 1..6),
+            |pairs| {
+                let id = n.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let mut order = Order::new(format!("SO-{id}"));
+                for (i, (quantity, price)) in pairs.iter().enumerate() {
+                    let mut line = OrderLine::new(i.to_string(), "P", *quantity);
+                    line.price = Some(*price);
+                    line.custom.insert("n".to_owned(), Value::Number(*price));
+                    order.lines.push(line);
+                }
+                let state = OrderState::new(order.clone());
+                futures::executor::block_on(store.commit(Commit::new(None, state, Vec::new())))
+                    .unwrap();
+                let loaded = futures::executor::block_on(store.load(&order.id))
+                    .unwrap()
+                    .unwrap();
+                let digits = |o: &Order| {
+                    o.lines
+                        .iter()
+                        .map(|l| format!("{} {:?}", l.quantity, l.price.map(|p| p.to_string())))
+                        .collect::<Vec<_>>()
+                };
+                proptest::prop_assert_eq!(&loaded.order, &order);
+                proptest::prop_assert_eq!(digits(&loaded.order), digits(&order));
+                Ok(())
+            },
+        )
+        .unwrap();
+}
+
+#[tokio::test]
 async fn a_missing_directory_is_a_clear_error() {
     let (dir, _) = temp();
     let path = dir.path().join("no such directory").join("orderflow.db");
@@ -542,7 +656,7 @@ async fn an_engine_on_a_read_only_database_refuses_work_instead_of_losing_it() {
         let (engine, _, _) = common::lab_engine(SqliteStore::open(&path).unwrap()).await;
         common::publish_lab(&engine).await;
         engine
-            .submit(Event::new_order(common::lab_order("RO-1", 10.0)))
+            .submit(Event::new_order(common::lab_order("RO-1", 10)))
             .await
             .unwrap();
     }
@@ -550,7 +664,7 @@ async fn an_engine_on_a_read_only_database_refuses_work_instead_of_losing_it() {
     let (engine, seattle, chicago) =
         common::lab_engine(SqliteStore::open_read_only(&path).unwrap()).await;
     let err = engine
-        .submit(Event::new_order(common::lab_order("RO-2", 150.0)))
+        .submit(Event::new_order(common::lab_order("RO-2", 150)))
         .await
         .expect_err("a read-only database cannot take an order");
     assert_eq!(err.kind(), orderflow::ErrorKind::Store, "{err}");
@@ -566,7 +680,7 @@ async fn an_engine_on_a_read_only_database_refuses_work_instead_of_losing_it() {
     // Writable again: the refused order goes through, once.
     let (engine, seattle, _) = common::lab_engine(SqliteStore::open(&path).unwrap()).await;
     engine
-        .submit(Event::new_order(common::lab_order("RO-2", 150.0)))
+        .submit(Event::new_order(common::lab_order("RO-2", 150)))
         .await
         .unwrap();
     let order = engine.order(&id("RO-2")).await.unwrap().unwrap();

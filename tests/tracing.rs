@@ -60,7 +60,7 @@ async fn executions_and_steps_are_spans_with_their_fields() {
     engine.publish("Reference lab").await.unwrap();
     let order = Order::new("TR-1")
         .with_ship_to_country("US")
-        .with_line(OrderLine::new("1", "Surface Pen", 1.0));
+        .with_line(OrderLine::new("1", "Surface Pen", 1));
     engine.submit(Event::new_order(order)).await.unwrap();
 
     let out = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();

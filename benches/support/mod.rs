@@ -83,12 +83,12 @@ impl Provider for NoopProvider {
 pub(crate) fn one_line_order(i: u64) -> Order {
     Order::new(format!("SO-{i}"))
         .with_ship_to_country("US")
-        .with_line(OrderLine::new("1", "Surface Pen", 10.0))
+        .with_line(OrderLine::new("1", "Surface Pen", 10))
 }
 
 /// A one-line US order: quantity 110 ships from Seattle, 10 from Chicago.
 pub(crate) fn lab_order(i: u64) -> Order {
-    let quantity = if i % 2 == 0 { 110.0 } else { 10.0 };
+    let quantity = if i % 2 == 0 { 110 } else { 10 };
     Order::new(format!("SO-{i}"))
         .with_ship_to_country("US")
         .with_line(OrderLine::new("1", "Surface Pen", quantity))

@@ -2,7 +2,8 @@
 //! test (countries, sources, quantities around their thresholds, custom attributes).
 
 use orderflow::document::{
-    FulfillmentOrder, FulfillmentOrderLine, Order, OrderLine, OrderType, State, StatusReason, Value,
+    Decimal, FulfillmentOrder, FulfillmentOrderLine, Order, OrderLine, OrderType, State,
+    StatusReason, Value,
 };
 
 use crate::bytes::Bytes;
@@ -23,42 +24,53 @@ const PRODUCTS: &[&str] = &["Surface Pen", "Surface Laptop", ""];
 const LINE_IDS: &[&str] = &["1", "2", "3", "4"];
 const FO_IDS: &[&str] = &["FO-1", "FO-2", "FO-3"];
 
-/// Whether generated numbers may be NaN or infinite (rule evaluation) or only finite
-/// (documents submitted to an engine, as JSON would bring them).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Numbers {
-    Any,
-    Finite,
-}
-
-pub(crate) fn number(r: &mut Bytes<'_>, numbers: Numbers) -> f64 {
-    const TABLE: [f64; 12] = [
-        0.0, 1.0, 4.0, 5.0, 10.0, 99.0, 100.0, 150.0, -1.0, 0.5, 1e15, -0.0,
+/// A quantity, price or custom number: values around the example policies' thresholds,
+/// fractions, and the extremes of a decimal (its largest and smallest, 28 places, any
+/// digits), where sums overflow.
+pub(crate) fn number(r: &mut Bytes<'_>) -> Decimal {
+    const TABLE: [(i64, u32); 12] = [
+        (0, 0),
+        (1, 0),
+        (4, 0),
+        (5, 0),
+        (10, 0),
+        (99, 0),
+        (100, 0),
+        (150, 0),
+        (-1, 0),
+        (5, 1),
+        (1_000_000_000_000_000, 0),
+        (3, 1),
     ];
     match r.below(16) {
-        i @ 0..=11 => TABLE[i],
-        12 => f64::from(r.u16()),
-        13 if numbers == Numbers::Any => f64::NAN,
-        14 if numbers == Numbers::Any => f64::INFINITY,
-        15 if numbers == Numbers::Any => f64::from_bits(r.u64()),
-        _ => f64::MAX,
+        i @ 0..=11 => Decimal::new(TABLE[i].0, TABLE[i].1),
+        12 => Decimal::from(r.u16()),
+        13 => Decimal::MAX,
+        14 => Decimal::MIN,
+        15 => {
+            // Any 64 bits of digits at any scale a decimal takes.
+            let digits = i128::from(r.u64() as i64);
+            let scale = r.below(29) as u32;
+            Decimal::from_i128_with_scale(digits, scale)
+        }
+        _ => Decimal::new(1, 28),
     }
 }
 
-fn value(r: &mut Bytes<'_>, numbers: Numbers) -> Value {
+fn value(r: &mut Bytes<'_>) -> Value {
     match r.below(4) {
         0 => Value::Null,
         1 => Value::Bool(r.bool()),
-        2 => Value::Number(number(r, numbers)),
+        2 => Value::Number(number(r)),
         _ => Value::Text((*r.pick(TEXTS)).to_owned()),
     }
 }
 
-fn custom(r: &mut Bytes<'_>, numbers: Numbers) -> orderflow::document::Attributes {
+fn custom(r: &mut Bytes<'_>) -> orderflow::document::Attributes {
     let mut attrs = orderflow::document::Attributes::new();
     for _ in 0..r.below(3) {
         let name = (*r.pick(ATTRS)).to_owned();
-        attrs.insert(name, value(r, numbers));
+        attrs.insert(name, value(r));
     }
     attrs
 }
@@ -76,7 +88,7 @@ fn reason(r: &mut Bytes<'_>) -> Option<StatusReason> {
 }
 
 /// An order with id `id`: header fields, up to four lines and up to two fulfillment orders.
-pub(crate) fn order(r: &mut Bytes<'_>, id: &str, numbers: Numbers) -> Order {
+pub(crate) fn order(r: &mut Bytes<'_>, id: &str) -> Order {
     let mut o = Order::new(id);
     o.order_source = r.opt(SOURCES);
     o.ship_to.country = r.opt(COUNTRIES);
@@ -95,19 +107,19 @@ pub(crate) fn order(r: &mut Bytes<'_>, id: &str, numbers: Numbers) -> Order {
     }
     o.state = state(r);
     o.status_reason = reason(r);
-    o.custom = custom(r, numbers);
+    o.custom = custom(r);
     for _ in 0..r.below(5) {
-        let mut line = OrderLine::new(*r.pick(LINE_IDS), *r.pick(PRODUCTS), number(r, numbers));
+        let mut line = OrderLine::new(*r.pick(LINE_IDS), *r.pick(PRODUCTS), number(r));
         line.fulfillment_source = r.opt(SOURCES);
         if r.bool() {
             line.unit = r.opt(&["ea", ""]);
-            line.price = r.bool().then(|| number(r, numbers));
+            line.price = r.bool().then(|| number(r));
             line.shipping_warehouse = r.opt(&["WH-1", ""]);
             line.split_group = r.opt(&["A", "B"]);
             line.requested_delivery_date = r.opt(DATES);
             line.state = state(r);
             line.status_reason = reason(r);
-            line.custom = custom(r, numbers);
+            line.custom = custom(r);
         }
         o.lines.push(line);
     }
@@ -115,13 +127,12 @@ pub(crate) fn order(r: &mut Bytes<'_>, id: &str, numbers: Numbers) -> Order {
         let mut fo = FulfillmentOrder::new(*r.pick(FO_IDS), *r.pick(SOURCES));
         fo.state = state(r);
         fo.status_reason = reason(r);
-        fo.custom = custom(r, numbers);
+        fo.custom = custom(r);
         for _ in 0..r.below(3) {
-            let mut l =
-                FulfillmentOrderLine::new(*r.pick(LINE_IDS), *r.pick(PRODUCTS), number(r, numbers));
+            let mut l = FulfillmentOrderLine::new(*r.pick(LINE_IDS), *r.pick(PRODUCTS), number(r));
             l.state = state(r);
             l.status_reason = reason(r);
-            l.custom = custom(r, numbers);
+            l.custom = custom(r);
             fo.lines.push(l);
         }
         o.fulfillment_orders.push(fo);

@@ -21,7 +21,7 @@ use orderflow::{
 };
 
 use crate::bytes::Bytes;
-use crate::docgen::{self, Numbers};
+use crate::docgen;
 
 const LAB_FLOW: &str = include_str!("../../examples/reference-lab/flow.json");
 const LAB_POLICIES: &str = include_str!("../../examples/reference-lab/policies.json");
@@ -231,9 +231,9 @@ async fn build(
         .expect("the engine builds on a store it wrote itself")
 }
 
-fn lab_policy_with_threshold(threshold: f64) -> PolicyDocument {
-    // Built in code: any finite threshold, including ones whose decimal form serde_json
-    // would not read back (f64::MAX printed in full).
+fn lab_policy_with_threshold(threshold: orderflow::Decimal) -> PolicyDocument {
+    // Built in code: any decimal threshold, including ones no JSON number carries exactly
+    // (the largest decimal, 28 places).
     PolicyDocument::new(
         "Quantity at least 5",
         orderflow::PolicyKind::Execution,
@@ -371,7 +371,7 @@ impl World {
             }
             6 => {
                 let id = *r.pick(ORDERS);
-                let doc = docgen::order(r, id, Numbers::Finite);
+                let doc = docgen::order(r, id);
                 let event = if r.bool() {
                     Event::new_order(doc)
                 } else {
@@ -396,7 +396,7 @@ impl World {
                     _ => {}
                 }
                 if r.below(4) == 0 {
-                    let doc = docgen::order(r, order, Numbers::Finite);
+                    let doc = docgen::order(r, order);
                     event = event.with_order(doc);
                 }
                 self.submit(event).await;
@@ -443,7 +443,7 @@ impl World {
                 p.script(script);
             }
             11 => {
-                let threshold = docgen::number(r, Numbers::Finite);
+                let threshold = docgen::number(r);
                 let res = e.update_policy(lab_policy_with_threshold(threshold)).await;
                 trace!("engine: update policy: {res:?}");
                 let res = e.publish_policy("Quantity at least 5").await;
@@ -456,7 +456,7 @@ impl World {
             13 => {
                 let flow = flow_menu(r.below(FLOWS.len()));
                 let id = *r.pick(ORDERS);
-                let doc = docgen::order(r, id, Numbers::Finite);
+                let doc = docgen::order(r, id);
                 let res = e.simulate(&flow, &doc).await;
                 trace!("engine: simulate: {:?}", res.map(|s| s.journey.steps.len()));
             }

@@ -102,7 +102,7 @@ async fn publish(flow: Flow) {
         // Admits what a real filter might: records with something in them.
         builder = builder.policy(filter_fn(f.clone(), entity_for(f), |r| match r {
             RecordRef::Order(o) => o.ship_to.country.is_some(),
-            RecordRef::Line(_, l) => l.quantity >= 5.0,
+            RecordRef::Line(_, l) => l.quantity >= orderflow::Decimal::from(5),
             _ => true,
         }));
     }
@@ -131,8 +131,8 @@ async fn publish(flow: Flow) {
     let order = Order::new("SO-1")
         .with_ship_to_country("US")
         .with_order_source("BigCommerce")
-        .with_line(OrderLine::new("1", "Surface Pen", 150.0))
-        .with_line(OrderLine::new("2", "Surface Pen", 3.0));
+        .with_line(OrderLine::new("1", "Surface Pen", 150))
+        .with_line(OrderLine::new("2", "Surface Pen", 3));
     let _ = engine.simulate(&flow, &order).await;
     let receipt = engine.submit(Event::new_order(order)).await;
     trace!("flow: submit: {receipt:?}");

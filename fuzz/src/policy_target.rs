@@ -6,7 +6,7 @@ use orderflow::document::{Entity, Order, RecordMut, RecordRef};
 use orderflow::rules::PolicyDocument;
 
 use crate::bytes::Bytes;
-use crate::docgen::{self, Numbers};
+use crate::docgen;
 
 /// The `policy` target. Never panics on any input; errors are expected.
 pub fn policy(data: &[u8]) {
@@ -35,7 +35,7 @@ pub fn policy(data: &[u8]) {
     assert_eq!(policy.entity(), document.entity);
     let mut r = Bytes::new(rest);
     for _ in 0..4 {
-        let mut order = docgen::order(&mut r, "SO-1", Numbers::Any);
+        let mut order = docgen::order(&mut r, "SO-1");
         evaluate(&policy, &mut order);
         trace!("policy: evaluated on {order:?}");
         if r.is_empty() {

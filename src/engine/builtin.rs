@@ -7,8 +7,8 @@ use async_trait::async_trait;
 
 use crate::action::{Action, ActionContext, ActionError, Effects};
 use crate::document::{
-    FulfillmentOrder, FulfillmentOrderId, FulfillmentOrderLine, LineId, Order, RecordId, State,
-    StatusReason,
+    Decimal, FulfillmentOrder, FulfillmentOrderId, FulfillmentOrderLine, LineId, Order, RecordId,
+    State, StatusReason,
 };
 use crate::event::EventKind;
 use crate::orchestration::ActionKind;
@@ -122,7 +122,7 @@ impl Created {
         source: &str,
         line: &LineId,
         product: &str,
-        quantity: f64,
+        quantity: Decimal,
     ) {
         let order = cx.order_mut();
         let mine = order
@@ -183,7 +183,7 @@ struct AssignFulfillmentSource;
 #[async_trait]
 impl Action for AssignFulfillmentSource {
     async fn run(&self, cx: &mut ActionContext<'_>) -> Result<(), ActionError> {
-        let lines: Vec<(LineId, String, f64, Option<String>)> = cx
+        let lines: Vec<(LineId, String, Decimal, Option<String>)> = cx
             .lines()
             .map(|l| {
                 (
@@ -251,7 +251,7 @@ impl Action for SendToDom {
             .into());
         };
         check_plan(cx, &plan)?;
-        let lines: Vec<(LineId, String, f64)> = cx
+        let lines: Vec<(LineId, String, Decimal)> = cx
             .lines()
             .map(|l| (l.id.clone(), l.product.clone(), l.quantity))
             .collect();
@@ -259,25 +259,26 @@ impl Action for SendToDom {
         let mut unsourced = Vec::new();
         for (id, product, quantity) in &lines {
             // A plan may list a line, or a source of a line, more than once: sum per source.
-            let mut per_source: Vec<(&str, f64)> = Vec::new();
+            // `check_plan` bounded every sum by the line's quantity, so none overflows.
+            let mut per_source: Vec<(&str, Decimal)> = Vec::new();
             for a in plan
                 .lines
                 .iter()
                 .filter(|p| &p.line == id)
                 .flat_map(|p| p.allocations.iter())
-                .filter(|a| a.quantity > 0.0)
+                .filter(|a| a.quantity > Decimal::ZERO)
             {
                 match per_source.iter_mut().find(|(s, _)| *s == a.source) {
                     Some((_, q)) => *q += a.quantity,
                     None => per_source.push((&a.source, a.quantity)),
                 }
             }
-            let mut total = 0.0;
+            let mut total = Decimal::ZERO;
             for (source, q) in per_source {
                 total += q;
                 created.allocate(cx, source, id, product, q);
             }
-            if total == 0.0 {
+            if total.is_zero() {
                 unsourced.push(id.clone());
             } else if total < *quantity {
                 cx.note(format!(
@@ -301,9 +302,11 @@ impl Action for SendToDom {
     }
 }
 
-/// Rejects plans that name unknown lines or impossible quantities.
+/// Rejects plans that name unknown lines or impossible quantities: a negative allocation,
+/// or more allocated to a line than it orders. Quantities are exact, so allocations that
+/// add up to the line's quantity (0.1 + 0.2 of 0.3) allocate it fully.
 fn check_plan(cx: &ActionContext<'_>, plan: &FulfillmentPlan) -> Result<(), ActionError> {
-    let mut totals: Vec<(&LineId, f64)> = Vec::new();
+    let mut totals: Vec<(&LineId, Decimal)> = Vec::new();
     for p in &plan.lines {
         let Some(line) = cx.order().line(p.line.as_str()) else {
             return Err(invalid_plan(format!(
@@ -311,31 +314,36 @@ fn check_plan(cx: &ActionContext<'_>, plan: &FulfillmentPlan) -> Result<(), Acti
                 p.line
             )));
         };
+        // A line may appear in several entries: the sum over all of them must fit.
+        let slot = match totals.iter().position(|(l, _)| *l == &p.line) {
+            Some(i) => i,
+            None => {
+                totals.push((&p.line, Decimal::ZERO));
+                totals.len() - 1
+            }
+        };
         for a in &p.allocations {
-            if !a.quantity.is_finite() || a.quantity < 0.0 || a.source.is_empty() {
+            if a.quantity < Decimal::ZERO || a.source.is_empty() {
                 return Err(invalid_plan(format!(
                     "the plan allocates {} from '{}' to line {}",
                     a.quantity, a.source, p.line
                 )));
             }
-        }
-        let entry: f64 = p.allocations.iter().map(|a| a.quantity).sum();
-        // A line may appear in several entries: the sum over all of them must fit.
-        let total = match totals.iter_mut().find(|(l, _)| *l == &p.line) {
-            Some((_, t)) => {
-                *t += entry;
-                *t
+            // Checked after each allocation, so the running sum stays within the line's
+            // quantity; two huge allocations overflow instead of panicking.
+            let Some(total) = totals[slot].1.checked_add(a.quantity) else {
+                return Err(invalid_plan(format!(
+                    "the plan allocates more than the largest decimal to line {}",
+                    p.line
+                )));
+            };
+            if total > line.quantity {
+                return Err(invalid_plan(format!(
+                    "the plan allocates {total} to line {} of quantity {}",
+                    p.line, line.quantity
+                )));
             }
-            None => {
-                totals.push((&p.line, entry));
-                entry
-            }
-        };
-        if total > line.quantity {
-            return Err(invalid_plan(format!(
-                "the plan allocates {total} to line {} of quantity {}",
-                p.line, line.quantity
-            )));
+            totals[slot].1 = total;
         }
     }
     Ok(())

@@ -317,13 +317,19 @@ impl EngineBuilder {
 
     /// Builds the engine, loading the flows the store holds.
     ///
-    /// Fails when two parts share a name, when no clock is given without the `tokio`
-    /// feature, or when the store fails.
+    /// Fails when two parts share a name, when the default retry policy is out of range
+    /// ([`RetryPolicy::check`]), when no clock is given without the `tokio` feature, or when
+    /// the store fails.
     pub async fn build(self) -> Result<Engine> {
         if !self.duplicates.is_empty() {
             return Err(Error::Configuration(format!(
                 "registered twice: {}",
                 self.duplicates.join(", ")
+            )));
+        }
+        if let Err(why) = self.config.retry.check() {
+            return Err(Error::Configuration(format!(
+                "the default retry policy (Config::retry): {why}"
             )));
         }
         let clock = match self.clock {

@@ -349,13 +349,27 @@ pub struct RetryPolicy {
     /// The longest wait between attempts, in milliseconds.
     #[serde(default = "default_max_backoff")]
     pub max_backoff_ms: u64,
-    /// Fraction of each wait (0 to 1) that is randomized.
-    #[serde(default)]
+    /// Fraction of each wait (0 to 1) that is randomized. A value that is not finite is
+    /// refused when the policy is read (formats other than JSON can carry one); one out of
+    /// range fails [`check`](Self::check), which flow validation and
+    /// [`EngineBuilder::build`](crate::EngineBuilder::build) run.
+    #[serde(default, deserialize_with = "finite_jitter")]
     pub jitter: f64,
 }
 
 fn default_max_backoff() -> u64 {
     60_000
+}
+
+fn finite_jitter<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    let jitter = f64::deserialize(d)?;
+    if jitter.is_finite() {
+        Ok(jitter)
+    } else {
+        Err(serde::de::Error::custom(format!(
+            "jitter must be a finite number from 0 to 1, not {jitter}"
+        )))
+    }
 }
 
 impl RetryPolicy {
@@ -388,6 +402,18 @@ impl RetryPolicy {
     pub fn with_max_backoff_ms(mut self, ms: u64) -> Self {
         self.max_backoff_ms = ms;
         self
+    }
+
+    /// Checks the policy's numbers: at least one attempt, and a jitter from 0 to 1 (not NaN,
+    /// not infinite). The error says which and why.
+    pub fn check(&self) -> Result<(), &'static str> {
+        if self.attempts == 0 {
+            return Err("attempts must be at least 1");
+        }
+        if !(0.0..=1.0).contains(&self.jitter) {
+            return Err("jitter must be between 0 and 1");
+        }
+        Ok(())
     }
 
     /// The wait before attempt `next` (2 for the first retry), before jitter.
@@ -456,5 +482,34 @@ mod tests {
         let waits: Vec<u64> = (2..=7).map(|n| r.backoff(n)).collect();
         assert_eq!(waits, [100, 200, 400, 800, 1_000, 1_000]);
         assert_eq!(r.backoff(200), 1_000);
+    }
+
+    #[test]
+    fn jitter_is_finite_and_in_range() {
+        assert_eq!(RetryPolicy::default().check(), Ok(()));
+        assert_eq!(RetryPolicy::new(3, 10).with_jitter(1.0).check(), Ok(()));
+        for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY, -0.1, 1.5] {
+            assert_eq!(
+                RetryPolicy::new(3, 10).with_jitter(bad).check(),
+                Err("jitter must be between 0 and 1"),
+                "{bad}"
+            );
+        }
+        assert_eq!(
+            RetryPolicy::new(0, 10).check(),
+            Err("attempts must be at least 1")
+        );
+        // JSON carries no NaN or infinity; a serde_json::Value cannot hold them either, so
+        // the non-finite path is reached through a deserializer that hands one over.
+        use serde::de::IntoDeserializer;
+        use serde::de::value::{Error, F64Deserializer};
+        for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+            let d: F64Deserializer<Error> = bad.into_deserializer();
+            let err = super::finite_jitter(d).unwrap_err().to_string();
+            assert!(err.contains("jitter must be a finite number"), "{err}");
+        }
+        let err =
+            serde_json::from_str::<RetryPolicy>(r#"{"attempts": 2, "jitter": 1e400}"#).unwrap_err();
+        assert!(err.to_string().contains("number out of range"), "{err}");
     }
 }

@@ -4,7 +4,7 @@ use std::cmp::Ordering;
 use std::collections::HashSet;
 use std::fmt;
 
-use crate::document::{Entity, RecordMut, RecordRef, Value};
+use crate::document::{Decimal, Entity, RecordMut, RecordRef, Value};
 use crate::policy::{Check, Criticality, Policy, PolicyKind};
 
 use super::document::{Condition, Operand, Operator, PolicyDocument, Row, SetValue};
@@ -122,8 +122,6 @@ pub enum RuleProblemKind {
     ListTooLong(usize),
     /// `null` compared: use `contains_data`/`does_not_contain_data`.
     NullValue,
-    /// A number that is not finite.
-    NotFinite,
     /// Text longer than [`MAX_TEXT`](super::MAX_TEXT) bytes.
     TextTooLong(usize),
     /// A value an option field does not have.
@@ -175,7 +173,6 @@ impl fmt::Display for RuleProblemKind {
             Self::NullValue => {
                 f.write_str("compares with null: use contains_data or does_not_contain_data")
             }
-            Self::NotFinite => f.write_str("the number is not finite"),
             Self::TextTooLong(n) => write!(f, "text of {n} bytes; the limit is {MAX_TEXT}"),
             Self::UnknownOption { value, allowed } => {
                 write!(f, "'{value}' is not one of {}", allowed.join(", "))
@@ -358,11 +355,11 @@ impl Op {
 }
 
 /// Compares a field's value with a literal of the same type; `None` when they do not
-/// compare (missing value, another type, NaN).
+/// compare (missing value, another type). Numbers compare exactly.
 fn compare(v: Scalar<'_>, lit: &Lit) -> Option<Ordering> {
     match (v, lit) {
         (Scalar::Text(a), Lit::Text(b)) => Some(a.cmp(b)),
-        (Scalar::Number(a), Lit::Number(b)) => a.partial_cmp(b),
+        (Scalar::Number(a), Lit::Number(b)) => Some(a.cmp(b)),
         (Scalar::Bool(a), Lit::Bool(b)) => Some(a.cmp(b)),
         _ => None,
     }
@@ -660,7 +657,6 @@ impl Compiler {
         };
         let kind = match value {
             Value::Null => RuleProblemKind::NullValue,
-            Value::Number(n) if !n.is_finite() => RuleProblemKind::NotFinite,
             Value::Number(n) if ty == FieldType::Number => return Some(Lit::Number(*n)),
             Value::Number(_) => mismatch("a number"),
             Value::Bool(b) if ty == FieldType::Flag => return Some(Lit::Bool(*b)),
@@ -688,10 +684,6 @@ impl Compiler {
         let Some(def) = resolved.def else {
             // A custom attribute takes any value; null removes it.
             return match &action.value {
-                Value::Number(n) if !n.is_finite() => {
-                    self.problem(Some(name), RuleProblemKind::NotFinite);
-                    None
-                }
                 Value::Text(t) if !self.text_len(Some(name), t) => None,
                 _ => match resolved.get {
                     Get::Custom(attr) => Some(Assign::Custom(attr, action.value.clone())),
@@ -725,7 +717,7 @@ fn specialize(def: &'static field::FieldDef, op: Operator, lits: Vec<Lit>) -> Ro
             })
             .collect()
     };
-    let numbers = |lits: Vec<Lit>| -> Box<[f64]> {
+    let numbers = |lits: Vec<Lit>| -> Box<[Decimal]> {
         lits.into_iter()
             .filter_map(|l| match l {
                 Lit::Number(n) => Some(n),

@@ -58,7 +58,9 @@ impl PolicyDocument {
     }
 
     /// Parses a policy from JSON. Fails with [`Error::Document`](crate::Error::Document) on
-    /// malformed JSON, unknown fields, wrong types, nesting past the parser's bound, or a
+    /// malformed JSON, unknown fields, wrong types, a number that does not read as the
+    /// decimal it writes (more than 15 significant digits: write `{"decimal": "…"}`),
+    /// nesting past the parser's bound, or a
     /// document larger than [`MAX_POLICY_BYTES`](super::MAX_POLICY_BYTES) (by default). Parsing does not check the rules; compile
     /// (or publish) does.
     pub fn from_json(json: &str) -> Result<Self, crate::Error> {
@@ -79,6 +81,7 @@ impl PolicyDocument {
             |_| Ok(()),
         )?;
         crate::limits::check_policy(&policy, limits)?;
+        crate::number::check_exact("policy", json, json, 0)?;
         Ok(policy)
     }
 
@@ -103,6 +106,7 @@ impl PolicyDocument {
         for policy in &policies {
             crate::limits::check_policy(policy, limits)?;
         }
+        crate::number::check_exact("policy", json, json, 0)?;
         Ok(policies)
     }
 
@@ -440,19 +444,15 @@ fn operand(v: serde_json::Value) -> Result<Operand, String> {
 }
 
 fn scalar(v: serde_json::Value) -> Result<Value, String> {
-    Ok(match v {
-        serde_json::Value::Null => Value::Null,
-        serde_json::Value::Bool(b) => Value::Bool(b),
-        serde_json::Value::Number(n) => Value::Number(
-            n.as_f64()
-                .ok_or_else(|| format!("the number {n} does not fit"))?,
-        ),
-        serde_json::Value::String(s) => Value::Text(s),
+    match v {
         serde_json::Value::Array(_) => unreachable!("lists are handled by the caller"),
-        serde_json::Value::Object(_) => {
-            return Err("a value is text, a number, true/false or a list, not an object".into());
+        // An object is a value only in the exact-decimal form `{"decimal": "<digits>"}`.
+        serde_json::Value::Object(o) if !o.contains_key(crate::number::DECIMAL_KEY) => {
+            Err("a value is text, a number, true/false or a list, not an object".into())
         }
-    })
+        // Numbers read as exact decimals: `0.3` is 0.3; one that does not fit is refused.
+        other => Value::deserialize(other).map_err(|e| e.to_string()),
+    }
 }
 
 impl From<Condition> for RawCondition {

@@ -5,8 +5,8 @@ use std::fmt;
 use super::row::{self, RowBuilder};
 
 use crate::document::{
-    Attributes, Entity, FulfillmentOrder, FulfillmentOrderLine, Order, OrderLine, OrderType,
-    RecordMut, RecordRef, State, StatusReason, Value,
+    Attributes, Decimal, Entity, FulfillmentOrder, FulfillmentOrderLine, Order, OrderLine,
+    OrderType, RecordMut, RecordRef, State, StatusReason, Value,
 };
 
 /// What a field holds, which decides the operators and values it accepts.
@@ -66,7 +66,7 @@ pub fn fields() -> impl Iterator<Item = &'static FieldInfo> {
 pub(crate) enum Scalar<'a> {
     Missing,
     Text(&'a str),
-    Number(f64),
+    Number(Decimal),
     Bool(bool),
 }
 
@@ -74,7 +74,7 @@ pub(crate) enum Scalar<'a> {
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Lit {
     Text(Box<str>),
-    Number(f64),
+    Number(Decimal),
     Bool(bool),
 }
 
@@ -195,13 +195,13 @@ fn set_text(slot: &mut String, v: Option<&Lit>) {
     }
 }
 
-fn set_num(slot: &mut f64, v: Option<&Lit>) {
+fn set_num(slot: &mut Decimal, v: Option<&Lit>) {
     if let Some(Lit::Number(n)) = v {
         *slot = *n;
     }
 }
 
-fn set_opt_num(slot: &mut Option<f64>, v: Option<&Lit>) {
+fn set_opt_num(slot: &mut Option<Decimal>, v: Option<&Lit>) {
     match v {
         None => *slot = None,
         Some(Lit::Number(n)) => *slot = Some(*n),

@@ -36,6 +36,11 @@
 //!   text must be non-empty.
 //! - **Text** compares exactly (case-sensitive); ordering operators compare text and ISO dates
 //!   by their characters, numbers numerically.
+//! - **Numbers** are exact decimals ([`Decimal`](crate::Decimal)): `quantity >= 0.3` holds
+//!   for a line of exactly 0.3, and Set Value writes the value as written. A number in a
+//!   policy document is read as the decimal of its text (up to 15 significant digits as a
+//!   JSON number; any decimal as `{"decimal": "<digits>"}`); one too large for a decimal is
+//!   refused when the document is read, so NaN and infinity cannot be compared or set.
 //! - **Quantifiers**: `any_line` over no lines is false; `all_lines` over no lines is true.
 //! - A rule with no `condition` always holds (useful for unconditional Set Value).
 //!
@@ -69,7 +74,7 @@
 //! }"#)?
 //! .compile()?;
 //!
-//! let mut line = OrderLine::new("1", "Pen", 1.0);
+//! let mut line = OrderLine::new("1", "Pen", 1);
 //! assert!(!policy.execute(RecordMut::Line(&mut line)).passed());
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```

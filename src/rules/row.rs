@@ -4,6 +4,7 @@
 use std::fmt;
 
 use super::field::Rec;
+use crate::document::Decimal;
 
 /// A comparison of a field with one value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,8 +23,8 @@ pub(crate) enum RowOp {
     Text(Cmp, Box<str>),
     /// The list, and whether it is `not_in`.
     TextIn(Box<[Box<str>]>, bool),
-    Number(Cmp, f64),
-    NumberIn(Box<[f64]>, bool),
+    Number(Cmp, Decimal),
+    NumberIn(Box<[Decimal]>, bool),
     /// Contains data (`false`) or does not (`true`).
     Present(bool),
 }
@@ -51,7 +52,7 @@ type Test = Box<dyn Fn(Rec<'_>) -> bool + Send + Sync>;
 /// `not_in`.
 pub(crate) fn number<G>(get: G, op: RowOp) -> Test
 where
-    G: Fn(Rec<'_>) -> Option<f64> + Copy + Send + Sync + 'static,
+    G: Fn(Rec<'_>) -> Option<Decimal> + Copy + Send + Sync + 'static,
 {
     match op {
         RowOp::Number(Cmp::Eq, r) => Box::new(move |rec| get(rec).is_some_and(|v| v == r)),

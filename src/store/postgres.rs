@@ -364,7 +364,9 @@ impl fmt::Debug for PostgresConfig {
 /// Every table lives in the configured [schema](PostgresConfig::schema), created if it is
 /// missing, so one database can hold several independent stores. Values are the
 /// `serde_json` text of the crate's types, kept as `text` exactly as written (`jsonb` would
-/// reorder keys and re-round numbers). Migrations are numbered in the schema's
+/// reorder keys and re-round numbers). Document numbers are exact decimals written as JSON
+/// strings; rows written with JSON numbers by earlier versions read as the decimals their
+/// text says, so exact decimals needed no migration. Migrations are numbered in the schema's
 /// `schema_migrations` table (`version`, `applied_at`); [`PostgresStore::connect`] applies
 /// the missing ones in one transaction under an advisory lock, so processes starting
 /// together migrate once, and refuses a schema whose version is newer than this code knows.

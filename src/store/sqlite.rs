@@ -130,7 +130,11 @@ struct WriteJob {
 ///
 /// # Schema
 ///
-/// Values are the `serde_json` text of the crate's types. Migrations are numbered by
+/// Values are the `serde_json` text of the crate's types. Quantities, prices and other
+/// document numbers are exact decimals, written as JSON strings (`"quantity": "0.3"`); rows
+/// written before they were, with JSON numbers (`"quantity": 0.3`), read as the decimals
+/// their text says, so exact decimals needed no migration (`tests/sqlite.rs` reads such a
+/// row). Migrations are numbered by
 /// `PRAGMA user_version`; [`SqliteStore::open`] applies the missing ones and refuses a file
 /// whose version is newer than this code knows. Migration 1 creates:
 ///
@@ -1110,7 +1114,7 @@ mod tests {
     fn big_order(id: &str) -> OrderState {
         let mut order = crate::document::Order::new(id);
         for n in 0..2_000 {
-            order = order.with_line(crate::document::OrderLine::new(n.to_string(), "Pen", 1.0));
+            order = order.with_line(crate::document::OrderLine::new(n.to_string(), "Pen", 1));
         }
         OrderState::new(order)
     }

@@ -28,7 +28,7 @@
 //! | `published_policy_versions` | `save_policy(_, true)` records `last_published` for `policy_version`; later saves never change it; unknown versions are `None` |
 //! | `revisions_round_trip` | `expected: None` creates; each commit replaces the whole state and stores its own `revision` |
 //! | `conflicting_commits_change_nothing` | a stale, future or missing `expected`, or a creating commit for a stored order, fails with `Conflict` and leaves state, journey, live orders and timers as they were |
-//! | `large_state_round_trips` | an order with 1,000 lines, a long timeline and several executions loads back exactly |
+//! | `large_state_round_trips` | an order with 1,000 lines, a long timeline and several executions loads back exactly, decimals digit for digit (28-digit quantities, 1/3 in a custom attribute) |
 //! | `journey_in_commit_order` | `journey` returns the rows of every commit, in commit order, per order |
 //! | `live_orders_follow_commits` | `live_orders` is exactly the orders whose last committed state `has_live()` |
 //! | `due_follows_timers` | `due` lists orders whose committed `next_wake()` is at or before `now`, earliest first, up to `limit`, following every commit; `next_due` is the earliest |
@@ -52,8 +52,8 @@ use serde_json::json;
 
 use crate::clock::Timestamp;
 use crate::document::{
-    Entity, FulfillmentOrder, FulfillmentOrderLine, LineId, Order, OrderId, OrderLine, RecordId,
-    State, StatusReason, Value,
+    Decimal, Entity, FulfillmentOrder, FulfillmentOrderLine, LineId, Order, OrderId, OrderLine,
+    RecordId, State, StatusReason, Value,
 };
 use crate::event::{EventId, EventKind};
 use crate::execution::{
@@ -690,10 +690,11 @@ async fn revisions_round_trip(store: &dyn Store) {
     // Each commit replaces the whole state: lines and executions come and go.
     let mut with_lines = idle(id, 2);
     with_lines.order = Order::new(id)
-        .with_line(OrderLine::new("1", "Widget", 2.0))
-        .with_line(OrderLine::new("2", "Gadget", 1.5));
+        .with_line(OrderLine::new("1", "Widget", 2))
+        .with_line(OrderLine::new("2", "Gadget", Decimal::new(15, 1)));
     let mut with_execution = timed(id, 3, &[]);
-    with_execution.order = Order::new(id).with_line(OrderLine::new("2", "Gadget", 1.5));
+    with_execution.order =
+        Order::new(id).with_line(OrderLine::new("2", "Gadget", Decimal::new(15, 1)));
     let finished = idle(id, 4);
     let mut expected = 1;
     for (state, what) in [
@@ -880,7 +881,9 @@ fn large_state(id: &str) -> OrderState {
         .with_order_source("Web shop")
         .with_ship_to_country("NZ")
         .with_custom("gift", true)
-        .with_custom("priority", 3.0)
+        .with_custom("priority", 3)
+        .with_custom("share", Decimal::ONE / Decimal::from(3))
+        .with_custom("least", Decimal::MIN)
         .with_custom("note", tricky)
         .with_custom("nothing", Value::Null);
     order.order_number = Some("SO-1000".to_owned());
@@ -891,10 +894,10 @@ fn large_state(id: &str) -> OrderState {
         let mut line = OrderLine::new(
             format!("{n}"),
             format!("P-{:05}", n * 7),
-            f64::from(n % 9) + 0.25,
+            Decimal::new(i64::from(n % 9) * 100 + 25, 2),
         );
         line.unit = Some(if n % 2 == 0 { "ea" } else { "kg" }.to_owned());
-        line.price = Some(f64::from(n) * 1.5);
+        line.price = Some(Decimal::new(i64::from(n) * 150, 2));
         if n % 3 == 0 {
             line.fulfillment_source = Some(format!("Store {}", n % 10));
             line.split_group = Some(format!("G{}", n % 4));
@@ -907,7 +910,7 @@ fn large_state(id: &str) -> OrderState {
         if n % 7 == 0 {
             line.custom.insert("note".to_owned(), Value::from(tricky));
             line.custom
-                .insert("weight".to_owned(), Value::from(f64::from(n) / 4.0));
+                .insert("weight".to_owned(), Value::from(Decimal::new(n.into(), 2)));
             line.custom
                 .insert("fragile".to_owned(), Value::from(n % 2 == 0));
         }
@@ -919,12 +922,20 @@ fn large_state(id: &str) -> OrderState {
             fo.lines.push(FulfillmentOrderLine::new(
                 format!("{n}"),
                 format!("P-{:05}", n * 7),
-                f64::from(n % 9) + 0.25,
+                Decimal::new(i64::from(n % 9) * 100 + 25, 2),
             ));
         }
         order.fulfillment_orders.push(fo);
     }
 
+    // Decimals no double holds: every store must give back each digit and the scale.
+    order.lines[1].quantity = Decimal::MAX;
+    order.lines[2].quantity = Decimal::new(3, 28);
+    order.lines[3].price = Some(Decimal::from_i128_with_scale(
+        1_234_567_890_123_456_789_012_345_678,
+        10,
+    ));
+    order.lines[4].quantity = Decimal::new(30_000, 5);
     let mut state = OrderState::new(order);
     state.revision = 42;
     for seq in 1..=1_500u64 {
@@ -1065,7 +1076,22 @@ async fn large_state_round_trips(store: &dyn Store) {
             "load after committing a large state",
             first_difference(&found, &state),
         ),
-        Some(_) => {}
+        Some(found) => {
+            // Decimals compare by value; the digits written must come back too (0.30000
+            // stays 0.30000).
+            let digits = |s: &OrderState| {
+                s.order
+                    .lines
+                    .iter()
+                    .map(|l| format!("{} {:?}", l.quantity, l.price.map(|p| p.to_string())))
+                    .collect::<Vec<_>>()
+            };
+            c.eq(
+                "the digits of quantities and prices after loading a large state",
+                digits(&found),
+                digits(&state),
+            );
+        }
     }
     c.eq(
         "next_due() with the large state's retrying token",
@@ -1081,7 +1107,7 @@ async fn large_state_round_trips(store: &dyn Store) {
     let mut next = state.clone();
     next.revision = 43;
     next.order.lines.truncate(999);
-    next.order.lines[998].quantity = 1_000.5;
+    next.order.lines[998].quantity = Decimal::new(10_005, 1);
     next.timeline.pop();
     c.commit(
         store,

@@ -54,7 +54,7 @@
 //! engine.create_flow(flow).await?;
 //! engine.publish("Bill").await?;
 //!
-//! let order = Order::new("SO-1").with_line(OrderLine::new("1", "Surface Pen", 1.0));
+//! let order = Order::new("SO-1").with_line(OrderLine::new("1", "Surface Pen", 1));
 //! engine.submit(Event::new_order(order)).await?;
 //! assert_eq!(billing.effects().len(), 1, "billed, though the engine saw a failure");
 //!
@@ -513,8 +513,8 @@ mod tests {
 
     fn order(id: &str) -> Order {
         Order::new(id)
-            .with_line(OrderLine::new("1", "Pen", 2.0))
-            .with_line(OrderLine::new("2", "Ink", 5.0))
+            .with_line(OrderLine::new("1", "Pen", 2))
+            .with_line(OrderLine::new("2", "Ink", 5))
     }
 
     fn cx(key: &str, attempt: u32) -> CallContext<'_> {
@@ -697,7 +697,7 @@ mod tests {
         assert_eq!(plan.lines.len(), 2);
         assert_eq!(plan.lines[1].line.as_str(), "2");
         assert_eq!(plan.lines[1].allocations[0].source, "Seattle");
-        assert_eq!(plan.lines[1].allocations[0].quantity, 5.0);
+        assert_eq!(plan.lines[1].allocations[0].quantity, 5.into());
 
         // A repeat with the same key after the source changed still gets the first plan.
         p.sourcing_from("Paris");

@@ -135,8 +135,8 @@ fn new_order(id: &str, country: &str) -> Event {
     Event::new_order(
         Order::new(id)
             .with_ship_to_country(country)
-            .with_line(OrderLine::new("1", "Surface Pen", 10.0))
-            .with_line(OrderLine::new("2", "Surface Dock", 2.0)),
+            .with_line(OrderLine::new("1", "Surface Pen", 10))
+            .with_line(OrderLine::new("2", "Surface Dock", 2)),
     )
 }
 

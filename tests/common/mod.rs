@@ -8,6 +8,7 @@ pub(crate) mod canonical;
 #[cfg(feature = "postgres")]
 pub(crate) mod ledger;
 
+use orderflow::Decimal;
 use std::future::Future;
 
 use orderflow::document::{Order, OrderId, OrderLine};
@@ -37,7 +38,7 @@ pub(crate) async fn lab_engine(store: impl Store) -> (Engine, MemoryProvider, Me
 }
 
 /// A one-line US order.
-pub(crate) fn lab_order(id: &str, quantity: f64) -> Order {
+pub(crate) fn lab_order(id: &str, quantity: impl Into<Decimal>) -> Order {
     Order::new(id)
         .with_ship_to_country("US")
         .with_line(OrderLine::new("1", "Surface Pen", quantity))
@@ -77,7 +78,7 @@ where
         .await
         .unwrap();
     let version = engine.publish("Reference lab").await.unwrap();
-    for (order, quantity) in [("LAB-1", 110.0), ("LAB-2", 10.0), ("LAB-3", 1.0)] {
+    for (order, quantity) in [("LAB-1", 110), ("LAB-2", 10), ("LAB-3", 1)] {
         engine
             .submit(Event::new_order(lab_order(order, quantity)))
             .await
@@ -137,7 +138,7 @@ where
 
     // The reopened engine keeps working on the file.
     engine
-        .submit(Event::new_order(lab_order("LAB-4", 110.0)))
+        .submit(Event::new_order(lab_order("LAB-4", 110)))
         .await
         .unwrap();
     assert_eq!(seattle.calls().len(), 1);

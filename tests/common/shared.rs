@@ -153,7 +153,7 @@ pub(crate) async fn instances_share_orders<S: SharedStore>(a: S, b: S, lease: Du
     let two = shared_engine(b, seattle.instance(), chicago.instance(), lease).await;
     let n = 60;
     for i in 0..n {
-        let quantity = if i % 2 == 0 { 150.0 } else { 10.0 };
+        let quantity = if i % 2 == 0 { 150 } else { 10 };
         one.enqueue(Event::new_order(super::lab_order(
             &format!("SH-{i}"),
             quantity,
@@ -233,7 +233,7 @@ pub(crate) async fn a_stalled_instance_is_fenced_off<S, E, Fut>(
     super::publish_lab(&stalled).await;
     let healthy = shared_engine(b, seattle.instance(), chicago.instance(), lease).await;
     stalled
-        .enqueue(Event::new_order(super::lab_order("RACE-1", 150.0)))
+        .enqueue(Event::new_order(super::lab_order("RACE-1", 150)))
         .await
         .unwrap();
 
