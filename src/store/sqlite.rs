@@ -1,7 +1,8 @@
 //! The SQLite store: see [`SqliteStore`] for its design, schema and errors.
 
 use std::fmt;
-use std::path::Path;
+use std::fs::File;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
@@ -80,6 +81,128 @@ type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
 type WriteOp = Box<dyn FnOnce(&Connection, &Path) -> Result<(), StoreError> + Send>;
 type ReadJob = Box<dyn FnOnce(&Connection, &Path) + Send>;
 
+/// The file a store opened, as the file system names it: device and inode. A store checks
+/// before each commit that its path still leads to this file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FileId {
+    #[cfg(unix)]
+    dev: u64,
+    #[cfg(unix)]
+    ino: u64,
+}
+
+impl FileId {
+    /// The file at `path` now (following symbolic links).
+    fn of(path: &Path) -> std::io::Result<Self> {
+        let meta = std::fs::metadata(path)?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::MetadataExt;
+            Ok(Self {
+                dev: meta.dev(),
+                ino: meta.ino(),
+            })
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = meta;
+            Ok(Self {})
+        }
+    }
+}
+
+/// What the writer checks before it commits: that the database file it has open is still
+/// the one at its path.
+struct Watch {
+    /// The absolute path, so a change of working directory changes nothing.
+    path: PathBuf,
+    opened: FileId,
+    /// Set once the file is found gone or replaced: every later write is refused.
+    lost: Option<String>,
+}
+
+impl Watch {
+    fn check(&mut self, shown: &Path) -> Result<(), StoreError> {
+        if self.lost.is_none() {
+            let problem = match FileId::of(&self.path) {
+                Ok(id) if id == self.opened => return Ok(()),
+                Ok(_) => "was replaced by another file",
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => "was deleted",
+                Err(_) => "can no longer be found",
+            };
+            self.lost = Some(format!(
+                "SQLite database {} {problem} while this store had it open; nothing more \
+                 is committed to the old file: stop the engine and open the database again",
+                shown.display()
+            ));
+        }
+        Err(StoreError::new(
+            StoreErrorKind::Refused,
+            self.lost.clone().unwrap_or_default(),
+        ))
+    }
+}
+
+/// Makes a store the one owner of its database file: an exclusive advisory lock (`flock`
+/// on Unix, `LockFileEx` on Windows) on a file beside the database, `<file>-lock`, held while
+/// the store is open. The operating system releases it when the process ends, however it
+/// ends, so a killed engine leaves nothing to clean up. The lock file itself stays, like
+/// SQLite's `-wal` and `-shm` files.
+fn take_ownership(path: &Path) -> Result<File, StoreError> {
+    let unavailable = |what: &str, e: std::io::Error| {
+        StoreError::new(
+            StoreErrorKind::Unavailable,
+            format!(
+                "cannot open SQLite database {} ({what}): check that its directory exists and \
+                 is writable: {e}",
+                path.display()
+            ),
+        )
+        .with_source(e)
+    };
+    // Every spelling of the path (relative, absolute, through a symbolic link) leads to
+    // one lock file.
+    let canonical = match std::fs::canonicalize(path) {
+        Ok(p) => p,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let parent = match path.parent() {
+                Some(p) if !p.as_os_str().is_empty() => p,
+                _ => Path::new("."),
+            };
+            let name = path
+                .file_name()
+                .ok_or_else(|| unavailable("it names no file", e))?;
+            std::fs::canonicalize(parent)
+                .map_err(|e| unavailable("finding its directory", e))?
+                .join(name)
+        }
+        Err(e) => return Err(unavailable("resolving its path", e)),
+    };
+    let mut lock_path = canonical.into_os_string();
+    lock_path.push("-lock");
+    let lock_path = PathBuf::from(lock_path);
+    let file = File::options()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&lock_path)
+        .map_err(|e| unavailable("creating its lock file", e))?;
+    match fs4::FileExt::try_lock(&file) {
+        Ok(()) => Ok(file),
+        Err(fs4::TryLockError::WouldBlock) => Err(StoreError::new(
+            StoreErrorKind::Refused,
+            format!(
+                "SQLite database {} is in use by another orderflow store, in this process or \
+                 another (it holds {}); one engine owns a database file at a time",
+                path.display(),
+                lock_path.display()
+            ),
+        )),
+        Err(fs4::TryLockError::Error(e)) => Err(unavailable("locking its lock file", e)),
+    }
+}
+
 /// One change for the writer thread and where to send its result.
 struct WriteJob {
     op: WriteOp,
@@ -117,6 +240,19 @@ struct WriteJob {
 ///   `Ok` survives a crash or a power loss. `foreign_keys` are on, and a connection waits up
 ///   to 5 seconds for a lock another process holds before failing with
 ///   [`Unavailable`](StoreErrorKind::Unavailable).
+/// - **One owner per file.** [`SqliteStore::open`] takes an exclusive advisory lock on a
+///   file beside the database, `<file>-lock` (`flock` on Unix), and holds it until the store
+///   is dropped. A second store on the same file — in another process, or in this one, by
+///   whatever spelling of the path (relative, absolute, through a symbolic link) — is
+///   refused instead of writing beside the first. The operating system drops the lock with
+///   the process however it ends, so after a crash or a `SIGKILL` the next open succeeds.
+///   [`SqliteStore::open_read_only`] takes no lock: a tool may read a file an engine writes.
+/// - **A file that stays the file.** The store remembers which file it opened (device and
+///   inode). Before each transaction commits, the writer checks, with one `stat` per batch,
+///   that the path still leads to that file; if the file was deleted or renamed over, the
+///   transaction rolls back, the waiting writes fail, and so does every later one: nothing
+///   is acknowledged into a file nobody will read again. (The check needs Unix; elsewhere
+///   the lock is all there is.)
 ///
 /// # Schema
 ///
@@ -141,7 +277,9 @@ struct WriteJob {
 ///
 /// A busy or locked database, an I/O error and a file that cannot be opened are
 /// [`Unavailable`](StoreErrorKind::Unavailable) (worth retrying); a read-only file, a full
-/// disk or a newer schema are [`Refused`](StoreErrorKind::Refused); a file that is not a
+/// disk, a newer schema, a file another store owns, and a file deleted or replaced under a
+/// running store are [`Refused`](StoreErrorKind::Refused) (not worth retrying as they are:
+/// someone must stop the other engine, or reopen the file); a file that is not a
 /// database, a damaged one, and stored rows that no longer decode are
 /// [`Corrupt`](StoreErrorKind::Corrupt). Each message names the file. If a store thread ends
 /// (it panicked), every later call fails with `Unavailable` instead of waiting.
@@ -182,6 +320,8 @@ pub struct SqliteStore {
     reader: Option<mpsc::Sender<ReadJob>>,
     threads: Vec<JoinHandle<()>>,
     transactions: Arc<AtomicU64>,
+    /// The ownership lock; released (dropped) after the threads have stopped.
+    _owner: Option<File>,
 }
 
 impl fmt::Debug for SqliteStore {
@@ -195,7 +335,7 @@ impl fmt::Debug for SqliteStore {
 
 impl SqliteStore {
     /// Opens the database file at `path`, creating it if it does not exist, and brings its
-    /// schema up to date.
+    /// schema up to date. The store owns the file until it is dropped (see the type docs).
     ///
     /// Blocks while it opens the file and migrates (briefly; call it before serving, or from
     /// a blocking task).
@@ -204,9 +344,11 @@ impl SqliteStore {
     ///
     /// [`Corrupt`](StoreErrorKind::Corrupt) for a file that is not a SQLite database;
     /// [`Refused`](StoreErrorKind::Refused) for a database written by a newer version of
-    /// this crate, a database of another application, or one that cannot be switched to WAL
-    /// (an in-memory path); [`Unavailable`](StoreErrorKind::Unavailable) when the file cannot
-    /// be opened or is locked.
+    /// this crate, a database of another application, one that cannot be switched to WAL
+    /// (an in-memory path), or one another [`SqliteStore`] has open, in this process or
+    /// another (the message names the file);
+    /// [`Unavailable`](StoreErrorKind::Unavailable) when the file cannot be opened or is
+    /// locked by a transaction.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
         Self::start(path.as_ref(), false)
     }
@@ -225,6 +367,14 @@ impl SqliteStore {
 
     fn start(path: &Path, read_only: bool) -> Result<Self, StoreError> {
         let path: Arc<Path> = Arc::from(path);
+        // A reader takes no lock: a tool may inspect a file an engine is writing. An
+        // in-memory path has no file to own (and is refused below: it cannot use WAL).
+        let in_memory = path.as_os_str().is_empty() || path.as_os_str() == ":memory:";
+        let owner = if read_only || in_memory {
+            None
+        } else {
+            Some(take_ownership(&path)?)
+        };
         let writer_conn = if read_only {
             let conn = connect(&path, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
             check_schema(&conn, &path)?;
@@ -252,6 +402,17 @@ impl SqliteStore {
             migrate(&conn, &path)?;
             conn
         };
+        let watch = Watch {
+            path: std::path::absolute(&path).unwrap_or_else(|_| path.to_path_buf()),
+            opened: FileId::of(&path).map_err(|e| {
+                StoreError::new(
+                    StoreErrorKind::Unavailable,
+                    format!("cannot read what SQLite database {} is: {e}", path.display()),
+                )
+                .with_source(e)
+            })?,
+            lost: None,
+        };
         let reader_conn = connect(&path, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
         reader_conn
             .pragma_update(None, "query_only", true)
@@ -266,6 +427,7 @@ impl SqliteStore {
             reader: Some(reader_tx),
             threads: Vec::with_capacity(2),
             transactions: transactions.clone(),
+            _owner: owner,
         };
         let spawn_error = |e: std::io::Error| {
             StoreError::new(
@@ -278,7 +440,9 @@ impl SqliteStore {
         store.threads.push(
             std::thread::Builder::new()
                 .name("orderflow-sqlite-writer".into())
-                .spawn(move || write_loop(writer_conn, &writer_path, &writer_rx, &transactions))
+                .spawn(move || {
+                    write_loop(writer_conn, &writer_path, watch, &writer_rx, &transactions);
+                })
                 .map_err(spawn_error)?,
         );
         let reader_path = path.clone();
@@ -682,6 +846,7 @@ fn freeze(
 fn write_loop(
     mut conn: Connection,
     path: &Path,
+    mut watch: Watch,
     jobs: &mpsc::Receiver<WriteJob>,
     transactions: &AtomicU64,
 ) {
@@ -694,7 +859,7 @@ fn write_loop(
             }
         }
         let (ops, replies): (Vec<_>, Vec<_>) = batch.into_iter().map(|j| (j.op, j.reply)).unzip();
-        let results = match apply_batch(&mut conn, path, ops) {
+        let results = match apply_batch(&mut conn, path, &mut watch, ops) {
             Ok((results, committed)) => {
                 if committed {
                     transactions.fetch_add(1, Ordering::Relaxed);
@@ -723,6 +888,7 @@ fn write_loop(
 fn apply_batch(
     conn: &mut Connection,
     path: &Path,
+    watch: &mut Watch,
     ops: Vec<WriteOp>,
 ) -> Result<(Vec<Result<(), StoreError>>, bool), StoreError> {
     let what = "writing a transaction";
@@ -754,6 +920,12 @@ fn apply_batch(
     if applied == 0 {
         tx.rollback().map_err(sql)?;
     } else {
+        // One stat per batch: a file deleted or renamed over since it was opened gets no
+        // acknowledgement for writes nobody would read.
+        if let Err(e) = watch.check(path) {
+            tx.rollback().map_err(sql)?;
+            return Err(e);
+        }
         tx.commit().map_err(sql)?;
     }
     Ok((results, applied > 0))
