@@ -142,6 +142,13 @@ mod broken {
         async fn next_due(&self) -> Result<Option<Timestamp>, StoreError> {
             self.inner.next_due().await
         }
+        async fn purge(
+            &self,
+            completed_before: Timestamp,
+            limit: usize,
+        ) -> Result<Vec<OrderId>, StoreError> {
+            self.inner.purge(completed_before, limit).await
+        }
     }
 
     #[async_trait]

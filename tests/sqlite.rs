@@ -780,3 +780,56 @@ async fn a_replaced_file_gets_no_commit_and_the_store_stays_refusing() {
     assert_eq!(store.load(&id("B")).await.unwrap(), None);
     assert!(store.flows().await.unwrap().is_empty());
 }
+
+/// A completed order: one execution, tokens all gone, ended at `ended` ms; one event on
+/// its timeline at `event` ms.
+fn completed_state(id: &str, ended: u64, event: u64) -> OrderState {
+    let mut value = serde_json::to_value(OrderState::new(Order::new(id))).unwrap();
+    value["revision"] = json!(1);
+    value["timeline"] = json!([{
+        "seq": 1, "id": format!("{id}-e1"), "kind": "Custom", "record": null, "at": event,
+        "raised_by": null,
+    }]);
+    value["executions"] = json!([{
+        "id": {"order": id, "seq": 1}, "flow": "Reference lab", "version": "1.0.0",
+        "trigger": 1, "round": 0, "tokens": [], "joins": [], "next_token": 1,
+        "steps": 0, "started": 100, "ended": ended,
+    }]);
+    serde_json::from_value(value).unwrap()
+}
+
+#[tokio::test]
+async fn orders_stored_before_retention_are_purged_after_the_migration() {
+    let (_dir, path) = temp();
+    let store = SqliteStore::open(&path).unwrap();
+    for state in [
+        completed_state("DONE", 5_000, 7_000),
+        state("LIVE", 1, true, None),
+    ] {
+        store
+            .commit(Commit::new(None, state, vec![step("x", "Validate")]))
+            .await
+            .unwrap();
+    }
+    drop(store);
+    // Back to the schema as version 1 wrote it.
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch(
+        "DROP INDEX orders_completed;
+         ALTER TABLE orders DROP COLUMN completed_at;
+         PRAGMA user_version = 1;",
+    )
+    .unwrap();
+    drop(conn);
+
+    let store = SqliteStore::open(&path).unwrap();
+    // Completed at its last event (7,000 ms), not at its execution's end.
+    assert!(store.purge(Timestamp(7_000), 10).await.unwrap().is_empty());
+    assert_eq!(
+        store.purge(Timestamp(u64::MAX), 10).await.unwrap(),
+        [id("DONE")]
+    );
+    assert_eq!(store.load(&id("DONE")).await.unwrap(), None);
+    assert!(store.journey(&id("DONE")).await.unwrap().is_empty());
+    assert!(store.load(&id("LIVE")).await.unwrap().is_some());
+}

@@ -65,6 +65,10 @@ enum Bug {
     DueLatestFirst,
     /// Returns journey rows newest first.
     JourneyNewestFirst,
+    /// Purges every completed order, whatever the cutoff.
+    PurgeIgnoresCutoff,
+    /// Ignores the purge's `limit`.
+    PurgeUnlimited,
 }
 
 impl Broken {
@@ -153,6 +157,21 @@ impl Store for Broken {
     async fn next_due(&self) -> Result<Option<Timestamp>, StoreError> {
         self.inner.next_due().await
     }
+    async fn purge(
+        &self,
+        completed_before: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<OrderId>, StoreError> {
+        let before = match self.bug {
+            Bug::PurgeIgnoresCutoff => Timestamp(u64::MAX),
+            _ => completed_before,
+        };
+        let limit = match self.bug {
+            Bug::PurgeUnlimited => usize::MAX,
+            _ => limit,
+        };
+        self.inner.purge(before, limit).await
+    }
 }
 
 async fn broken(bug: Bug) {
@@ -199,4 +218,16 @@ async fn catches_due_out_of_time_order() {
 #[should_panic(expected = "journey")]
 async fn catches_a_journey_out_of_commit_order() {
     broken(Bug::JourneyNewestFirst).await;
+}
+
+#[tokio::test]
+#[should_panic(expected = "check `purge_removes_completed_orders` failed: purge(T+500, 10)")]
+async fn catches_a_purge_past_its_cutoff() {
+    broken(Bug::PurgeIgnoresCutoff).await;
+}
+
+#[tokio::test]
+#[should_panic(expected = "check `purge_removes_completed_orders` failed: purge(T+500, 0)")]
+async fn catches_a_purge_ignoring_its_limit() {
+    broken(Bug::PurgeUnlimited).await;
 }

@@ -26,6 +26,8 @@ pub struct MemoryStore {
 struct Stored {
     state: OrderState,
     journey: Vec<StepRecord>,
+    /// Its entry in the completion index.
+    completed: Option<Timestamp>,
 }
 
 #[derive(Debug, Default)]
@@ -40,6 +42,39 @@ struct Inner {
     /// Durable timers: (when, order), and each order's entry in it.
     timers: BTreeSet<(Timestamp, OrderId)>,
     wakes: HashMap<OrderId, Timestamp>,
+    /// Completed orders by completion time, for retention.
+    completed: BTreeSet<(Timestamp, OrderId)>,
+}
+
+impl Inner {
+    /// Removes up to `limit` orders completed before `before`, oldest first, skipping
+    /// those `keep` holds on to, and gives the maps' spare room back once they are mostly
+    /// empty, so memory returns to what the remaining orders need.
+    fn purge(
+        &mut self,
+        before: Timestamp,
+        limit: usize,
+        mut keep: impl FnMut(&OrderId) -> bool,
+    ) -> Vec<OrderId> {
+        let chosen: Vec<(Timestamp, OrderId)> = self
+            .completed
+            .iter()
+            .take_while(|(at, _)| *at < before)
+            .filter(|(_, id)| !keep(id))
+            .take(limit)
+            .cloned()
+            .collect();
+        let mut purged = Vec::with_capacity(chosen.len());
+        for key in chosen {
+            self.completed.remove(&key);
+            self.orders.remove(&key.1);
+            purged.push(key.1);
+        }
+        if self.orders.len() < self.orders.capacity() / 4 {
+            self.orders.shrink_to_fit();
+        }
+        purged
+    }
 }
 
 impl MemoryStore {
@@ -55,6 +90,17 @@ impl MemoryStore {
     /// The order's earliest durable timer, from the timer index (no copy of the state).
     pub(crate) fn next_wake(&self, order: &OrderId) -> Option<Timestamp> {
         self.lock().wakes.get(order).copied()
+    }
+
+    /// [`Store::purge`] for a store that holds other work for some orders: those `keep`
+    /// names stay.
+    pub(crate) fn purge_except(
+        &self,
+        completed_before: Timestamp,
+        limit: usize,
+        keep: impl FnMut(&OrderId) -> bool,
+    ) -> Vec<OrderId> {
+        self.lock().purge(completed_before, limit, keep)
     }
 
     /// How many orders it holds.
@@ -169,11 +215,22 @@ impl Store for MemoryStore {
             inner.wakes.insert(id.clone(), at);
             inner.timers.insert((at, id.clone()));
         }
+        let completed = commit.state.completed_at();
+        let was = inner.orders.get(&id).and_then(|s| s.completed);
+        if was != completed {
+            if let Some(at) = was {
+                inner.completed.remove(&(at, id.clone()));
+            }
+            if let Some(at) = completed {
+                inner.completed.insert((at, id.clone()));
+            }
+        }
         match inner.orders.entry(id) {
             std::collections::hash_map::Entry::Occupied(mut o) => {
                 let stored = o.get_mut();
                 stored.state = commit.state;
                 stored.journey.extend(commit.journey);
+                stored.completed = completed;
             }
             std::collections::hash_map::Entry::Vacant(v) => {
                 let mut journey = commit.journey;
@@ -181,6 +238,7 @@ impl Store for MemoryStore {
                 v.insert(Box::new(Stored {
                     state: commit.state,
                     journey,
+                    completed,
                 }));
             }
         }
@@ -213,5 +271,14 @@ impl Store for MemoryStore {
 
     async fn next_due(&self) -> Result<Option<Timestamp>, StoreError> {
         Ok(self.lock().timers.first().map(|(at, _)| *at))
+    }
+
+    /// Reads the completion index (no scan of the orders).
+    async fn purge(
+        &self,
+        completed_before: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<OrderId>, StoreError> {
+        Ok(self.lock().purge(completed_before, limit, |_| false))
     }
 }

@@ -21,6 +21,15 @@
 //! - `due(now, limit)` lists the orders whose committed state's
 //!   [`OrderState::next_wake`] is at or before `now`, earliest first; `next_due` is the
 //!   earliest such time over all orders. Both follow every commit.
+//! - `purge(before, limit)` removes up to `limit` *completed* orders whose
+//!   [`OrderState::completed_at`] is earlier than `before`, oldest first, each atomically
+//!   with everything the store keeps for it (journey, and for a [`SharedStore`] its dead
+//!   letters), and returns their ids. Completed means no live execution and nothing
+//!   pending: no durable timer and, in a shared store, no queued event and no lease. An
+//!   order committed after it was read for a purge is not removed. Once removed, the id is
+//!   free: a new order may take it, and the store's de-duplication of its event ids is gone
+//!   with its timeline (purge only what can no longer be redelivered). Freed space goes back
+//!   to a baseline: memory is released, a file store reuses or returns its pages.
 //! - Errors say whether retrying may help ([`StoreError::is_retryable`]).
 //!
 //! [`MemoryStore`] is the reference implementation. A store can also wrap another one — a
@@ -88,6 +97,11 @@
 //!     }
 //!     async fn next_due(&self) -> Result<Option<Timestamp>, StoreError> {
 //!         self.inner.next_due().await
+//!     }
+//!     async fn purge(&self, completed_before: Timestamp, limit: usize)
+//!         -> Result<Vec<OrderId>, StoreError>
+//!     {
+//!         self.inner.purge(completed_before, limit).await
 //!     }
 //! }
 //!
@@ -241,6 +255,17 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     async fn due(&self, now: Timestamp, limit: usize) -> Result<Vec<OrderId>, StoreError>;
     /// The earliest durable timer of any order, if one is set.
     async fn next_due(&self) -> Result<Option<Timestamp>, StoreError>;
+    /// Removes up to `limit` orders completed before `completed_before`
+    /// ([`OrderState::completed_at`]), oldest first, with their journeys and everything else
+    /// kept for them, and returns their ids. Live orders and orders with pending work stay.
+    /// Retention for a host: call it periodically with a cutoff in the past (see
+    /// [`Engine::purge_completed`](crate::Engine::purge_completed)), `limit` keeping each
+    /// call short; the ids returned say what left, for the host's audit log.
+    async fn purge(
+        &self,
+        completed_before: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<OrderId>, StoreError>;
 }
 
 macro_rules! forward_store {
@@ -294,6 +319,13 @@ macro_rules! forward_store {
             }
             async fn next_due(&self) -> Result<Option<Timestamp>, StoreError> {
                 (**self).next_due().await
+            }
+            async fn purge(
+                &self,
+                completed_before: Timestamp,
+                limit: usize,
+            ) -> Result<Vec<OrderId>, StoreError> {
+                (**self).purge(completed_before, limit).await
             }
         }
     };

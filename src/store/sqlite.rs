@@ -36,7 +36,8 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 const APPLICATION_ID: i32 = 0x4F46_4C57;
 
 /// The schema migrations; migration `n` (1-based) brings `user_version` from `n - 1` to `n`.
-const MIGRATIONS: &[&str] = &["CREATE TABLE flows (
+const MIGRATIONS: &[&str] = &[
+    "CREATE TABLE flows (
         seq INTEGER PRIMARY KEY,
         name TEXT NOT NULL UNIQUE,
         json TEXT NOT NULL
@@ -72,7 +73,15 @@ const MIGRATIONS: &[&str] = &["CREATE TABLE flows (
         seq INTEGER NOT NULL,
         json TEXT NOT NULL,
         PRIMARY KEY (order_id, seq)
-    );"];
+    );",
+    // Retention: when an order completed (`OrderState::completed_at` as a wake key), null
+    // while it is live; filled in for the rows already there by `backfill_completion`.
+    "ALTER TABLE orders ADD COLUMN completed_at INTEGER;
+    CREATE INDEX orders_completed ON orders (completed_at) WHERE completed_at IS NOT NULL;",
+];
+
+/// The migration after which `backfill_completion` runs, in the same transaction.
+const COMPLETION_MIGRATION: i64 = 2;
 
 /// The schema version this code writes.
 const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -207,6 +216,8 @@ fn take_ownership(path: &Path) -> Result<File, StoreError> {
 struct WriteJob {
     op: WriteOp,
     reply: Reply<()>,
+    /// Runs outside any transaction, on its own (a checkpoint, `VACUUM`).
+    alone: bool,
 }
 
 /// A [`Store`] in one SQLite database file: durable, for an engine on one machine.
@@ -504,6 +515,36 @@ impl SqliteStore {
         ))
     }
 
+    /// Rewrites the whole file without its free pages (SQLite's `VACUUM`) and switches a
+    /// file created by an older version of this crate to incremental auto-vacuum, after
+    /// which [`Store::purge`] gives the pages it frees back on its own. Slow on a large
+    /// database (it copies every page) and it needs free disk space of the file's size;
+    /// commits wait while it runs.
+    ///
+    /// # Errors
+    ///
+    /// As any write: [`Refused`](StoreErrorKind::Refused) on a full disk or a read-only
+    /// store, [`Unavailable`](StoreErrorKind::Unavailable) on an I/O error.
+    pub async fn vacuum(&self) -> Result<(), StoreError> {
+        self.write_alone(|conn, path| {
+            conn.execute_batch("PRAGMA auto_vacuum = INCREMENTAL; VACUUM;")
+                .map_err(|e| sql_error(path, "vacuuming", e))
+        })
+        .await?;
+        self.checkpoint().await
+    }
+
+    /// Copies the write-ahead log into the database file and truncates the log. Readers
+    /// in the middle of a read can keep the log from being truncated; it then shrinks at
+    /// a later checkpoint.
+    async fn checkpoint(&self) -> Result<(), StoreError> {
+        self.write_alone(|conn, path| {
+            conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+                .map_err(|e| sql_error(path, "checkpointing the write-ahead log", e))
+        })
+        .await
+    }
+
     /// Runs `f` on the reader thread.
     async fn read<T: Send + 'static>(
         &self,
@@ -526,11 +567,20 @@ impl SqliteStore {
         &self,
         op: impl FnOnce(&Connection, &Path) -> Result<(), StoreError> + Send + 'static,
     ) -> Result<(), StoreError> {
+        self.send_write(Box::new(op), false).await
+    }
+
+    /// Runs `op` on the writer's connection outside any transaction, between batches.
+    async fn write_alone(
+        &self,
+        op: impl FnOnce(&Connection, &Path) -> Result<(), StoreError> + Send + 'static,
+    ) -> Result<(), StoreError> {
+        self.send_write(Box::new(op), true).await
+    }
+
+    async fn send_write(&self, op: WriteOp, alone: bool) -> Result<(), StoreError> {
         let (reply, rx) = oneshot::channel();
-        let job = WriteJob {
-            op: Box::new(op),
-            reply,
-        };
+        let job = WriteJob { op, reply, alone };
         self.writer
             .as_ref()
             .ok_or_else(|| self.gone())?
@@ -711,6 +761,7 @@ impl Store for SqliteStore {
         let revision = commit.state.revision as i64;
         let live = commit.state.has_live();
         let next_wake = commit.state.next_wake().map(wake_key);
+        let completed = commit.state.completed_at().map(wake_key);
         let state = encode(&self.path, "order", &id, &commit.state)?;
         let journey = commit
             .journey
@@ -723,17 +774,22 @@ impl Store for SqliteStore {
             let changed = match expected {
                 None => conn
                     .prepare_cached(
-                        "INSERT INTO orders (id, revision, state, live, next_wake)
-                         VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (id) DO NOTHING",
-                    )
-                    .and_then(|mut s| s.execute(params![id, revision, state, live, next_wake])),
-                Some(expected) => conn
-                    .prepare_cached(
-                        "UPDATE orders SET revision = ?2, state = ?3, live = ?4, next_wake = ?5
-                         WHERE id = ?1 AND revision = ?6",
+                        "INSERT INTO orders (id, revision, state, live, next_wake, completed_at)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (id) DO NOTHING",
                     )
                     .and_then(|mut s| {
-                        s.execute(params![id, revision, state, live, next_wake, expected])
+                        s.execute(params![id, revision, state, live, next_wake, completed])
+                    }),
+                Some(expected) => conn
+                    .prepare_cached(
+                        "UPDATE orders SET revision = ?2, state = ?3, live = ?4, next_wake = ?5,
+                             completed_at = ?6
+                         WHERE id = ?1 AND revision = ?7",
+                    )
+                    .and_then(|mut s| {
+                        s.execute(params![
+                            id, revision, state, live, next_wake, completed, expected
+                        ])
                     }),
             }
             .map_err(sql)?;
@@ -812,6 +868,61 @@ impl Store for SqliteStore {
         .await
     }
 
+    /// Deletes the orders and their journey rows in one transaction (through the
+    /// `completed_at` index), frees the pages they held (`incremental_vacuum`), then
+    /// checkpoints the write-ahead log and truncates it, so the files shrink back. A file
+    /// created before this version does not give pages back until [`SqliteStore::vacuum`]
+    /// (it reuses them for new orders meanwhile).
+    async fn purge(
+        &self,
+        completed_before: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<OrderId>, StoreError> {
+        let before = wake_key(completed_before);
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let (tx, rx) = std::sync::mpsc::channel();
+        self.write(move |conn, path| {
+            let sql = |e| sql_error(path, "purging completed orders", e);
+            let ids: Vec<String> = conn
+                .prepare_cached(
+                    "SELECT id FROM orders
+                     WHERE completed_at IS NOT NULL AND completed_at < ?1
+                     ORDER BY completed_at, id LIMIT ?2",
+                )
+                .and_then(|mut stmt| {
+                    stmt.query_map(params![before, limit], |row| row.get(0))?
+                        .collect()
+                })
+                .map_err(sql)?;
+            if !ids.is_empty() {
+                let mut journeys = conn
+                    .prepare_cached("DELETE FROM journeys WHERE order_id = ?1")
+                    .map_err(sql)?;
+                let mut orders = conn
+                    .prepare_cached("DELETE FROM orders WHERE id = ?1")
+                    .map_err(sql)?;
+                for id in &ids {
+                    journeys.execute([id]).map_err(sql)?;
+                    orders.execute([id]).map_err(sql)?;
+                }
+                conn.execute_batch("PRAGMA incremental_vacuum").map_err(sql)?;
+            }
+            let _ = tx.send(ids);
+            Ok(())
+        })
+        .await?;
+        let purged: Vec<OrderId> = rx
+            .try_recv()
+            .unwrap_or_default()
+            .into_iter()
+            .map(OrderId::from)
+            .collect();
+        if !purged.is_empty() {
+            self.checkpoint().await?;
+        }
+        Ok(purged)
+    }
+
     async fn next_due(&self) -> Result<Option<Timestamp>, StoreError> {
         self.read(|conn, path| {
             conn.prepare_cached("SELECT MIN(next_wake) FROM orders WHERE next_wake IS NOT NULL")
@@ -850,10 +961,27 @@ fn write_loop(
     jobs: &mpsc::Receiver<WriteJob>,
     transactions: &AtomicU64,
 ) {
-    while let Ok(first) = jobs.recv() {
+    let mut held: Option<WriteJob> = None;
+    loop {
+        let first = match held.take() {
+            Some(job) => job,
+            None => match jobs.recv() {
+                Ok(job) => job,
+                Err(_) => break,
+            },
+        };
+        if first.alone {
+            let result = watch.check(path).and_then(|()| (first.op)(&conn, path));
+            let _ = first.reply.send(result);
+            continue;
+        }
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
             match jobs.try_recv() {
+                Ok(job) if job.alone => {
+                    held = Some(job);
+                    break;
+                }
                 Ok(job) => batch.push(job),
                 Err(_) => break,
             }
@@ -1001,17 +1129,32 @@ fn check_schema(conn: &Connection, path: &Path) -> Result<(), StoreError> {
 /// Applies the migrations a file lacks, each in its own transaction.
 fn migrate(conn: &Connection, path: &Path) -> Result<(), StoreError> {
     let mut version = schema_version(conn, path)?;
+    if version == 0 {
+        // Before the first table: pages freed by a purge can then be given back to the
+        // file system (`incremental_vacuum`).
+        conn.pragma_update(None, "auto_vacuum", "INCREMENTAL")
+            .map_err(|e| sql_error(path, "setting auto_vacuum", e))?;
+    }
     while version < SCHEMA_VERSION {
         let next = version + 1;
         let sql = MIGRATIONS[(next - 1) as usize];
-        let script = format!(
-            "BEGIN IMMEDIATE;
-             {sql}
-             PRAGMA application_id = {APPLICATION_ID};
-             PRAGMA user_version = {next};
-             COMMIT;"
-        );
-        if let Err(e) = conn.execute_batch(&script) {
+        let result = conn
+            .execute_batch(&format!("BEGIN IMMEDIATE; {sql}"))
+            .and_then(|()| {
+                if next == COMPLETION_MIGRATION {
+                    backfill_completion(conn)
+                } else {
+                    Ok(())
+                }
+            })
+            .and_then(|()| {
+                conn.execute_batch(&format!(
+                    "PRAGMA application_id = {APPLICATION_ID};
+                     PRAGMA user_version = {next};
+                     COMMIT;"
+                ))
+            });
+        if let Err(e) = result {
             if !conn.is_autocommit() {
                 let _ = conn.execute_batch("ROLLBACK");
             }
@@ -1028,6 +1171,23 @@ fn migrate(conn: &Connection, path: &Path) -> Result<(), StoreError> {
             ));
         }
         version = next;
+    }
+    Ok(())
+}
+
+/// Fills in `completed_at` for the orders stored before it existed. A row that does not
+/// decode keeps it null (it is never purged) rather than blocking the migration; reading
+/// it fails as before.
+fn backfill_completion(conn: &Connection) -> rusqlite::Result<()> {
+    let rows: Vec<(String, String)> = conn
+        .prepare("SELECT id, state FROM orders WHERE live = 0")?
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    let mut update = conn.prepare("UPDATE orders SET completed_at = ?2 WHERE id = ?1")?;
+    for (id, state) in rows {
+        if let Ok(state) = serde_json::from_str::<OrderState>(&state) {
+            update.execute(params![id, state.completed_at().map(wake_key)])?;
+        }
     }
     Ok(())
 }

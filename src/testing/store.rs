@@ -281,6 +281,15 @@ impl Store for FaultyStore {
     async fn next_due(&self) -> Result<Option<Timestamp>, StoreError> {
         self.run("next_due", None, self.inner.next_due()).await
     }
+
+    async fn purge(
+        &self,
+        completed_before: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<OrderId>, StoreError> {
+        self.run("purge", None, self.inner.purge(completed_before, limit))
+            .await
+    }
 }
 
 #[cfg(test)]
