@@ -603,7 +603,10 @@ async fn a_second_store_on_one_file_is_refused_by_any_spelling() {
         assert!(spelling.exists(), "{}", spelling.display());
         let (kind, message) = failure(SqliteStore::open(spelling));
         assert_eq!(kind, StoreErrorKind::Refused, "{message}");
-        assert!(message.contains("in use by another orderflow store"), "{message}");
+        assert!(
+            message.contains("in use by another orderflow store"),
+            "{message}"
+        );
         assert!(
             message.contains(&spelling.display().to_string()),
             "the message names the file: {message}"
@@ -646,7 +649,11 @@ async fn owner_child_process() {
     let db = PathBuf::from(std::env::var("ORDERFLOW_OWNER_DB").unwrap());
     let store = SqliteStore::open(&db).unwrap();
     store
-        .commit(Commit::new(None, state("CHILD", 1, false, None), Vec::new()))
+        .commit(Commit::new(
+            None,
+            state("CHILD", 1, false, None),
+            Vec::new(),
+        ))
         .await
         .unwrap();
     println!("OPEN");
@@ -684,7 +691,10 @@ async fn a_killed_owner_leaves_the_file_free() {
 
     let (kind, message) = failure(SqliteStore::open(&path));
     assert_eq!(kind, StoreErrorKind::Refused, "{message}");
-    assert!(message.contains("in use by another orderflow store"), "{message}");
+    assert!(
+        message.contains("in use by another orderflow store"),
+        "{message}"
+    );
     assert!(message.contains("orderflow.db"), "{message}");
 
     child.kill().expect("SIGKILL");
@@ -728,11 +738,8 @@ async fn file_swapped_under_a_running_engine(swap: impl FnOnce(&Path), what: &st
 #[cfg(unix)]
 #[tokio::test]
 async fn a_database_deleted_under_a_running_engine_takes_no_more_orders() {
-    file_swapped_under_a_running_engine(
-        |path| std::fs::remove_file(path).unwrap(),
-        "was deleted",
-    )
-    .await;
+    file_swapped_under_a_running_engine(|path| std::fs::remove_file(path).unwrap(), "was deleted")
+        .await;
 }
 
 #[cfg(unix)]
@@ -769,7 +776,11 @@ async fn a_replaced_file_gets_no_commit_and_the_store_stays_refusing() {
     assert_eq!(kind, StoreErrorKind::Refused, "{message}");
     assert!(message.contains("was replaced"), "{message}");
     // Refused for good, even for a write that would have gone through.
-    let (kind, _) = failure(store.save_flow(&Flow::from_json(FLOW).unwrap(), false).await);
+    let (kind, _) = failure(
+        store
+            .save_flow(&Flow::from_json(FLOW).unwrap(), false)
+            .await,
+    );
     assert_eq!(kind, StoreErrorKind::Refused);
     drop(store);
 

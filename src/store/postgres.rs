@@ -877,8 +877,9 @@ impl Store for PostgresStore {
             .collect::<Result<Vec<_>, _>>()?;
         let fence = lock(&self.leases).get(&commit.state.order.id).copied();
         let expected = commit.expected.map(|e| e as i64);
-        let mut params: Vec<&(dyn ToSql + Sync)> =
-            vec![&id, &revision, &state, &live, &next_wake, &journey, &completed];
+        let mut params: Vec<&(dyn ToSql + Sync)> = vec![
+            &id, &revision, &state, &live, &next_wake, &journey, &completed,
+        ];
         if let Some(expected) = &expected {
             params.push(expected);
         }

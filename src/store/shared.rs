@@ -468,10 +468,10 @@ impl Store for SharedMemoryStore {
         limit: usize,
     ) -> Result<Vec<OrderId>, StoreError> {
         let mut queue = self.shared.lock().await;
-        let purged =
-            self.shared
-                .store
-                .purge_except(completed_before, limit, |id| queue.work.contains_key(id));
+        let purged = self
+            .shared
+            .store
+            .purge_except(completed_before, limit, |id| queue.work.contains_key(id));
         if !purged.is_empty() && !queue.dead.is_empty() {
             let gone: std::collections::HashSet<&OrderId> = purged.iter().collect();
             queue.dead.retain(|(id, _)| !gone.contains(id));

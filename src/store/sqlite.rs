@@ -395,6 +395,11 @@ impl SqliteStore {
                 &path,
                 OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE,
             )?;
+            // Takes effect in a new file only, and only before its first page is written
+            // (switching to WAL writes it): pages freed by a purge then go back to the file
+            // system. An older file changes at its next `VACUUM`.
+            conn.pragma_update(None, "auto_vacuum", "INCREMENTAL")
+                .map_err(|e| sql_error(&path, "setting auto_vacuum", e))?;
             let mode: String = conn
                 .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
                 .map_err(|e| sql_error(&path, "opening it in WAL mode", e))?;
@@ -418,7 +423,10 @@ impl SqliteStore {
             opened: FileId::of(&path).map_err(|e| {
                 StoreError::new(
                     StoreErrorKind::Unavailable,
-                    format!("cannot read what SQLite database {} is: {e}", path.display()),
+                    format!(
+                        "cannot read what SQLite database {} is: {e}",
+                        path.display()
+                    ),
                 )
                 .with_source(e)
             })?,
@@ -905,7 +913,14 @@ impl Store for SqliteStore {
                     journeys.execute([id]).map_err(sql)?;
                     orders.execute([id]).map_err(sql)?;
                 }
-                conn.execute_batch("PRAGMA incremental_vacuum").map_err(sql)?;
+                // It frees one page per row it returns: step it to the end.
+                conn.prepare_cached("PRAGMA incremental_vacuum")
+                    .and_then(|mut stmt| {
+                        let mut rows = stmt.query([])?;
+                        while rows.next()?.is_some() {}
+                        Ok(())
+                    })
+                    .map_err(sql)?;
             }
             let _ = tx.send(ids);
             Ok(())
@@ -1129,12 +1144,6 @@ fn check_schema(conn: &Connection, path: &Path) -> Result<(), StoreError> {
 /// Applies the migrations a file lacks, each in its own transaction.
 fn migrate(conn: &Connection, path: &Path) -> Result<(), StoreError> {
     let mut version = schema_version(conn, path)?;
-    if version == 0 {
-        // Before the first table: pages freed by a purge can then be given back to the
-        // file system (`incremental_vacuum`).
-        conn.pragma_update(None, "auto_vacuum", "INCREMENTAL")
-            .map_err(|e| sql_error(path, "setting auto_vacuum", e))?;
-    }
     while version < SCHEMA_VERSION {
         let next = version + 1;
         let sql = MIGRATIONS[(next - 1) as usize];

@@ -1589,7 +1589,11 @@ async fn purge_removes_completed_orders(store: &dyn Store) {
     );
     c.eq("purge(T+500, 10) again", purge(500, 10).await, Vec::new());
     for gone in ["R-OLD-1", "R-OLD-2", "R-OLD-3"] {
-        c.eq(&format!("load({gone}) after purge"), c.load(store, gone).await, None);
+        c.eq(
+            &format!("load({gone}) after purge"),
+            c.load(store, gone).await,
+            None,
+        );
         c.eq(
             &format!("journey({gone}) after purge"),
             c.journey(store, gone).await,
@@ -1612,9 +1616,19 @@ async fn purge_removes_completed_orders(store: &dyn Store) {
     c.eq(
         "live_orders() after purge",
         c.live(store).await,
-        id_set(&["R-WAITING", "R-FAILED", "R-RETRYING", "R-READY", "R-REVIVED"]),
+        id_set(&[
+            "R-WAITING",
+            "R-FAILED",
+            "R-RETRYING",
+            "R-READY",
+            "R-REVIVED",
+        ]),
     );
-    c.eq("due(T+100, 10) after purge", c.due(store, 100, 10).await, ids(&["R-RETRYING"]));
+    c.eq(
+        "due(T+100, 10) after purge",
+        c.due(store, 100, 10).await,
+        ids(&["R-RETRYING"]),
+    );
 
     // A later cutoff takes the later ones; live orders stay whatever the cutoff.
     c.eq(
@@ -1625,7 +1639,13 @@ async fn purge_removes_completed_orders(store: &dyn Store) {
     c.eq(
         "live_orders() after purging everything completed",
         c.live(store).await,
-        id_set(&["R-WAITING", "R-FAILED", "R-RETRYING", "R-READY", "R-REVIVED"]),
+        id_set(&[
+            "R-WAITING",
+            "R-FAILED",
+            "R-RETRYING",
+            "R-READY",
+            "R-REVIVED",
+        ]),
     );
 
     // A purged order is gone: a commit computed from it conflicts, a new one takes its id.

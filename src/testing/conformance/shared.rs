@@ -298,9 +298,13 @@ where
     let held = a.claim(now, 10, lease).await.unwrap();
     assert_eq!(held.len(), 1, "the retention order is claimed");
     let held = held[0].clone();
-    a.commit(Commit::new(None, OrderState::new(Order::new("RET-1")), Vec::new()))
-        .await
-        .unwrap();
+    a.commit(Commit::new(
+        None,
+        OrderState::new(Order::new("RET-1")),
+        Vec::new(),
+    ))
+    .await
+    .unwrap();
     let first = a.inbox(&held, 10).await.unwrap();
     a.consume(&held, first[0].seq, Some("cannot be processed"))
         .await
