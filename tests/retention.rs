@@ -236,3 +236,43 @@ fn an_older_file_shrinks_at_vacuum_and_by_itself_after() {
         "the file is switched to incremental auto-vacuum"
     );
 }
+
+#[tokio::test]
+async fn a_purged_order_can_come_back_as_a_new_one() {
+    let seattle = orderflow::MemoryProvider::new("Seattle store 3PL");
+    let engine = Engine::builder()
+        .store(orderflow::MemoryStore::new())
+        .clock(ManualClock::new(NOW))
+        .provider(seattle.clone())
+        .provider(Forgetful("Chicago store 3PL"))
+        .build()
+        .await
+        .unwrap();
+    common::publish_lab(&engine).await;
+    let order = || Event::new_order(common::lab_order("AGAIN", 150.0));
+    engine.submit(order()).await.unwrap();
+    assert_eq!(seattle.calls().len(), 1);
+    // Submitted again before the purge: a duplicate, ignored.
+    engine.submit(order()).await.unwrap();
+    assert_eq!(seattle.calls().len(), 1);
+
+    let cutoff = NOW.after(std::time::Duration::from_millis(1));
+    // Completed at NOW, not before it: nothing goes yet.
+    assert!(engine.purge_completed(NOW, 10).await.unwrap().is_empty());
+    assert_eq!(
+        engine.purge_completed(cutoff, 10).await.unwrap(),
+        [orderflow::document::OrderId::from("AGAIN")]
+    );
+    assert!(engine.order_state(&"AGAIN".into()).await.unwrap().is_none());
+    // Forgotten: the same order is a new one now, and runs again.
+    engine.submit(order()).await.unwrap();
+    assert_eq!(seattle.calls().len(), 2);
+    assert!(
+        !engine
+            .journey(&"AGAIN".into())
+            .await
+            .unwrap()
+            .steps
+            .is_empty()
+    );
+}

@@ -359,6 +359,10 @@ impl fmt::Debug for PostgresConfig {
 ///
 /// and the sequence `fences`.
 ///
+/// Migration 3 adds retention: `orders.completed_at`, when the order completed
+/// ([`OrderState::completed_at`], a wake key; null while it is live), with a partial index
+/// that [`Store::purge`] reads, filled in from the stored state for the rows already there.
+///
 /// `orders` has partial indexes on its live orders and on its durable timers. `next_wake`
 /// holds [`OrderState::next_wake`] in milliseconds with the top bit flipped, so a signed
 /// `bigint` sorts every `u64` timestamp in order; `revision` holds the `u64` revision's

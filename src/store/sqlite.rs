@@ -280,9 +280,16 @@ struct WriteJob {
 /// | `orders` | `id`, `revision`, `state` ([`OrderState`]), `live`, `next_wake` |
 /// | `journeys` | `order_id`, `seq`, `json` ([`StepRecord`]) |
 ///
-/// `orders` has partial indexes on its live orders and on its durable timers. `next_wake`
-/// holds [`OrderState::next_wake`] in milliseconds with the top bit flipped, so SQLite's
-/// signed integers sort every `u64` timestamp in order.
+/// Migration 2 adds retention: `orders.completed_at`, when the order completed
+/// ([`OrderState::completed_at`], encoded as `next_wake`; null while it is live), with a
+/// partial index that [`Store::purge`] reads; the migration fills it in for the rows
+/// already there from their stored state.
+///
+/// `orders` has partial indexes on its live orders, its durable timers and its completed
+/// orders. `next_wake` holds [`OrderState::next_wake`] in milliseconds with the top bit
+/// flipped, so SQLite's signed integers sort every `u64` timestamp in order. A new file
+/// uses incremental auto-vacuum, so the pages a purge frees go back to the file system
+/// (see [`SqliteStore::vacuum`] for a file from before).
 ///
 /// # Errors
 ///
