@@ -438,6 +438,23 @@ impl OrderState {
         }
     }
 
+    /// When the order completed, for retention ([`Store::purge`](crate::store::Store::purge)):
+    /// `None` while it has a live execution (running, waiting for an event or a timer, or
+    /// failed and waiting for reprocess); otherwise the latest moment the state records —
+    /// the last event on its timeline, the last execution's end — or `Timestamp(0)` for an
+    /// order nothing ever happened to.
+    pub fn completed_at(&self) -> Option<Timestamp> {
+        if self.has_live() || self.resume_at.is_some() {
+            return None;
+        }
+        let events = self.timeline.iter().map(|entry| entry.at);
+        let executions = self
+            .executions
+            .iter()
+            .map(|e| e.ended.unwrap_or(e.started).max(e.started));
+        Some(events.chain(executions).max().unwrap_or_default())
+    }
+
     /// The earliest durable timer: when the first retrying token runs again, or when an
     /// unfinished turn's work is taken up ([`resume_at`](Self::resume_at)).
     pub fn next_wake(&self) -> Option<Timestamp> {

@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use orderflow::clock::Timestamp;
 use orderflow::document::{Order, OrderId};
 use orderflow::execution::OrderState;
 use orderflow::flow::Flow;
@@ -701,4 +702,69 @@ async fn a_connection_lost_during_a_commit() {
             "two fulfillment orders per source: {calls:?}"
         );
     }
+}
+
+/// A completed order: one execution, tokens all gone, ended at `ended` ms; one event on
+/// its timeline at `event` ms.
+fn completed_state(id: &str, ended: u64, event: u64) -> OrderState {
+    let mut value = serde_json::to_value(OrderState::new(Order::new(id))).unwrap();
+    value["revision"] = json!(1);
+    value["timeline"] = json!([{
+        "seq": 1, "id": format!("{id}-e1"), "kind": "Custom", "record": null, "at": event,
+        "raised_by": null,
+    }]);
+    value["executions"] = json!([{
+        "id": {"order": id, "seq": 1}, "flow": "Reference lab", "version": "1.0.0",
+        "trigger": 1, "round": 0, "tokens": [], "joins": [], "next_token": 1,
+        "steps": 0, "started": 100, "ended": ended,
+    }]);
+    serde_json::from_value(value).unwrap()
+}
+
+#[tokio::test]
+async fn orders_stored_before_retention_are_purged_after_the_migration() {
+    let Some(url) = server("orders_stored_before_retention_are_purged_after_the_migration") else {
+        return;
+    };
+    let schemas = Schemas::new(&url);
+    let config = schemas.config();
+    let store = PostgresStore::connect_with(config.clone()).await.unwrap();
+    for state in [
+        completed_state("DONE", 5_000, 7_000),
+        state("LIVE", 1, true, None),
+    ] {
+        store
+            .commit(Commit::new(None, state, vec![step("x", "Validate")]))
+            .await
+            .unwrap();
+    }
+    drop(store);
+    // Back to the schema as version 3 wrote it, with a row that does not decode (which
+    // the migration leaves alone, never purged).
+    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    client
+        .batch_execute(&format!(
+            "SET search_path TO \"{}\";
+             DROP INDEX orders_completed;
+             ALTER TABLE orders DROP COLUMN completed_at;
+             DELETE FROM schema_migrations WHERE version = 4;
+             INSERT INTO orders (id, revision, state, live, next_wake, journey_len)
+             VALUES ('POISON', 1, '{{', false, NULL, 0);",
+            config.schema
+        ))
+        .await
+        .unwrap();
+
+    let store = PostgresStore::connect_with(config).await.unwrap();
+    // Completed at its last event (7,000 ms), not at its execution's end.
+    assert!(store.purge(Timestamp(7_000), 10).await.unwrap().is_empty());
+    assert_eq!(
+        store.purge(Timestamp(u64::MAX), 10).await.unwrap(),
+        [OrderId::from("DONE")]
+    );
+    assert!(store.load(&OrderId::from("DONE")).await.unwrap().is_none());
+    assert!(store.load(&OrderId::from("LIVE")).await.unwrap().is_some());
 }

@@ -154,6 +154,13 @@ mod broken {
         async fn restore(&self, order: &OrderId) -> Result<bool, StoreError> {
             self.inner.restore(order).await
         }
+        async fn purge(
+            &self,
+            completed_before: Timestamp,
+            limit: usize,
+        ) -> Result<Vec<OrderId>, StoreError> {
+            self.inner.purge(completed_before, limit).await
+        }
     }
 
     #[async_trait]

@@ -687,3 +687,274 @@ async fn an_engine_on_a_read_only_database_refuses_work_instead_of_losing_it() {
     assert_eq!(order.status_reason, Some(StatusReason::SENT_TO_FULFILLMENT));
     assert_eq!(seattle.calls().len(), 1);
 }
+
+/// The path of `path` relative to the working directory (`../../tmp/…`).
+fn relative_spelling(path: &Path) -> PathBuf {
+    let cwd = std::env::current_dir().unwrap();
+    let mut relative = PathBuf::new();
+    for _ in cwd.components().skip(1) {
+        relative.push("..");
+    }
+    relative.join(path.strip_prefix("/").unwrap())
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn a_second_store_on_one_file_is_refused_by_any_spelling() {
+    let (dir, path) = temp();
+    let first = SqliteStore::open(&path).unwrap();
+    std::fs::create_dir(dir.path().join("sub")).unwrap();
+    let link = dir.path().join("link.db");
+    std::os::unix::fs::symlink(&path, &link).unwrap();
+    let spellings = [
+        path.clone(),
+        dir.path().join("sub/../orderflow.db"),
+        dir.path().join("./orderflow.db"),
+        relative_spelling(&path),
+        link.clone(),
+    ];
+    for spelling in &spellings {
+        assert!(spelling.exists(), "{}", spelling.display());
+        let (kind, message) = failure(SqliteStore::open(spelling));
+        assert_eq!(kind, StoreErrorKind::Refused, "{message}");
+        assert!(
+            message.contains("in use by another orderflow store"),
+            "{message}"
+        );
+        assert!(
+            message.contains(&spelling.display().to_string()),
+            "the message names the file: {message}"
+        );
+    }
+    // The refused openers changed nothing: the owner goes on.
+    first
+        .commit(Commit::new(None, state("A", 1, false, None), Vec::new()))
+        .await
+        .unwrap();
+    // A reader takes no ownership.
+    let reader = SqliteStore::open_read_only(&link).unwrap();
+    assert!(reader.load(&id("A")).await.unwrap().is_some());
+    drop(reader);
+    // Dropping the owner hands the file on.
+    drop(first);
+    let second = SqliteStore::open(&link).unwrap();
+    assert!(second.load(&id("A")).await.unwrap().is_some());
+}
+
+#[tokio::test]
+async fn stores_on_different_files_in_one_directory_do_not_interfere() {
+    let (dir, path) = temp();
+    let _a = SqliteStore::open(&path).unwrap();
+    let _b = SqliteStore::open(dir.path().join("other.db")).unwrap();
+}
+
+#[tokio::test]
+async fn an_in_memory_path_is_refused_for_what_it_is_not_for_ownership() {
+    let (kind, message) = failure(SqliteStore::open(":memory:"));
+    assert_eq!(kind, StoreErrorKind::Refused, "{message}");
+    assert!(message.contains("WAL"), "{message}");
+}
+
+/// The child of `a_killed_owner_leaves_the_file_free`: opens the file, says so, and holds it
+/// until it is killed (a minute at most).
+#[tokio::test]
+#[ignore = "the child process of `a_killed_owner_leaves_the_file_free`"]
+async fn owner_child_process() {
+    let db = PathBuf::from(std::env::var("ORDERFLOW_OWNER_DB").unwrap());
+    let store = SqliteStore::open(&db).unwrap();
+    store
+        .commit(Commit::new(
+            None,
+            state("CHILD", 1, false, None),
+            Vec::new(),
+        ))
+        .await
+        .unwrap();
+    println!("OPEN");
+    std::thread::sleep(std::time::Duration::from_secs(60));
+    drop(store);
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn a_killed_owner_leaves_the_file_free() {
+    use std::io::BufRead;
+    use std::process::{Command, Stdio};
+
+    let (_dir, path) = temp();
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "owner_child_process",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("ORDERFLOW_OWNER_DB", &path)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the child starts");
+    let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    // libtest may print the test's name on the same line.
+    let opened = stdout
+        .lines()
+        .map_while(Result::ok)
+        .any(|l| l.ends_with("OPEN"));
+    assert!(opened, "the child opened the file");
+
+    let (kind, message) = failure(SqliteStore::open(&path));
+    assert_eq!(kind, StoreErrorKind::Refused, "{message}");
+    assert!(
+        message.contains("in use by another orderflow store"),
+        "{message}"
+    );
+    assert!(message.contains("orderflow.db"), "{message}");
+
+    child.kill().expect("SIGKILL");
+    child.wait().unwrap();
+    let store = SqliteStore::open(&path).expect("a killed owner holds nothing");
+    assert!(store.load(&id("CHILD")).await.unwrap().is_some());
+}
+
+/// Runs the reference lab on the file at `path`, lets `swap` delete or replace the file
+/// under the running engine, and checks that the next order is refused, naming the file,
+/// and that nothing was sent for it.
+async fn file_swapped_under_a_running_engine(swap: impl FnOnce(&Path), what: &str) {
+    let (_dir, path) = temp();
+    let (engine, seattle, chicago) = common::lab_engine(SqliteStore::open(&path).unwrap()).await;
+    common::publish_lab(&engine).await;
+    engine
+        .submit(Event::new_order(common::lab_order("BEFORE", 10)))
+        .await
+        .unwrap();
+    let sent = seattle.calls().len() + chicago.calls().len();
+
+    swap(&path);
+    for order in ["AFTER-1", "AFTER-2"] {
+        let err = engine
+            .submit(Event::new_order(common::lab_order(order, 10)))
+            .await
+            .expect_err("an order into a file nobody will read is not acknowledged");
+        assert_eq!(err.kind(), orderflow::ErrorKind::Store, "{err}");
+        assert!(!err.is_retryable(), "{err}");
+        let message = err.to_string();
+        assert!(message.contains("orderflow.db"), "{message}");
+        assert!(message.contains(what), "{message}");
+    }
+    assert_eq!(
+        seattle.calls().len() + chicago.calls().len(),
+        sent,
+        "nothing was sent for an order that was not recorded"
+    );
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn a_database_deleted_under_a_running_engine_takes_no_more_orders() {
+    file_swapped_under_a_running_engine(|path| std::fs::remove_file(path).unwrap(), "was deleted")
+        .await;
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn a_database_replaced_under_a_running_engine_takes_no_more_orders() {
+    let other = tempfile::tempdir().unwrap();
+    let replacement = other.path().join("replacement.db");
+    drop(SqliteStore::open(&replacement).unwrap());
+    file_swapped_under_a_running_engine(
+        |path| std::fs::rename(&replacement, path).unwrap(),
+        "was replaced",
+    )
+    .await;
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn a_replaced_file_gets_no_commit_and_the_store_stays_refusing() {
+    let (dir, path) = temp();
+    let store = SqliteStore::open(&path).unwrap();
+    store
+        .commit(Commit::new(None, state("A", 1, false, None), Vec::new()))
+        .await
+        .unwrap();
+    let replacement = dir.path().join("replacement.db");
+    drop(SqliteStore::open(&replacement).unwrap());
+    std::fs::rename(&replacement, &path).unwrap();
+
+    let (kind, message) = failure(
+        store
+            .commit(Commit::new(None, state("B", 1, false, None), Vec::new()))
+            .await,
+    );
+    assert_eq!(kind, StoreErrorKind::Refused, "{message}");
+    assert!(message.contains("was replaced"), "{message}");
+    // Refused for good, even for a write that would have gone through.
+    let (kind, _) = failure(
+        store
+            .save_flow(&Flow::from_json(FLOW).unwrap(), false)
+            .await,
+    );
+    assert_eq!(kind, StoreErrorKind::Refused);
+    drop(store);
+
+    // Nothing the old store was refused reached the path: not even through the old file's
+    // write-ahead log, which SQLite replays into whatever file bears the name (so an
+    // operator replaces a database together with its `-wal` file).
+    let store = SqliteStore::open(&path).unwrap();
+    assert_eq!(store.load(&id("B")).await.unwrap(), None);
+    assert!(store.flows().await.unwrap().is_empty());
+}
+
+/// A completed order: one execution, tokens all gone, ended at `ended` ms; one event on
+/// its timeline at `event` ms.
+fn completed_state(id: &str, ended: u64, event: u64) -> OrderState {
+    let mut value = serde_json::to_value(OrderState::new(Order::new(id))).unwrap();
+    value["revision"] = json!(1);
+    value["timeline"] = json!([{
+        "seq": 1, "id": format!("{id}-e1"), "kind": "Custom", "record": null, "at": event,
+        "raised_by": null,
+    }]);
+    value["executions"] = json!([{
+        "id": {"order": id, "seq": 1}, "flow": "Reference lab", "version": "1.0.0",
+        "trigger": 1, "round": 0, "tokens": [], "joins": [], "next_token": 1,
+        "steps": 0, "started": 100, "ended": ended,
+    }]);
+    serde_json::from_value(value).unwrap()
+}
+
+#[tokio::test]
+async fn orders_stored_before_retention_are_purged_after_the_migration() {
+    let (_dir, path) = temp();
+    let store = SqliteStore::open(&path).unwrap();
+    for state in [
+        completed_state("DONE", 5_000, 7_000),
+        state("LIVE", 1, true, None),
+    ] {
+        store
+            .commit(Commit::new(None, state, vec![step("x", "Validate")]))
+            .await
+            .unwrap();
+    }
+    drop(store);
+    // Back to the schema as version 2 wrote it.
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch(
+        "DROP INDEX orders_completed;
+         ALTER TABLE orders DROP COLUMN completed_at;
+         PRAGMA user_version = 2;",
+    )
+    .unwrap();
+    drop(conn);
+
+    let store = SqliteStore::open(&path).unwrap();
+    // Completed at its last event (7,000 ms), not at its execution's end.
+    assert!(store.purge(Timestamp(7_000), 10).await.unwrap().is_empty());
+    assert_eq!(
+        store.purge(Timestamp(u64::MAX), 10).await.unwrap(),
+        [id("DONE")]
+    );
+    assert_eq!(store.load(&id("DONE")).await.unwrap(), None);
+    assert!(store.journey(&id("DONE")).await.unwrap().is_empty());
+    assert!(store.load(&id("LIVE")).await.unwrap().is_some());
+}

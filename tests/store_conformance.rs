@@ -70,6 +70,10 @@ enum Bug {
     CatalogRevisionStill,
     /// Lists set-aside orders but leaves them live and due.
     AsideStaysLive,
+    /// Purges every completed order, whatever the cutoff.
+    PurgeIgnoresCutoff,
+    /// Ignores the purge's `limit`.
+    PurgeUnlimited,
 }
 
 impl Broken {
@@ -186,6 +190,21 @@ impl Store for Broken {
     async fn restore(&self, order: &OrderId) -> Result<bool, StoreError> {
         self.inner.restore(order).await
     }
+    async fn purge(
+        &self,
+        completed_before: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<OrderId>, StoreError> {
+        let before = match self.bug {
+            Bug::PurgeIgnoresCutoff => Timestamp(u64::MAX),
+            _ => completed_before,
+        };
+        let limit = match self.bug {
+            Bug::PurgeUnlimited => usize::MAX,
+            _ => limit,
+        };
+        self.inner.purge(before, limit).await
+    }
 }
 
 async fn broken(bug: Bug) {
@@ -244,4 +263,16 @@ async fn catches_a_catalog_revision_that_never_moves() {
 #[should_panic(expected = "check `set_aside_orders_leave_background_work` failed: live_orders()")]
 async fn catches_set_aside_orders_left_live() {
     broken(Bug::AsideStaysLive).await;
+}
+
+#[tokio::test]
+#[should_panic(expected = "check `purge_removes_completed_orders` failed: purge(T+500, 10)")]
+async fn catches_a_purge_past_its_cutoff() {
+    broken(Bug::PurgeIgnoresCutoff).await;
+}
+
+#[tokio::test]
+#[should_panic(expected = "check `purge_removes_completed_orders` failed: purge(T+500, 0)")]
+async fn catches_a_purge_ignoring_its_limit() {
+    broken(Bug::PurgeUnlimited).await;
 }

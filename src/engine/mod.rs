@@ -1636,6 +1636,22 @@ impl Engine {
             })
             .unwrap_or_default())
     }
+
+    /// Retention: removes up to `limit` orders that completed before `before` (no live
+    /// execution, nothing pending; see [`OrderState::completed_at`]), oldest first, with
+    /// their journeys, timelines and dead letters, and returns their ids. Call it
+    /// periodically with a cutoff in the past — longer ago than any event for those orders
+    /// could still arrive — so that memory and files stay at what the open orders need.
+    ///
+    /// A purged order is forgotten: an event for it afterwards is treated as for an order
+    /// never seen (a new-order event creates it anew, with none of its former event ids to
+    /// de-duplicate against). Orders with a live execution are never removed; a turn that
+    /// loaded a completed order just before it was purged fails its commit with a
+    /// retryable conflict instead of writing over nothing, and the event submitted again
+    /// finds the order gone.
+    pub async fn purge_completed(&self, before: Timestamp, limit: usize) -> Result<Vec<OrderId>> {
+        Ok(self.inner.store.purge(before, limit).await?)
+    }
 }
 
 fn check_event(event: &Event) -> Result<()> {

@@ -26,6 +26,8 @@ pub struct MemoryStore {
 struct Stored {
     state: OrderState,
     journey: Vec<StepRecord>,
+    /// Its entry in the completion index.
+    completed: Option<Timestamp>,
 }
 
 #[derive(Debug, Default)]
@@ -44,6 +46,8 @@ struct Inner {
     catalog_revision: u64,
     /// Orders set aside, oldest first: kept out of `live` and `timers`.
     aside: IndexMap<OrderId, String>,
+    /// Completed orders by completion time, for retention.
+    completed: BTreeSet<(Timestamp, OrderId)>,
 }
 
 impl Inner {
@@ -67,6 +71,35 @@ impl Inner {
             self.timers.insert((at, id.clone()));
         }
     }
+
+    /// Removes up to `limit` orders completed before `before`, oldest first, skipping
+    /// those `keep` holds on to, and gives the maps' spare room back once they are mostly
+    /// empty, so memory returns to what the remaining orders need.
+    fn purge(
+        &mut self,
+        before: Timestamp,
+        limit: usize,
+        mut keep: impl FnMut(&OrderId) -> bool,
+    ) -> Vec<OrderId> {
+        let chosen: Vec<(Timestamp, OrderId)> = self
+            .completed
+            .iter()
+            .take_while(|(at, _)| *at < before)
+            .filter(|(_, id)| !keep(id) && !self.aside.contains_key(id))
+            .take(limit)
+            .cloned()
+            .collect();
+        let mut purged = Vec::with_capacity(chosen.len());
+        for key in chosen {
+            self.completed.remove(&key);
+            self.orders.remove(&key.1);
+            purged.push(key.1);
+        }
+        if self.orders.len() < self.orders.capacity() / 4 {
+            self.orders.shrink_to_fit();
+        }
+        purged
+    }
 }
 
 impl MemoryStore {
@@ -87,6 +120,17 @@ impl MemoryStore {
     /// Whether an order is set aside.
     pub(crate) fn is_aside(&self, order: &OrderId) -> bool {
         self.lock().aside.contains_key(order)
+    }
+
+    /// [`Store::purge`] for a store that holds other work for some orders: those `keep`
+    /// names stay.
+    pub(crate) fn purge_except(
+        &self,
+        completed_before: Timestamp,
+        limit: usize,
+        keep: impl FnMut(&OrderId) -> bool,
+    ) -> Vec<OrderId> {
+        self.lock().purge(completed_before, limit, keep)
     }
 
     /// How many orders it holds.
@@ -192,11 +236,22 @@ impl Store for MemoryStore {
             ));
         }
         inner.index(&id, commit.state.has_live(), commit.state.next_wake());
+        let completed = commit.state.completed_at();
+        let was = inner.orders.get(&id).and_then(|s| s.completed);
+        if was != completed {
+            if let Some(at) = was {
+                inner.completed.remove(&(at, id.clone()));
+            }
+            if let Some(at) = completed {
+                inner.completed.insert((at, id.clone()));
+            }
+        }
         match inner.orders.entry(id) {
             std::collections::hash_map::Entry::Occupied(mut o) => {
                 let stored = o.get_mut();
                 stored.state = commit.state;
                 stored.journey.extend(commit.journey);
+                stored.completed = completed;
             }
             std::collections::hash_map::Entry::Vacant(v) => {
                 let mut journey = commit.journey;
@@ -204,6 +259,7 @@ impl Store for MemoryStore {
                 v.insert(Box::new(Stored {
                     state: commit.state,
                     journey,
+                    completed,
                 }));
             }
         }
@@ -269,5 +325,14 @@ impl Store for MemoryStore {
             .map_or((false, None), |s| (s.state.has_live(), s.state.next_wake()));
         inner.index(order, live, wake);
         Ok(true)
+    }
+
+    /// Reads the completion index (no scan of the orders).
+    async fn purge(
+        &self,
+        completed_before: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<OrderId>, StoreError> {
+        Ok(self.lock().purge(completed_before, limit, |_| false))
     }
 }

@@ -26,6 +26,15 @@
 //! - An order [`set_aside`](Store::set_aside) is in neither `live_orders` nor `due` (nor a
 //!   shared store's claims) until [`restore`](Store::restore)d; nothing else about it
 //!   changes.
+//! - `purge(before, limit)` removes up to `limit` *completed* orders whose
+//!   [`OrderState::completed_at`] is earlier than `before`, oldest first, each atomically
+//!   with everything the store keeps for it (journey, and for a [`SharedStore`] its dead
+//!   letters), and returns their ids. Completed means no live execution and nothing
+//!   pending: no durable timer and, in a shared store, no queued event and no lease. An
+//!   order committed after it was read for a purge is not removed. Once removed, the id is
+//!   free: a new order may take it, and the store's de-duplication of its event ids is gone
+//!   with its timeline (purge only what can no longer be redelivered). Freed space goes back
+//!   to a baseline: memory is released, a file store reuses or returns its pages.
 //! - Errors say whether retrying may help ([`StoreError::is_retryable`]).
 //!
 //! [`MemoryStore`] is the reference implementation. A store can also wrap another one — a
@@ -111,6 +120,11 @@
 //!     }
 //!     async fn restore(&self, order: &OrderId) -> Result<bool, StoreError> {
 //!         self.inner.restore(order).await
+//!     }
+//!     async fn purge(&self, completed_before: Timestamp, limit: usize)
+//!         -> Result<Vec<OrderId>, StoreError>
+//!     {
+//!         self.inner.purge(completed_before, limit).await
 //!     }
 //! }
 //!
@@ -300,6 +314,18 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     /// Takes an order back from the set-aside list: live, due and claimable again as its
     /// state says. Whether it was set aside.
     async fn restore(&self, order: &OrderId) -> Result<bool, StoreError>;
+
+    /// Removes up to `limit` orders completed before `completed_before`
+    /// ([`OrderState::completed_at`]), oldest first, with their journeys and everything else
+    /// kept for them, and returns their ids. Live orders and orders with pending work stay.
+    /// Retention for a host: call it periodically with a cutoff in the past (see
+    /// [`Engine::purge_completed`](crate::Engine::purge_completed)), `limit` keeping each
+    /// call short; the ids returned say what left, for the host's audit log.
+    async fn purge(
+        &self,
+        completed_before: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<OrderId>, StoreError>;
 }
 
 /// A catalog row (flow or policy) that could not be read back.
@@ -413,6 +439,13 @@ macro_rules! forward_store {
             }
             async fn restore(&self, order: &OrderId) -> Result<bool, StoreError> {
                 (**self).restore(order).await
+            }
+            async fn purge(
+                &self,
+                completed_before: Timestamp,
+                limit: usize,
+            ) -> Result<Vec<OrderId>, StoreError> {
+                (**self).purge(completed_before, limit).await
             }
         }
     };

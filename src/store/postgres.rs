@@ -168,6 +168,39 @@ const MIGRATIONS: &[&str] = &[
         END IF;
         RETURN TRUE;
     END $$;",
+    // Retention: when an order completed (`OrderState::completed_at` as a wake key: the
+    // milliseconds less 2^63), null while it is live; filled in here for the rows already
+    // there, from the state they hold. A row whose state does not parse (a poison order)
+    // stays null, never purged, rather than failing the migration.
+    "ALTER TABLE orders ADD COLUMN completed_at BIGINT;
+    CREATE FUNCTION pg_temp.completion(state TEXT) RETURNS BIGINT LANGUAGE sql AS $f$
+        SELECT (GREATEST(
+            COALESCE((SELECT max((e ->> 'at')::numeric)
+                      FROM jsonb_array_elements(state::jsonb -> 'timeline') e), 0),
+            COALESCE((SELECT max(GREATEST((x ->> 'started')::numeric,
+                                          COALESCE((x ->> 'ended')::numeric, 0)))
+                      FROM jsonb_array_elements(state::jsonb -> 'executions') x), 0)
+        ) - 9223372036854775808)::bigint
+    $f$;
+    DO $d$
+    DECLARE
+        r RECORD;
+    BEGIN
+        BEGIN
+            UPDATE orders SET completed_at = pg_temp.completion(state) WHERE NOT live;
+        EXCEPTION WHEN others THEN
+            -- Some row does not parse: fill the others one by one.
+            FOR r IN SELECT id, state FROM orders WHERE NOT live LOOP
+                BEGIN
+                    UPDATE orders SET completed_at = pg_temp.completion(r.state)
+                    WHERE id = r.id;
+                EXCEPTION WHEN others THEN
+                    NULL;
+                END;
+            END LOOP;
+        END;
+    END $d$;
+    CREATE INDEX orders_completed ON orders (completed_at) WHERE completed_at IS NOT NULL;",
 ];
 
 /// The schema version this code writes.
@@ -390,6 +423,16 @@ impl fmt::Debug for PostgresConfig {
 /// | `dead_letters` | `seq`, `order_id`, `event`, `reason`, `failed_at` |
 ///
 /// and the sequence `fences`.
+///
+/// Migration 3 adds catalog coherence and poison isolation: `catalog` (one row, the
+/// `revision` every flow and policy save raises in its transaction), `aside` (`seq`,
+/// `order_id`, `reason`, `set_at`: orders set aside, which live, due, claim and purge
+/// queries leave out), and `work.woken` (an order woken while claimed stays ready at its
+/// release).
+///
+/// Migration 4 adds retention: `orders.completed_at`, when the order completed
+/// ([`OrderState::completed_at`], a wake key; null while it is live), with a partial index
+/// that [`Store::purge`] reads, filled in from the stored state for the rows already there.
 ///
 /// `orders` has partial indexes on its live orders and on its durable timers. `next_wake`
 /// holds [`OrderState::next_wake`] in milliseconds with the top bit flipped, so a signed
@@ -936,6 +979,7 @@ impl Store for PostgresStore {
         let revision = commit.state.revision as i64;
         let live = commit.state.has_live();
         let next_wake = commit.state.next_wake().map(wake_key);
+        let completed = commit.state.completed_at().map(wake_key);
         let state = self.encode("order", id, &commit.state)?;
         let journey = commit
             .journey
@@ -944,8 +988,9 @@ impl Store for PostgresStore {
             .collect::<Result<Vec<_>, _>>()?;
         let fence = lock(&self.leases).get(&commit.state.order.id).copied();
         let expected = commit.expected.map(|e| e as i64);
-        let mut params: Vec<&(dyn ToSql + Sync)> =
-            vec![&id, &revision, &state, &live, &next_wake, &journey];
+        let mut params: Vec<&(dyn ToSql + Sync)> = vec![
+            &id, &revision, &state, &live, &next_wake, &journey, &completed,
+        ];
         if let Some(expected) = &expected {
             params.push(expected);
         }
@@ -1010,6 +1055,22 @@ impl Store for PostgresStore {
             "listing due orders",
             &self.sql.due,
             &[&wake_key(now), &limit],
+        )
+        .await
+    }
+
+    /// One statement through the `completed_at` index; PostgreSQL's autovacuum reclaims
+    /// the space of the deleted rows for new ones.
+    async fn purge(
+        &self,
+        completed_before: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<OrderId>, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.read_ids(
+            "purging completed orders",
+            &self.sql.purge,
+            &[&wake_key(completed_before), &limit],
         )
         .await
     }
@@ -1389,6 +1450,7 @@ struct Queries {
     release: String,
     maintain: String,
     dead_letters: String,
+    purge: String,
     journey: String,
     live: String,
     due: String,
@@ -1432,8 +1494,8 @@ impl Queries {
             let write = if create {
                 format!(
                     "INSERT INTO {schema}.orders
-                         (id, revision, state, live, next_wake, journey_len)
-                     SELECT $1, $2, $3, $4, $5, cardinality($6::text[]) WHERE true{guard}
+                         (id, revision, state, live, next_wake, journey_len, completed_at)
+                     SELECT $1, $2, $3, $4, $5, cardinality($6::text[]), $7 WHERE true{guard}
                      ON CONFLICT (id) DO NOTHING
                      RETURNING id, 0::bigint AS base"
                 )
@@ -1441,8 +1503,9 @@ impl Queries {
                 format!(
                     "UPDATE {schema}.orders
                      SET revision = $2, state = $3, live = $4, next_wake = $5,
-                         journey_len = journey_len + cardinality($6::text[])
-                     WHERE id = $1 AND revision = $7{guard}
+                         journey_len = journey_len + cardinality($6::text[]),
+                         completed_at = $7
+                     WHERE id = $1 AND revision = $8{guard}
                      RETURNING id, journey_len - cardinality($6::text[]) AS base"
                 )
             };
@@ -1460,8 +1523,8 @@ impl Queries {
         Self {
             create: commit(true, None),
             update: commit(false, None),
-            create_fenced: commit(true, Some(7)),
-            update_fenced: commit(false, Some(8)),
+            create_fenced: commit(true, Some(8)),
+            update_fenced: commit(false, Some(9)),
             // The order is ready at once ($3: the earliest key); the notification goes out
             // when the transaction commits.
             enqueue: format!(
@@ -1605,6 +1668,32 @@ impl Queries {
                      ON CONFLICT (order_id) DO UPDATE SET ready_at = $2, woken = true
                  )
                  SELECT pg_notify($3, '')"
+            ),
+            // Completed orders ($1: the cutoff as a wake key), oldest first through the
+            // partial index, none with pending work (a work-list row: queued events, a
+            // timer, a lease). Rows locked by a commit in flight are skipped, and a row a
+            // commit changed meanwhile is checked again once locked. The journey, inbox and
+            // dead-letter rows go in the same statement.
+            purge: format!(
+                "WITH p AS (
+                     SELECT id FROM {schema}.orders o
+                     WHERE completed_at IS NOT NULL AND completed_at < $1
+                       AND NOT EXISTS (SELECT 1 FROM {schema}.work w WHERE w.order_id = o.id)
+                       AND NOT EXISTS (SELECT 1 FROM {schema}.aside a WHERE a.order_id = o.id)
+                     ORDER BY completed_at, id
+                     LIMIT $2
+                     FOR UPDATE SKIP LOCKED
+                 ), j AS (
+                     DELETE FROM {schema}.journeys WHERE order_id IN (SELECT id FROM p)
+                 ), i AS (
+                     DELETE FROM {schema}.inbox WHERE order_id IN (SELECT id FROM p)
+                 ), d AS (
+                     DELETE FROM {schema}.dead_letters WHERE order_id IN (SELECT id FROM p)
+                 ), o AS (
+                     DELETE FROM {schema}.orders WHERE id IN (SELECT id FROM p)
+                     RETURNING id, completed_at
+                 )
+                 SELECT id FROM o ORDER BY completed_at, id"
             ),
         }
     }

@@ -487,6 +487,29 @@ impl Store for SharedMemoryStore {
         self.wake(order).await?;
         Ok(true)
     }
+
+    /// Orders in the work list (queued events, a timer, a lease) stay; the dead letters of
+    /// those removed go with them. The queue stays locked throughout, so no claim or
+    /// enqueue comes between the check and the removal.
+    async fn purge(
+        &self,
+        completed_before: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<OrderId>, StoreError> {
+        let mut queue = self.shared.lock().await;
+        let purged = self
+            .shared
+            .store
+            .purge_except(completed_before, limit, |id| queue.work.contains_key(id));
+        if !purged.is_empty() && !queue.dead.is_empty() {
+            let gone: std::collections::HashSet<&OrderId> = purged.iter().collect();
+            queue.dead.retain(|(id, _)| !gone.contains(id));
+            if queue.dead.len() < queue.dead.capacity() / 4 {
+                queue.dead.shrink_to_fit();
+            }
+        }
+        Ok(purged)
+    }
 }
 
 #[async_trait]

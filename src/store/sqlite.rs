@@ -1,7 +1,8 @@
 //! The SQLite store: see [`SqliteStore`] for its design, schema and errors.
 
 use std::fmt;
-use std::path::Path;
+use std::fs::File;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
@@ -79,7 +80,14 @@ const MIGRATIONS: &[&str] = &[
         order_id TEXT NOT NULL UNIQUE,
         reason TEXT NOT NULL
     );",
+    // Retention: when an order completed (`OrderState::completed_at` as a wake key), null
+    // while it is live; filled in for the rows already there by `backfill_completion`.
+    "ALTER TABLE orders ADD COLUMN completed_at INTEGER;
+    CREATE INDEX orders_completed ON orders (completed_at) WHERE completed_at IS NOT NULL;",
 ];
+
+/// The migration after which `backfill_completion` runs, in the same transaction.
+const COMPLETION_MIGRATION: i64 = 3;
 
 /// The schema version this code writes.
 const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -88,12 +96,136 @@ type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
 type WriteOp = Box<dyn FnOnce(&Connection, &Path) -> Result<(), StoreError> + Send>;
 type ReadJob = Box<dyn FnOnce(&Connection, &Path) + Send>;
 
+/// The file a store opened, as the file system names it: device and inode. A store checks
+/// before each commit that its path still leads to this file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FileId {
+    #[cfg(unix)]
+    dev: u64,
+    #[cfg(unix)]
+    ino: u64,
+}
+
+impl FileId {
+    /// The file at `path` now (following symbolic links).
+    fn of(path: &Path) -> std::io::Result<Self> {
+        let meta = std::fs::metadata(path)?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::MetadataExt;
+            Ok(Self {
+                dev: meta.dev(),
+                ino: meta.ino(),
+            })
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = meta;
+            Ok(Self {})
+        }
+    }
+}
+
+/// What the writer checks before it commits: that the database file it has open is still
+/// the one at its path.
+struct Watch {
+    /// The absolute path, so a change of working directory changes nothing.
+    path: PathBuf,
+    opened: FileId,
+    /// Set once the file is found gone or replaced: every later write is refused.
+    lost: Option<String>,
+}
+
+impl Watch {
+    fn check(&mut self, shown: &Path) -> Result<(), StoreError> {
+        if self.lost.is_none() {
+            let problem = match FileId::of(&self.path) {
+                Ok(id) if id == self.opened => return Ok(()),
+                Ok(_) => "was replaced by another file",
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => "was deleted",
+                Err(_) => "can no longer be found",
+            };
+            self.lost = Some(format!(
+                "SQLite database {} {problem} while this store had it open; nothing more \
+                 is committed to the old file: stop the engine and open the database again",
+                shown.display()
+            ));
+        }
+        Err(StoreError::new(
+            StoreErrorKind::Refused,
+            self.lost.clone().unwrap_or_default(),
+        ))
+    }
+}
+
+/// Makes a store the one owner of its database file: an exclusive advisory lock (`flock`
+/// on Unix, `LockFileEx` on Windows) on a file beside the database, `<file>-lock`, held while
+/// the store is open. The operating system releases it when the process ends, however it
+/// ends, so a killed engine leaves nothing to clean up. The lock file itself stays, like
+/// SQLite's `-wal` and `-shm` files.
+fn take_ownership(path: &Path) -> Result<File, StoreError> {
+    let unavailable = |what: &str, e: std::io::Error| {
+        StoreError::new(
+            StoreErrorKind::Unavailable,
+            format!(
+                "cannot open SQLite database {} ({what}): check that its directory exists and \
+                 is writable: {e}",
+                path.display()
+            ),
+        )
+        .with_source(e)
+    };
+    // Every spelling of the path (relative, absolute, through a symbolic link) leads to
+    // one lock file.
+    let canonical = match std::fs::canonicalize(path) {
+        Ok(p) => p,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let parent = match path.parent() {
+                Some(p) if !p.as_os_str().is_empty() => p,
+                _ => Path::new("."),
+            };
+            let name = path
+                .file_name()
+                .ok_or_else(|| unavailable("it names no file", e))?;
+            std::fs::canonicalize(parent)
+                .map_err(|e| unavailable("finding its directory", e))?
+                .join(name)
+        }
+        Err(e) => return Err(unavailable("resolving its path", e)),
+    };
+    let mut lock_path = canonical.into_os_string();
+    lock_path.push("-lock");
+    let lock_path = PathBuf::from(lock_path);
+    let file = File::options()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&lock_path)
+        .map_err(|e| unavailable("creating its lock file", e))?;
+    match fs4::FileExt::try_lock(&file) {
+        Ok(()) => Ok(file),
+        Err(fs4::TryLockError::WouldBlock) => Err(StoreError::new(
+            StoreErrorKind::Refused,
+            format!(
+                "SQLite database {} is in use by another orderflow store, in this process or \
+                 another (it holds {}); one engine owns a database file at a time",
+                path.display(),
+                lock_path.display()
+            ),
+        )),
+        Err(fs4::TryLockError::Error(e)) => Err(unavailable("locking its lock file", e)),
+    }
+}
+
 /// One change for the writer thread and where to send its result.
 struct WriteJob {
     op: WriteOp,
     reply: Reply<()>,
     /// A catalog change: the catalog revision rises once its transaction commits.
     catalog: bool,
+    /// Runs outside any transaction, on its own (a checkpoint, `VACUUM`).
+    alone: bool,
 }
 
 /// A [`Store`] in one SQLite database file: durable, for an engine on one machine.
@@ -127,6 +259,19 @@ struct WriteJob {
 ///   `Ok` survives a crash or a power loss. `foreign_keys` are on, and a connection waits up
 ///   to 5 seconds for a lock another process holds before failing with
 ///   [`Unavailable`](StoreErrorKind::Unavailable).
+/// - **One owner per file.** [`SqliteStore::open`] takes an exclusive advisory lock on a
+///   file beside the database, `<file>-lock` (`flock` on Unix), and holds it until the store
+///   is dropped. A second store on the same file — in another process, or in this one, by
+///   whatever spelling of the path (relative, absolute, through a symbolic link) — is
+///   refused instead of writing beside the first. The operating system drops the lock with
+///   the process however it ends, so after a crash or a `SIGKILL` the next open succeeds.
+///   [`SqliteStore::open_read_only`] takes no lock: a tool may read a file an engine writes.
+/// - **A file that stays the file.** The store remembers which file it opened (device and
+///   inode). Before each transaction commits, the writer checks, with one `stat` per batch,
+///   that the path still leads to that file; if the file was deleted or renamed over, the
+///   transaction rolls back, the waiting writes fail, and so does every later one: nothing
+///   is acknowledged into a file nobody will read again. (The check needs Unix; elsewhere
+///   the lock is all there is.)
 ///
 /// # Schema
 ///
@@ -147,15 +292,27 @@ struct WriteJob {
 /// | `orders` | `id`, `revision`, `state` ([`OrderState`]), `live`, `next_wake` |
 /// | `journeys` | `order_id`, `seq`, `json` ([`StepRecord`]) |
 ///
-/// `orders` has partial indexes on its live orders and on its durable timers. `next_wake`
-/// holds [`OrderState::next_wake`] in milliseconds with the top bit flipped, so SQLite's
-/// signed integers sort every `u64` timestamp in order.
+/// Migration 2 adds `aside` (`seq`, `order_id`, `reason`): the orders set aside
+/// ([`Store::set_aside`]), which the live, due and next-timer queries leave out.
+///
+/// Migration 3 adds retention: `orders.completed_at`, when the order completed
+/// ([`OrderState::completed_at`], encoded as `next_wake`; null while it is live), with a
+/// partial index that [`Store::purge`] reads; the migration fills it in for the rows
+/// already there from their stored state.
+///
+/// `orders` has partial indexes on its live orders, its durable timers and its completed
+/// orders. `next_wake` holds [`OrderState::next_wake`] in milliseconds with the top bit
+/// flipped, so SQLite's signed integers sort every `u64` timestamp in order. A new file
+/// uses incremental auto-vacuum, so the pages a purge frees go back to the file system
+/// (see [`SqliteStore::vacuum`] for a file from before).
 ///
 /// # Errors
 ///
 /// A busy or locked database, an I/O error and a file that cannot be opened are
 /// [`Unavailable`](StoreErrorKind::Unavailable) (worth retrying); a read-only file, a full
-/// disk or a newer schema are [`Refused`](StoreErrorKind::Refused); a file that is not a
+/// disk, a newer schema, a file another store owns, and a file deleted or replaced under a
+/// running store are [`Refused`](StoreErrorKind::Refused) (not worth retrying as they are:
+/// someone must stop the other engine, or reopen the file); a file that is not a
 /// database, a damaged one, and stored rows that no longer decode are
 /// [`Corrupt`](StoreErrorKind::Corrupt). Each message names the file. If a store thread ends
 /// (it panicked), every later call fails with `Unavailable` instead of waiting.
@@ -199,6 +356,8 @@ pub struct SqliteStore {
     /// The catalog revision: this process is the file's one writer, so it counts its own
     /// catalog saves.
     catalog: Arc<AtomicU64>,
+    /// The ownership lock; released (dropped) after the threads have stopped.
+    _owner: Option<File>,
 }
 
 impl fmt::Debug for SqliteStore {
@@ -212,7 +371,7 @@ impl fmt::Debug for SqliteStore {
 
 impl SqliteStore {
     /// Opens the database file at `path`, creating it if it does not exist, and brings its
-    /// schema up to date.
+    /// schema up to date. The store owns the file until it is dropped (see the type docs).
     ///
     /// Blocks while it opens the file and migrates (briefly; call it before serving, or from
     /// a blocking task).
@@ -221,9 +380,11 @@ impl SqliteStore {
     ///
     /// [`Corrupt`](StoreErrorKind::Corrupt) for a file that is not a SQLite database;
     /// [`Refused`](StoreErrorKind::Refused) for a database written by a newer version of
-    /// this crate, a database of another application, or one that cannot be switched to WAL
-    /// (an in-memory path); [`Unavailable`](StoreErrorKind::Unavailable) when the file cannot
-    /// be opened or is locked.
+    /// this crate, a database of another application, one that cannot be switched to WAL
+    /// (an in-memory path), or one another [`SqliteStore`] has open, in this process or
+    /// another (the message names the file);
+    /// [`Unavailable`](StoreErrorKind::Unavailable) when the file cannot be opened or is
+    /// locked by a transaction.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
         Self::start(path.as_ref(), false)
     }
@@ -242,6 +403,14 @@ impl SqliteStore {
 
     fn start(path: &Path, read_only: bool) -> Result<Self, StoreError> {
         let path: Arc<Path> = Arc::from(path);
+        // A reader takes no lock: a tool may inspect a file an engine is writing. An
+        // in-memory path has no file to own (and is refused below: it cannot use WAL).
+        let in_memory = path.as_os_str().is_empty() || path.as_os_str() == ":memory:";
+        let owner = if read_only || in_memory {
+            None
+        } else {
+            Some(take_ownership(&path)?)
+        };
         let writer_conn = if read_only {
             let conn = connect(&path, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
             check_schema(&conn, &path)?;
@@ -251,6 +420,11 @@ impl SqliteStore {
                 &path,
                 OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE,
             )?;
+            // Takes effect in a new file only, and only before its first page is written
+            // (switching to WAL writes it): pages freed by a purge then go back to the file
+            // system. An older file changes at its next `VACUUM`.
+            conn.pragma_update(None, "auto_vacuum", "INCREMENTAL")
+                .map_err(|e| sql_error(&path, "setting auto_vacuum", e))?;
             let mode: String = conn
                 .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
                 .map_err(|e| sql_error(&path, "opening it in WAL mode", e))?;
@@ -269,6 +443,20 @@ impl SqliteStore {
             migrate(&conn, &path)?;
             conn
         };
+        let watch = Watch {
+            path: std::path::absolute(&path).unwrap_or_else(|_| path.to_path_buf()),
+            opened: FileId::of(&path).map_err(|e| {
+                StoreError::new(
+                    StoreErrorKind::Unavailable,
+                    format!(
+                        "cannot read what SQLite database {} is: {e}",
+                        path.display()
+                    ),
+                )
+                .with_source(e)
+            })?,
+            lost: None,
+        };
         let reader_conn = connect(&path, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
         reader_conn
             .pragma_update(None, "query_only", true)
@@ -284,6 +472,7 @@ impl SqliteStore {
             threads: Vec::with_capacity(2),
             transactions: transactions.clone(),
             catalog: Arc::new(AtomicU64::new(0)),
+            _owner: owner,
         };
         let spawn_error = |e: std::io::Error| {
             StoreError::new(
@@ -301,6 +490,7 @@ impl SqliteStore {
                     write_loop(
                         writer_conn,
                         &writer_path,
+                        watch,
                         &writer_rx,
                         &transactions,
                         &catalog,
@@ -367,6 +557,36 @@ impl SqliteStore {
         ))
     }
 
+    /// Rewrites the whole file without its free pages (SQLite's `VACUUM`) and switches a
+    /// file created by an older version of this crate to incremental auto-vacuum, after
+    /// which [`Store::purge`] gives the pages it frees back on its own. Slow on a large
+    /// database (it copies every page) and it needs free disk space of the file's size;
+    /// commits wait while it runs.
+    ///
+    /// # Errors
+    ///
+    /// As any write: [`Refused`](StoreErrorKind::Refused) on a full disk or a read-only
+    /// store, [`Unavailable`](StoreErrorKind::Unavailable) on an I/O error.
+    pub async fn vacuum(&self) -> Result<(), StoreError> {
+        self.write_alone(|conn, path| {
+            conn.execute_batch("PRAGMA auto_vacuum = INCREMENTAL; VACUUM;")
+                .map_err(|e| sql_error(path, "vacuuming", e))
+        })
+        .await?;
+        self.checkpoint().await
+    }
+
+    /// Copies the write-ahead log into the database file and truncates the log. Readers
+    /// in the middle of a read can keep the log from being truncated; it then shrinks at
+    /// a later checkpoint.
+    async fn checkpoint(&self) -> Result<(), StoreError> {
+        self.write_alone(|conn, path| {
+            conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+                .map_err(|e| sql_error(path, "checkpointing the write-ahead log", e))
+        })
+        .await
+    }
+
     /// Runs `f` on the reader thread.
     async fn read<T: Send + 'static>(
         &self,
@@ -389,7 +609,7 @@ impl SqliteStore {
         &self,
         op: impl FnOnce(&Connection, &Path) -> Result<(), StoreError> + Send + 'static,
     ) -> Result<(), StoreError> {
-        self.write_job(op, false).await
+        self.send_write(Box::new(op), false, false).await
     }
 
     /// Queues a catalog change: the writer raises the catalog revision once its batch is
@@ -398,18 +618,23 @@ impl SqliteStore {
         &self,
         op: impl FnOnce(&Connection, &Path) -> Result<(), StoreError> + Send + 'static,
     ) -> Result<(), StoreError> {
-        self.write_job(op, true).await
+        self.send_write(Box::new(op), false, true).await
     }
 
-    async fn write_job(
+    /// Runs `op` on the writer's connection outside any transaction, between batches.
+    async fn write_alone(
         &self,
         op: impl FnOnce(&Connection, &Path) -> Result<(), StoreError> + Send + 'static,
-        catalog: bool,
     ) -> Result<(), StoreError> {
+        self.send_write(Box::new(op), true, false).await
+    }
+
+    async fn send_write(&self, op: WriteOp, alone: bool, catalog: bool) -> Result<(), StoreError> {
         let (reply, rx) = oneshot::channel();
         let job = WriteJob {
-            op: Box::new(op),
+            op,
             reply,
+            alone,
             catalog,
         };
         self.writer
@@ -592,6 +817,7 @@ impl Store for SqliteStore {
         let revision = commit.state.revision as i64;
         let live = commit.state.has_live();
         let next_wake = commit.state.next_wake().map(wake_key);
+        let completed = commit.state.completed_at().map(wake_key);
         let state = encode(&self.path, "order", &id, &commit.state)?;
         let journey = commit
             .journey
@@ -604,17 +830,22 @@ impl Store for SqliteStore {
             let changed = match expected {
                 None => conn
                     .prepare_cached(
-                        "INSERT INTO orders (id, revision, state, live, next_wake)
-                         VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (id) DO NOTHING",
-                    )
-                    .and_then(|mut s| s.execute(params![id, revision, state, live, next_wake])),
-                Some(expected) => conn
-                    .prepare_cached(
-                        "UPDATE orders SET revision = ?2, state = ?3, live = ?4, next_wake = ?5
-                         WHERE id = ?1 AND revision = ?6",
+                        "INSERT INTO orders (id, revision, state, live, next_wake, completed_at)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (id) DO NOTHING",
                     )
                     .and_then(|mut s| {
-                        s.execute(params![id, revision, state, live, next_wake, expected])
+                        s.execute(params![id, revision, state, live, next_wake, completed])
+                    }),
+                Some(expected) => conn
+                    .prepare_cached(
+                        "UPDATE orders SET revision = ?2, state = ?3, live = ?4, next_wake = ?5,
+                             completed_at = ?6
+                         WHERE id = ?1 AND revision = ?7",
+                    )
+                    .and_then(|mut s| {
+                        s.execute(params![
+                            id, revision, state, live, next_wake, completed, expected
+                        ])
                     }),
             }
             .map_err(sql)?;
@@ -695,6 +926,69 @@ impl Store for SqliteStore {
             .map_err(|e| sql_error(path, "listing due orders", e))
         })
         .await
+    }
+
+    /// Deletes the orders and their journey rows in one transaction (through the
+    /// `completed_at` index), frees the pages they held (`incremental_vacuum`), then
+    /// checkpoints the write-ahead log and truncates it, so the files shrink back. A file
+    /// created before this version does not give pages back until [`SqliteStore::vacuum`]
+    /// (it reuses them for new orders meanwhile).
+    async fn purge(
+        &self,
+        completed_before: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<OrderId>, StoreError> {
+        let before = wake_key(completed_before);
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let (tx, rx) = std::sync::mpsc::channel();
+        self.write(move |conn, path| {
+            let sql = |e| sql_error(path, "purging completed orders", e);
+            let ids: Vec<String> = conn
+                .prepare_cached(
+                    "SELECT id FROM orders
+                     WHERE completed_at IS NOT NULL AND completed_at < ?1
+                     AND id NOT IN (SELECT order_id FROM aside)
+                     ORDER BY completed_at, id LIMIT ?2",
+                )
+                .and_then(|mut stmt| {
+                    stmt.query_map(params![before, limit], |row| row.get(0))?
+                        .collect()
+                })
+                .map_err(sql)?;
+            if !ids.is_empty() {
+                let mut journeys = conn
+                    .prepare_cached("DELETE FROM journeys WHERE order_id = ?1")
+                    .map_err(sql)?;
+                let mut orders = conn
+                    .prepare_cached("DELETE FROM orders WHERE id = ?1")
+                    .map_err(sql)?;
+                for id in &ids {
+                    journeys.execute([id]).map_err(sql)?;
+                    orders.execute([id]).map_err(sql)?;
+                }
+                // It frees one page per row it returns: step it to the end.
+                conn.prepare_cached("PRAGMA incremental_vacuum")
+                    .and_then(|mut stmt| {
+                        let mut rows = stmt.query([])?;
+                        while rows.next()?.is_some() {}
+                        Ok(())
+                    })
+                    .map_err(sql)?;
+            }
+            let _ = tx.send(ids);
+            Ok(())
+        })
+        .await?;
+        let purged: Vec<OrderId> = rx
+            .try_recv()
+            .unwrap_or_default()
+            .into_iter()
+            .map(OrderId::from)
+            .collect();
+        if !purged.is_empty() {
+            self.checkpoint().await?;
+        }
+        Ok(purged)
     }
 
     async fn next_due(&self) -> Result<Option<Timestamp>, StoreError> {
@@ -828,21 +1122,39 @@ fn freeze(
 fn write_loop(
     mut conn: Connection,
     path: &Path,
+    mut watch: Watch,
     jobs: &mpsc::Receiver<WriteJob>,
     transactions: &AtomicU64,
     catalog: &AtomicU64,
 ) {
-    while let Ok(first) = jobs.recv() {
+    let mut held: Option<WriteJob> = None;
+    loop {
+        let first = match held.take() {
+            Some(job) => job,
+            None => match jobs.recv() {
+                Ok(job) => job,
+                Err(_) => break,
+            },
+        };
+        if first.alone {
+            let result = watch.check(path).and_then(|()| (first.op)(&conn, path));
+            let _ = first.reply.send(result);
+            continue;
+        }
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
             match jobs.try_recv() {
+                Ok(job) if job.alone => {
+                    held = Some(job);
+                    break;
+                }
                 Ok(job) => batch.push(job),
                 Err(_) => break,
             }
         }
         let catalogs: Vec<bool> = batch.iter().map(|j| j.catalog).collect();
         let (ops, replies): (Vec<_>, Vec<_>) = batch.into_iter().map(|j| (j.op, j.reply)).unzip();
-        let results = match apply_batch(&mut conn, path, ops) {
+        let results = match apply_batch(&mut conn, path, &mut watch, ops) {
             Ok((results, committed)) => {
                 if committed {
                     transactions.fetch_add(1, Ordering::Relaxed);
@@ -875,6 +1187,7 @@ fn write_loop(
 fn apply_batch(
     conn: &mut Connection,
     path: &Path,
+    watch: &mut Watch,
     ops: Vec<WriteOp>,
 ) -> Result<(Vec<Result<(), StoreError>>, bool), StoreError> {
     let what = "writing a transaction";
@@ -906,6 +1219,12 @@ fn apply_batch(
     if applied == 0 {
         tx.rollback().map_err(sql)?;
     } else {
+        // One stat per batch: a file deleted or renamed over since it was opened gets no
+        // acknowledgement for writes nobody would read.
+        if let Err(e) = watch.check(path) {
+            tx.rollback().map_err(sql)?;
+            return Err(e);
+        }
         tx.commit().map_err(sql)?;
     }
     Ok((results, applied > 0))
@@ -984,14 +1303,23 @@ fn migrate(conn: &Connection, path: &Path) -> Result<(), StoreError> {
     while version < SCHEMA_VERSION {
         let next = version + 1;
         let sql = MIGRATIONS[(next - 1) as usize];
-        let script = format!(
-            "BEGIN IMMEDIATE;
-             {sql}
-             PRAGMA application_id = {APPLICATION_ID};
-             PRAGMA user_version = {next};
-             COMMIT;"
-        );
-        if let Err(e) = conn.execute_batch(&script) {
+        let result = conn
+            .execute_batch(&format!("BEGIN IMMEDIATE; {sql}"))
+            .and_then(|()| {
+                if next == COMPLETION_MIGRATION {
+                    backfill_completion(conn)
+                } else {
+                    Ok(())
+                }
+            })
+            .and_then(|()| {
+                conn.execute_batch(&format!(
+                    "PRAGMA application_id = {APPLICATION_ID};
+                     PRAGMA user_version = {next};
+                     COMMIT;"
+                ))
+            });
+        if let Err(e) = result {
             if !conn.is_autocommit() {
                 let _ = conn.execute_batch("ROLLBACK");
             }
@@ -1008,6 +1336,23 @@ fn migrate(conn: &Connection, path: &Path) -> Result<(), StoreError> {
             ));
         }
         version = next;
+    }
+    Ok(())
+}
+
+/// Fills in `completed_at` for the orders stored before it existed. A row that does not
+/// decode keeps it null (it is never purged) rather than blocking the migration; reading
+/// it fails as before.
+fn backfill_completion(conn: &Connection) -> rusqlite::Result<()> {
+    let rows: Vec<(String, String)> = conn
+        .prepare("SELECT id, state FROM orders WHERE live = 0")?
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    let mut update = conn.prepare("UPDATE orders SET completed_at = ?2 WHERE id = ?1")?;
+    for (id, state) in rows {
+        if let Ok(state) = serde_json::from_str::<OrderState>(&state) {
+            update.execute(params![id, state.completed_at().map(wake_key)])?;
+        }
     }
     Ok(())
 }

@@ -36,6 +36,7 @@
 //! | `concurrent_commits_to_one_order` | of 20 concurrent commits naming the same `expected`, exactly one lands; the rest fail with `Conflict` |
 //! | `catalog_revision_rises` | every `save_flow` and `save_policy` raises `catalog_revision`; order commits leave it as it is |
 //! | `set_aside_orders_leave_background_work` | a set-aside order (stored or not) is listed with its reason, oldest first, and is in neither `live_orders`, `due` nor `next_due` — also after later commits to it — until `restore`, which puts it back as its state says; its state and journey stay |
+//! | `purge_removes_completed_orders` | `purge` removes, oldest first and up to `limit`, the orders whose `completed_at()` is before the cutoff, with their journeys; live, failed, timed and later-completed orders stay; a removed id can be created anew |
 //!
 //! Timestamps stay below `i64::MAX` and revisions below `2^53`, so a backend storing them
 //! as SQL integers or JSON numbers passes.
@@ -98,6 +99,7 @@ where
     concurrent_commits_to_one_order(&make()).await;
     catalog_revision_rises(&make()).await;
     set_aside_orders_leave_background_work(&make()).await;
+    purge_removes_completed_orders(&make()).await;
 }
 
 pub use shared::check_shared_store;
@@ -1679,5 +1681,158 @@ async fn set_aside_orders_leave_background_work(store: &dyn Store) {
         "set_aside_orders() after restore",
         c.ok("set_aside_orders()", store.set_aside_orders().await),
         vec![SetAside::new("A-NEVER-STORED".into(), "first event")],
+    );
+}
+
+/// An order at `revision` whose one execution ended at `T+ended`, with timeline entries at
+/// `T+events`.
+fn completed(id: &str, revision: u64, ended: u64, events: &[u64]) -> OrderState {
+    let mut state = running(id, revision, Vec::new());
+    state.executions[0].ended = Some(at(ended));
+    for (&ms, seq) in events.iter().zip(1u64..) {
+        state.timeline.push(from_json(
+            "timeline entry",
+            json!({
+                "seq": seq,
+                "id": EventId::from(format!("{id}-evt-{seq}")),
+                "kind": EventKind::from("Custom"),
+                "record": null,
+                "at": at(ms),
+                "raised_by": null,
+            }),
+        ));
+    }
+    state
+}
+
+async fn purge_removes_completed_orders(store: &dyn Store) {
+    let c = Check("purge_removes_completed_orders");
+    let states = [
+        running("R-WAITING", 1, vec![token(0, TokenStatus::Waiting, None)]),
+        running("R-FAILED", 1, vec![token(0, TokenStatus::Failed, None)]),
+        timed("R-RETRYING", 1, &[100]),
+        timed("R-READY", 1, &[]),
+        completed("R-OLD-1", 1, 100, &[]),
+        // Completed at its last event, after its execution ended.
+        completed("R-OLD-2", 1, 200, &[50, 400]),
+        completed("R-OLD-3", 1, 300, &[]),
+        completed("R-REVIVED", 1, 150, &[]),
+        // Its execution ended before the cutoff, its last event came after.
+        completed("R-LATE-EVENT", 1, 100, &[600]),
+        completed("R-NEW", 1, 1_000, &[]),
+    ];
+    for state in &states {
+        let what = format!("creating commit of {}", state.id());
+        let journey = vec![step(state.id().as_str(), "Validate")];
+        c.commit(store, &what, Commit::new(None, state.clone(), journey))
+            .await;
+    }
+    c.commit(
+        store,
+        "commit making R-REVIVED live again",
+        Commit::new(Some(1), timed("R-REVIVED", 2, &[]), Vec::new()),
+    )
+    .await;
+
+    let purge = |before: u64, limit: usize| async move {
+        c.ok(
+            &format!("purge(T+{before}, {limit})"),
+            store.purge(at(before), limit).await,
+        )
+    };
+    c.eq("purge(T+500, 0)", purge(500, 0).await, Vec::new());
+    c.eq(
+        "purge(T+500, 2): the two oldest completed orders",
+        purge(500, 2).await,
+        ids(&["R-OLD-1", "R-OLD-3"]),
+    );
+    c.eq(
+        "purge(T+500, 10): the rest completed before the cutoff",
+        purge(500, 10).await,
+        ids(&["R-OLD-2"]),
+    );
+    c.eq("purge(T+500, 10) again", purge(500, 10).await, Vec::new());
+    for gone in ["R-OLD-1", "R-OLD-2", "R-OLD-3"] {
+        c.eq(
+            &format!("load({gone}) after purge"),
+            c.load(store, gone).await,
+            None,
+        );
+        c.eq(
+            &format!("journey({gone}) after purge"),
+            c.journey(store, gone).await,
+            Vec::new(),
+        );
+    }
+    for kept in states.iter().map(|s| s.id().as_str()) {
+        if kept.starts_with("R-OLD") {
+            continue;
+        }
+        if c.load(store, kept).await.is_none() {
+            c.fail(&format!("load({kept}) after purge"), "it was purged");
+        }
+        c.eq(
+            &format!("journey({kept}) after purge"),
+            c.journey(store, kept).await.len(),
+            1,
+        );
+    }
+    c.eq(
+        "live_orders() after purge",
+        c.live(store).await,
+        id_set(&[
+            "R-WAITING",
+            "R-FAILED",
+            "R-RETRYING",
+            "R-READY",
+            "R-REVIVED",
+        ]),
+    );
+    c.eq(
+        "due(T+100, 10) after purge",
+        c.due(store, 100, 10).await,
+        ids(&["R-RETRYING"]),
+    );
+
+    // A later cutoff takes the later ones; live orders stay whatever the cutoff.
+    c.eq(
+        "purge(T+10^9, 10)",
+        purge(1_000_000_000, 10).await,
+        ids(&["R-LATE-EVENT", "R-NEW"]),
+    );
+    c.eq(
+        "live_orders() after purging everything completed",
+        c.live(store).await,
+        id_set(&[
+            "R-WAITING",
+            "R-FAILED",
+            "R-RETRYING",
+            "R-READY",
+            "R-REVIVED",
+        ]),
+    );
+
+    // A purged order is gone: a commit computed from it conflicts, a new one takes its id.
+    c.conflict(
+        "commit to purged R-OLD-1 expecting revision 1",
+        store
+            .commit(Commit::new(Some(1), idle("R-OLD-1", 2), Vec::new()))
+            .await,
+    );
+    c.commit(
+        store,
+        "creating commit of a new R-OLD-1",
+        Commit::new(None, idle("R-OLD-1", 1), vec![step("R-OLD-1", "Again")]),
+    )
+    .await;
+    c.eq(
+        "load(R-OLD-1) after it came back",
+        c.load(store, "R-OLD-1").await,
+        Some(idle("R-OLD-1", 1)),
+    );
+    c.eq(
+        "journey(R-OLD-1) after it came back",
+        c.journey(store, "R-OLD-1").await,
+        vec![step("R-OLD-1", "Again")],
     );
 }

@@ -403,6 +403,15 @@ impl Store for FaultyStore {
         self.run("restore", Some(order), self.inner.restore(order))
             .await
     }
+
+    async fn purge(
+        &self,
+        completed_before: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<OrderId>, StoreError> {
+        self.run("purge", None, self.inner.purge(completed_before, limit))
+            .await
+    }
 }
 
 #[cfg(test)]

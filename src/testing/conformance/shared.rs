@@ -290,4 +290,54 @@ where
         }
     }
     assert_eq!(seen.len(), 200, "every ready order was claimed");
+
+    // Retention: a completed order with pending work (a queued event, a lease) stays; once
+    // it has none it goes, with its dead letters.
+    let purged = |list: Vec<OrderId>| list.contains(&OrderId::from("RET-1"));
+    a.enqueue(&new_order("RET-1")).await.unwrap();
+    let held = a.claim(now, 10, lease).await.unwrap();
+    assert_eq!(held.len(), 1, "the retention order is claimed");
+    let held = held[0].clone();
+    a.commit(Commit::new(
+        None,
+        OrderState::new(Order::new("RET-1")),
+        Vec::new(),
+    ))
+    .await
+    .unwrap();
+    let first = a.inbox(&held, 10).await.unwrap();
+    a.consume(&held, first[0].seq, Some("cannot be processed"))
+        .await
+        .unwrap();
+    assert!(
+        !purged(a.purge(now, 1_000).await.unwrap()),
+        "an order under a lease is not purged"
+    );
+    b.enqueue(&Event::new(
+        "RET-1-e2",
+        EventKind::from("Custom"),
+        OrderId::from("RET-1"),
+    ))
+    .await
+    .unwrap();
+    a.release(&held).await.unwrap();
+    assert!(
+        !purged(b.purge(now, 1_000).await.unwrap()),
+        "an order with a queued event is not purged"
+    );
+    let held = b.claim(now, 10, lease).await.unwrap().remove(0);
+    for q in b.inbox(&held, 10).await.unwrap() {
+        b.consume(&held, q.seq, None).await.unwrap();
+    }
+    b.release(&held).await.unwrap();
+    assert_eq!(a.dead_letters(&held.order).await.unwrap().len(), 1);
+    assert!(
+        purged(a.purge(now, 1_000).await.unwrap()),
+        "a completed order with no pending work is purged"
+    );
+    assert!(a.load(&held.order).await.unwrap().is_none());
+    assert!(
+        a.dead_letters(&held.order).await.unwrap().is_empty(),
+        "its dead letters went with it"
+    );
 }
