@@ -15,7 +15,7 @@
 mod common;
 
 use std::collections::HashSet;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -73,20 +73,13 @@ async fn chaos_child() {
 }
 
 fn spawn_child(url: &str, schema: &str) -> Child {
-    Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "chaos_child",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env("ORDERFLOW_PG_URL", url)
-        .env("ORDERFLOW_CHAOS_SCHEMA", schema)
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("the child starts")
+    common::spawn_test_child(
+        "chaos_child",
+        &[
+            ("ORDERFLOW_PG_URL", url),
+            ("ORDERFLOW_CHAOS_SCHEMA", schema),
+        ],
+    )
 }
 
 fn returns_flow() -> Flow {

@@ -4,20 +4,23 @@
 //! interleaving may strand an execution: once every call has returned, a flow that is not
 //! paused has no path ready to move that nobody will run.
 
+mod common;
+
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use common::{pen_order as new_order, shipped};
 use orderflow::clock::{Clock, ManualClock, Timestamp};
-use orderflow::document::{Order, OrderId, OrderLine};
+use orderflow::document::OrderId;
 use orderflow::engine::Config;
 use orderflow::execution::{ExecutionStatus, TokenStatus};
-use orderflow::flow::{ActionStep, Flow, FlowStatus, RetryPolicy};
+use orderflow::flow::{FlowStatus, RetryPolicy};
 use orderflow::testing::provider::ScriptedProvider;
 use orderflow::testing::store::FaultyStore;
-use orderflow::{ActionKind, Engine, Event, EventKind, MemoryStore, Store};
+use orderflow::{Engine, MemoryStore, Store};
 
 struct World {
     clock: ManualClock,
@@ -55,34 +58,6 @@ impl World {
     }
 }
 
-/// New order → to ERP, then on Shipped → invoice.
-fn flow(version: semver::Version) -> Flow {
-    Flow::builder("Ship and bill")
-        .version(version)
-        .steps(|s| {
-            s.action(
-                ActionStep::new("To ERP", ActionKind::SendToFulfillmentErp)
-                    .input_event(EventKind::NEW_ORDER)
-                    .provider("ERP"),
-            )
-            .action(
-                ActionStep::new("Invoice when shipped", ActionKind::SendToInvoice)
-                    .input_event(EventKind::SHIPPED)
-                    .provider("Billing"),
-            )
-        })
-        .build()
-        .unwrap()
-}
-
-fn new_order(id: &str) -> Event {
-    Event::new_order(Order::new(id).with_line(OrderLine::new("1", "Surface Pen", 2)))
-}
-
-fn shipped(id: &str) -> Event {
-    Event::new(format!("shipped-{id}"), EventKind::SHIPPED, id)
-}
-
 /// Orders with a path ready to move.
 async fn stranded(engine: &Engine, orders: &[String]) -> Vec<String> {
     let mut out = Vec::new();
@@ -109,7 +84,10 @@ async fn a_stop_racing_a_pause_runs_what_queued_while_paused() {
     let world = World::new();
     let engine = world.engine().await;
     engine
-        .create_flow(flow(semver::Version::new(1, 0, 0)))
+        .create_flow(common::ship_and_bill(
+            "Ship and bill",
+            semver::Version::new(1, 0, 0),
+        ))
         .await
         .unwrap();
     engine.publish("Ship and bill").await.unwrap();
@@ -158,7 +136,10 @@ async fn a_new_order_committed_after_a_resume_listed_the_live_orders_still_runs(
     let world = World::new();
     let engine = world.engine().await;
     engine
-        .create_flow(flow(semver::Version::new(1, 0, 0)))
+        .create_flow(common::ship_and_bill(
+            "Ship and bill",
+            semver::Version::new(1, 0, 0),
+        ))
         .await
         .unwrap();
     engine.publish("Ship and bill").await.unwrap();
@@ -193,7 +174,10 @@ async fn a_resume_dropped_after_its_save_is_finished_by_the_timer_worker() {
     let world = World::new();
     let engine = world.engine().await;
     engine
-        .create_flow(flow(semver::Version::new(1, 0, 0)))
+        .create_flow(common::ship_and_bill(
+            "Ship and bill",
+            semver::Version::new(1, 0, 0),
+        ))
         .await
         .unwrap();
     engine.publish("Ship and bill").await.unwrap();
@@ -269,7 +253,10 @@ async fn no_interleaving_of_lifecycle_calls_and_submits_strands_an_execution() {
         world.store.yielding(true);
         let engine = world.engine().await;
         engine
-            .create_flow(flow(semver::Version::new(1, 0, 0)))
+            .create_flow(common::ship_and_bill(
+                "Ship and bill",
+                semver::Version::new(1, 0, 0),
+            ))
             .await
             .unwrap();
         engine.publish("Ship and bill").await.unwrap();
@@ -293,9 +280,12 @@ async fn no_interleaving_of_lifecycle_calls_and_submits_strands_an_execution() {
             })),
             Box::pin(jitter(seed ^ 4, async move {
                 let _ = e.stop("Ship and bill").await;
-                if e.update_flow(flow(semver::Version::new(1, 1, 0)))
-                    .await
-                    .is_ok()
+                if e.update_flow(common::ship_and_bill(
+                    "Ship and bill",
+                    semver::Version::new(1, 1, 0),
+                ))
+                .await
+                .is_ok()
                 {
                     let _ = e.publish("Ship and bill").await;
                 }

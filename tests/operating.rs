@@ -4,13 +4,17 @@
 //! each other, a provider call in flight while the order is read, an order flooded with
 //! events.
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
+
+use common::{pen_order as new_order, shipped};
 
 use futures::FutureExt;
 use orderflow::ErrorKind;
 use orderflow::clock::{Clock, ManualClock, Timestamp};
-use orderflow::document::{Order, OrderId, OrderLine};
+use orderflow::document::{Order, OrderId};
 use orderflow::engine::Config;
 use orderflow::execution::ExecutionStatus;
 use orderflow::flow::{ActionStep, Flow, FlowStatus, RetryPolicy};
@@ -22,37 +26,6 @@ use orderflow::{ActionKind, Engine, Error, Event, EventKind, MemoryStore, Policy
 
 fn clock() -> ManualClock {
     ManualClock::new(Timestamp::from_millis(1_000))
-}
-
-fn new_order(id: &str) -> Event {
-    Event::new_order(
-        Order::new(id)
-            .with_ship_to_country("US")
-            .with_line(OrderLine::new("1", "Surface Pen", 2)),
-    )
-}
-
-fn shipped(id: &str) -> Event {
-    Event::new(format!("shipped-{id}"), EventKind::SHIPPED, id)
-}
-
-/// New order → to ERP, then on Shipped → invoice.
-fn ship_and_bill(name: &str) -> Flow {
-    Flow::builder(name)
-        .steps(|s| {
-            s.action(
-                ActionStep::new("To ERP", ActionKind::SendToFulfillmentErp)
-                    .input_event(EventKind::NEW_ORDER)
-                    .provider("ERP"),
-            )
-            .action(
-                ActionStep::new("Invoice when shipped", ActionKind::SendToInvoice)
-                    .input_event(EventKind::SHIPPED)
-                    .provider("Billing"),
-            )
-        })
-        .build()
-        .unwrap()
 }
 
 struct Providers {
@@ -129,7 +102,12 @@ async fn an_instance_built_before_a_publish_runs_the_new_flow() {
     // Both instances start on an empty catalog.
     let a = shared_engine(&store, &clock, &p).await;
     let b = shared_engine(&store, &clock, &p).await;
-    b.create_flow(ship_and_bill("Ship and bill")).await.unwrap();
+    b.create_flow(common::ship_and_bill(
+        "Ship and bill",
+        semver::Version::new(1, 0, 0),
+    ))
+    .await
+    .unwrap();
     b.publish("Ship and bill").await.unwrap();
 
     a.enqueue(new_order("SO-1")).await.unwrap();
@@ -155,7 +133,12 @@ async fn a_pause_through_one_instance_holds_on_the_other_until_resumed_there() {
     let store = SharedMemoryStore::new(clock.clone());
     let a = shared_engine(&store, &clock, &p).await;
     let b = shared_engine(&store, &clock, &p).await;
-    a.create_flow(ship_and_bill("Ship and bill")).await.unwrap();
+    a.create_flow(common::ship_and_bill(
+        "Ship and bill",
+        semver::Version::new(1, 0, 0),
+    ))
+    .await
+    .unwrap();
     a.publish("Ship and bill").await.unwrap();
     a.enqueue(new_order("SO-1")).await.unwrap();
     work(&a).await;
@@ -187,7 +170,12 @@ async fn a_republish_through_one_instance_starts_the_new_version_on_another() {
     let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
     let a = engine_on(store.clone(), &clock, &p).await;
     let b = engine_on(store.clone(), &clock, &p).await;
-    a.create_flow(ship_and_bill("Ship and bill")).await.unwrap();
+    a.create_flow(common::ship_and_bill(
+        "Ship and bill",
+        semver::Version::new(1, 0, 0),
+    ))
+    .await
+    .unwrap();
     a.publish("Ship and bill").await.unwrap();
     a.submit(new_order("SO-1")).await.unwrap();
 
@@ -452,7 +440,10 @@ async fn reads_do_not_wait_behind_a_provider_call_in_flight() {
     let p = Providers::new(&clock);
     let engine = engine_on(Arc::new(MemoryStore::new()), &clock, &p).await;
     engine
-        .create_flow(ship_and_bill("Ship and bill"))
+        .create_flow(common::ship_and_bill(
+            "Ship and bill",
+            semver::Version::new(1, 0, 0),
+        ))
         .await
         .unwrap();
     engine.publish("Ship and bill").await.unwrap();

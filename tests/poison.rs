@@ -6,40 +6,21 @@
 
 #![cfg(feature = "sqlite")]
 
+mod common;
+
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::pen_order as new_order;
 use orderflow::clock::{Clock, ManualClock, Timestamp};
-use orderflow::document::{Order, OrderId, OrderLine};
+use orderflow::document::OrderId;
 use orderflow::engine::Config;
 use orderflow::execution::ExecutionStatus;
-use orderflow::flow::{ActionStep, Flow, RetryPolicy};
+use orderflow::flow::RetryPolicy;
 use orderflow::store::SqliteStore;
 use orderflow::testing::provider::{Behavior, ScriptedProvider};
-use orderflow::{ActionKind, Engine, Event, EventKind};
-
-fn flow(name: &str) -> Flow {
-    Flow::builder(name)
-        .steps(|s| {
-            s.action(
-                ActionStep::new("To ERP", ActionKind::SendToFulfillmentErp)
-                    .input_event(EventKind::NEW_ORDER)
-                    .provider("ERP"),
-            )
-            .action(
-                ActionStep::new("Invoice when shipped", ActionKind::SendToInvoice)
-                    .input_event(EventKind::SHIPPED)
-                    .provider("Billing"),
-            )
-        })
-        .build()
-        .unwrap()
-}
-
-fn new_order(id: &str) -> Event {
-    Event::new_order(Order::new(id).with_line(OrderLine::new("1", "Surface Pen", 2)))
-}
+use orderflow::{Engine, Event, EventKind};
 
 struct World {
     clock: ManualClock,
@@ -87,9 +68,21 @@ async fn a_poison_row_among_healthy_orders_is_set_aside_and_the_rest_runs() {
     };
     {
         let engine = world.engine(&path).await;
-        engine.create_flow(flow("Ship and bill")).await.unwrap();
+        engine
+            .create_flow(common::ship_and_bill(
+                "Ship and bill",
+                semver::Version::new(1, 0, 0),
+            ))
+            .await
+            .unwrap();
         engine.publish("Ship and bill").await.unwrap();
-        engine.create_flow(flow("Draft")).await.unwrap();
+        engine
+            .create_flow(common::ship_and_bill(
+                "Draft",
+                semver::Version::new(1, 0, 0),
+            ))
+            .await
+            .unwrap();
         // Healthy orders waiting on a retry of the ERP call, and the future poison.
         for id in ["RETRY-1", "RETRY-2", "POISON"] {
             world

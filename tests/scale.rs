@@ -12,7 +12,7 @@
 mod common;
 
 use std::collections::HashMap;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -69,20 +69,13 @@ async fn scale_child() {
 }
 
 fn spawn_child(url: &str, schema: &str) -> Child {
-    Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "scale_child",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env("ORDERFLOW_PG_URL", url)
-        .env("ORDERFLOW_SCALE_SCHEMA", schema)
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("the child starts")
+    common::spawn_test_child(
+        "scale_child",
+        &[
+            ("ORDERFLOW_PG_URL", url),
+            ("ORDERFLOW_SCALE_SCHEMA", schema),
+        ],
+    )
 }
 
 async fn count(client: &tokio_postgres::Client, sql: &str) -> i64 {

@@ -153,3 +153,60 @@ where
 }
 
 pub(crate) mod shared;
+
+/// New order → to ERP (provider "ERP"), then on Shipped → invoice (provider "Billing"): a
+/// flow with a provider call at once and a durable wait, as the operating tests need.
+pub(crate) fn ship_and_bill(name: &str, version: semver::Version) -> Flow {
+    use orderflow::{ActionKind, ActionStep, EventKind};
+    Flow::builder(name)
+        .version(version)
+        .steps(|s| {
+            s.action(
+                ActionStep::new("To ERP", ActionKind::SendToFulfillmentErp)
+                    .input_event(EventKind::NEW_ORDER)
+                    .provider("ERP"),
+            )
+            .action(
+                ActionStep::new("Invoice when shipped", ActionKind::SendToInvoice)
+                    .input_event(EventKind::SHIPPED)
+                    .provider("Billing"),
+            )
+        })
+        .build()
+        .unwrap()
+}
+
+/// A new order of two pens, shipping to the US.
+pub(crate) fn pen_order(id: &str) -> Event {
+    Event::new_order(
+        Order::new(id)
+            .with_ship_to_country("US")
+            .with_line(OrderLine::new("1", "Surface Pen", 2)),
+    )
+}
+
+/// The Shipped event of an order.
+pub(crate) fn shipped(id: &str) -> Event {
+    Event::new(format!("shipped-{id}"), orderflow::EventKind::SHIPPED, id)
+}
+
+/// Starts this test binary again as a child process running the ignored test `name`, with
+/// `env` set: a second process of the test, killed or left running as the test decides.
+#[cfg(unix)]
+pub(crate) fn spawn_test_child(name: &str, env: &[(&str, &str)]) -> std::process::Child {
+    let mut command = std::process::Command::new(std::env::current_exe().unwrap());
+    command
+        .args([
+            "--exact",
+            name,
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::inherit());
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    command.spawn().expect("the child starts")
+}
