@@ -391,6 +391,51 @@ async fn a_worker_sets_a_poison_order_aside_and_keeps_its_events() {
     assert_eq!(status(&a, "POISON").await, [ExecutionStatus::Completed]);
 }
 
+#[tokio::test]
+async fn an_order_whose_commits_keep_failing_is_set_aside_and_the_others_go_on() {
+    use orderflow::store::StoreErrorKind;
+    use orderflow::testing::store::FaultyStore;
+
+    let clock = clock();
+    let p = Providers::new(&clock);
+    let store = Arc::new(FaultyStore::new(Arc::new(MemoryStore::new())));
+    let engine = engine_on(store.clone(), &clock, &p).await;
+    engine.create_flow(to_erp("Returns")).await.unwrap();
+    engine.publish("Returns").await.unwrap();
+    // Both orders wait on a retry timer.
+    p.erp.script([
+        Behavior::Retryable("ERP restarting".into()),
+        Behavior::Retryable("ERP restarting".into()),
+    ]);
+    engine.submit(return_requested("STUCK")).await.unwrap();
+    engine.submit(return_requested("HEALTHY")).await.unwrap();
+    // From now on the backend refuses every write of one order.
+    store.fail_commits_of("STUCK", StoreErrorKind::Refused);
+
+    clock.advance(Duration::from_secs(1));
+    engine.run_due().await.unwrap();
+    assert_eq!(
+        status(&engine, "HEALTHY").await,
+        [ExecutionStatus::Completed]
+    );
+    // A refusal may pass: the order is tried again on each round, then set aside.
+    let mut rounds = 1;
+    while engine.set_aside_orders().await.unwrap().is_empty() {
+        assert!(
+            rounds < 10,
+            "the order keeps failing and is never set aside"
+        );
+        clock.advance(Duration::from_secs(1));
+        engine.run_due().await.unwrap();
+        rounds += 1;
+    }
+    let aside = engine.set_aside_orders().await.unwrap();
+    assert_eq!(aside[0].order, OrderId::from("STUCK"));
+    assert!(aside[0].reason.contains("injected failure"), "{aside:?}");
+    assert_eq!(rounds, 5, "set aside at the fifth failure in a row");
+    assert_eq!(engine.next_due().await.unwrap(), None);
+}
+
 // 7. Per-order growth is bounded, and reads never wait on work.
 
 #[tokio::test]

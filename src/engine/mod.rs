@@ -1581,10 +1581,13 @@ impl Engine {
     /// One round of the timer worker: run what is due; how long to sleep.
     async fn timer_round(&self) -> Result<Duration> {
         self.recover_if_requested().await?;
-        self.run_due().await?;
+        let ran = self.run_due().await?;
         let poll = self.inner.config.timer_poll;
         let now = self.inner.clock.now();
         Ok(match self.next_due().await? {
+            // Still due, and nothing ran: an order failing on a passing error. Try again
+            // after the poll interval rather than at once.
+            Some(at) if at <= now && ran == 0 => poll,
             Some(at) => at.since(now).min(poll),
             None => poll,
         })

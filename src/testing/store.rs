@@ -95,6 +95,8 @@ struct State {
     down: bool,
     /// Operations to hold, by name: the next one of that name waits at the gate.
     parks: Vec<(&'static str, Gate)>,
+    /// Orders whose commits always fail, with the kind of error.
+    poisoned: HashMap<OrderId, StoreErrorKind>,
 }
 
 /// The store's half of a [`Park`]: says when the operation arrived, waits for its release.
@@ -142,6 +144,13 @@ impl FaultyStore {
             state: Mutex::new(State::default()),
             yielding: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// Makes every commit to `order` fail with an error of `kind`, from now on, while the
+    /// store serves every other order: one order a backend keeps refusing (a row too large,
+    /// a constraint it breaks) among healthy ones.
+    pub fn fail_commits_of(&self, order: impl Into<OrderId>, kind: StoreErrorKind) {
+        self.lock().poisoned.insert(order.into(), kind);
     }
 
     /// Holds the next operation named `name` (`"save_flow"`, `"commit"`, …) before it
@@ -220,6 +229,14 @@ impl FaultyStore {
             order: order.cloned(),
         });
         let fault = state.faults.remove(&n);
+        if let (Some(order), "commit") = (order, name) {
+            if let Some(kind) = state.poisoned.get(order) {
+                return Err(StoreError::new(
+                    *kind,
+                    format!("operation #{n} ({name}): injected failure for order {order}"),
+                ));
+            }
+        }
         if state.down {
             return Err(StoreError::new(
                 StoreErrorKind::Unavailable,
