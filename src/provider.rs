@@ -370,6 +370,8 @@ pub struct MemoryProvider {
     name: String,
     source: String,
     calls: Arc<Mutex<Vec<ReceivedCall>>>,
+    /// Calls still to refuse as unavailable (a system restarting).
+    unavailable: Arc<std::sync::atomic::AtomicU32>,
 }
 
 impl MemoryProvider {
@@ -380,7 +382,18 @@ impl MemoryProvider {
             source: name.clone(),
             name,
             calls: Arc::default(),
+            unavailable: Arc::default(),
         }
+    }
+
+    /// Refuses its next `n` calls with a retryable
+    /// [`Unavailable`](ProviderErrorKind::Unavailable) error, as a system that is
+    /// restarting does; they are recorded as calls all the same. The engine retries them on
+    /// its durable timers.
+    pub fn unavailable_for(self, n: u32) -> Self {
+        self.unavailable
+            .store(n, std::sync::atomic::Ordering::SeqCst);
+        self
     }
 
     /// Sets the source fulfillment determination answers with.
@@ -435,6 +448,17 @@ impl Provider for MemoryProvider {
                 idempotency_key: cx.idempotency_key.to_owned(),
                 attempt: cx.attempt,
             });
+        let refused = self.unavailable.fetch_update(
+            std::sync::atomic::Ordering::SeqCst,
+            std::sync::atomic::Ordering::SeqCst,
+            |n| n.checked_sub(1),
+        );
+        if refused.is_ok() {
+            return Err(ProviderError::unavailable(format!(
+                "{} is restarting",
+                self.name
+            )));
+        }
         Ok(match request {
             Request::DetermineFulfillment { order } => Reply::FulfillmentPlan(FulfillmentPlan {
                 lines: order

@@ -12,12 +12,16 @@
 //! versions) and per-order locks, so an engine built on the same store resumes every
 //! execution ([`Engine::recover`]).
 
+mod background;
 mod builtin;
 mod plan;
 mod run;
 mod simulate;
 mod work;
 
+#[cfg(feature = "tokio")]
+pub use background::Background;
+pub use background::{BackgroundWork, Shutdown};
 pub use simulate::{Change, FilterDecision, SimulatedCall, Simulation, Wait};
 pub use work::{WorkConfig, WorkReport};
 
@@ -315,7 +319,9 @@ impl EngineBuilder {
         self
     }
 
-    /// Builds the engine, loading the flows the store holds.
+    /// Builds the engine, loading the flows the store holds. Then start its background work
+    /// with [`Engine::start`] (or spawn [`Engine::background`]): without it, retries wait on
+    /// their timers for nobody.
     ///
     /// Fails when two parts share a name, when the default retry policy is out of range
     /// ([`RetryPolicy::check`]), when no clock is given without the `tokio` feature, or when
@@ -356,6 +362,7 @@ impl EngineBuilder {
             recovery: std::sync::atomic::AtomicBool::new(false),
             problems: Mutex::new(Vec::new()),
             failures: Mutex::new(HashMap::new()),
+            commits: background::Commits::default(),
         };
         // What the store holds and this engine cannot read or run is reported
         // (`Engine::catalog_problems`), never a reason not to start.
@@ -573,6 +580,8 @@ struct Inner {
     /// Orders whose turns failed in a row on store errors that are not transient, and how
     /// often: set aside past [`MAX_FAILURES`].
     failures: Mutex<HashMap<OrderId, u32>>,
+    /// Wakes [`Engine::settled`] when a turn commits.
+    commits: background::Commits,
 }
 
 /// Turns in a row an order may fail on a store error that is neither an outage nor a
@@ -1304,6 +1313,7 @@ impl Engine {
                 recovery: std::sync::atomic::AtomicBool::new(false),
                 problems: Mutex::new(Vec::new()),
                 failures: Mutex::new(HashMap::new()),
+                commits: background::Commits::default(),
             }),
         };
         let event = Event::new(format!("dry-run:{}", order.id), trigger, order.id.clone())
@@ -1562,7 +1572,17 @@ impl Engine {
     /// that cannot list its timers is traced (with the `tracing` feature) and asked again
     /// after [`Config::timer_poll`].
     pub async fn run_timers(self) -> Result<()> {
+        self.timer_loop(None).await;
+        Ok(())
+    }
+
+    /// The timer worker's rounds until `stop` (never without one). A round under way is
+    /// finished before the stop is seen.
+    async fn timer_loop(&self, stop: Option<background::Stop>) {
         loop {
+            if background::is_stopped(stop.as_ref()) {
+                return;
+            }
             let wait = match self.timer_round().await {
                 Ok(wait) => wait,
                 // A store that cannot list its timers now may later: one order's trouble
@@ -1574,7 +1594,14 @@ impl Engine {
                 }
             };
             let sleep = self.inner.clock.sleep(wait);
-            futures::future::select(sleep, std::pin::pin!(self.inner.timers.wait())).await;
+            let arrived = std::pin::pin!(self.inner.timers.wait());
+            let woken = futures::future::select(sleep, arrived);
+            if let futures::future::Either::Right(_) =
+                futures::future::select(woken, std::pin::pin!(background::stopped(stop.as_ref())))
+                    .await
+            {
+                return;
+            }
         }
     }
 

@@ -221,6 +221,7 @@ impl<'e> Turn<'e> {
             state.revision += 1;
             let commit = Commit::new(self.expected, state, self.journey);
             self.inner.store.commit(commit).await?;
+            self.inner.commits.notify();
         }
         Ok(self.started)
     }
@@ -259,6 +260,7 @@ impl<'e> Turn<'e> {
         }
         self.expected = Some(self.state.revision);
         self.dirty = false;
+        self.inner.commits.notify();
         Ok(())
     }
 

@@ -319,10 +319,23 @@ impl Engine {
     /// [`WorkConfig::poll`]; an order that cannot be decoded or run is set aside
     /// ([`Engine::set_aside_orders`]) and the others go on.
     pub async fn run_worker(self) -> Result<()> {
-        let shared = self.shared()?;
+        self.shared()?;
+        self.worker_loop(None).await;
+        Ok(())
+    }
+
+    /// The worker's rounds until `stop` (never without one); a round under way is finished
+    /// before the stop is seen. Only for an engine with a shared store.
+    pub(super) async fn worker_loop(&self, stop: Option<super::background::Stop>) {
+        let Ok(shared) = self.shared() else {
+            return;
+        };
         let config = self.inner.config.work.clone();
         let mut maintained = self.inner.clock.now();
         loop {
+            if super::background::is_stopped(stop.as_ref()) {
+                return;
+            }
             let now = self.inner.clock.now();
             if now.since(maintained) >= config.maintenance {
                 maintained = now;
@@ -338,7 +351,9 @@ impl Engine {
             // One order's trouble never reaches here (it is set aside or left to its
             // lease); a claim the store cannot serve now may succeed later.
             let wait = match self.work().await {
-                Ok(report) if report.claimed == config.batch && report.failed == 0 => continue,
+                Ok(report) if report.claimed == config.batch && report.failed == 0 => {
+                    continue;
+                }
                 Ok(_) => self.idle_wait(&config).await,
                 Err(_e) => {
                     #[cfg(feature = "tracing")]
@@ -347,7 +362,16 @@ impl Engine {
                 }
             };
             let sleep = self.inner.clock.sleep(wait);
-            futures::future::select(sleep, std::pin::pin!(shared.work_arrived())).await;
+            let arrived = std::pin::pin!(shared.work_arrived());
+            let woken = futures::future::select(sleep, arrived);
+            if let futures::future::Either::Right(_) = futures::future::select(
+                woken,
+                std::pin::pin!(super::background::stopped(stop.as_ref())),
+            )
+            .await
+            {
+                return;
+            }
         }
     }
 
