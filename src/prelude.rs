@@ -7,11 +7,11 @@
 //!
 //! brings the engine and its configuration, the documents and events, flows and their
 //! action steps, the policy helpers, the provider and store traits with the types their
-//! methods take and return, [`async_trait`] (the attribute the async traits are written
+//! methods take and return, [`async_trait`](macro@async_trait) (the attribute the async traits are written
 //! with), [`Version`] (flow versions, from `semver`), [`Decimal`], [`Timestamp`] and
 //! [`Duration`]. A host implementing [`Provider`] or [`Store`] needs no direct dependency on
 //! `async-trait` or `semver`; the crate also re-exports them whole
-//! ([`orderflow::async_trait`](crate::async_trait), [`orderflow::semver`](crate::semver)).
+//! ([`orderflow::async_trait`](macro@crate::async_trait), [`orderflow::semver`](mod@crate::semver)).
 //!
 //! The prelude's [`Result`] is the crate's, whose error type defaults to [`Error`]; it takes
 //! another error type as its second parameter like the standard one, so
