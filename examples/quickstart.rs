@@ -5,10 +5,7 @@
 //! cargo run --example quickstart
 //! ```
 
-use orderflow::document::{Entity, Order, OrderLine, RecordMut, RecordRef};
-use orderflow::flow::{ActionStep, Flow};
-use orderflow::policy::{Check, Criticality, execution_fn, filter_fn};
-use orderflow::{ActionKind, Engine, Event, EventKind, MemoryStore};
+use orderflow::prelude::*;
 
 fn from_source(source: &'static str) -> impl Fn(RecordRef<'_>) -> bool + Send + Sync {
     move |record| matches!(record, RecordRef::Order(o) if o.order_source.as_deref() == Some(source))

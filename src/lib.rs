@@ -1,4 +1,10 @@
 #![doc = include_str!("../README.md")]
+//!
+//! ## Cargo features in detail
+//!
+//! Rendered from the comments on `[features]` in `Cargo.toml`:
+//!
+#![doc = document_features::document_features!()]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod action;
@@ -15,6 +21,7 @@ pub mod limits;
 mod number;
 pub mod orchestration;
 pub mod policy;
+pub mod prelude;
 pub mod provider;
 pub mod redact;
 pub mod rules;
@@ -34,3 +41,11 @@ pub use policy::{Check, Criticality, Policy, PolicyKind};
 pub use provider::{MemoryProvider, Provider, ProviderError};
 pub use rules::{PolicyDocument, RulePolicy};
 pub use store::{MemoryStore, Store};
+
+/// The attribute the crate's async traits ([`Provider`], [`Store`], [`Action`], …) are written
+/// with, for a host's implementations: `#[orderflow::async_trait]`, no dependency on
+/// `async-trait` of its own.
+pub use async_trait::async_trait;
+/// Flow versions are [`semver::Version`]s; re-exported so a host (or a [`Store`]
+/// implementation) needs no dependency on `semver` of its own.
+pub use semver;

@@ -225,7 +225,7 @@ impl EngineBuilder {
         }
     }
 
-    /// A store that engine instances share ([`PostgresStore`](crate::store::PostgresStore),
+    /// A store that engine instances share (`PostgresStore`, feature `postgres`;
     /// [`SharedMemoryStore`](crate::store::SharedMemoryStore)): the engine's store, and
     /// what [`Engine::enqueue`] and the worker ([`Engine::run_worker`]) use.
     pub fn shared_store(mut self, store: impl SharedStore) -> Self {

@@ -36,7 +36,7 @@
 //!   work list otherwise.
 //!
 //! [`SharedMemoryStore`] implements it in memory, for tests and for several engines in one
-//! process; [`PostgresStore`](super::PostgresStore) implements it on PostgreSQL.
+//! process; `PostgresStore` (feature `postgres`) implements it on PostgreSQL.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
