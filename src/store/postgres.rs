@@ -175,9 +175,11 @@ const MIGRATIONS: &[&str] = &[
     // Retention: when an order completed (`OrderState::completed_at` as a wake key: the
     // milliseconds less 2^63), null while it is live; filled in here for the rows already
     // there, from the state they hold. A row whose state does not parse (a poison order)
-    // stays null, never purged, rather than failing the migration.
+    // stays null, never purged, rather than failing the migration. The helper function is
+    // the session's, and the session may be a pool's that migrates another schema next:
+    // replaced if there, dropped after.
     "ALTER TABLE orders ADD COLUMN completed_at BIGINT;
-    CREATE FUNCTION pg_temp.completion(state TEXT) RETURNS BIGINT LANGUAGE sql AS $f$
+    CREATE OR REPLACE FUNCTION pg_temp.completion(state TEXT) RETURNS BIGINT LANGUAGE sql AS $f$
         SELECT (GREATEST(
             COALESCE((SELECT max((e ->> 'at')::numeric)
                       FROM jsonb_array_elements(state::jsonb -> 'timeline') e), 0),
@@ -204,6 +206,7 @@ const MIGRATIONS: &[&str] = &[
             END LOOP;
         END;
     END $d$;
+    DROP FUNCTION pg_temp.completion(TEXT);
     CREATE INDEX orders_completed ON orders (completed_at) WHERE completed_at IS NOT NULL;",
 ];
 

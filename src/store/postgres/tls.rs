@@ -13,7 +13,9 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::crypto::WebPkiSupportedAlgorithms;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls::{
+    CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
+};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 /// libpq's `sslmode` values, `allow` aside (plain first, TLS if refused: no managed
@@ -274,12 +276,10 @@ pub(super) fn connector(mode: SslMode, roots: Roots) -> Result<MakeRustlsConnect
             algorithms: provider.signature_verification_algorithms,
         }),
         Some(store) => {
-            let webpki = WebPkiServerVerifier::builder_with_provider(
-                Arc::new(store),
-                provider.clone(),
-            )
-            .build()
-            .map_err(|e| format!("the root certificates are not usable: {e}"))?;
+            let webpki =
+                WebPkiServerVerifier::builder_with_provider(Arc::new(store), provider.clone())
+                    .build()
+                    .map_err(|e| format!("the root certificates are not usable: {e}"))?;
             if mode == SslMode::VerifyFull {
                 webpki
             } else {
@@ -352,13 +352,10 @@ impl ServerCertVerifier for ChainOnly {
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
         // The name is checked after the chain: a name error means the chain passed.
-        match self.0.verify_server_cert(
-            end_entity,
-            intermediates,
-            server_name,
-            ocsp_response,
-            now,
-        ) {
+        match self
+            .0
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+        {
             Err(rustls::Error::InvalidCertificate(
                 CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
             )) => Ok(ServerCertVerified::assertion()),
@@ -490,7 +487,10 @@ mod tests {
     #[test]
     fn bad_values_are_named_not_shown() {
         let err = take_options("host=db sslmode=s3cret").unwrap_err();
-        assert!(err.contains("`sslmode`") && !err.contains("s3cret"), "{err}");
+        assert!(
+            err.contains("`sslmode`") && !err.contains("s3cret"),
+            "{err}"
+        );
         let err = take_options("postgres://db/x?sslrootcert=").unwrap_err();
         assert!(err.contains("sslrootcert"), "{err}");
     }
