@@ -410,6 +410,47 @@ impl fmt::Debug for PostgresConfig {
 ///   Engines that [`submit`](crate::Engine::submit) directly, with no queue, run one per
 ///   schema: two of them would both resume the same live orders.
 ///
+/// # TLS
+///
+/// Connections use TLS as libpq's `sslmode` in the [connection string](PostgresConfig::url)
+/// says, on [rustls](https://docs.rs/rustls) with its `ring` provider (no OpenSSL):
+///
+/// | `sslmode` | TLS | certificate check |
+/// |---|---|---|
+/// | `disable` | never | — |
+/// | `prefer` (default) | if the server offers it, else plain | the chain, when roots are given; else none |
+/// | `require` | always | the chain, when roots are given (libpq: `require` with a root certificate is `verify-ca`); else none |
+/// | `verify-ca` | always | the chain |
+/// | `verify-full` | always | the chain, and that the certificate names the host connected to |
+///
+/// Roots are given by `sslrootcert=<PEM file>` in the connection string,
+/// [`PostgresConfig::with_ca_file`] and [`PostgresConfig::with_root_certificates`]; all
+/// of them are trusted together. `sslrootcert=system`, and `verify-ca`/`verify-full` with
+/// no roots given, trust the Mozilla root program's roots compiled into the crate
+/// (`webpki-roots`): the same roots on every machine, with no dependence on the image's
+/// CA bundle (distroless and scratch images have none). Those cover servers with a
+/// publicly trusted certificate (Azure Database for PostgreSQL); Amazon RDS and Cloud SQL
+/// sign with CAs of their own, whose bundle you download and give as `sslrootcert`. As
+/// in libpq, `sslrootcert=system` makes `verify-full` the default and refuses a weaker
+/// mode. Unlike libpq, nothing is read from `~/.postgresql/root.crt`, and a failed TLS
+/// handshake under `prefer` is not retried in plain. Client certificates (`sslcert`,
+/// `sslkey`) are not supported. The `LISTEN` connection for work notifications uses the
+/// same settings as the pool.
+///
+/// A certificate that does not check out fails the connection with
+/// [`Refused`](StoreErrorKind::Refused) (retrying would not help), and the message says
+/// why in words (not signed by a trusted CA, issued for another host, expired) and names
+/// the server; so does `sslmode=require` against a server without TLS.
+///
+/// # A host's pool, and migrations run by a DBA
+///
+/// [`PostgresStore::from_pool`] builds a store on a `deadpool_postgres::Pool` (version
+/// 0.14) the host made, with its own TLS, IAM authentication or pgbouncer settings; its
+/// docs say what the store expects of the pool. [`PostgresStore::migration_sql`] gives
+/// the migration SQL as one script; with
+/// [`PostgresConfig::with_migrate(false)`](PostgresConfig::with_migrate), a store never
+/// changes the schema and refuses to start on one that is not at the version it writes.
+///
 /// # Work sharing
 ///
 /// The [protocol](super::shared) on PostgreSQL, one statement per operation:
@@ -435,8 +476,10 @@ impl fmt::Debug for PostgresConfig {
 ///   queued before the lock was granted, deletes the row or makes it ready again (events
 ///   waiting) or at the order's next timer.
 /// - **Wake-ups.** The first wait for work starts a listener task with a connection of its
-///   own that `LISTEN`s on the schema's channel; it reconnects after a second if the
-///   connection drops. Workers also poll ([`WorkConfig::poll`](crate::engine::WorkConfig)).
+///   own (with the pool's TLS settings) that `LISTEN`s on the schema's channel; it
+///   reconnects after a second if the connection drops. Workers also poll
+///   ([`WorkConfig::poll`](crate::engine::WorkConfig)), and only poll on a
+///   [host's pool](PostgresStore::from_pool) given no URL.
 /// - **Maintenance.** `work` and `inbox` hold only pending work: rows leave when their order
 ///   is quiescent and its events are consumed, so claims scan a table the size of the
 ///   backlog whatever the history (`benches/scale.rs` measures claim latency with 1,000,000
@@ -459,6 +502,8 @@ impl fmt::Debug for PostgresConfig {
 /// `schema_migrations` table (`version`, `applied_at`); [`PostgresStore::connect`] applies
 /// the missing ones in one transaction under an advisory lock, so processes starting
 /// together migrate once, and refuses a schema whose version is newer than this code knows.
+/// [`PostgresStore::migration_sql`] is the same migrations as a script for a DBA, and
+/// [`PostgresConfig::migrate`] turns the automatic migration off.
 /// Migration 1 creates:
 ///
 /// | table | columns |
@@ -503,8 +548,9 @@ impl fmt::Debug for PostgresConfig {
 /// timeout, a serialization failure or a deadlock, a server shutting down or out of
 /// connections are [`Unavailable`](StoreErrorKind::Unavailable) (worth retrying). A failed
 /// login, a missing permission, a read-only server, a full disk, a violated constraint, a
-/// value PostgreSQL cannot store and a newer schema are
-/// [`Refused`](StoreErrorKind::Refused). Stored rows that no longer decode, tables that are
+/// value PostgreSQL cannot store, a newer schema, a schema not at this code's version with
+/// migration off, a server certificate that does not check out and a server without TLS
+/// under `sslmode=require` are [`Refused`](StoreErrorKind::Refused). Stored rows that no longer decode, tables that are
 /// missing or altered, and data PostgreSQL reports damaged are
 /// [`Corrupt`](StoreErrorKind::Corrupt). A URL that does not parse or is ambiguous, and
 /// invalid settings, are [`Other`](StoreErrorKind::Other). Each message names the server
@@ -597,17 +643,21 @@ impl PostgresStore {
         Self::connect_with(PostgresConfig::new(url)).await
     }
 
-    /// Connects as `config` says, creates the schema if it is missing, and applies the
-    /// migrations it lacks.
+    /// Connects as `config` says, over TLS as its `sslmode` says ([TLS](Self#tls)), and
+    /// creates the schema if it is missing and applies the migrations it lacks (or, with
+    /// [`migrate`](PostgresConfig::migrate) off, checks that the schema is at the version
+    /// this code writes).
     ///
     /// # Errors
     ///
     /// [`Unavailable`](StoreErrorKind::Unavailable) when the server cannot be reached;
     /// [`Refused`](StoreErrorKind::Refused) when it refuses the login or the schema's
-    /// creation, or when the schema was written by a newer version of this crate;
-    /// [`Other`](StoreErrorKind::Other) for a URL that does not parse or holds an unencoded
-    /// `@` the driver could misread, an empty or too long schema name, or no connections
-    /// allowed.
+    /// creation, when the schema was written by a newer version of this crate, when
+    /// migration is off and the schema is not at this code's version, or when TLS fails
+    /// ([TLS](Self#tls)); [`Other`](StoreErrorKind::Other) for a URL that does not parse or
+    /// holds an unencoded `@` the driver could misread, an unknown `sslmode`, a root
+    /// certificate file that cannot be read or holds no certificate, an empty or too long
+    /// schema name, or no connections allowed.
     pub async fn connect_with(config: PostgresConfig) -> Result<Self, StoreError> {
         let target = format!(
             "{} (schema \"{}\")",
