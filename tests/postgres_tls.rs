@@ -673,8 +673,30 @@ async fn the_migration_sql_run_by_hand_makes_a_working_store() {
     let e = client.batch_execute(&sql).await.unwrap_err();
     let e = e.as_db_error().map(ToString::to_string).unwrap_or_default();
     assert!(e.contains("newer than this script"), "{e}");
+    // The script's transaction failed: this session ends it, as psql's next line would.
+    client.batch_execute("ROLLBACK").await.unwrap();
     let e = refused(config).await;
     assert_eq!(e.kind(), StoreErrorKind::Refused, "{e}");
+
+    // A schema name with quotes, a `%` and a dollar quote in it.
+    let odd = format!("{}'\"%$orderflow$", schemas.fresh());
+    schemas
+        .names
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .push(odd.replace('"', "\"\""));
+    client
+        .batch_execute(&PostgresStore::migration_sql(&odd))
+        .await
+        .unwrap();
+    let store = PostgresStore::connect_with(
+        PostgresConfig::new(&url)
+            .with_schema(&odd)
+            .with_migrate(false),
+    )
+    .await
+    .unwrap();
+    round_trip(&store, "SO-ODD").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -755,7 +755,7 @@ impl PostgresStore {
     }
 
     /// The SQL that brings `schema` to the version this code writes, for a DBA to run
-    /// (with `psql -f`, say) when stores connect with
+    /// (`psql -v ON_ERROR_STOP=1 -f orderflow.sql`, say) when stores connect with
     /// [`with_migrate(false)`](PostgresConfig::with_migrate).
     ///
     /// One transaction, under the advisory lock the stores take: it creates the schema and
@@ -791,11 +791,10 @@ impl PostgresStore {
              BEGIN\n    \
                  SELECT COALESCE(max(version), 0) INTO found FROM schema_migrations;\n    \
                  IF found > {SCHEMA_VERSION} THEN\n        \
-                     RAISE EXCEPTION 'schema {} is at version %, newer than this script \
+                     RAISE EXCEPTION 'the schema is at version %, newer than this script \
                      ({SCHEMA_VERSION})', found;\n    \
                  END IF;\n\
-             END $orderflow$;\n",
-            quoted.replace('\'', "''")
+             END $orderflow$;\n"
         );
         for (i, migration) in MIGRATIONS.iter().enumerate() {
             let version = i + 1;
@@ -803,8 +802,8 @@ impl PostgresStore {
                 "\n-- Migration {version}.\n\
                  DO $orderflow_{version}$\n\
                  BEGIN\n    \
-                     IF NOT EXISTS (SELECT 1 FROM schema_migrations WHERE version = {version}) THEN\n\
-                 EXECUTE $orderflow_sql_{version}$\n    {migration}\n$orderflow_sql_{version}$;\n        \
+                     IF NOT EXISTS (SELECT 1 FROM schema_migrations WHERE version = {version}) THEN\n        \
+                         EXECUTE $orderflow_sql_{version}$\n    {migration}\n$orderflow_sql_{version}$;\n        \
                          INSERT INTO schema_migrations (version) VALUES ({version});\n    \
                      END IF;\n\
                  END $orderflow_{version}$;\n"
