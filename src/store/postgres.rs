@@ -232,10 +232,13 @@ const MAX_IDENTIFIER: usize = 63;
 /// use std::time::Duration;
 /// use orderflow::store::PostgresConfig;
 ///
-/// let config = PostgresConfig::new("postgres://orderflow:s3cret@db.internal:5432/shop")
-///     .with_schema("orderflow_eu")
-///     .with_max_connections(32)
-///     .with_acquire_timeout(Duration::from_secs(10));
+/// let config =
+///     PostgresConfig::new("postgres://orderflow:s3cret@db.internal:5432/shop?sslmode=verify-full")
+///         .with_ca_file("/etc/ssl/certs/db-ca.pem") // read when the store connects
+///         .with_schema("orderflow_eu")
+///         .with_max_connections(32)
+///         .with_acquire_timeout(Duration::from_secs(10))
+///         .with_migrate(false); // the DBA runs PostgresStore::migration_sql
 /// assert_eq!(config.schema, "orderflow_eu");
 /// let shown = format!("{config:?}");
 /// assert!(shown.contains("db.internal") && !shown.contains("s3cret"));
@@ -413,7 +416,10 @@ impl fmt::Debug for PostgresConfig {
 /// # TLS
 ///
 /// Connections use TLS as libpq's `sslmode` in the [connection string](PostgresConfig::url)
-/// says, on [rustls](https://docs.rs/rustls) with its `ring` provider (no OpenSSL):
+/// says, on [rustls](https://docs.rs/rustls) through `tokio-postgres-rustls` (which also
+/// gives SCRAM its channel binding), with rustls's `ring` provider: no OpenSSL, and none
+/// of the CMake build that rustls's default provider, `aws-lc-rs`, needs. The provider is
+/// the store's own, so a host's choice of process-wide rustls provider does not matter.
 ///
 /// | `sslmode` | TLS | certificate check |
 /// |---|---|---|
