@@ -1,7 +1,10 @@
 //! The PostgreSQL store: see [`PostgresStore`] for its design, schema and errors.
 
+mod tls;
+
 use std::collections::HashMap;
 use std::fmt;
+use std::path::PathBuf;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -12,7 +15,8 @@ use semver::Version;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{AsyncMessage, NoTls, Row};
+use tokio_postgres::{AsyncMessage, Row};
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::shared::{DeadLetter, Lease, Queued, SharedStore, Wakeup, lease_lost};
 use super::{Commit, SetAside, Store, StoreError, StoreErrorKind, Unreadable, wake_key, wake_time};
@@ -171,9 +175,11 @@ const MIGRATIONS: &[&str] = &[
     // Retention: when an order completed (`OrderState::completed_at` as a wake key: the
     // milliseconds less 2^63), null while it is live; filled in here for the rows already
     // there, from the state they hold. A row whose state does not parse (a poison order)
-    // stays null, never purged, rather than failing the migration.
+    // stays null, never purged, rather than failing the migration. The helper function is
+    // the session's, and the session may be a pool's that migrates another schema next:
+    // replaced if there, dropped after.
     "ALTER TABLE orders ADD COLUMN completed_at BIGINT;
-    CREATE FUNCTION pg_temp.completion(state TEXT) RETURNS BIGINT LANGUAGE sql AS $f$
+    CREATE OR REPLACE FUNCTION pg_temp.completion(state TEXT) RETURNS BIGINT LANGUAGE sql AS $f$
         SELECT (GREATEST(
             COALESCE((SELECT max((e ->> 'at')::numeric)
                       FROM jsonb_array_elements(state::jsonb -> 'timeline') e), 0),
@@ -200,6 +206,7 @@ const MIGRATIONS: &[&str] = &[
             END LOOP;
         END;
     END $d$;
+    DROP FUNCTION pg_temp.completion(TEXT);
     CREATE INDEX orders_completed ON orders (completed_at) WHERE completed_at IS NOT NULL;",
 ];
 
@@ -225,10 +232,13 @@ const MAX_IDENTIFIER: usize = 63;
 /// use std::time::Duration;
 /// use orderflow::store::PostgresConfig;
 ///
-/// let config = PostgresConfig::new("postgres://orderflow:s3cret@db.internal:5432/shop")
-///     .with_schema("orderflow_eu")
-///     .with_max_connections(32)
-///     .with_acquire_timeout(Duration::from_secs(10));
+/// let config =
+///     PostgresConfig::new("postgres://orderflow:s3cret@db.internal:5432/shop?sslmode=verify-full")
+///         .with_ca_file("/etc/ssl/certs/db-ca.pem") // read when the store connects
+///         .with_schema("orderflow_eu")
+///         .with_max_connections(32)
+///         .with_acquire_timeout(Duration::from_secs(10))
+///         .with_migrate(false); // the DBA runs PostgresStore::migration_sql
 /// assert_eq!(config.schema, "orderflow_eu");
 /// let shown = format!("{config:?}");
 /// assert!(shown.contains("db.internal") && !shown.contains("s3cret"));
@@ -238,11 +248,16 @@ const MAX_IDENTIFIER: usize = 63;
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub struct PostgresConfig {
     /// The server and credentials, as a `postgres://user:password@host:port/database` URL
-    /// or a `host=… user=… dbname=…` key-value string (the forms `libpq` takes). TLS is not
-    /// supported yet: `sslmode=require` fails to connect. In a URL, percent-encode an `@`
-    /// in the user name, password, database name or parameters as `%40`: a URL with more
-    /// than one `@`, or an `@` after its host, is refused, since the driver would read part
-    /// of the password as a host or database name.
+    /// or a `host=… user=… dbname=…` key-value string (the forms `libpq` takes). In a URL,
+    /// percent-encode an `@` in the user name, password, database name or parameters as
+    /// `%40`: a URL with more than one `@`, or an `@` after its host, is refused, since the
+    /// driver would read part of the password as a host or database name.
+    ///
+    /// TLS follows libpq's `sslmode` and `sslrootcert` options (see
+    /// [TLS](PostgresStore#tls)): `sslmode` is `disable`, `prefer` (the default),
+    /// `require`, `verify-ca` or `verify-full`; `sslrootcert` names a PEM file of trusted
+    /// roots, or is `system` for the bundled Mozilla roots. Client certificates
+    /// (`sslcert`, `sslkey`) are not supported.
     pub url: String,
     /// The schema holding the store's tables, created if it is missing. Default:
     /// `orderflow`. At most 63 bytes; any characters (it is always quoted). Stores on
@@ -258,6 +273,17 @@ pub struct PostgresConfig {
     /// busy, before failing with [`Unavailable`](StoreErrorKind::Unavailable). Default: 30
     /// seconds.
     pub acquire_timeout: Duration,
+    /// A PEM file of root certificates the server's certificate must chain to, in addition
+    /// to a `sslrootcert` in the URL. Given roots make `prefer` and `require` check the
+    /// chain, as libpq does with a root certificate. Default: none.
+    pub ca_file: Option<PathBuf>,
+    /// Root certificates as PEM text, used as [`ca_file`](Self::ca_file) is. Default: empty.
+    pub ca_pem: Vec<u8>,
+    /// Whether [`PostgresStore::connect_with`] applies missing migrations (under an
+    /// advisory lock). When false, it only checks that the schema is at the version this
+    /// code writes and refuses otherwise: the schema is then the DBA's, who runs
+    /// [`PostgresStore::migration_sql`]. Default: true.
+    pub migrate: bool,
 }
 
 impl PostgresConfig {
@@ -269,7 +295,37 @@ impl PostgresConfig {
             max_connections: 16,
             connect_timeout: Duration::from_secs(10),
             acquire_timeout: Duration::from_secs(30),
+            ca_file: None,
+            ca_pem: Vec::new(),
+            migrate: true,
         }
+    }
+
+    /// Trusts the root certificates in the PEM file at `path` (see
+    /// [`ca_file`](Self::ca_file)), e.g. the CA bundle of Amazon RDS or Cloud SQL.
+    #[must_use]
+    pub fn with_ca_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.ca_file = Some(path.into());
+        self
+    }
+
+    /// Trusts the root certificates in `pem`, PEM text (see [`ca_pem`](Self::ca_pem)); each
+    /// call adds to the ones before.
+    #[must_use]
+    pub fn with_root_certificates(mut self, pem: impl AsRef<[u8]>) -> Self {
+        if !self.ca_pem.is_empty() && !self.ca_pem.ends_with(b"\n") {
+            self.ca_pem.push(b'\n');
+        }
+        self.ca_pem.extend_from_slice(pem.as_ref());
+        self
+    }
+
+    /// Applies missing migrations at connect (`true`, the default), or only checks the
+    /// schema's version (`false`; see [`migrate`](Self::migrate)).
+    #[must_use]
+    pub fn with_migrate(mut self, migrate: bool) -> Self {
+        self.migrate = migrate;
+        self
     }
 
     /// Keeps the tables in `schema`.
@@ -309,6 +365,9 @@ impl fmt::Debug for PostgresConfig {
             .field("max_connections", &self.max_connections)
             .field("connect_timeout", &self.connect_timeout)
             .field("acquire_timeout", &self.acquire_timeout)
+            .field("ca_file", &self.ca_file)
+            .field("ca_pem_bytes", &self.ca_pem.len())
+            .field("migrate", &self.migrate)
             .finish()
     }
 }
@@ -354,6 +413,50 @@ impl fmt::Debug for PostgresConfig {
 ///   Engines that [`submit`](crate::Engine::submit) directly, with no queue, run one per
 ///   schema: two of them would both resume the same live orders.
 ///
+/// # TLS
+///
+/// Connections use TLS as libpq's `sslmode` in the [connection string](PostgresConfig::url)
+/// says, on [rustls](https://docs.rs/rustls) through `tokio-postgres-rustls` (which also
+/// gives SCRAM its channel binding), with rustls's `ring` provider: no OpenSSL, and none
+/// of the CMake build that rustls's default provider, `aws-lc-rs`, needs. The provider is
+/// the store's own, so a host's choice of process-wide rustls provider does not matter.
+///
+/// | `sslmode` | TLS | certificate check |
+/// |---|---|---|
+/// | `disable` | never | — |
+/// | `prefer` (default) | if the server offers it, else plain | the chain, when roots are given; else none |
+/// | `require` | always | the chain, when roots are given (libpq: `require` with a root certificate is `verify-ca`); else none |
+/// | `verify-ca` | always | the chain |
+/// | `verify-full` | always | the chain, and that the certificate names the host connected to |
+///
+/// Roots are given by `sslrootcert=<PEM file>` in the connection string,
+/// [`PostgresConfig::with_ca_file`] and [`PostgresConfig::with_root_certificates`]; all
+/// of them are trusted together. `sslrootcert=system`, and `verify-ca`/`verify-full` with
+/// no roots given, trust the Mozilla root program's roots compiled into the crate
+/// (`webpki-roots`): the same roots on every machine, with no dependence on the image's
+/// CA bundle (distroless and scratch images have none). Those cover servers with a
+/// publicly trusted certificate (Azure Database for PostgreSQL); Amazon RDS and Cloud SQL
+/// sign with CAs of their own, whose bundle you download and give as `sslrootcert`. As
+/// in libpq, `sslrootcert=system` makes `verify-full` the default and refuses a weaker
+/// mode. Unlike libpq, nothing is read from `~/.postgresql/root.crt`, and a failed TLS
+/// handshake under `prefer` is not retried in plain. Client certificates (`sslcert`,
+/// `sslkey`) are not supported. The `LISTEN` connection for work notifications uses the
+/// same settings as the pool.
+///
+/// A certificate that does not check out fails the connection with
+/// [`Refused`](StoreErrorKind::Refused) (retrying would not help), and the message says
+/// why in words (not signed by a trusted CA, issued for another host, expired) and names
+/// the server; so does `sslmode=require` against a server without TLS.
+///
+/// # A host's pool, and migrations run by a DBA
+///
+/// [`PostgresStore::from_pool`] builds a store on a `deadpool_postgres::Pool` (version
+/// 0.14) the host made, with its own TLS, IAM authentication or pgbouncer settings; its
+/// docs say what the store expects of the pool. [`PostgresStore::migration_sql`] gives
+/// the migration SQL as one script; with
+/// [`PostgresConfig::with_migrate(false)`](PostgresConfig::with_migrate), a store never
+/// changes the schema and refuses to start on one that is not at the version it writes.
+///
 /// # Work sharing
 ///
 /// The [protocol](super::shared) on PostgreSQL, one statement per operation:
@@ -379,8 +482,10 @@ impl fmt::Debug for PostgresConfig {
 ///   queued before the lock was granted, deletes the row or makes it ready again (events
 ///   waiting) or at the order's next timer.
 /// - **Wake-ups.** The first wait for work starts a listener task with a connection of its
-///   own that `LISTEN`s on the schema's channel; it reconnects after a second if the
-///   connection drops. Workers also poll ([`WorkConfig::poll`](crate::engine::WorkConfig)).
+///   own (with the pool's TLS settings) that `LISTEN`s on the schema's channel; it
+///   reconnects after a second if the connection drops. Workers also poll
+///   ([`WorkConfig::poll`](crate::engine::WorkConfig)), and only poll on a
+///   [host's pool](PostgresStore::from_pool) given no URL.
 /// - **Maintenance.** `work` and `inbox` hold only pending work: rows leave when their order
 ///   is quiescent and its events are consumed, so claims scan a table the size of the
 ///   backlog whatever the history (`benches/scale.rs` measures claim latency with 1,000,000
@@ -403,6 +508,8 @@ impl fmt::Debug for PostgresConfig {
 /// `schema_migrations` table (`version`, `applied_at`); [`PostgresStore::connect`] applies
 /// the missing ones in one transaction under an advisory lock, so processes starting
 /// together migrate once, and refuses a schema whose version is newer than this code knows.
+/// [`PostgresStore::migration_sql`] is the same migrations as a script for a DBA, and
+/// [`PostgresConfig::migrate`] turns the automatic migration off.
 /// Migration 1 creates:
 ///
 /// | table | columns |
@@ -447,8 +554,9 @@ impl fmt::Debug for PostgresConfig {
 /// timeout, a serialization failure or a deadlock, a server shutting down or out of
 /// connections are [`Unavailable`](StoreErrorKind::Unavailable) (worth retrying). A failed
 /// login, a missing permission, a read-only server, a full disk, a violated constraint, a
-/// value PostgreSQL cannot store and a newer schema are
-/// [`Refused`](StoreErrorKind::Refused). Stored rows that no longer decode, tables that are
+/// value PostgreSQL cannot store, a newer schema, a schema not at this code's version with
+/// migration off, a server certificate that does not check out and a server without TLS
+/// under `sslmode=require` are [`Refused`](StoreErrorKind::Refused). Stored rows that no longer decode, tables that are
 /// missing or altered, and data PostgreSQL reports damaged are
 /// [`Corrupt`](StoreErrorKind::Corrupt). A URL that does not parse or is ambiguous, and
 /// invalid settings, are [`Other`](StoreErrorKind::Other). Each message names the server
@@ -488,8 +596,9 @@ pub struct PostgresStore {
     /// The server and schema, for messages: the URL without its password.
     target: String,
     sql: Queries,
-    /// Where the listener for work notifications connects.
-    pg: tokio_postgres::Config,
+    /// Where the listener for work notifications connects, and with which TLS; none for
+    /// a host's pool given no URL.
+    listen_to: Option<(tokio_postgres::Config, MakeRustlsConnect)>,
     /// This store's name in the work list's `owner` column.
     owner: String,
     /// The leases this store holds: order → fencing token.
@@ -540,53 +649,39 @@ impl PostgresStore {
         Self::connect_with(PostgresConfig::new(url)).await
     }
 
-    /// Connects as `config` says, creates the schema if it is missing, and applies the
-    /// migrations it lacks.
+    /// Connects as `config` says, over TLS as its `sslmode` says ([TLS](Self#tls)), and
+    /// creates the schema if it is missing and applies the migrations it lacks (or, with
+    /// [`migrate`](PostgresConfig::migrate) off, checks that the schema is at the version
+    /// this code writes).
     ///
     /// # Errors
     ///
     /// [`Unavailable`](StoreErrorKind::Unavailable) when the server cannot be reached;
     /// [`Refused`](StoreErrorKind::Refused) when it refuses the login or the schema's
-    /// creation, or when the schema was written by a newer version of this crate;
-    /// [`Other`](StoreErrorKind::Other) for a URL that does not parse or holds an unencoded
-    /// `@` the driver could misread, an empty or too long schema name, or no connections
-    /// allowed.
+    /// creation, when the schema was written by a newer version of this crate, when
+    /// migration is off and the schema is not at this code's version, or when TLS fails
+    /// ([TLS](Self#tls)); [`Other`](StoreErrorKind::Other) for a URL that does not parse or
+    /// holds an unencoded `@` the driver could misread, an unknown `sslmode`, a root
+    /// certificate file that cannot be read or holds no certificate, an empty or too long
+    /// schema name, or no connections allowed.
     pub async fn connect_with(config: PostgresConfig) -> Result<Self, StoreError> {
-        let redacted = redact::connection_string(&config.url);
-        let target = format!("{redacted} (schema \"{}\")", config.schema);
+        let target = format!(
+            "{} (schema \"{}\")",
+            redact::connection_string(&config.url),
+            config.schema
+        );
         let invalid = |problem: String| {
             StoreError::new(
                 StoreErrorKind::Other,
                 format!("PostgreSQL {target}: {problem}"),
             )
         };
-        if config.schema.is_empty() || config.schema.len() > MAX_IDENTIFIER {
-            return Err(invalid(format!(
-                "the schema name must be 1 to {MAX_IDENTIFIER} bytes long"
-            )));
-        }
+        check_schema_name(&config.schema).map_err(invalid)?;
         if config.max_connections == 0 {
             return Err(invalid("max_connections must be at least 1".to_owned()));
         }
-        if let Some(problem) = redact::url_ambiguity(&config.url) {
-            return Err(invalid(format!(
-                "the connection URL is ambiguous: {problem}"
-            )));
-        }
-        // The driver's error is not kept as the source: its cause may quote the string.
-        let mut pg: tokio_postgres::Config = config.url.parse().map_err(|e| {
-            invalid(format!(
-                "the connection string does not parse: {}",
-                parse_problem(&e)
-            ))
-        })?;
-        if pg.get_connect_timeout().is_none() {
-            pg.connect_timeout(config.connect_timeout);
-        }
-        if pg.get_application_name().is_none() {
-            pg.application_name("orderflow");
-        }
-        let pool = Pool::builder(Manager::new(pg.clone(), NoTls))
+        let (pg, tls) = driver_config(&config).map_err(invalid)?;
+        let pool = Pool::builder(Manager::new(pg.clone(), tls.clone()))
             .max_size(config.max_connections)
             .wait_timeout(Some(config.acquire_timeout))
             .create_timeout(Some(config.connect_timeout))
@@ -596,6 +691,141 @@ impl PostgresStore {
             .map_err(|e| {
                 invalid(format!("cannot build the connection pool: {e}")).with_source(e)
             })?;
+        Self::open(pool, config, target, Some((pg, tls))).await
+    }
+
+    /// A store on a pool the host built and configured (its own TLS, IAM tokens, pgbouncer
+    /// settings), with the schema and migration setting of `config`.
+    ///
+    /// What the store expects of the pool:
+    ///
+    /// - Connections to one database, on which the role may read and write the schema's
+    ///   tables (and create them, when `config.migrate` is true). Every statement of the
+    ///   store runs on the pool's connections; the pool's size and timeouts are the host's
+    ///   ([`max_connections`](PostgresConfig::max_connections) and the timeouts of
+    ///   `config` are not used).
+    /// - Session state kept for the length of one operation: a transaction runs on one
+    ///   connection, and statements are prepared per connection (`prepare_cached`), so
+    ///   behind pgbouncer use session pooling, or transaction pooling with a pgbouncer
+    ///   that tracks prepared statements (1.21 or newer, `max_prepared_statements` set).
+    /// - A Tokio runtime, as for [`connect_with`](Self::connect_with).
+    ///
+    /// The one connection the store opens itself is the `LISTEN` connection for work
+    /// notifications ([work sharing](#work-sharing)): a pooled connection cannot carry it,
+    /// since `deadpool-postgres` drops the notifications of its connections. It connects
+    /// to `config.url` with the TLS settings of `config`, and reconnects with them after
+    /// a drop. With an empty `config.url` there is no listener: workers find work by
+    /// polling ([`WorkConfig::poll`](crate::engine::WorkConfig)), which is also what
+    /// happens while the listener cannot connect (an expired IAM token, say).
+    ///
+    /// ```no_run
+    /// use deadpool_postgres::{Manager, Pool};
+    /// use orderflow::store::{PostgresConfig, PostgresStore};
+    ///
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let tls = tokio_postgres::NoTls;
+    /// let pg: tokio_postgres::Config = "host=db.internal user=shop dbname=shop".parse()?;
+    /// let pool = Pool::builder(Manager::new(pg, tls)).max_size(8).build()?;
+    /// // No listener: workers poll for work.
+    /// let store = PostgresStore::from_pool(pool, PostgresConfig::new("").with_schema("shop"))
+    ///     .await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`connect_with`](Self::connect_with): the schema's checks and migration run on a
+    /// connection of the pool. Messages name the server by `config.url` (redacted), or as
+    /// "the host's pool" when it is empty.
+    pub async fn from_pool(pool: Pool, config: PostgresConfig) -> Result<Self, StoreError> {
+        let server = if config.url.is_empty() {
+            "the host's pool".to_owned()
+        } else {
+            redact::connection_string(&config.url)
+        };
+        let target = format!("{server} (schema \"{}\")", config.schema);
+        let invalid = |problem: String| {
+            StoreError::new(
+                StoreErrorKind::Other,
+                format!("PostgreSQL {target}: {problem}"),
+            )
+        };
+        check_schema_name(&config.schema).map_err(invalid)?;
+        let listen = if config.url.is_empty() {
+            None
+        } else {
+            Some(driver_config(&config).map_err(invalid)?)
+        };
+        Self::open(pool, config, target, listen).await
+    }
+
+    /// The SQL that brings `schema` to the version this code writes, for a DBA to run
+    /// (`psql -v ON_ERROR_STOP=1 -f orderflow.sql`, say) when stores connect with
+    /// [`with_migrate(false)`](PostgresConfig::with_migrate).
+    ///
+    /// One transaction, under the advisory lock the stores take: it creates the schema and
+    /// its `schema_migrations` table if they are missing, applies each migration the
+    /// schema lacks (each in a `DO` block that checks `schema_migrations`) and records it,
+    /// exactly as [`connect_with`](Self::connect_with) would. Running it again changes
+    /// nothing; on a schema newer than this code it fails before changing anything.
+    ///
+    /// ```
+    /// use orderflow::store::PostgresStore;
+    ///
+    /// let sql = PostgresStore::migration_sql("orderflow_eu");
+    /// assert!(sql.starts_with("-- orderflow"));
+    /// assert!(sql.contains("CREATE SCHEMA IF NOT EXISTS \"orderflow_eu\""));
+    /// assert!(sql.trim_end().ends_with("COMMIT;"));
+    /// ```
+    pub fn migration_sql(schema: &str) -> String {
+        let quoted = quote(schema);
+        let lock = literal(&format!("orderflow schema {schema}"));
+        let mut sql = format!(
+            "-- orderflow: the PostgreSQL schema {quoted} at version {SCHEMA_VERSION}.\n\
+             -- Applies the migrations the schema lacks, in one transaction; safe to run again.\n\
+             BEGIN;\n\
+             SELECT pg_advisory_xact_lock(hashtextextended({lock}, 0));\n\
+             CREATE SCHEMA IF NOT EXISTS {quoted};\n\
+             SET LOCAL search_path TO {quoted};\n\
+             CREATE TABLE IF NOT EXISTS schema_migrations (\n    \
+                 version INTEGER PRIMARY KEY,\n    \
+                 applied_at TIMESTAMPTZ NOT NULL DEFAULT now()\n\
+             );\n\
+             DO $orderflow$\n\
+             DECLARE found INTEGER;\n\
+             BEGIN\n    \
+                 SELECT COALESCE(max(version), 0) INTO found FROM schema_migrations;\n    \
+                 IF found > {SCHEMA_VERSION} THEN\n        \
+                     RAISE EXCEPTION 'the schema is at version %, newer than this script \
+                     ({SCHEMA_VERSION})', found;\n    \
+                 END IF;\n\
+             END $orderflow$;\n"
+        );
+        for (i, migration) in MIGRATIONS.iter().enumerate() {
+            let version = i + 1;
+            sql.push_str(&format!(
+                "\n-- Migration {version}.\n\
+                 DO $orderflow_{version}$\n\
+                 BEGIN\n    \
+                     IF NOT EXISTS (SELECT 1 FROM schema_migrations WHERE version = {version}) THEN\n        \
+                         EXECUTE $orderflow_sql_{version}$\n    {migration}\n$orderflow_sql_{version}$;\n        \
+                         INSERT INTO schema_migrations (version) VALUES ({version});\n    \
+                     END IF;\n\
+                 END $orderflow_{version}$;\n"
+            ));
+        }
+        sql.push_str("\nCOMMIT;\n");
+        sql
+    }
+
+    /// A store on `pool`, with the schema brought up to date or checked.
+    async fn open(
+        pool: Pool,
+        config: PostgresConfig,
+        target: String,
+        listen_to: Option<(tokio_postgres::Config, MakeRustlsConnect)>,
+    ) -> Result<Self, StoreError> {
         let owner = format!(
             "{}:{}:{:x}",
             std::process::id(),
@@ -609,7 +839,7 @@ impl PostgresStore {
             sql: Queries::new(&quote(&config.schema)),
             schema: config.schema,
             target,
-            pg,
+            listen_to,
             owner,
             leases: Mutex::new(HashMap::new()),
             prefetched: Mutex::new(HashMap::new()),
@@ -617,8 +847,33 @@ impl PostgresStore {
             seen: AtomicU64::new(0),
             listener: Mutex::new(None),
         };
-        store.migrate().await?;
+        if config.migrate {
+            store.migrate().await?;
+        } else {
+            store.check_version().await?;
+        }
         Ok(store)
+    }
+
+    /// With automatic migration off: the schema must be at the version this code writes.
+    async fn check_version(&self) -> Result<(), StoreError> {
+        let client = self.client("checking the schema version").await?;
+        let found = self.schema_version(&client).await?;
+        if found == SCHEMA_VERSION {
+            return Ok(());
+        }
+        let schema = &self.schema;
+        Err(StoreError::new(
+            StoreErrorKind::Refused,
+            format!(
+                "PostgreSQL {}: the schema is at version {found}, this version of orderflow \
+                 expects version {SCHEMA_VERSION}, and automatic migration is off \
+                 (PostgresConfig::with_migrate(false)); run the SQL of \
+                 PostgresStore::migration_sql({schema:?}) on the database, which applies \
+                 the missing migrations, or connect once with migration on",
+                self.target
+            ),
+        ))
     }
 
     /// The schema holding the store's tables.
@@ -1395,12 +1650,14 @@ impl PostgresStore {
         if task.as_ref().is_some_and(|t| !t.is_finished()) {
             return;
         }
-        let pg = self.pg.clone();
+        let Some((pg, tls)) = self.listen_to.clone() else {
+            return;
+        };
         let wakeup = self.wakeup.clone();
         let listen = format!("LISTEN {}", quote(&self.channel()));
         *task = Some(tokio::spawn(async move {
             loop {
-                if let Ok((client, mut connection)) = pg.connect(NoTls).await {
+                if let Ok((client, mut connection)) = pg.connect(tls.clone()).await {
                     let wake = wakeup.clone();
                     let driver = tokio::spawn(async move {
                         while let Some(message) =
@@ -1704,6 +1961,73 @@ fn quote(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
+/// `text` as a SQL string literal.
+fn literal(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
+}
+
+/// Why `schema` cannot name the store's schema, if it cannot.
+fn check_schema_name(schema: &str) -> Result<(), String> {
+    if schema.is_empty() || schema.len() > MAX_IDENTIFIER {
+        return Err(format!(
+            "the schema name must be 1 to {MAX_IDENTIFIER} bytes long"
+        ));
+    }
+    Ok(())
+}
+
+/// The driver's configuration and the TLS connector for `config`: the URL without the
+/// TLS options the store reads itself, the roots from `sslrootcert` and the configured CA
+/// file and PEM. Errors name options and files, never a text of the URL.
+fn driver_config(
+    config: &PostgresConfig,
+) -> Result<(tokio_postgres::Config, MakeRustlsConnect), String> {
+    if let Some(problem) = redact::url_ambiguity(&config.url) {
+        return Err(format!("the connection URL is ambiguous: {problem}"));
+    }
+    let (rest, options) = tls::take_options(&config.url)
+        .map_err(|problem| format!("the connection string does not parse: {problem}"))?;
+    // The driver's error is not kept as the source: its cause may quote the string.
+    let mut pg: tokio_postgres::Config = rest.parse().map_err(|e| {
+        format!(
+            "the connection string does not parse: {}",
+            parse_problem(&e)
+        )
+    })?;
+    if pg.get_connect_timeout().is_none() {
+        pg.connect_timeout(config.connect_timeout);
+    }
+    if pg.get_application_name().is_none() {
+        pg.application_name("orderflow");
+    }
+    let mut roots = tls::Roots::default();
+    match options.root_cert.as_deref() {
+        Some("system") => roots.system = true,
+        Some(file) => roots
+            .given
+            .extend(tls::read_pem_file(file.as_ref(), "sslrootcert file")?),
+        None => {}
+    }
+    if let Some(file) = &config.ca_file {
+        roots.given.extend(tls::read_pem_file(file, "CA file")?);
+    }
+    if !config.ca_pem.is_empty() {
+        roots.given.extend(tls::read_pem(
+            &config.ca_pem,
+            "the configured root certificates",
+        )?);
+    }
+    // As libpq: sslrootcert=system makes verify-full the default.
+    let mode = options.mode.unwrap_or(if roots.system {
+        tls::SslMode::VerifyFull
+    } else {
+        tls::SslMode::Prefer
+    });
+    pg.ssl_mode(mode.driver());
+    let connector = tls::connector(mode, roots)?;
+    Ok((pg, connector))
+}
+
 /// What a connection string's parse error says, without any text of the string: the
 /// driver's messages may quote a character or an option name from it, which may be part of
 /// a password (a quote doubled SQL-style, a password with an unquoted space).
@@ -1769,6 +2093,13 @@ fn pool_error(target: &str, what: &str, e: PoolError) -> StoreError {
 
 /// Maps a driver error to a store error naming the server.
 fn pg_error(target: &str, what: &str, e: tokio_postgres::Error) -> StoreError {
+    if let Some(problem) = tls::problem(&e) {
+        return StoreError::new(
+            StoreErrorKind::Refused,
+            format!("PostgreSQL {target}: no TLS connection ({what}): {problem}"),
+        )
+        .with_source(e);
+    }
     let kind = error_kind(&e);
     let detail = match (e.as_db_error(), std::error::Error::source(&e)) {
         (Some(db), _) => db.to_string(),
