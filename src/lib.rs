@@ -20,6 +20,7 @@ pub mod redact;
 pub mod rules;
 pub mod store;
 pub mod testing;
+pub mod update;
 
 pub use action::{Action, ActionContext, ActionError, action_fn};
 pub use clock::{Clock, ManualClock, Timestamp};
@@ -34,3 +35,4 @@ pub use policy::{Check, Criticality, Policy, PolicyKind};
 pub use provider::{MemoryProvider, Provider, ProviderError};
 pub use rules::{PolicyDocument, RulePolicy};
 pub use store::{MemoryStore, Store};
+pub use update::{OrderPatch, OrderUpdate};
