@@ -1413,7 +1413,8 @@ impl Engine {
     /// use orderflow::document::Address;
     /// use orderflow::{Engine, Event, Order, OrderPatch};
     ///
-    /// let engine = Engine::builder().clock(orderflow::ManualClock::new()).build().await?;
+    /// let clock = orderflow::ManualClock::new(orderflow::Timestamp::from_millis(0));
+    /// let engine = Engine::builder().clock(clock).build().await?;
     /// engine.submit(Event::new_order(Order::new("SO-1"))).await?;
     /// let us = Address { country: Some("US".into()), ..Address::default() };
     /// let receipt = engine
