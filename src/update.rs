@@ -71,7 +71,7 @@ pub enum OrderUpdate {
     /// id must be the order's.
     Replace(Box<Order>),
     /// Changes the fields the patch names.
-    Patch(OrderPatch),
+    Patch(Box<OrderPatch>),
 }
 
 impl From<Order> for OrderUpdate {
@@ -82,7 +82,7 @@ impl From<Order> for OrderUpdate {
 
 impl From<OrderPatch> for OrderUpdate {
     fn from(patch: OrderPatch) -> Self {
-        Self::Patch(patch)
+        Self::Patch(Box::new(patch))
     }
 }
 

@@ -6,6 +6,7 @@
 
 mod common;
 
+use std::io::Write as _;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -962,5 +963,189 @@ async fn an_update_and_a_cancel_survive_reopening_the_sqlite_file() {
     assert!(
         engine.store().live_orders().await.unwrap().is_empty(),
         "SO-1 completed after its reprocess; SO-2 is cancelled: neither is live"
+    );
+}
+
+// Cancellation points -------------------------------------------------------------------------
+
+/// Where a run drops a future: at the `at`-th pending point of the futures it drives.
+struct DropAt {
+    at: Option<usize>,
+    seen: usize,
+    dropped: bool,
+}
+
+/// Polls `fut` to completion, or drops it at the run's drop point.
+async fn drive<F: std::future::Future>(fut: F, drop_at: &mut DropAt) -> Option<F::Output> {
+    let mut fut = std::pin::pin!(fut);
+    futures::future::poll_fn(|cx| match fut.as_mut().poll(cx) {
+        std::task::Poll::Ready(out) => std::task::Poll::Ready(Some(out)),
+        std::task::Poll::Pending => {
+            let n = drop_at.seen;
+            drop_at.seen += 1;
+            if drop_at.at == Some(n) {
+                drop_at.dropped = true;
+                std::task::Poll::Ready(None)
+            } else {
+                std::task::Poll::Pending
+            }
+        }
+    })
+    .await
+}
+
+/// The timer worker's rounds, time moving on to each timer, until none is set.
+async fn settle(engine: &Engine, clock: &ManualClock) {
+    for _ in 0..100 {
+        let Some(at) = engine.next_due().await.unwrap() else {
+            return;
+        };
+        let now = clock.now();
+        if at > now {
+            clock.advance(at.since(now));
+        }
+        engine.run_due().await.unwrap();
+    }
+    panic!("timers kept coming");
+}
+
+/// An order as a run leaves it, times left out.
+type Left = (
+    Order,
+    Vec<(u64, String, String)>,
+    Vec<ExecutionStatus>,
+    Vec<(String, Outcome, u32, Vec<String>)>,
+    Vec<(String, usize)>,
+);
+
+/// Ship and bill plus a flow that sends the order to the ERP again on "Order updated";
+/// then an update and a cancel, each driven to its `at`-th pending point and dropped there
+/// (the store and providers yield at every operation, as across a network). After a drop,
+/// only the timer worker acts, and must leave nothing in flight; then the host calls again.
+async fn correct_and_cancel(at: Option<usize>) -> (Left, usize, bool) {
+    let clock = clock();
+    let store = Arc::new(FaultyStore::new(Arc::new(MemoryStore::new())));
+    let (engine, erp, billing) =
+        ship_and_bill_engine(&clock, store.clone() as Arc<dyn Store>, RetryPolicy::NONE).await;
+    install(
+        &engine,
+        Flow::builder("Resend")
+            .steps(|s| {
+                s.action(
+                    ActionStep::new("Resend to ERP", ActionKind::SendToFulfillmentErp)
+                        .input_event(EventKind::ORDER_UPDATED)
+                        .provider("ERP"),
+                )
+            })
+            .build()
+            .unwrap(),
+    )
+    .await;
+    engine.submit(common::pen_order("SO-1")).await.unwrap();
+    store.yielding(true);
+    erp.yielding(true);
+    billing.yielding(true);
+
+    let mut drop_at = DropAt {
+        at,
+        seen: 0,
+        dropped: false,
+    };
+    let left_nothing_in_flight = |state: orderflow::execution::OrderState| {
+        assert!(
+            !state.has_runnable() && state.resume_at.is_none(),
+            "dropped at pending point {at:?}: work left in flight: {:?}",
+            state.executions
+        );
+    };
+    let patch = || OrderPatch::new().line_quantity("1", 3);
+    loop {
+        match drive(
+            engine.update_order(&id("SO-1"), "u1", patch()),
+            &mut drop_at,
+        )
+        .await
+        {
+            Some(result) => {
+                result.unwrap();
+                break;
+            }
+            None => {
+                settle(&engine, &clock).await;
+                left_nothing_in_flight(engine.order_state(&id("SO-1")).await.unwrap().unwrap());
+            }
+        }
+    }
+    loop {
+        match drive(engine.cancel(&exec("SO-1", 1)), &mut drop_at).await {
+            Some(Ok(())) => break,
+            // An earlier call committed before it was dropped.
+            Some(Err(Error::NotCancellable {
+                status: ExecutionStatus::Cancelled,
+                ..
+            })) => break,
+            Some(Err(e)) => panic!("cancel failed: {e}"),
+            None => {
+                settle(&engine, &clock).await;
+                left_nothing_in_flight(engine.order_state(&id("SO-1")).await.unwrap().unwrap());
+            }
+        }
+    }
+    settle(&engine, &clock).await;
+    engine.submit(common::shipped("SO-1")).await.unwrap();
+
+    let state = engine.order_state(&id("SO-1")).await.unwrap().unwrap();
+    let journey = engine.journey(&id("SO-1")).await.unwrap();
+    let mut effects: Vec<(String, usize)> = erp
+        .effects_per_key()
+        .into_iter()
+        .chain(billing.effects_per_key())
+        .collect();
+    effects.sort();
+    let left = (
+        state.order,
+        state
+            .timeline
+            .iter()
+            .map(|e| (e.seq, e.id.to_string(), e.kind.to_string()))
+            .collect(),
+        state.executions.iter().map(|x| x.status()).collect(),
+        journey
+            .steps
+            .into_iter()
+            .map(|s| (s.step, s.outcome, s.round, s.details))
+            .collect(),
+        effects,
+    );
+    (left, drop_at.seen, drop_at.dropped)
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn an_update_or_a_cancel_dropped_at_any_await_ends_as_the_clean_run() {
+    let (clean, points, _) = correct_and_cancel(None).await;
+    assert!(
+        points > 4,
+        "a yielding store makes both calls pend: {points}"
+    );
+    assert_eq!(
+        clean.2,
+        [ExecutionStatus::Cancelled, ExecutionStatus::Completed],
+        "ship and bill cancelled, the resend done"
+    );
+    assert_eq!(clean.0.lines[0].quantity, Decimal::from(3));
+    assert!(
+        clean.4.iter().all(|(_, n)| *n == 1) && clean.4.len() == 2,
+        "the ERP took the order and its resend, billing nothing: {:?}",
+        clean.4
+    );
+    for point in 0..points {
+        let (dropped, _, happened) = correct_and_cancel(Some(point)).await;
+        assert!(happened, "the drop at pending point {point} happened");
+        assert_eq!(dropped, clean, "dropped at pending point {point}");
+    }
+    // Past the harness's capture, as tests/cancel.rs reports its coverage.
+    let _ = writeln!(
+        std::io::stderr(),
+        "cancellation: update and cancel: {points}/{points} cancel points covered"
     );
 }
