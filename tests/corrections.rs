@@ -606,6 +606,15 @@ async fn an_update_that_fails_the_intake_checks_is_refused_and_changes_nothing()
         .await
         .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::InvalidInput, "an empty id: {e}");
+    assert_eq!(
+        e.to_string(),
+        "update of order 'SO-1' refused: the update id is empty"
+    );
+    let e = engine
+        .update_order(&id("SO-1"), "u".repeat(5_000), OrderPatch::new())
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::Limit(_)), "{e:?}");
 
     let e = engine
         .update_order(&id("SO-9"), "u5", OrderPatch::new())

@@ -1406,7 +1406,8 @@ impl Engine {
     /// [`Error::InvalidUpdate`] when the document changes the order's id, names a record
     /// twice ([`Order::check_ids`]) or a patch names a line the order lacks;
     /// [`Error::Limit`] past the engine's [`Limits`](crate::limits::Limits) (document size
-    /// and strings, timeline length). A refused update changes nothing.
+    /// and strings, timeline length). A refused update changes nothing (work an earlier
+    /// turn left in flight has run, as any call on the order runs it).
     ///
     /// ```
     /// # futures::executor::block_on(async {
@@ -1435,9 +1436,7 @@ impl Engine {
         update: impl Into<OrderUpdate>,
     ) -> Result<Receipt> {
         let id = id.into();
-        let probe = Event::new(id.clone(), EventKind::ORDER_UPDATED, order.clone());
-        check_event(&probe)?;
-        crate::limits::check_event(&probe, &self.inner.config.limits)?;
+        check_update_id(order, &id, &self.inner.config.limits)?;
         let update = update.into();
         let _permit = self.inner.admission.acquire().await;
         let _guard = self.inner.lock_order(order).await;
@@ -1774,6 +1773,33 @@ fn check_event(event: &Event) -> Result<()> {
         }
         doc.check_ids()
             .map_err(|e| Error::InvalidEvent(format!("event '{}': {e}", event.id)))?;
+    }
+    Ok(())
+}
+
+/// The checks an update's id and order id pass before the update waits for the order.
+fn check_update_id(order: &OrderId, id: &EventId, limits: &crate::limits::Limits) -> Result<()> {
+    let invalid = |reason: &str| Error::InvalidUpdate {
+        order: order.clone(),
+        reason: reason.to_owned(),
+    };
+    if order.as_str().trim().is_empty() {
+        return Err(invalid("it names no order"));
+    }
+    if id.as_str().trim().is_empty() {
+        return Err(invalid("the update id is empty"));
+    }
+    for (s, what) in [(id.as_str(), "id"), (order.as_str(), "order")] {
+        if s.len() > limits.max_string_bytes {
+            return Err(crate::limits::LimitError {
+                what: "order update",
+                limit: "max_string_bytes",
+                max: limits.max_string_bytes,
+                found: s.len(),
+                place: format!("the update's {what}"),
+            }
+            .into());
+        }
     }
     Ok(())
 }

@@ -146,28 +146,25 @@ impl<'e> Turn<'e> {
     /// routes like any other; then runs the order to quiescence.
     pub(super) async fn update(mut self, id: EventId, update: OrderUpdate) -> Result<Receipt> {
         self.catch_up().await?;
-        let applied = if self.state.timeline.iter().any(|e| e.id == id) {
-            None
-        } else {
-            match self
-                .check_timeline_room(&id)
-                .and_then(|()| self.updated(&id, update))
-            {
-                Ok(order) => Some(order),
-                Err(e) => {
-                    // What catching up committed is finished properly; nothing else changed.
-                    self.finish().await?;
-                    return Err(e);
-                }
-            }
-        };
-        let Some(order) = applied else {
+        // Either way out, what catching up committed is finished properly (its turn is no
+        // longer marked under way); nothing else changes.
+        if self.state.timeline.iter().any(|e| e.id == id) {
             self.finish().await?;
             return Ok(Receipt {
                 duplicate: true,
                 seq: 0,
                 started: Vec::new(),
             });
+        }
+        let checked = self
+            .check_timeline_room(&id)
+            .and_then(|()| self.updated(&id, update));
+        let order = match checked {
+            Ok(order) => order,
+            Err(e) => {
+                self.finish().await?;
+                return Err(e);
+            }
         };
         self.state.order = order;
         let seq = self.append_event(id, EventKind::ORDER_UPDATED, None, None)?;
