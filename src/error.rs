@@ -1,5 +1,5 @@
 use crate::document::OrderId;
-use crate::execution::ExecutionId;
+use crate::execution::{ExecutionId, ExecutionStatus};
 use crate::flow::{FlowStatus, ValidationError};
 use crate::limits::LimitError;
 use crate::rules::PolicyError;
@@ -102,6 +102,26 @@ pub enum Error {
     /// Reprocess of an execution with no failed path.
     #[error("execution {0} has not failed: nothing to reprocess")]
     NotReprocessable(ExecutionId),
+    /// Cancel of an execution that has already ended: it completed, or was cancelled
+    /// before.
+    #[error("execution {execution} {}: nothing to cancel", ended(*.status))]
+    NotCancellable {
+        /// The execution.
+        execution: ExecutionId,
+        /// How it ended ([`Completed`](ExecutionStatus::Completed) or
+        /// [`Cancelled`](ExecutionStatus::Cancelled)).
+        status: ExecutionStatus,
+    },
+    /// An order update was refused: the document it gives (or the patch's result) fails
+    /// the checks a new order passes, or it changes the order's id, or a patch names a
+    /// line the order lacks. Nothing was changed.
+    #[error("update of order '{order}' refused: {reason}")]
+    InvalidUpdate {
+        /// The order.
+        order: OrderId,
+        /// Why.
+        reason: String,
+    },
     /// Two registered parts share a name, or a part is missing.
     #[error("configuration: {0}")]
     Configuration(String),
@@ -139,8 +159,9 @@ impl Error {
             Self::FlowStatus { .. }
             | Self::VersionNotGreater { .. }
             | Self::NothingToPublish(_)
-            | Self::NotReprocessable(_) => ErrorKind::InvalidState,
-            Self::InvalidEvent(_) => ErrorKind::InvalidInput,
+            | Self::NotReprocessable(_)
+            | Self::NotCancellable { .. } => ErrorKind::InvalidState,
+            Self::InvalidEvent(_) | Self::InvalidUpdate { .. } => ErrorKind::InvalidInput,
             Self::Configuration(_) | Self::FlowBroken { .. } => ErrorKind::Configuration,
             Self::Store(_) => ErrorKind::Store,
             Self::Limit(_) => ErrorKind::Limit,
@@ -150,6 +171,17 @@ impl Error {
     /// Whether the same call may succeed later (a store outage).
     pub fn is_retryable(&self) -> bool {
         matches!(self, Self::Store(e) if e.is_retryable())
+    }
+}
+
+/// How an execution that cannot be cancelled ended, in words.
+fn ended(status: ExecutionStatus) -> &'static str {
+    match status {
+        ExecutionStatus::Cancelled => "was already cancelled",
+        ExecutionStatus::Completed => "has completed",
+        ExecutionStatus::Running | ExecutionStatus::Waiting | ExecutionStatus::Failed => {
+            "has not ended"
+        }
     }
 }
 

@@ -84,6 +84,8 @@ impl EventKind {
     /// The billing provider confirmed billing.
     pub const BILLING_CONFIRMED: Self =
         Self::from_static("Billing of order confirmed by billing provider");
+    /// The host corrected the order's data ([`Engine::update_order`](crate::Engine::update_order)).
+    pub const ORDER_UPDATED: Self = Self::from_static("Order updated");
 
     /// A kind from static text, usable in `const` items.
     pub const fn from_static(s: &'static str) -> Self {
@@ -173,8 +175,13 @@ pub struct Event {
     /// Free-form data from the sender.
     #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
     pub payload: serde_json::Value,
-    /// The order document, when the event brings it (intake's "New Order", an update).
-    /// It replaces the stored document before the event is routed.
+    /// The order document, when the event brings it (intake's "New Order"). For an order
+    /// the engine does not know, it is the order's first document, stored before the
+    /// event is routed. For an order the engine knows, it is ignored: the stored order,
+    /// with what flows set on it, stays the truth, and a redelivered intake event cannot
+    /// overwrite it. A host corrects a known order with
+    /// [`Engine::update_order`](crate::Engine::update_order), which says when running
+    /// executions see the change and puts it on the timeline.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub document: Option<Box<Order>>,
 }
@@ -234,7 +241,8 @@ impl Event {
         .with_order(order)
     }
 
-    /// Attaches the order document. The order id is taken from the document.
+    /// Attaches the order document (used only if the order is new: see
+    /// [`document`](Self::document)). The order id is taken from the document.
     pub fn with_order(mut self, order: Order) -> Self {
         self.order = order.id.clone();
         self.document = Some(Box::new(order));

@@ -45,6 +45,8 @@ pub enum ExecutionStatus {
     Failed,
     /// Every path ended.
     Completed,
+    /// Ended by [`Engine::cancel`](crate::Engine::cancel): none of its paths runs again.
+    Cancelled,
 }
 
 /// A selection of an order's records: `None` means all of them (including ones created later).
@@ -290,8 +292,11 @@ pub struct Execution {
     pub steps: u32,
     /// When it started.
     pub started: Timestamp,
-    /// When it completed.
+    /// When it completed (or was cancelled).
     pub ended: Option<Timestamp>,
+    /// When [`Engine::cancel`](crate::Engine::cancel) ended it; `None` unless cancelled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cancelled: Option<Timestamp>,
 }
 
 /// A provider call a step made that succeeded, kept while the step may run again.
@@ -341,8 +346,11 @@ impl Execution {
         }
     }
 
-    /// Where it stands, derived from its tokens.
+    /// Where it stands, derived from its tokens (a cancelled execution has none).
     pub fn status(&self) -> ExecutionStatus {
+        if self.cancelled.is_some() {
+            return ExecutionStatus::Cancelled;
+        }
         let mut waiting = false;
         let mut failed = false;
         for t in &self.tokens {
@@ -363,7 +371,9 @@ impl Execution {
         }
     }
 
-    /// Whether it still counts as the flow's live execution for the order.
+    /// Whether it still counts as the flow's live execution for the order: not completed
+    /// and not cancelled. A flow starts a new execution for an order only when it has no
+    /// live one.
     pub fn is_live(&self) -> bool {
         !self.tokens.is_empty()
     }
@@ -497,6 +507,7 @@ mod tests {
             steps: 0,
             started: Timestamp(0),
             ended: None,
+            cancelled: None,
         };
         exec.keep_accepted("Send A", vec![fo("1")]);
         exec.keep_accepted("Send B", vec![fo("1")]);

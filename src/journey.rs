@@ -26,6 +26,9 @@ pub enum Outcome {
     Failed,
     /// Its filter left no records (or no branch of a merge was entered); not a failure.
     Skipped,
+    /// Its execution was cancelled ([`Engine::cancel`](crate::Engine::cancel)) while a path
+    /// stood at the step (waiting, failed, retrying or about to run): the path ended there.
+    Cancelled,
 }
 
 impl fmt::Display for Outcome {
@@ -34,6 +37,7 @@ impl fmt::Display for Outcome {
             Self::Succeeded => "Succeeded",
             Self::Failed => "Failed",
             Self::Skipped => "Skipped",
+            Self::Cancelled => "Cancelled",
         })
     }
 }

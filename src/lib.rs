@@ -27,6 +27,7 @@ pub mod redact;
 pub mod rules;
 pub mod store;
 pub mod testing;
+pub mod update;
 
 pub use action::{Action, ActionContext, ActionError, action_fn};
 pub use clock::{Clock, ManualClock, Timestamp};
@@ -41,6 +42,7 @@ pub use policy::{Check, Criticality, Policy, PolicyKind};
 pub use provider::{MemoryProvider, Provider, ProviderError};
 pub use rules::{PolicyDocument, RulePolicy};
 pub use store::{MemoryStore, Store};
+pub use update::{OrderPatch, OrderUpdate};
 
 /// The attribute the crate's async traits ([`Provider`], [`Store`], [`Action`], …) are written
 /// with, for a host's implementations: `#[orderflow::async_trait]`, no dependency on

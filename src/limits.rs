@@ -475,28 +475,40 @@ pub fn check_event(event: &Event, limits: &Limits) -> Result<(), LimitError> {
         e
     })?;
     if let Some(order) = &event.document {
-        if let Some(long) = order_strings(order)
-            .map(str::len)
-            .find(|n| *n > limits.max_string_bytes)
-        {
-            return Err(over(
-                "event",
-                "max_string_bytes",
-                limits.max_string_bytes,
-                long,
-                format!("{} (order document)", place()),
-            ));
-        }
-        let size = serialized_size(order);
-        if size > limits.max_order_bytes {
-            return Err(over(
-                "event",
-                "max_order_bytes",
-                limits.max_order_bytes,
-                size,
-                place(),
-            ));
-        }
+        check_order("event", order, limits, place)?;
+    }
+    Ok(())
+}
+
+/// Checks an order document within `limits`: every string, then its size. `what` is the
+/// kind of input that brings it ("event", "order update"); `place` names that input.
+pub(crate) fn check_order(
+    what: &'static str,
+    order: &crate::document::Order,
+    limits: &Limits,
+    place: impl Fn() -> String,
+) -> Result<(), LimitError> {
+    if let Some(long) = order_strings(order)
+        .map(str::len)
+        .find(|n| *n > limits.max_string_bytes)
+    {
+        return Err(over(
+            what,
+            "max_string_bytes",
+            limits.max_string_bytes,
+            long,
+            format!("{} (order document)", place()),
+        ));
+    }
+    let size = serialized_size(order);
+    if size > limits.max_order_bytes {
+        return Err(over(
+            what,
+            "max_order_bytes",
+            limits.max_order_bytes,
+            size,
+            place(),
+        ));
     }
     Ok(())
 }

@@ -470,7 +470,8 @@ fn merged(
     match outcome {
         Outcome::Succeeded => Some((outcome, records)),
         Outcome::Failed if condition_next => Some((outcome, records)),
-        Outcome::Failed | Outcome::Skipped => None,
+        // The model cancels nothing.
+        Outcome::Failed | Outcome::Skipped | Outcome::Cancelled => None,
     }
 }
 
@@ -490,6 +491,7 @@ fn outcome_code(o: Outcome) -> u8 {
         Outcome::Succeeded => 0,
         Outcome::Failed => 1,
         Outcome::Skipped => 2,
+        Outcome::Cancelled => 3,
     }
 }
 

@@ -38,7 +38,7 @@ use crate::action::Action;
 use crate::clock::{Clock, Timestamp};
 use crate::document::{Order, OrderId, RecordId};
 use crate::error::{Error, Result};
-use crate::event::{Event, EventKind};
+use crate::event::{Event, EventId, EventKind};
 use crate::execution::{self, ExecutionId, OrderState, TokenStatus};
 use crate::flow::{Flow, FlowStatus, RetryPolicy};
 use crate::journey::Journey;
@@ -47,6 +47,7 @@ use crate::policy::Policy;
 use crate::provider::{CallContext, Provider, ProviderError, ProviderErrorKind, Reply, Request};
 use crate::rules::{PolicyDocument, PolicyRecord, PolicyStatus, RulePolicy};
 use crate::store::{MemoryStore, SetAside, SharedStore, Store};
+use crate::update::OrderUpdate;
 
 use plan::{Plan, Registry, Resolution};
 
@@ -1364,7 +1365,8 @@ impl Engine {
     /// An event whose id the order has seen is accepted and ignored
     /// ([`Receipt::duplicate`]). An event for an unknown order must bring the order's
     /// document ([`Event::with_order`]); for a known order a document it brings is ignored:
-    /// the stored order, with what flows set on it, stays the truth.
+    /// the stored order, with what flows set on it, stays the truth. Correct a known
+    /// order's data with [`update_order`](Self::update_order).
     ///
     /// `submit` runs the order in this instance, holding no lease: instances that share a
     /// store take events with [`enqueue`](Self::enqueue) instead, so that each order runs
@@ -1392,6 +1394,95 @@ impl Engine {
             return Err(Error::UnknownExecution(execution.clone()));
         };
         turn.reprocess(execution).await
+    }
+
+    /// Corrects an order's data between steps: a whole new document or a patch
+    /// ([`OrderUpdate`]), recorded on the order's timeline as an "Order updated" event
+    /// ([`EventKind::ORDER_UPDATED`]) with the id `id`. Then the order runs to quiescence,
+    /// as after [`submit`](Self::submit): flows that take "Order updated" start or move.
+    ///
+    /// The update waits for a turn in progress on the order and applies after what an
+    /// earlier turn left in flight has finished, so no step sees the document change
+    /// under it; every path sees the new document from its next step on — a failed path
+    /// when it is [reprocessed](Self::reprocess), which is how a host fixes the data a
+    /// step failed on. See [`crate::update`] for the whole contract.
+    ///
+    /// An `id` the order has seen is accepted and ignored ([`Receipt::duplicate`]), so an
+    /// update may be retried. Like `submit`, it runs the order in this instance.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::UnknownOrder`] for an order the engine does not hold;
+    /// [`Error::InvalidUpdate`] when the document changes the order's id, names a record
+    /// twice ([`Order::check_ids`]) or a patch names a line the order lacks;
+    /// [`Error::Limit`] past the engine's [`Limits`](crate::limits::Limits) (document size
+    /// and strings, timeline length). A refused update changes nothing (work an earlier
+    /// turn left in flight has run, as any call on the order runs it).
+    ///
+    /// ```
+    /// # futures::executor::block_on(async {
+    /// use orderflow::document::Address;
+    /// use orderflow::{Engine, Event, Order, OrderPatch};
+    ///
+    /// let clock = orderflow::ManualClock::new(orderflow::Timestamp::from_millis(0));
+    /// let engine = Engine::builder().clock(clock).build().await?;
+    /// engine.submit(Event::new_order(Order::new("SO-1"))).await?;
+    /// let us = Address { country: Some("US".into()), ..Address::default() };
+    /// let receipt = engine
+    ///     .update_order(&"SO-1".into(), "fix-1", OrderPatch::new().ship_to(us))
+    ///     .await?;
+    /// assert!(!receipt.duplicate);
+    /// let order = engine.order(&"SO-1".into()).await?.unwrap();
+    /// assert_eq!(order.ship_to.country.as_deref(), Some("US"));
+    /// let again = engine.update_order(&"SO-1".into(), "fix-1", OrderPatch::new()).await?;
+    /// assert!(again.duplicate);
+    /// # Ok::<(), orderflow::Error>(())
+    /// # }).unwrap();
+    /// ```
+    pub async fn update_order(
+        &self,
+        order: &OrderId,
+        id: impl Into<EventId>,
+        update: impl Into<OrderUpdate>,
+    ) -> Result<Receipt> {
+        let id = id.into();
+        check_update_id(order, &id, &self.inner.config.limits)?;
+        let update = update.into();
+        let _permit = self.inner.admission.acquire().await;
+        let _guard = self.inner.lock_order(order).await;
+        let Some(turn) = run::Turn::load_existing(&self.inner, order.clone()).await? else {
+            return Err(Error::UnknownOrder(order.clone()));
+        };
+        turn.update(id, update).await
+    }
+
+    /// Cancels an execution: every path it has left ends where it stands — waiting for an
+    /// event, failed and waiting for reprocess, waiting on a retry timer (the timer goes,
+    /// so [`next_due`](Self::next_due) forgets it), or ready to run — with a
+    /// [`Cancelled`](crate::Outcome::Cancelled) entry in the journey, and the execution's
+    /// status becomes [`Cancelled`](crate::execution::ExecutionStatus::Cancelled). It is
+    /// no longer its flow's live execution: the next event that starts the flow for the
+    /// order starts a new one. It is not reprocessable and is not listed by
+    /// [`failed_executions`](Self::failed_executions).
+    ///
+    /// The cancel waits for a turn in progress on the order and is committed as any turn
+    /// is: once it returns, it holds across restarts; dropped before it returns, it either
+    /// happened or did not, and the order stays resumable either way. A step a turn left
+    /// committed as under way (a crash, a dropped future) is cancelled without being run
+    /// again: its provider may have taken the call, under its idempotency key. The order's
+    /// other executions then run what they have pending.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::UnknownExecution`] for an execution the store does not hold;
+    /// [`Error::NotCancellable`] for one that completed or was cancelled before.
+    pub async fn cancel(&self, execution: &ExecutionId) -> Result<()> {
+        let _guard = self.inner.lock_order(&execution.order).await;
+        let Some(turn) = run::Turn::load_existing(&self.inner, execution.order.clone()).await?
+        else {
+            return Err(Error::UnknownExecution(execution.clone()));
+        };
+        turn.cancel(execution).await
     }
 
     /// Resumes every order with a live execution from the store: what a restarted engine
@@ -1709,6 +1800,33 @@ fn check_event(event: &Event) -> Result<()> {
         }
         doc.check_ids()
             .map_err(|e| Error::InvalidEvent(format!("event '{}': {e}", event.id)))?;
+    }
+    Ok(())
+}
+
+/// The checks an update's id and order id pass before the update waits for the order.
+fn check_update_id(order: &OrderId, id: &EventId, limits: &crate::limits::Limits) -> Result<()> {
+    let invalid = |reason: &str| Error::InvalidUpdate {
+        order: order.clone(),
+        reason: reason.to_owned(),
+    };
+    if order.as_str().trim().is_empty() {
+        return Err(invalid("it names no order"));
+    }
+    if id.as_str().trim().is_empty() {
+        return Err(invalid("the update id is empty"));
+    }
+    for (s, what) in [(id.as_str(), "id"), (order.as_str(), "order")] {
+        if s.len() > limits.max_string_bytes {
+            return Err(crate::limits::LimitError {
+                what: "order update",
+                limit: "max_string_bytes",
+                max: limits.max_string_bytes,
+                found: s.len(),
+                place: format!("the update's {what}"),
+            }
+            .into());
+        }
     }
     Ok(())
 }

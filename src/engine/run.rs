@@ -16,13 +16,14 @@ use crate::document::{Entity, Order, OrderId, RecordId, RecordMut, RecordRef};
 use crate::error::{Error, Result};
 use crate::event::{Event, EventId, EventKind};
 use crate::execution::{
-    BranchState, Execution, ExecutionId, Frame, JoinState, OrderState, Position, Selection, Token,
-    TokenStatus,
+    BranchState, Execution, ExecutionId, ExecutionStatus, Frame, JoinState, OrderState, Position,
+    Selection, Token, TokenStatus,
 };
 use crate::flow::FlowStatus;
 use crate::journey::{Finding, Outcome, StepRecord, TimelineEntry};
 use crate::policy::{Check, Criticality, Policy};
 use crate::store::Commit;
+use crate::update::OrderUpdate;
 
 /// One order's state in memory while the engine works on it (under the order's lock).
 pub(super) struct Turn<'e> {
@@ -93,12 +94,7 @@ impl<'e> Turn<'e> {
     }
 
     pub(super) async fn submit(mut self, event: Event) -> Result<Receipt> {
-        // Work an earlier engine left in flight (a crash between commits) runs first, so
-        // the order sees its events in the order it would have without the crash.
-        if self.state.has_runnable() {
-            self.run().await?;
-            self.commit_if_dirty().await?;
-        }
+        self.catch_up().await?;
         if self.state.timeline.iter().any(|e| e.id == event.id) {
             return Ok(Receipt {
                 duplicate: true,
@@ -106,17 +102,7 @@ impl<'e> Turn<'e> {
                 started: Vec::new(),
             });
         }
-        let max = self.inner.config.limits.max_timeline_events;
-        if self.state.timeline.len() >= max {
-            return Err(crate::limits::LimitError {
-                what: "order timeline",
-                limit: "max_timeline_events",
-                max,
-                found: self.state.timeline.len() + 1,
-                place: format!("order '{}', event '{}'", self.state.order.id, event.id),
-            }
-            .into());
-        }
+        self.check_timeline_room(&event.id)?;
         let seq = self.append_event(event.id, event.kind, event.record, None)?;
         self.run().await?;
         let started = self.finish().await?;
@@ -125,6 +111,141 @@ impl<'e> Turn<'e> {
             seq,
             started,
         })
+    }
+
+    /// Work an earlier engine left in flight (a crash between commits, a dropped future)
+    /// runs first, so the order sees its events and updates in the order it would have
+    /// without the crash, and a step committed as under way finishes with the document it
+    /// started with.
+    async fn catch_up(&mut self) -> Result<()> {
+        if self.state.has_runnable() {
+            self.run().await?;
+            self.commit_if_dirty().await?;
+        }
+        Ok(())
+    }
+
+    /// Refuses an event past the order's timeline bound.
+    fn check_timeline_room(&self, id: &EventId) -> Result<()> {
+        let max = self.inner.config.limits.max_timeline_events;
+        if self.state.timeline.len() >= max {
+            return Err(crate::limits::LimitError {
+                what: "order timeline",
+                limit: "max_timeline_events",
+                max,
+                found: self.state.timeline.len() + 1,
+                place: format!("order '{}', event '{id}'", self.state.order.id),
+            }
+            .into());
+        }
+        Ok(())
+    }
+
+    /// Applies an order update between steps (see [`crate::update`]): after what an
+    /// earlier turn left in flight, as an "Order updated" event on the timeline that
+    /// routes like any other; then runs the order to quiescence.
+    pub(super) async fn update(mut self, id: EventId, update: OrderUpdate) -> Result<Receipt> {
+        self.catch_up().await?;
+        // Either way out, what catching up committed is finished properly (its turn is no
+        // longer marked under way); nothing else changes.
+        if self.state.timeline.iter().any(|e| e.id == id) {
+            self.finish().await?;
+            return Ok(Receipt {
+                duplicate: true,
+                seq: 0,
+                started: Vec::new(),
+            });
+        }
+        let checked = self
+            .check_timeline_room(&id)
+            .and_then(|()| self.updated(&id, update));
+        let order = match checked {
+            Ok(order) => order,
+            Err(e) => {
+                self.finish().await?;
+                return Err(e);
+            }
+        };
+        self.state.order = order;
+        let seq = self.append_event(id, EventKind::ORDER_UPDATED, None, None)?;
+        self.run().await?;
+        let started = self.finish().await?;
+        Ok(Receipt {
+            duplicate: false,
+            seq,
+            started,
+        })
+    }
+
+    /// The document after `update`, checked as intake checks a new order's.
+    fn updated(&self, id: &EventId, update: OrderUpdate) -> Result<Order> {
+        let current = &self.state.order;
+        let invalid = |reason: String| Error::InvalidUpdate {
+            order: current.id.clone(),
+            reason,
+        };
+        let order = update.apply(current).map_err(invalid)?;
+        order.check_ids().map_err(|e| invalid(e.to_string()))?;
+        crate::limits::check_order("order update", &order, &self.inner.config.limits, || {
+            format!("update '{id}' of order '{}'", current.id)
+        })?;
+        Ok(order)
+    }
+
+    /// Ends an execution: every path it has left — waiting, failed, retrying, ready, or
+    /// committed as under way by a turn that never finished — ends where it stands with a
+    /// `Cancelled` journey entry, its durable timers go with it, and it no longer counts
+    /// as its flow's live execution. Then the order's other work runs as after any change.
+    pub(super) async fn cancel(mut self, id: &ExecutionId) -> Result<()> {
+        let Some(e) = self.state.executions.iter().position(|x| &x.id == id) else {
+            return Err(Error::UnknownExecution(id.clone()));
+        };
+        let status = self.state.executions[e].status();
+        if matches!(
+            status,
+            ExecutionStatus::Completed | ExecutionStatus::Cancelled
+        ) {
+            return Err(Error::NotCancellable {
+                execution: id.clone(),
+                status,
+            });
+        }
+        // Step names for the journey; an execution whose flow cannot run here can still be
+        // cancelled, its paths named by position.
+        let plan = match self.take_plan(e).await {
+            Ok(plan) => Some(plan),
+            Err(err) if super::is_outage(&err) => return Err(err),
+            Err(_) => None,
+        };
+        let now = self.now();
+        let exec = &mut self.state.executions[e];
+        let tokens = std::mem::take(&mut exec.tokens);
+        exec.accepted.clear();
+        exec.cancelled = Some(now);
+        exec.ended = Some(now);
+        for token in tokens {
+            let step = plan
+                .as_deref()
+                .map_or_else(|| format!("{:?}", token.at), |p| position_name(p, token.at));
+            let records = token.records.records(&self.state.order);
+            let details = vec![cancelled_detail(&token)];
+            self.record(
+                e,
+                &step,
+                records,
+                Outcome::Cancelled,
+                0,
+                now,
+                details,
+                Vec::new(),
+            );
+        }
+        if let Some(plan) = plan {
+            self.plans[e] = Some(plan);
+        }
+        self.dirty = true;
+        self.run().await?;
+        self.finish().await.map(drop)
     }
 
     pub(super) async fn run_pending(mut self) -> Result<bool> {
@@ -362,6 +483,7 @@ impl<'e> Turn<'e> {
                 steps: 0,
                 started: at,
                 ended: None,
+                cancelled: None,
             });
             self.started.push(id);
         }
@@ -730,7 +852,8 @@ impl<'e> Turn<'e> {
         );
         let exec = &mut self.state.executions[e];
         match outcome {
-            Outcome::Skipped => {
+            // A merge is Succeeded, Failed or Skipped; only a cancel ends paths Cancelled.
+            Outcome::Skipped | Outcome::Cancelled => {
                 if let Some(outer) = frames.last() {
                     self.check_join(plan, e, outer.join);
                 }
@@ -1094,6 +1217,37 @@ impl<'e> Turn<'e> {
         // step's commit before it calls out, or at the end of the turn, whichever comes
         // first. A crash before then repeats this call under its key.
         Ok(())
+    }
+}
+
+/// The name of the step a token stands at, for the journey.
+fn position_name(plan: &Plan, at: Position) -> String {
+    match at {
+        Position::Node(n) => plan.node(n).name.clone(),
+        Position::Arrive { join, .. } | Position::Merged(join) => plan.join(join).name.clone(),
+        Position::End => "end".to_owned(),
+    }
+}
+
+/// What a path was doing when its execution was cancelled, for the journey.
+fn cancelled_detail(token: &Token) -> String {
+    match token.status {
+        TokenStatus::Waiting => "cancelled while waiting for an input event".to_owned(),
+        TokenStatus::Ready => "cancelled before the step ran".to_owned(),
+        TokenStatus::Running => "cancelled with its provider call committed as under way by a \
+             turn that did not finish: the provider may have taken the call"
+            .to_owned(),
+        TokenStatus::Retrying => match token.wake_at {
+            Some(at) => format!(
+                "cancelled while waiting to retry: attempt {} was due at {at}",
+                token.attempt
+            ),
+            None => format!("cancelled while waiting to retry attempt {}", token.attempt),
+        },
+        TokenStatus::Failed => match &token.error {
+            Some(error) => format!("cancelled after the path failed: {error}"),
+            None => "cancelled after the path failed".to_owned(),
+        },
     }
 }
 

@@ -96,6 +96,7 @@ impl fmt::Display for Simulation {
                 Outcome::Succeeded => "would succeed",
                 Outcome::Failed => "would fail",
                 Outcome::Skipped => "would be skipped",
+                Outcome::Cancelled => "would be cancelled",
             };
             write!(f, "  {} {outcome}", s.step)?;
             for d in &s.details {

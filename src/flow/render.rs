@@ -8,12 +8,12 @@
 //! the sequence, and an end node wherever a path ends.
 //!
 //! [`journey_mermaid`] and [`journey_dot`] draw the same graph with an order's [`Journey`] on
-//! it: steps that succeeded are green, skipped ones grey and dashed, failed ones red, steps the
-//! order never reached dim; each visited action (and merge) shows its last outcome, how long
-//! it took and, when there were several, its provider call attempts; the edges the order took
-//! are thick and green. Only the journey's steps of the drawn flow count, and a step that ran
+//! it: steps that succeeded are green, skipped ones grey and dashed, failed ones red, ones
+//! where a cancelled execution's path ended amber, steps the order never reached dim; each
+//! visited action (and merge) shows its last outcome, how long it took and, when there were
+//! several, its provider call attempts; the edges the order took are thick and green. Only the journey's steps of the drawn flow count, and a step that ran
 //! several times (reprocess rounds) shows its last run. The Mermaid charts style nodes with
-//! the classes `succeeded`, `failed`, `skipped` and `unreached`.
+//! the classes `succeeded`, `failed`, `skipped`, `cancelled` and `unreached`.
 //!
 //! Node ids come from positions, never from user text: `s2` is the third top-level step,
 //! `s2_b1_0` the first step of its second branch (for conditions, branch 0 is `yes` and 1 is
@@ -503,14 +503,16 @@ enum Status {
     Succeeded,
     Failed,
     Skipped,
+    Cancelled,
     Unreached,
 }
 
 impl Status {
-    const ALL: [Self; 4] = [
+    const ALL: [Self; 5] = [
         Self::Succeeded,
         Self::Failed,
         Self::Skipped,
+        Self::Cancelled,
         Self::Unreached,
     ];
 
@@ -519,6 +521,7 @@ impl Status {
             Self::Succeeded => "succeeded",
             Self::Failed => "failed",
             Self::Skipped => "skipped",
+            Self::Cancelled => "cancelled",
             Self::Unreached => "unreached",
         }
     }
@@ -529,6 +532,7 @@ impl Status {
             Self::Succeeded => ("#d3f9d8", "#2b8a3e", "#1b4d26"),
             Self::Failed => ("#ffe3e3", "#c92a2a", "#7d1a1a"),
             Self::Skipped => ("#e9ecef", "#868e96", "#495057"),
+            Self::Cancelled => ("#fff3bf", "#e67700", "#7a4100"),
             Self::Unreached => ("#ffffff", "#ced4da", "#adb5bd"),
         }
     }
@@ -550,6 +554,7 @@ impl From<Outcome> for Status {
             Outcome::Succeeded => Self::Succeeded,
             Outcome::Failed => Self::Failed,
             Outcome::Skipped => Self::Skipped,
+            Outcome::Cancelled => Self::Cancelled,
         }
     }
 }
