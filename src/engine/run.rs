@@ -99,7 +99,11 @@ impl<'e> Turn<'e> {
             self.run().await?;
             self.commit_if_dirty().await?;
         }
+        let observed = self.inner.dry.is_none();
         if self.state.timeline.iter().any(|e| e.id == event.id) {
+            if observed {
+                crate::metrics::event_accepted(true);
+            }
             return Ok(Receipt {
                 duplicate: true,
                 seq: 0,
@@ -117,9 +121,16 @@ impl<'e> Turn<'e> {
             }
             .into());
         }
+        let new_order = self.expected.is_none();
         let seq = self.append_event(event.id, event.kind, event.record, None)?;
         self.run().await?;
         let started = self.finish().await?;
+        if observed {
+            crate::metrics::event_accepted(false);
+            if new_order {
+                crate::metrics::order_accepted();
+            }
+        }
         Ok(Receipt {
             duplicate: false,
             seq,
@@ -159,8 +170,12 @@ impl<'e> Turn<'e> {
             return Ok(false);
         }
         self.dirty = true;
+        let observed = self.inner.dry.is_none();
         self.run().await?;
         self.finish().await?;
+        if observed {
+            crate::metrics::timer_due();
+        }
         Ok(true)
     }
 
@@ -514,6 +529,9 @@ impl<'e> Turn<'e> {
         }
         let exec = &mut self.state.executions[e];
         exec.steps += 1;
+        if self.inner.dry.is_none() {
+            crate::metrics::step(&exec.flow, step, outcome);
+        }
         self.journey.push(StepRecord {
             execution: exec.id.clone(),
             flow: exec.flow.clone(),
