@@ -26,7 +26,7 @@
 //! | `orderflow_dead_letters_total` | counter | events | — | Queued events set aside as dead letters ([`WorkReport::dead_letters`](crate::engine::WorkReport::dead_letters)) |
 //! | `orderflow_orders_set_aside_total` | counter | orders | `kind` | Orders set aside because they cannot be decoded or run ([`set_aside_orders`](crate::Engine::set_aside_orders)), by the kind of the error that did it |
 //! | `orderflow_order_failures_total` | counter | turns | `kind`, `set_aside` | Order turns that failed in background work ([`recover`](crate::Engine::recover), [`run_due`](crate::Engine::run_due), a work round, [`restore`](crate::Engine::restore)), by error kind; `set_aside="true"` when the order was set aside for it |
-//! | `orderflow_worker_errors_total` | counter | errors | `worker`, `operation`, `kind` | Errors a background worker swallowed and tries again after: `worker` is `timers` ([`run_timers`](crate::Engine::run_timers)) or `shared` ([`run_worker`](crate::Engine::run_worker)); `operation` is `timers` (listing due timers), `recovery` (waking a resumed flow's orders), `claim`, `housekeeping`, `release` (giving back a set-aside order's claim) or `set_aside` (the store refused to set an order aside) |
+//! | `orderflow_worker_errors_total` | counter | errors | `worker`, `operation`, `kind` | Errors a background worker swallowed and tries again after. `worker="timers"` ([`run_timers`](crate::Engine::run_timers)) with `operation="round"` (a round failed: the store could not list due timers, or waking a resumed flow's orders failed); `worker="shared"` ([`run_worker`](crate::Engine::run_worker)) with `operation` one of `claim`, `housekeeping` ([`SharedStore::maintain`](crate::store::SharedStore::maintain)), `recovery` (waking a resumed flow's orders), `timers` (listing the next due timer before sleeping), `release` (giving back the claim of an order just set aside; its lease lapses instead) |
 //!
 //! Label values:
 //! - `kind` on provider metrics: the [`RequestKind`](crate::provider::RequestKind) in
@@ -38,11 +38,52 @@
 //! - `flow` and `step` come from published flows, a set the host controls. No metric is
 //!   labelled by order, execution or event: their number has no bound.
 //!
-//! Every error a background worker swallows is also a `tracing` event with the `tracing`
-//! feature: `warn` for the worker errors and order failures, `error` when an order cannot
-//! be set aside.
+//! Failures of single orders are not worker errors: they are
+//! `orderflow_order_failures_total` (and `orderflow_orders_set_aside_total` when the order
+//! is set aside), whichever worker ran the order. Every error a background worker
+//! swallows is also a `tracing` event with the `tracing` feature: `warn` for the worker
+//! errors and order failures, `error` when an order cannot be set aside.
+//!
+//! Queue depth: a [`SharedStore`](crate::store::SharedStore) does not report how many
+//! events wait in it, and the engine does not guess. `orderflow_work_claimed_orders` says
+//! what each claim found; rounds that keep claiming a full batch mean work is waiting.
 //!
 //! The names are constants of this module, for hosts that filter or look them up.
+//!
+//! # Example
+//!
+//! A host reads the engine's counters from the recorder it installed (here `metrics-util`'s
+//! debugging recorder, for this thread only):
+//!
+//! ```
+//! # #[cfg(feature = "metrics")]
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+//! use orderflow::document::{Order, OrderLine};
+//! use orderflow::{Engine, Event, MemoryStore};
+//!
+//! let recorder = DebuggingRecorder::new();
+//! let snapshotter = recorder.snapshotter();
+//! let _local = metrics::set_default_local_recorder(&recorder);
+//!
+//! let engine = Engine::builder().store(MemoryStore::new()).build().await?;
+//! let order = Order::new("SO-1").with_line(OrderLine::new("1", "Surface Pen", 2));
+//! engine.submit(Event::new_order(order)).await?;
+//!
+//! let accepted: Vec<_> = snapshotter
+//!     .snapshot()
+//!     .into_vec()
+//!     .into_iter()
+//!     .filter(|(key, ..)| key.key().name() == orderflow::metrics::ORDERS_ACCEPTED)
+//!     .map(|(.., value)| value)
+//!     .collect();
+//! assert_eq!(accepted, [DebugValue::Counter(1)]);
+//! # Ok(())
+//! # }
+//! # #[cfg(not(feature = "metrics"))]
+//! # fn main() {}
+//! ```
 
 /// `orderflow_orders_accepted_total`: new orders taken on.
 pub const ORDERS_ACCEPTED: &str = "orderflow_orders_accepted_total";
@@ -90,8 +131,16 @@ pub fn describe() {
         Unit::Count,
         "Events taken on an order's timeline, duplicates labelled"
     );
-    describe_counter!(EVENTS_ENQUEUED, Unit::Count, "Events queued in a shared store");
-    describe_counter!(STEPS, Unit::Count, "Journey rows written, by flow, step and outcome");
+    describe_counter!(
+        EVENTS_ENQUEUED,
+        Unit::Count,
+        "Events queued in a shared store"
+    );
+    describe_counter!(
+        STEPS,
+        Unit::Count,
+        "Journey rows written, by flow, step and outcome"
+    );
     describe_histogram!(
         PROVIDER_CALL_SECONDS,
         Unit::Seconds,
@@ -106,7 +155,11 @@ pub fn describe() {
     describe_counter!(TIMERS_DUE, Unit::Count, "Orders whose due timers ran");
     describe_histogram!(WORK_CLAIMED, Unit::Count, "Orders each claim took");
     describe_histogram!(WORK_CLAIM_SECONDS, Unit::Seconds, "Wall time of each claim");
-    describe_counter!(DEAD_LETTERS, Unit::Count, "Queued events set aside as dead letters");
+    describe_counter!(
+        DEAD_LETTERS,
+        Unit::Count,
+        "Queued events set aside as dead letters"
+    );
     describe_counter!(ORDERS_SET_ASIDE, Unit::Count, "Orders set aside");
     describe_counter!(
         ORDER_FAILURES,

@@ -1794,9 +1794,9 @@ impl<'a> Caller<'a> {
             let mut accepted = self.accepted.lock().unwrap_or_else(PoisonError::into_inner);
             accepted.push(record.clone());
         }
-        let retry = result.as_ref().is_err_and(|e| {
-            e.is_retryable() && self.attempt < self.retry.attempts.max(1)
-        });
+        let retry = result
+            .as_ref()
+            .is_err_and(|e| e.is_retryable() && self.attempt < self.retry.attempts.max(1));
         if retry {
             let at = self.inner.clock.now().after(Duration::from_millis(
                 self.inner.backoff(&self.retry, self.attempt + 1),
