@@ -29,10 +29,10 @@
 //! | `orderflow_worker_errors_total` | counter | errors | `worker`, `operation`, `kind` | Errors a background worker swallowed and tries again after. `worker="timers"` ([`run_timers`](crate::Engine::run_timers)) with `operation="round"` (a round failed: the store could not list due timers, or waking a resumed flow's orders failed); `worker="shared"` ([`run_worker`](crate::Engine::run_worker)) with `operation` one of `claim`, `housekeeping` ([`SharedStore::maintain`](crate::store::SharedStore::maintain)), `recovery` (waking a resumed flow's orders), `timers` (listing the next due timer before sleeping), `release` (giving back the claim of an order just set aside; its lease lapses instead) |
 //!
 //! Label values:
-//! - `kind` on provider metrics: the [`RequestKind`](crate::provider::RequestKind) in
+//! - `kind` on provider metrics: the [`RequestKind`] in
 //!   snake case (`determine_fulfillment`, `send_fulfillment_order`, `send_to_erp`,
 //!   `send_invoice`, `custom`); `provider` is the provider's registered name.
-//! - `kind` on error metrics: the [`ErrorKind`](crate::ErrorKind) in snake case
+//! - `kind` on error metrics: the [`ErrorKind`] in snake case
 //!   (`document`, `validation`, `not_found`, `already_exists`, `invalid_state`,
 //!   `invalid_input`, `store`, `configuration`, `limit`).
 //! - `flow` and `step` come from published flows, a set the host controls. No metric is
@@ -120,10 +120,15 @@ use crate::provider::{ProviderError, RequestKind};
 
 /// Gives the installed recorder each metric's unit and description (a Prometheus
 /// exporter prints them as `# HELP` lines). [`EngineBuilder::build`](crate::EngineBuilder::build)
-/// calls it; a host that installs its recorder later may call it again.
-#[cfg(feature = "metrics")]
-#[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
+/// calls it; a host that installs its recorder later may call it again. Without the
+/// `metrics` feature it does nothing.
 pub fn describe() {
+    #[cfg(feature = "metrics")]
+    describe_all();
+}
+
+#[cfg(feature = "metrics")]
+fn describe_all() {
     use metrics::{Unit, describe_counter, describe_histogram};
     describe_counter!(ORDERS_ACCEPTED, Unit::Count, "New orders taken on");
     describe_counter!(

@@ -19,7 +19,7 @@ use orderflow::document::{Order, OrderLine};
 use orderflow::engine::{Config, WorkConfig};
 use orderflow::flow::{ActionStep, Flow, RetryPolicy};
 use orderflow::metrics as names;
-use orderflow::store::{SharedMemoryStore, SharedStore};
+use orderflow::store::SharedMemoryStore;
 use orderflow::testing::provider::{Behavior, ScriptedProvider};
 use orderflow::{ActionKind, Engine, Event, EventKind, MemoryStore, Outcome};
 
@@ -75,8 +75,11 @@ fn key(name: &str, labels: &[(&str, &str)]) -> Key {
     (name.to_owned(), labels)
 }
 
+/// A counter's name, labels and value.
+type Expected<'a> = (&'a str, &'a [(&'a str, &'a str)], u64);
+
 /// The counters a phase must have recorded, and nothing else.
-fn counters(expected: &[(&str, &[(&str, &str)], u64)]) -> BTreeMap<Key, u64> {
+fn counters(expected: &[Expected<'_>]) -> BTreeMap<Key, u64> {
     expected
         .iter()
         .map(|(name, labels, n)| (key(name, labels), *n))

@@ -321,7 +321,6 @@ impl EngineBuilder {
     /// ([`RetryPolicy::check`]), when no clock is given without the `tokio` feature, or when
     /// the store fails.
     pub async fn build(self) -> Result<Engine> {
-        #[cfg(feature = "metrics")]
         crate::metrics::describe();
         if !self.duplicates.is_empty() {
             return Err(Error::Configuration(format!(
