@@ -808,3 +808,100 @@ async fn errors_the_workers_swallow_are_counted_by_worker_operation_and_kind() {
     timers.abort();
     let _ = timers.await;
 }
+
+#[tokio::test]
+async fn an_order_lost_to_another_instance_is_counted_once_and_run_there() {
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let _local = metrics::set_default_local_recorder(&recorder);
+
+    let clock = clock();
+    let store = SharedMemoryStore::new(clock.clone());
+    let lease = Duration::from_secs(6);
+    let instance = |billing: &ScriptedProvider| {
+        Engine::builder()
+            .shared_store(store.handle())
+            .clock(clock.clone())
+            .config(config().with_work(WorkConfig::default().with_lease(lease)))
+            .provider(billing.clone())
+            .build()
+    };
+    // The first instance's Billing never answers; the second's does.
+    let stalled_billing = billing(&clock);
+    stalled_billing.then(Behavior::Hang);
+    let stalled = instance(&stalled_billing).await.unwrap();
+    stalled.create_flow(bill()).await.unwrap();
+    stalled.publish("Bill").await.unwrap();
+    let healthy_billing = billing(&clock);
+    let healthy = instance(&healthy_billing).await.unwrap();
+    stalled.enqueue(pen("SO-1")).await.unwrap();
+    take(&snapshotter);
+
+    let first = tokio::spawn({
+        let stalled = stalled.clone();
+        async move { stalled.work().await }
+    });
+    while stalled_billing.calls().is_empty() {
+        tokio::task::yield_now().await;
+    }
+    // The lease runs out (and the stalled call's timeout with it); the healthy instance
+    // claims the order before the stalled one runs again.
+    clock.advance(lease + Duration::from_millis(1));
+    let report = healthy.work().await.unwrap();
+    assert_eq!((report.claimed, report.events), (1, 1), "{report:?}");
+    let report = first.await.unwrap().unwrap();
+    assert_eq!((report.claimed, report.lost), (1, 1), "{report:?}");
+
+    let invoice = [("provider", "Billing"), ("kind", "send_invoice")];
+    let taken = take(&snapshotter);
+    assert_eq!(
+        taken.counters,
+        counters(&[
+            // The stalled instance committed the order and its event before it called
+            // Billing: they count once, when durable, though its work round failed.
+            (names::ORDERS_ACCEPTED, &[], 1),
+            (names::EVENTS_ACCEPTED, &[("duplicate", "false")], 1),
+            // The healthy instance resumed the turn left under way (its resumption timer
+            // was due), ran the step, and then found the queued event on the timeline.
+            (names::TIMERS_DUE, &[], 1),
+            (names::EVENTS_ACCEPTED, &[("duplicate", "true")], 1),
+            (
+                names::STEPS,
+                &[
+                    ("flow", "Bill"),
+                    ("step", "Invoice"),
+                    ("outcome", "succeeded")
+                ],
+                1
+            ),
+            // The stalled call timed out; its retry was never committed.
+            (
+                names::PROVIDER_ERRORS,
+                &[
+                    ("provider", "Billing"),
+                    ("kind", "send_invoice"),
+                    ("error", "timeout")
+                ],
+                1
+            ),
+            (names::PROVIDER_RETRIES, &invoice, 1),
+            (
+                names::WORKER_ERRORS,
+                &[
+                    ("worker", "shared"),
+                    ("operation", "lease"),
+                    ("kind", "store")
+                ],
+                1
+            ),
+        ])
+    );
+    assert_eq!(
+        samples(&taken),
+        BTreeMap::from([
+            (key(names::WORK_CLAIMED, &[]), 2),
+            (key(names::WORK_CLAIM_SECONDS, &[]), 2),
+            (key(names::PROVIDER_CALL_SECONDS, &invoice), 2),
+        ])
+    );
+}

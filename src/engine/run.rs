@@ -34,6 +34,9 @@ pub(super) struct Turn<'e> {
     started: Vec<ExecutionId>,
     /// The compiled plan of each execution (by index) this turn has looked up.
     plans: Vec<Option<Arc<Plan>>>,
+    /// An event this turn put on the timeline and has not yet committed, and whether it
+    /// brought a new order: counted in the metrics once it is durable.
+    accepting: Option<bool>,
     /// The span of each execution this turn moved.
     #[cfg(feature = "tracing")]
     spans: HashMap<usize, tracing::Span>,
@@ -78,6 +81,7 @@ impl<'e> Turn<'e> {
             dirty: false,
             started: Vec::new(),
             plans: Vec::new(),
+            accepting: None,
             #[cfg(feature = "tracing")]
             spans: HashMap::new(),
         }
@@ -123,14 +127,9 @@ impl<'e> Turn<'e> {
         }
         let new_order = self.expected.is_none();
         let seq = self.append_event(event.id, event.kind, event.record, None)?;
+        self.accepting = observed.then_some(new_order);
         self.run().await?;
         let started = self.finish().await?;
-        if observed {
-            crate::metrics::event_accepted(false);
-            if new_order {
-                crate::metrics::order_accepted();
-            }
-        }
         Ok(Receipt {
             duplicate: false,
             seq,
@@ -236,6 +235,7 @@ impl<'e> Turn<'e> {
             state.revision += 1;
             let commit = Commit::new(self.expected, state, self.journey);
             self.inner.store.commit(commit).await?;
+            accepted(self.accepting);
         }
         Ok(self.started)
     }
@@ -274,6 +274,7 @@ impl<'e> Turn<'e> {
         }
         self.expected = Some(self.state.revision);
         self.dirty = false;
+        accepted(self.accepting.take());
         Ok(())
     }
 
@@ -1114,6 +1115,16 @@ impl<'e> Turn<'e> {
 }
 
 /// Starts a copy of a splitter's token on branch `b` at `pos`.
+/// Counts an event (and the order it brought) accepted once its commit succeeded.
+fn accepted(accepting: Option<bool>) {
+    if let Some(new_order) = accepting {
+        crate::metrics::event_accepted(false);
+        if new_order {
+            crate::metrics::order_accepted();
+        }
+    }
+}
+
 fn enter_branch(
     exec: &mut Execution,
     mut child: Token,

@@ -206,7 +206,12 @@ impl Engine {
                 async move {
                     let outcome = self.work_order(shared, &lease, now, report).await;
                     let set_aside = match &outcome {
-                        Err(Error::Store(e)) if e.kind() == StoreErrorKind::LeaseLost => false,
+                        Err(e @ Error::Store(s)) if s.kind() == StoreErrorKind::LeaseLost => {
+                            #[cfg(feature = "tracing")]
+                            tracing::warn!(order = %lease.order, error = %e, "order lost to another instance");
+                            crate::metrics::worker_error(Worker::Shared, "lease", e);
+                            false
+                        }
                         Err(e) => self.inner.on_order_failure(&lease.order, e).await.is_some(),
                         Ok(()) => {
                             self.inner.on_order_success(&lease.order);
