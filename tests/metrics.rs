@@ -469,6 +469,9 @@ async fn orders_set_aside_are_counted_by_error_kind_on_either_worker() {
     let recorder = DebuggingRecorder::new();
     let snapshotter = recorder.snapshotter();
     let _local = metrics::set_default_local_recorder(&recorder);
+    let warnings = Warnings::default();
+    #[cfg(feature = "tracing")]
+    let _traced = warnings.collect();
 
     // A shared store: the instance that claims the order lacks its flow's provider.
     let clock = clock();
@@ -539,6 +542,7 @@ async fn orders_set_aside_are_counted_by_error_kind_on_either_worker() {
         ]),
         "set aside, not run: no due timer counted"
     );
+    assert_eq!(warnings.count("order failed", 2), 2);
 }
 
 /// A shared memory store whose claims, housekeeping and timer listing fail while it is
@@ -713,11 +717,53 @@ async fn until_counted(
     assert_eq!(*seen, expected);
 }
 
+/// With the `tracing` feature, the warnings the engine writes on this thread, to check
+/// that each error a worker swallows is traced as well as counted.
+#[derive(Clone, Default)]
+struct Warnings(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Warnings {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Warnings {
+    /// Collects the warnings written on this thread while the guard lives.
+    #[cfg(feature = "tracing")]
+    fn collect(&self) -> tracing::subscriber::DefaultGuard {
+        let writer = self.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .with_max_level(tracing::Level::WARN)
+            .finish();
+        tracing::subscriber::set_default(subscriber)
+    }
+
+    /// How many lines say `message` (always `expected` without the `tracing` feature).
+    fn count(&self, message: &str, expected: usize) -> usize {
+        if cfg!(feature = "tracing") {
+            let text = String::from_utf8(self.0.lock().unwrap().clone()).unwrap();
+            text.lines().filter(|l| l.contains(message)).count()
+        } else {
+            expected
+        }
+    }
+}
+
 #[tokio::test]
 async fn errors_the_workers_swallow_are_counted_by_worker_operation_and_kind() {
     let recorder = DebuggingRecorder::new();
     let snapshotter = recorder.snapshotter();
     let _local = metrics::set_default_local_recorder(&recorder);
+    let warnings = Warnings::default();
+    #[cfg(feature = "tracing")]
+    let _traced = warnings.collect();
     let clock = clock();
     let down = Arc::new(AtomicBool::new(true));
     let store = SharedMemoryStore::new(clock.clone());
@@ -762,6 +808,8 @@ async fn errors_the_workers_swallow_are_counted_by_worker_operation_and_kind() {
     .await;
     worker.abort();
     let _ = worker.await;
+    assert_eq!(warnings.count("claiming work failed", 2), 2);
+    assert_eq!(warnings.count("store housekeeping failed", 1), 1);
 
     // The timer worker: the store cannot list its timers.
     let engine = Engine::builder()
@@ -807,6 +855,7 @@ async fn errors_the_workers_swallow_are_counted_by_worker_operation_and_kind() {
     .await;
     timers.abort();
     let _ = timers.await;
+    assert_eq!(warnings.count("timer round failed", 1), 1);
 }
 
 #[tokio::test]
@@ -814,6 +863,9 @@ async fn an_order_lost_to_another_instance_is_counted_once_and_run_there() {
     let recorder = DebuggingRecorder::new();
     let snapshotter = recorder.snapshotter();
     let _local = metrics::set_default_local_recorder(&recorder);
+    let warnings = Warnings::default();
+    #[cfg(feature = "tracing")]
+    let _traced = warnings.collect();
 
     let clock = clock();
     let store = SharedMemoryStore::new(clock.clone());
@@ -851,6 +903,7 @@ async fn an_order_lost_to_another_instance_is_counted_once_and_run_there() {
     assert_eq!((report.claimed, report.events), (1, 1), "{report:?}");
     let report = first.await.unwrap().unwrap();
     assert_eq!((report.claimed, report.lost), (1, 1), "{report:?}");
+    assert_eq!(warnings.count("order lost to another instance", 1), 1);
 
     let invoice = [("provider", "Billing"), ("kind", "send_invoice")];
     let taken = take(&snapshotter);

@@ -1114,7 +1114,6 @@ impl<'e> Turn<'e> {
     }
 }
 
-/// Starts a copy of a splitter's token on branch `b` at `pos`.
 /// Counts an event (and the order it brought) accepted once its commit succeeded.
 fn accepted(accepting: Option<bool>) {
     if let Some(new_order) = accepting {
@@ -1125,6 +1124,7 @@ fn accepted(accepting: Option<bool>) {
     }
 }
 
+/// Starts a copy of a splitter's token on branch `b` at `pos`.
 fn enter_branch(
     exec: &mut Execution,
     mut child: Token,

@@ -225,7 +225,7 @@ impl Engine {
                             #[cfg(feature = "tracing")]
                             tracing::warn!(order = %lease.order, error = %e, "giving back a set-aside order failed");
                             let e = Error::from(e);
-                            crate::metrics::worker_error(crate::metrics::Worker::Shared, "release", &e);
+                            crate::metrics::worker_error(Worker::Shared, "release", &e);
                         }
                     }
                     let mut report = report.lock().unwrap_or_else(|e| e.into_inner());
