@@ -3,8 +3,8 @@
 //! With the `metrics` feature the engine records counters and histograms with the
 //! `metrics` crate's macros; the host installs the recorder it wants (a Prometheus
 //! exporter, OpenTelemetry, `metrics-util`'s debugging recorder in tests) before it
-//! builds the engine. Without a recorder the calls cost next to nothing, and without the
-//! feature they are not compiled at all. [`describe`] gives the recorder each metric's unit
+//! builds the engine. Without a recorder a call costs a lookup and, for labelled metrics,
+//! the label strings; without the feature the calls are not compiled at all. [`describe`] gives the recorder each metric's unit
 //! and description; [`EngineBuilder::build`](crate::EngineBuilder::build) calls it.
 //!
 //! Dry runs ([`Engine::simulate`](crate::Engine::simulate)) record nothing.
