@@ -18,6 +18,7 @@ pub mod flow;
 pub mod guide;
 pub mod journey;
 pub mod limits;
+pub mod metrics;
 mod number;
 pub mod orchestration;
 pub mod policy;

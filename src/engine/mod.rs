@@ -328,6 +328,7 @@ impl EngineBuilder {
     /// ([`RetryPolicy::check`]), when no clock is given without the `tokio` feature, or when
     /// the store fails.
     pub async fn build(self) -> Result<Engine> {
+        crate::metrics::describe();
         if !self.duplicates.is_empty() {
             return Err(Error::Configuration(format!(
                 "registered twice: {}",
@@ -750,14 +751,20 @@ impl Inner {
         #[cfg(feature = "tracing")]
         tracing::warn!(order = %order, error = %error, set_aside = poison, "order failed");
         if !poison {
+            crate::metrics::order_failure(error, false);
             return None;
         }
         let reason = error.to_string();
         match self.store.set_aside(order, &reason).await {
-            Ok(()) => Some(reason),
+            Ok(()) => {
+                crate::metrics::order_failure(error, true);
+                crate::metrics::set_aside(error);
+                Some(reason)
+            }
             Err(_e) => {
                 #[cfg(feature = "tracing")]
                 tracing::error!(order = %order, error = %_e, "order could not be set aside");
+                crate::metrics::order_failure(error, false);
                 None
             }
         }
@@ -1678,9 +1685,10 @@ impl Engine {
                 Ok(wait) => wait,
                 // A store that cannot list its timers now may later: one order's trouble
                 // never reaches here (it is set aside), so the worker keeps going.
-                Err(_e) => {
+                Err(e) => {
                     #[cfg(feature = "tracing")]
-                    tracing::warn!(error = %_e, "timer round failed; trying again");
+                    tracing::warn!(error = %e, "timer round failed; trying again");
+                    crate::metrics::worker_error(crate::metrics::Worker::Timers, "round", &e);
                     self.inner.config.timer_poll
                 }
             };
@@ -1904,6 +1912,8 @@ impl<'a> Caller<'a> {
             attempt: self.attempt,
             deadline,
         };
+        let kind = request.kind();
+        let watch = crate::metrics::Stopwatch::start();
         let call = std::panic::AssertUnwindSafe(provider.call(request, &cx)).catch_unwind();
         let result = match with_timeout(call, || self.inner.clock.sleep(self.timeout)).await {
             Some(Ok(result)) => result,
@@ -1928,15 +1938,18 @@ impl<'a> Caller<'a> {
             let mut accepted = self.accepted.lock().unwrap_or_else(PoisonError::into_inner);
             accepted.push(record.clone());
         }
-        if let Err(e) = &result {
-            if e.is_retryable() && self.attempt < self.retry.attempts.max(1) {
-                let at = self.inner.clock.now().after(Duration::from_millis(
-                    self.inner.backoff(&self.retry, self.attempt + 1),
-                ));
-                let mut retry_at = self.retry_at.lock().unwrap_or_else(PoisonError::into_inner);
-                retry_at.get_or_insert(at);
-            }
+        let retry = result
+            .as_ref()
+            .is_err_and(|e| e.is_retryable() && self.attempt < self.retry.attempts.max(1));
+        if retry {
+            let at = self.inner.clock.now().after(Duration::from_millis(
+                self.inner.backoff(&self.retry, self.attempt + 1),
+            ));
+            let mut retry_at = self.retry_at.lock().unwrap_or_else(PoisonError::into_inner);
+            retry_at.get_or_insert(at);
         }
+        let outcome = result.as_ref().map(drop);
+        crate::metrics::provider_call(provider.name(), kind, watch, outcome, retry);
         result
     }
 }

@@ -35,6 +35,9 @@ pub(super) struct Turn<'e> {
     started: Vec<ExecutionId>,
     /// The compiled plan of each execution (by index) this turn has looked up.
     plans: Vec<Option<Arc<Plan>>>,
+    /// An event this turn put on the timeline and has not yet committed, and whether it
+    /// brought a new order: counted in the metrics once it is durable.
+    accepting: Option<bool>,
     /// The span of each execution this turn moved.
     #[cfg(feature = "tracing")]
     spans: HashMap<usize, tracing::Span>,
@@ -79,6 +82,7 @@ impl<'e> Turn<'e> {
             dirty: false,
             started: Vec::new(),
             plans: Vec::new(),
+            accepting: None,
             #[cfg(feature = "tracing")]
             spans: HashMap::new(),
         }
@@ -95,7 +99,11 @@ impl<'e> Turn<'e> {
 
     pub(super) async fn submit(mut self, event: Event) -> Result<Receipt> {
         self.catch_up().await?;
+        let observed = self.inner.dry.is_none();
         if self.state.timeline.iter().any(|e| e.id == event.id) {
+            if observed {
+                crate::metrics::event_accepted(true);
+            }
             return Ok(Receipt {
                 duplicate: true,
                 seq: 0,
@@ -103,7 +111,9 @@ impl<'e> Turn<'e> {
             });
         }
         self.check_timeline_room(&event.id)?;
+        let new_order = self.expected.is_none();
         let seq = self.append_event(event.id, event.kind, event.record, None)?;
+        self.accepting = observed.then_some(new_order);
         self.run().await?;
         let started = self.finish().await?;
         Ok(Receipt {
@@ -280,8 +290,12 @@ impl<'e> Turn<'e> {
             return Ok(false);
         }
         self.dirty = true;
+        let observed = self.inner.dry.is_none();
         self.run().await?;
         self.finish().await?;
+        if observed {
+            crate::metrics::timer_due();
+        }
         Ok(true)
     }
 
@@ -343,6 +357,7 @@ impl<'e> Turn<'e> {
             let commit = Commit::new(self.expected, state, self.journey);
             self.inner.store.commit(commit).await?;
             self.inner.commits.notify();
+            accepted(self.accepting);
         }
         Ok(self.started)
     }
@@ -382,6 +397,7 @@ impl<'e> Turn<'e> {
         self.expected = Some(self.state.revision);
         self.dirty = false;
         self.inner.commits.notify();
+        accepted(self.accepting.take());
         Ok(())
     }
 
@@ -638,6 +654,9 @@ impl<'e> Turn<'e> {
         }
         let exec = &mut self.state.executions[e];
         exec.steps += 1;
+        if self.inner.dry.is_none() {
+            crate::metrics::step(&exec.flow, step, outcome);
+        }
         self.journey.push(StepRecord {
             execution: exec.id.clone(),
             flow: exec.flow.clone(),
@@ -1248,6 +1267,16 @@ fn cancelled_detail(token: &Token) -> String {
             Some(error) => format!("cancelled after the path failed: {error}"),
             None => "cancelled after the path failed".to_owned(),
         },
+    }
+}
+
+/// Counts an event (and the order it brought) accepted once its commit succeeded.
+fn accepted(accepting: Option<bool>) {
+    if let Some(new_order) = accepting {
+        crate::metrics::event_accepted(false);
+        if new_order {
+            crate::metrics::order_accepted();
+        }
     }
 }
 

@@ -12,6 +12,7 @@ use crate::clock::Timestamp;
 use crate::document::OrderId;
 use crate::error::{Error, Result};
 use crate::event::Event;
+use crate::metrics::Worker;
 use crate::store::{DeadLetter, Lease, SharedStore, StoreErrorKind};
 
 /// How many queued events of one order are read at a time.
@@ -164,7 +165,9 @@ impl Engine {
         let shared = self.shared()?;
         check_event(&event)?;
         crate::limits::check_event(&event, &self.inner.config.limits)?;
-        Ok(shared.enqueue(&event).await?)
+        shared.enqueue(&event).await?;
+        crate::metrics::event_enqueued();
+        Ok(())
     }
 
     /// Events set aside for an order because they could never be processed (see
@@ -189,7 +192,10 @@ impl Engine {
         let shared = self.shared()?;
         let config = &self.inner.config.work;
         let now = self.inner.clock.now();
-        let leases = shared.claim(now, config.batch, config.lease).await?;
+        let watch = crate::metrics::Stopwatch::start();
+        let leases = shared.claim(now, config.batch, config.lease).await;
+        crate::metrics::claim(watch, leases.as_ref().ok().map(Vec::len));
+        let leases = leases?;
         let report = Mutex::new(WorkReport {
             claimed: leases.len(),
             ..WorkReport::default()
@@ -200,7 +206,12 @@ impl Engine {
                 async move {
                     let outcome = self.work_order(shared, &lease, now, report).await;
                     let set_aside = match &outcome {
-                        Err(Error::Store(e)) if e.kind() == StoreErrorKind::LeaseLost => false,
+                        Err(e @ Error::Store(s)) if s.kind() == StoreErrorKind::LeaseLost => {
+                            #[cfg(feature = "tracing")]
+                            tracing::warn!(order = %lease.order, error = %e, "order lost to another instance");
+                            crate::metrics::worker_error(Worker::Shared, "lease", e);
+                            false
+                        }
                         Err(e) => self.inner.on_order_failure(&lease.order, e).await.is_some(),
                         Ok(()) => {
                             self.inner.on_order_success(&lease.order);
@@ -208,8 +219,14 @@ impl Engine {
                         }
                     };
                     if set_aside {
-                        // Out of claims now: give it back so its lease does not linger.
-                        let _ = shared.release(&lease).await;
+                        // Out of claims now: give it back so its lease does not linger
+                        // (if this fails, the lease lapses).
+                        if let Err(e) = shared.release(&lease).await {
+                            #[cfg(feature = "tracing")]
+                            tracing::warn!(order = %lease.order, error = %e, "giving back a set-aside order failed");
+                            let e = Error::from(e);
+                            crate::metrics::worker_error(Worker::Shared, "release", &e);
+                        }
                     }
                     let mut report = report.lock().unwrap_or_else(|e| e.into_inner());
                     match outcome {
@@ -289,6 +306,7 @@ impl Engine {
                     Err(e) if event_fault(&e) => {
                         shared.consume(lease, q.seq, Some(&e.to_string())).await?;
                         lock(report).dead_letters += 1;
+                        crate::metrics::dead_letter();
                     }
                     // The order's (its state, its flow) or the store's: the event stays
                     // queued, and the order is set aside or tried again.
@@ -339,14 +357,17 @@ impl Engine {
             let now = self.inner.clock.now();
             if now.since(maintained) >= config.maintenance {
                 maintained = now;
-                if let Err(_e) = shared.maintain().await {
+                if let Err(e) = shared.maintain().await {
                     #[cfg(feature = "tracing")]
-                    tracing::warn!(error = %_e, "store housekeeping failed");
+                    tracing::warn!(error = %e, "store housekeeping failed");
+                    let e = Error::from(e);
+                    crate::metrics::worker_error(Worker::Shared, "housekeeping", &e);
                 }
             }
-            if let Err(_e) = self.recover_if_requested().await {
+            if let Err(e) = self.recover_if_requested().await {
                 #[cfg(feature = "tracing")]
-                tracing::warn!(error = %_e, "waking the orders of a resumed flow failed; trying again");
+                tracing::warn!(error = %e, "waking the orders of a resumed flow failed; trying again");
+                crate::metrics::worker_error(Worker::Shared, "recovery", &e);
             }
             // One order's trouble never reaches here (it is set aside or left to its
             // lease); a claim the store cannot serve now may succeed later.
@@ -355,9 +376,10 @@ impl Engine {
                     continue;
                 }
                 Ok(_) => self.idle_wait(&config).await,
-                Err(_e) => {
+                Err(e) => {
                     #[cfg(feature = "tracing")]
-                    tracing::warn!(error = %_e, "claiming work failed; trying again");
+                    tracing::warn!(error = %e, "claiming work failed; trying again");
+                    crate::metrics::worker_error(Worker::Shared, "claim", &e);
                     config.poll
                 }
             };
@@ -383,7 +405,13 @@ impl Engine {
             Ok(Some(at)) if at > now => at.since(now).min(config.poll),
             // Due, but held by another instance (or about to be claimed): look again soon.
             Ok(Some(_)) => config.poll / 10,
-            _ => config.poll,
+            Ok(None) => config.poll,
+            Err(e) => {
+                #[cfg(feature = "tracing")]
+                tracing::warn!(error = %e, "listing due timers failed; trying again");
+                crate::metrics::worker_error(Worker::Shared, "timers", &Error::from(e));
+                config.poll
+            }
         }
     }
 }
