@@ -178,6 +178,7 @@ async fn the_reference_lab_counts_orders_events_steps_and_provider_calls() {
                 Outcome::Succeeded => "succeeded",
                 Outcome::Failed => "failed",
                 Outcome::Skipped => "skipped",
+                Outcome::Cancelled => "cancelled",
             };
             *rows
                 .entry(key(
