@@ -171,6 +171,17 @@ impl Journey {
     }
 }
 
+/// A report for a reader: the executions; each step, led by the time it started (RFC 3339 in
+/// UTC, as [`Timestamp`] displays), with its flow, outcome, records and details; then the
+/// timeline, each event with the time it arrived:
+///
+/// ```text
+/// order SO-1
+///   execution SO-1/1 of 'Fulfillment' v1.0.0: Completed
+///   2026-11-29T22:58:00.123Z [Fulfillment] Validate → Succeeded (SO-1)
+///   timeline:
+///       1. 2026-11-29T22:58:00.123Z New Order
+/// ```
 impl fmt::Display for Journey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "order {}", self.order)?;
@@ -182,7 +193,7 @@ impl fmt::Display for Journey {
             )?;
         }
         for s in &self.steps {
-            write!(f, "  [{}] {} → {}", s.flow, s.step, s.outcome)?;
+            write!(f, "  {} [{}] {} → {}", s.started, s.flow, s.step, s.outcome)?;
             if !s.records.is_empty() {
                 let records: Vec<String> = s.records.iter().map(ToString::to_string).collect();
                 write!(f, " ({})", records.join(", "))?;
@@ -201,7 +212,7 @@ impl fmt::Display for Journey {
         }
         writeln!(f, "  timeline:")?;
         for e in &self.timeline {
-            write!(f, "    {:>3}. {}", e.seq, e.kind)?;
+            write!(f, "    {:>3}. {} {}", e.seq, e.at, e.kind)?;
             if let Some(r) = &e.record {
                 write!(f, " ({r})")?;
             }

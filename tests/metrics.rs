@@ -236,7 +236,7 @@ fn clock() -> ManualClock {
 
 fn config() -> Config {
     Config::default()
-        .with_retry(RetryPolicy::new(3, 1_000).with_jitter(0.0))
+        .with_retry(RetryPolicy::new(3, Duration::from_millis(1_000)).with_jitter(0.0))
         .with_timeout(Duration::from_secs(5))
 }
 
@@ -259,7 +259,7 @@ fn pen(id: &str) -> Event {
 }
 
 fn billing(clock: &ManualClock) -> ScriptedProvider {
-    ScriptedProvider::new("Billing", Arc::new(clock.clone()) as Arc<dyn Clock>)
+    ScriptedProvider::new("Billing", clock.clone())
 }
 
 #[tokio::test]

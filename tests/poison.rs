@@ -35,7 +35,7 @@ impl World {
             .clock(self.clock.clone())
             .config(
                 Config::default()
-                    .with_retry(RetryPolicy::new(3, 100).with_jitter(0.0))
+                    .with_retry(RetryPolicy::new(3, Duration::from_millis(100)).with_jitter(0.0))
                     .with_timeout(Duration::from_secs(5)),
             )
             .provider(self.erp.clone())
@@ -60,10 +60,9 @@ async fn a_poison_row_among_healthy_orders_is_set_aside_and_the_rest_runs() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("orderflow.db");
     let clock = ManualClock::new(Timestamp::from_millis(1_000));
-    let shared: Arc<dyn Clock> = Arc::new(clock.clone());
     let world = World {
-        erp: ScriptedProvider::new("ERP", shared.clone()),
-        billing: ScriptedProvider::new("Billing", shared),
+        erp: ScriptedProvider::new("ERP", clock.clone()),
+        billing: ScriptedProvider::new("Billing", clock.clone()),
         clock,
     };
     {
