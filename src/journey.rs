@@ -176,11 +176,12 @@ impl Journey {
 /// timeline, each event with the time it arrived:
 ///
 /// ```text
-/// order SO-1
-///   execution SO-1/1 of 'Fulfillment' v1.0.0: Completed
-///   2026-11-29T22:58:00.123Z [Fulfillment] Validate → Succeeded (SO-1)
+/// order T-1
+///   execution T-1#1 of 'Check' v1.0.0: Completed
+///   2028-02-29T23:59:59.500Z [Check] Header → Succeeded (order, line 1); took event 'New Order' (#1)
 ///   timeline:
-///       1. 2026-11-29T22:58:00.123Z New Order
+///       1. 2028-02-29T23:59:59.500Z New Order
+///       2. 2028-02-29T23:59:59.500Z Validation of Order Header has Succeeded ← Header
 /// ```
 impl fmt::Display for Journey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

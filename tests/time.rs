@@ -1,5 +1,6 @@
-//! Durations are `std::time::Duration` in the Rust API and integer milliseconds in a flow's
-//! JSON form, which stays byte for byte what earlier versions wrote.
+//! Time in the public API. Durations are `std::time::Duration` in the Rust API and integer
+//! milliseconds in a flow's JSON form, which stays byte for byte what earlier versions wrote;
+//! a journey's text shows its times as RFC 3339 dates.
 //!
 //! `tests/flow_json/*.json` are the outputs of `Flow::to_json` (`*.pretty.json`) and of
 //! `serde_json::to_string`, the form the SQL stores keep (`*.compact.json`), written by
@@ -8,8 +9,9 @@
 
 use std::time::Duration;
 
+use orderflow::document::{Order, OrderLine};
 use orderflow::flow::{ActionStep, Flow, RetryPolicy, Step};
-use orderflow::{ActionKind, EventKind};
+use orderflow::{ActionKind, Engine, Event, EventKind, ManualClock, Timestamp};
 use semver::Version;
 
 /// A flow with every shape of retry and timeout: all fields set, defaults left out, a
@@ -185,5 +187,45 @@ fn a_timeout_under_a_millisecond_fails_validation() {
                 .contains("the timeout must be at least 1 ms"),
             "{timeout:?}: {err}"
         );
+    }
+}
+
+#[tokio::test]
+async fn the_journey_text_shows_when_steps_started_and_events_arrived() {
+    let start = Timestamp::parse_rfc3339("2028-02-29T23:59:59.500Z").unwrap();
+    let clock = ManualClock::new(start);
+    let engine = Engine::builder().clock(clock.clone()).build().await.unwrap();
+    let flow = Flow::builder("Check")
+        .steps(|s| {
+            s.action(
+                ActionStep::new("Header", ActionKind::ValidateOrderHeader)
+                    .input_event(EventKind::NEW_ORDER),
+            )
+            .action(
+                ActionStep::new("Lines", ActionKind::ValidateOrderLine)
+                    .input_event(EventKind::from("Approved")),
+            )
+        })
+        .build()
+        .unwrap();
+    engine.create_flow(flow).await.unwrap();
+    engine.publish("Check").await.unwrap();
+    let order = Order::new("T-1").with_line(OrderLine::new("1", "Pen", 1));
+    engine.submit(Event::new_order(order)).await.unwrap();
+    // Over midnight into March of a leap year.
+    clock.advance(Duration::from_millis(600));
+    engine
+        .submit(Event::new("approved-1", EventKind::from("Approved"), "T-1"))
+        .await
+        .unwrap();
+
+    let text = engine.journey(&"T-1".into()).await.unwrap().to_string();
+    for line in [
+        "  2028-02-29T23:59:59.500Z [Check] Header → Succeeded",
+        "  2028-03-01T00:00:00.100Z [Check] Lines → Succeeded",
+        "      1. 2028-02-29T23:59:59.500Z New Order\n",
+        ". 2028-03-01T00:00:00.100Z Approved\n",
+    ] {
+        assert!(text.contains(line), "{line:?} in\n{text}");
     }
 }
