@@ -14,7 +14,7 @@ use std::time::Duration;
 use common::{lab_engine, lab_order, publish_lab};
 use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
 use metrics_util::{CompositeKey, MetricKind};
-use orderflow::clock::{Clock, ManualClock, Timestamp};
+use orderflow::clock::{ManualClock, Timestamp};
 use orderflow::document::{Order, OrderLine};
 use orderflow::engine::{Config, WorkConfig};
 use orderflow::flow::{ActionStep, Flow, RetryPolicy};
@@ -178,6 +178,7 @@ async fn the_reference_lab_counts_orders_events_steps_and_provider_calls() {
                 Outcome::Succeeded => "succeeded",
                 Outcome::Failed => "failed",
                 Outcome::Skipped => "skipped",
+                Outcome::Cancelled => "cancelled",
             };
             *rows
                 .entry(key(

@@ -9,11 +9,10 @@
 mod common;
 
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
 use common::pen_order as new_order;
-use orderflow::clock::{Clock, ManualClock, Timestamp};
+use orderflow::clock::{ManualClock, Timestamp};
 use orderflow::document::OrderId;
 use orderflow::engine::Config;
 use orderflow::execution::ExecutionStatus;

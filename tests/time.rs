@@ -194,7 +194,11 @@ fn a_timeout_under_a_millisecond_fails_validation() {
 async fn the_journey_text_shows_when_steps_started_and_events_arrived() {
     let start = Timestamp::parse_rfc3339("2028-02-29T23:59:59.500Z").unwrap();
     let clock = ManualClock::new(start);
-    let engine = Engine::builder().clock(clock.clone()).build().await.unwrap();
+    let engine = Engine::builder()
+        .clock(clock.clone())
+        .build()
+        .await
+        .unwrap();
     let flow = Flow::builder("Check")
         .steps(|s| {
             s.action(
