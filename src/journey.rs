@@ -171,6 +171,18 @@ impl Journey {
     }
 }
 
+/// A report for a reader: the executions; each step, led by the time it started (RFC 3339 in
+/// UTC, as [`Timestamp`] displays), with its flow, outcome, records and details; then the
+/// timeline, each event with the time it arrived:
+///
+/// ```text
+/// order T-1
+///   execution T-1#1 of 'Check' v1.0.0: Completed
+///   2028-02-29T23:59:59.500Z [Check] Header → Succeeded (order, line 1); took event 'New Order' (#1)
+///   timeline:
+///       1. 2028-02-29T23:59:59.500Z New Order
+///       2. 2028-02-29T23:59:59.500Z Validation of Order Header has Succeeded ← Header
+/// ```
 impl fmt::Display for Journey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "order {}", self.order)?;
@@ -182,7 +194,7 @@ impl fmt::Display for Journey {
             )?;
         }
         for s in &self.steps {
-            write!(f, "  [{}] {} → {}", s.flow, s.step, s.outcome)?;
+            write!(f, "  {} [{}] {} → {}", s.started, s.flow, s.step, s.outcome)?;
             if !s.records.is_empty() {
                 let records: Vec<String> = s.records.iter().map(ToString::to_string).collect();
                 write!(f, " ({})", records.join(", "))?;
@@ -201,7 +213,7 @@ impl fmt::Display for Journey {
         }
         writeln!(f, "  timeline:")?;
         for e in &self.timeline {
-            write!(f, "    {:>3}. {}", e.seq, e.kind)?;
+            write!(f, "    {:>3}. {} {}", e.seq, e.at, e.kind)?;
             if let Some(r) = &e.record {
                 write!(f, " ({r})")?;
             }

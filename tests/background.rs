@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use common::{pen_order, ship_and_bill};
-use orderflow::clock::{Clock, ManualClock, SystemClock, Timestamp};
+use orderflow::clock::{ManualClock, SystemClock, Timestamp};
 use orderflow::execution::ExecutionStatus;
 use orderflow::flow::RetryPolicy;
 use orderflow::provider::{CallContext, Provider, ProviderError, Reply, Request, RequestKind};
@@ -22,16 +22,15 @@ use semver::Version;
 
 fn config() -> Config {
     Config::default()
-        .with_retry(RetryPolicy::new(3, 50).with_jitter(0.0))
+        .with_retry(RetryPolicy::new(3, Duration::from_millis(50)).with_jitter(0.0))
         .with_timeout(Duration::from_secs(5))
         .with_timer_poll(Duration::from_millis(100))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retries_run_in_the_background_without_the_host_knowing_about_timers() {
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let erp = ScriptedProvider::new("ERP", clock.clone());
-    let billing = ScriptedProvider::new("Billing", clock);
+    let erp = ScriptedProvider::new("ERP", SystemClock);
+    let billing = ScriptedProvider::new("Billing", SystemClock);
     erp.then(Behavior::Retryable("ERP restarting".into()));
     let engine = Engine::builder()
         .config(config())
@@ -85,7 +84,7 @@ impl Provider for Gated {
 #[tokio::test(flavor = "current_thread")]
 async fn shutdown_drains_the_turn_under_way() {
     let clock = ManualClock::new(Timestamp::from_millis(1_000));
-    let erp = ScriptedProvider::new("ERP", Arc::new(clock.clone()));
+    let erp = ScriptedProvider::new("ERP", clock.clone());
     let billing = Gated {
         entered: Arc::new(tokio::sync::Notify::new()),
         release: Arc::new(tokio::sync::Semaphore::new(0)),
@@ -132,8 +131,8 @@ async fn shutdown_drains_the_turn_under_way() {
 #[tokio::test(flavor = "current_thread")]
 async fn a_start_recovers_what_a_dropped_turn_left_in_flight() {
     let clock = ManualClock::new(Timestamp::from_millis(1_000));
-    let erp = ScriptedProvider::new("ERP", Arc::new(clock.clone()));
-    let billing = ScriptedProvider::new("Billing", Arc::new(clock.clone()));
+    let erp = ScriptedProvider::new("ERP", clock.clone());
+    let billing = ScriptedProvider::new("Billing", clock.clone());
     let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
     let build = || {
         Engine::builder()
@@ -172,8 +171,8 @@ async fn a_start_recovers_what_a_dropped_turn_left_in_flight() {
 #[tokio::test(flavor = "current_thread")]
 async fn on_a_shared_store_the_background_claims_queued_events() {
     let clock = ManualClock::new(Timestamp::from_millis(1_000));
-    let erp = ScriptedProvider::new("ERP", Arc::new(clock.clone()));
-    let billing = ScriptedProvider::new("Billing", Arc::new(clock.clone()));
+    let erp = ScriptedProvider::new("ERP", clock.clone());
+    let billing = ScriptedProvider::new("Billing", clock.clone());
     let store = SharedMemoryStore::new(clock.clone());
     let engine = Engine::builder()
         .shared_store(store.handle())

@@ -3,6 +3,7 @@
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use orderflow::clock::Clock;
@@ -1987,7 +1988,7 @@ async fn assign_fulfillment_source_gives_a_fresh_id_and_leaves_existing_fulfillm
 // Send to Fulfillment: what it already sent is its own step's business ------------------
 
 fn testkit(name: &str, clock: &ManualClock) -> ScriptedProvider {
-    ScriptedProvider::new(name, Arc::new(clock.clone()))
+    ScriptedProvider::new(name, clock.clone())
 }
 
 /// The idempotency keys `provider` was called with for a fulfillment order, in call order.
@@ -2165,7 +2166,9 @@ async fn a_durable_retry_does_not_send_again_what_the_provider_took() {
                     .action(
                         ActionStep::new("Send", ActionKind::SendToFulfillment)
                             .provider("3PL A")
-                            .retry(RetryPolicy::new(3, 100).with_jitter(0.0)),
+                            .retry(
+                                RetryPolicy::new(3, Duration::from_millis(100)).with_jitter(0.0),
+                            ),
                     )
             })
             .build()
@@ -2286,7 +2289,7 @@ async fn a_crash_anywhere_never_sends_a_fulfillment_order_twice_under_two_keys()
                 .action(
                     ActionStep::new("Send A", ActionKind::SendToFulfillment)
                         .provider("3PL A")
-                        .retry(RetryPolicy::new(3, 100).with_jitter(0.0)),
+                        .retry(RetryPolicy::new(3, Duration::from_millis(100)).with_jitter(0.0)),
                 )
                 .action(ActionStep::new("Send B", ActionKind::SendToFulfillment).provider("3PL B"))
         })

@@ -12,7 +12,7 @@ use orderflow::flow::Flow;
 use orderflow::limits::Limits;
 use orderflow::rules::PolicyDocument;
 use orderflow::store::SqliteStore;
-use orderflow::{Engine, Event, MemoryProvider};
+use orderflow::{Engine, Event, ManualClock, MemoryProvider, Timestamp};
 
 const LAB_FLOW: &str = "examples/reference-lab/flow.json";
 const LAB_POLICIES: &str = "examples/reference-lab/policies.json";
@@ -171,8 +171,10 @@ fn journey_reads_an_order_from_a_sqlite_store() {
     let db = dir.path().join("orders.db");
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
+        let at = Timestamp::parse_rfc3339("2026-11-29T22:58:00.123Z").unwrap();
         let engine = Engine::builder()
             .store(SqliteStore::open(&db).unwrap())
+            .clock(ManualClock::new(at))
             .provider(MemoryProvider::new("Seattle store 3PL"))
             .provider(MemoryProvider::new("Chicago store 3PL"))
             .build()
@@ -195,6 +197,15 @@ fn journey_reads_an_order_from_a_sqlite_store() {
 
     let text = stdout(orderflow().arg("journey").arg(&db).arg("J-1"));
     assert!(text.contains("Validate order lines → Failed"), "{text}");
+    // Times as RFC 3339 dates in UTC: when each step started and each event arrived.
+    assert!(
+        text.contains("  2026-11-29T22:58:00.123Z [Reference lab] Validate order lines → Failed"),
+        "{text}"
+    );
+    assert!(
+        text.contains("      1. 2026-11-29T22:58:00.123Z New Order\n"),
+        "{text}"
+    );
     let mermaid = stdout(
         orderflow()
             .arg("journey")

@@ -659,9 +659,8 @@ async fn ship_and_bill_engine(
     store: impl Store,
     retry: RetryPolicy,
 ) -> (Engine, ScriptedProvider, ScriptedProvider) {
-    let shared: Arc<dyn Clock> = Arc::new(clock.clone());
-    let erp = ScriptedProvider::new("ERP", shared.clone());
-    let billing = ScriptedProvider::new("Billing", shared);
+    let erp = ScriptedProvider::new("ERP", clock.clone());
+    let billing = ScriptedProvider::new("Billing", clock.clone());
     let engine = Engine::builder()
         .store(store)
         .clock(clock.clone())
@@ -814,7 +813,7 @@ async fn cancel_of_a_retrying_execution_clears_its_timer() {
     let (engine, erp, _billing) = ship_and_bill_engine(
         &clock,
         MemoryStore::new(),
-        RetryPolicy::new(3, 1_000).with_jitter(0.0),
+        RetryPolicy::new(3, Duration::from_millis(1_000)).with_jitter(0.0),
     )
     .await;
     erp.then(Behavior::Retryable("ERP is down".into()));

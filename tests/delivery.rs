@@ -2,7 +2,6 @@
 //! the other and all at once, takes effect once; a provider success whose reply is lost, and
 //! one that answers after the timeout, are retried under the same key and take effect once.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use orderflow::clock::{Clock, ManualClock, Timestamp};
@@ -19,7 +18,7 @@ async fn engine(clock: &ManualClock, billing: &ScriptedProvider) -> Engine {
         .provider(billing.clone())
         .config(
             Config::default()
-                .with_retry(RetryPolicy::new(3, 100).with_jitter(0.0))
+                .with_retry(RetryPolicy::new(3, Duration::from_millis(100)).with_jitter(0.0))
                 .with_timeout(Duration::from_millis(500)),
         )
         .build()
@@ -47,8 +46,10 @@ async fn engine(clock: &ManualClock, billing: &ScriptedProvider) -> Engine {
 
 fn world() -> (ManualClock, ScriptedProvider) {
     let clock = ManualClock::new(Timestamp::from_millis(0));
-    let shared: Arc<dyn Clock> = Arc::new(clock.clone());
-    (clock.clone(), ScriptedProvider::new("Billing", shared))
+    (
+        clock.clone(),
+        ScriptedProvider::new("Billing", clock.clone()),
+    )
 }
 
 fn new_order(id: &str) -> Event {

@@ -13,7 +13,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use common::{pen_order as new_order, shipped};
-use orderflow::clock::{Clock, ManualClock, Timestamp};
+use orderflow::clock::{ManualClock, Timestamp};
 use orderflow::document::OrderId;
 use orderflow::engine::Config;
 use orderflow::execution::{ExecutionStatus, TokenStatus};
@@ -32,10 +32,9 @@ struct World {
 impl World {
     fn new() -> Self {
         let clock = ManualClock::new(Timestamp::from_millis(1_000));
-        let shared: Arc<dyn Clock> = Arc::new(clock.clone());
         Self {
-            erp: ScriptedProvider::new("ERP", shared.clone()),
-            billing: ScriptedProvider::new("Billing", shared),
+            erp: ScriptedProvider::new("ERP", clock.clone()),
+            billing: ScriptedProvider::new("Billing", clock.clone()),
             store: Arc::new(FaultyStore::new(Arc::new(MemoryStore::new()))),
             clock,
         }
@@ -47,7 +46,7 @@ impl World {
             .clock(self.clock.clone())
             .config(
                 Config::default()
-                    .with_retry(RetryPolicy::new(3, 100).with_jitter(0.0))
+                    .with_retry(RetryPolicy::new(3, Duration::from_millis(100)).with_jitter(0.0))
                     .with_timeout(Duration::from_secs(5)),
             )
             .provider(self.erp.clone())

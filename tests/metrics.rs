@@ -14,7 +14,7 @@ use std::time::Duration;
 use common::{lab_engine, lab_order, publish_lab};
 use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
 use metrics_util::{CompositeKey, MetricKind};
-use orderflow::clock::{Clock, ManualClock, Timestamp};
+use orderflow::clock::{ManualClock, Timestamp};
 use orderflow::document::{Order, OrderLine};
 use orderflow::engine::{Config, WorkConfig};
 use orderflow::flow::{ActionStep, Flow, RetryPolicy};
@@ -237,7 +237,7 @@ fn clock() -> ManualClock {
 
 fn config() -> Config {
     Config::default()
-        .with_retry(RetryPolicy::new(3, 1_000).with_jitter(0.0))
+        .with_retry(RetryPolicy::new(3, Duration::from_millis(1_000)).with_jitter(0.0))
         .with_timeout(Duration::from_secs(5))
 }
 
@@ -260,7 +260,7 @@ fn pen(id: &str) -> Event {
 }
 
 fn billing(clock: &ManualClock) -> ScriptedProvider {
-    ScriptedProvider::new("Billing", Arc::new(clock.clone()) as Arc<dyn Clock>)
+    ScriptedProvider::new("Billing", clock.clone())
 }
 
 #[tokio::test]

@@ -2,7 +2,7 @@
 //! up exactly, documents written by earlier versions (JSON numbers) read as the decimals
 //! their text says, every stored document reads back equal, and no NaN or infinity gets in.
 
-use std::sync::Arc;
+use std::time::Duration;
 
 use orderflow::clock::{ManualClock, Timestamp};
 use orderflow::document::{FulfillmentOrder, FulfillmentOrderLine, Order, OrderLine, Value};
@@ -43,7 +43,7 @@ async fn dom_engine(dom: ScriptedProvider) -> Engine {
 }
 
 fn dom(plan: FulfillmentPlan) -> ScriptedProvider {
-    ScriptedProvider::new("DOM", Arc::new(ManualClock::new(Timestamp::from_millis(0))))
+    ScriptedProvider::new("DOM", ManualClock::new(Timestamp::from_millis(0)))
         .planning(move |_| plan.clone())
 }
 
@@ -359,7 +359,7 @@ async fn a_jitter_that_is_not_finite_or_out_of_range_is_refused_naming_it() {
                 s.action(
                     ActionStep::new("A", ActionKind::ValidateOrderHeader)
                         .input_event(EventKind::NEW_ORDER)
-                        .retry(RetryPolicy::new(2, 10).with_jitter(jitter)),
+                        .retry(RetryPolicy::new(2, Duration::from_millis(10)).with_jitter(jitter)),
                 )
             })
             .build()
@@ -374,7 +374,10 @@ async fn a_jitter_that_is_not_finite_or_out_of_range_is_refused_naming_it() {
     for jitter in [f64::NAN, f64::INFINITY, 2.0] {
         let err = Engine::builder()
             .clock(ManualClock::new(Timestamp::from_millis(0)))
-            .config(Config::default().with_retry(RetryPolicy::new(3, 10).with_jitter(jitter)))
+            .config(
+                Config::default()
+                    .with_retry(RetryPolicy::new(3, Duration::from_millis(10)).with_jitter(jitter)),
+            )
             .build()
             .await
             .unwrap_err();

@@ -13,7 +13,7 @@ use common::{pen_order as new_order, shipped};
 
 use futures::FutureExt;
 use orderflow::ErrorKind;
-use orderflow::clock::{Clock, ManualClock, Timestamp};
+use orderflow::clock::{ManualClock, Timestamp};
 use orderflow::document::{Order, OrderId};
 use orderflow::engine::Config;
 use orderflow::execution::ExecutionStatus;
@@ -35,17 +35,16 @@ struct Providers {
 
 impl Providers {
     fn new(clock: &ManualClock) -> Self {
-        let shared: Arc<dyn Clock> = Arc::new(clock.clone());
         Self {
-            erp: ScriptedProvider::new("ERP", shared.clone()),
-            billing: ScriptedProvider::new("Billing", shared),
+            erp: ScriptedProvider::new("ERP", clock.clone()),
+            billing: ScriptedProvider::new("Billing", clock.clone()),
         }
     }
 }
 
 fn config() -> Config {
     Config::default()
-        .with_retry(RetryPolicy::new(3, 100).with_jitter(0.0))
+        .with_retry(RetryPolicy::new(3, Duration::from_millis(100)).with_jitter(0.0))
         .with_timeout(Duration::from_secs(5))
 }
 

@@ -9,11 +9,10 @@
 mod common;
 
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
 use common::pen_order as new_order;
-use orderflow::clock::{Clock, ManualClock, Timestamp};
+use orderflow::clock::{ManualClock, Timestamp};
 use orderflow::document::OrderId;
 use orderflow::engine::Config;
 use orderflow::execution::ExecutionStatus;
@@ -35,7 +34,7 @@ impl World {
             .clock(self.clock.clone())
             .config(
                 Config::default()
-                    .with_retry(RetryPolicy::new(3, 100).with_jitter(0.0))
+                    .with_retry(RetryPolicy::new(3, Duration::from_millis(100)).with_jitter(0.0))
                     .with_timeout(Duration::from_secs(5)),
             )
             .provider(self.erp.clone())
@@ -60,10 +59,9 @@ async fn a_poison_row_among_healthy_orders_is_set_aside_and_the_rest_runs() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("orderflow.db");
     let clock = ManualClock::new(Timestamp::from_millis(1_000));
-    let shared: Arc<dyn Clock> = Arc::new(clock.clone());
     let world = World {
-        erp: ScriptedProvider::new("ERP", shared.clone()),
-        billing: ScriptedProvider::new("Billing", shared),
+        erp: ScriptedProvider::new("ERP", clock.clone()),
+        billing: ScriptedProvider::new("Billing", clock.clone()),
         clock,
     };
     {

@@ -167,7 +167,7 @@ fn invoice(journey: &Journey) -> &orderflow::journey::StepRecord {
 async fn retryable_then_success_follows_the_backoff_schedule() {
     let rig = rig(
         &[Script::Retryable, Script::Retryable, Script::Ok],
-        RetryPolicy::new(4, 100),
+        RetryPolicy::new(4, Duration::from_millis(100)),
         0,
     )
     .await;
@@ -185,7 +185,12 @@ async fn retryable_then_success_follows_the_backoff_schedule() {
 
 #[tokio::test(flavor = "current_thread")]
 async fn retries_are_exhausted_and_the_step_fails() {
-    let rig = rig(&[Script::Retryable; 5], RetryPolicy::new(3, 50), 0).await;
+    let rig = rig(
+        &[Script::Retryable; 5],
+        RetryPolicy::new(3, Duration::from_millis(50)),
+        0,
+    )
+    .await;
     let journey = run(&rig).await;
     assert_eq!(rig.billing.starts(), [0, 50, 150]);
     let step = invoice(&journey);
@@ -201,7 +206,12 @@ async fn retries_are_exhausted_and_the_step_fails() {
 
 #[tokio::test(flavor = "current_thread")]
 async fn a_fatal_error_is_not_retried() {
-    let rig = rig(&[Script::Fatal], RetryPolicy::new(5, 100), 0).await;
+    let rig = rig(
+        &[Script::Fatal],
+        RetryPolicy::new(5, Duration::from_millis(100)),
+        0,
+    )
+    .await;
     let journey = run(&rig).await;
     assert_eq!(rig.billing.starts(), [0]);
     assert_eq!(invoice(&journey).outcome, Outcome::Failed);
@@ -210,7 +220,12 @@ async fn a_fatal_error_is_not_retried() {
 
 #[tokio::test(flavor = "current_thread")]
 async fn a_hanging_provider_is_timed_out_and_retried() {
-    let rig = rig(&[Script::Hang, Script::Ok], RetryPolicy::new(3, 100), 0).await;
+    let rig = rig(
+        &[Script::Hang, Script::Ok],
+        RetryPolicy::new(3, Duration::from_millis(100)),
+        0,
+    )
+    .await;
     let journey = run(&rig).await;
     // Timed out at 1,000 ms, then 100 ms of backoff.
     assert_eq!(rig.billing.starts(), [0, 1_100]);
@@ -221,7 +236,7 @@ async fn a_hanging_provider_is_timed_out_and_retried() {
 async fn a_late_success_counts_as_a_timeout() {
     let rig = rig(
         &[Script::Slow(1_500), Script::Ok],
-        RetryPolicy::new(2, 100),
+        RetryPolicy::new(2, Duration::from_millis(100)),
         0,
     )
     .await;
@@ -233,7 +248,12 @@ async fn a_late_success_counts_as_a_timeout() {
 
 #[tokio::test(flavor = "current_thread")]
 async fn a_panicking_provider_fails_only_that_attempt() {
-    let rig = rig(&[Script::Panic, Script::Ok], RetryPolicy::new(3, 100), 0).await;
+    let rig = rig(
+        &[Script::Panic, Script::Ok],
+        RetryPolicy::new(3, Duration::from_millis(100)),
+        0,
+    )
+    .await;
     let journey = run(&rig).await;
     assert_eq!(rig.billing.starts(), [0, 100]);
     assert_eq!(invoice(&journey).outcome, Outcome::Succeeded);
@@ -261,7 +281,7 @@ async fn a_panic_on_the_last_attempt_fails_the_step_with_the_panic_message() {
 
 #[tokio::test(flavor = "current_thread")]
 async fn jitter_is_seeded_and_bounded() {
-    let retry = RetryPolicy::new(4, 1_000).with_jitter(0.5);
+    let retry = RetryPolicy::new(4, Duration::from_millis(1_000)).with_jitter(0.5);
     let script = [Script::Retryable, Script::Retryable, Script::Retryable];
     let a = rig(&script, retry, 42).await;
     run(&a).await;
@@ -323,7 +343,7 @@ async fn a_retry_waits_on_a_durable_timer_that_survives_a_restart() {
             .store(store.clone())
             .clock(clock.clone())
             .provider(billing.clone())
-            .config(Config::default().with_retry(RetryPolicy::new(3, 250)))
+            .config(Config::default().with_retry(RetryPolicy::new(3, Duration::from_millis(250))))
             .build()
             .await
             .unwrap()
@@ -389,7 +409,7 @@ async fn a_retry_waits_on_a_durable_timer_that_survives_a_restart() {
 async fn the_timer_worker_runs_due_retries_on_its_own() {
     let rig = rig(
         &[Script::Retryable, Script::Retryable, Script::Ok],
-        RetryPolicy::new(4, 100),
+        RetryPolicy::new(4, Duration::from_millis(100)),
         0,
     )
     .await;

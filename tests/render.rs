@@ -8,6 +8,7 @@
 use std::io::Write as _;
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
+use std::time::Duration;
 
 use orderflow::document::{Order, OrderLine};
 use orderflow::flow::{ActionStep, Flow, RetryPolicy, SequenceBuilder, render};
@@ -275,8 +276,8 @@ fn an_action_shows_every_field() {
         .execution_policy("Ship-to US")
         .execution_policy("Quantity at least 5")
         .provider("Seattle 3PL")
-        .retry(RetryPolicy::new(4, 250))
-        .timeout_ms(5_000)
+        .retry(RetryPolicy::new(4, Duration::from_millis(250)))
+        .timeout(Duration::from_millis(5_000))
         .on_failure(EventKind::from("Shipping failed"));
     let flow = flow(|s| s.action(step));
     let (chart, graph) = render("action", &flow);

@@ -125,7 +125,7 @@ async fn the_sentinel_is_in_no_log_error_journey_or_span() {
         .provider(billing.clone())
         .config(
             Config::default()
-                .with_retry(RetryPolicy::new(3, 100).with_jitter(0.0))
+                .with_retry(RetryPolicy::new(3, Duration::from_millis(100)).with_jitter(0.0))
                 .with_timeout(Duration::from_millis(500)),
         )
         .build()

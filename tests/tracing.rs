@@ -113,9 +113,10 @@ async fn an_order_set_aside_is_a_warning_with_its_reason() {
     let _guard = tracing::subscriber::set_default(subscriber);
 
     let clock = ManualClock::new(Timestamp::from_millis(1_000));
-    let billing = ScriptedProvider::new("Billing", Arc::new(clock.clone()));
+    let billing = ScriptedProvider::new("Billing", clock.clone());
     let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
-    let config = Config::default().with_retry(RetryPolicy::new(3, 100).with_jitter(0.0));
+    let config = Config::default()
+        .with_retry(RetryPolicy::new(3, Duration::from_millis(100)).with_jitter(0.0));
     {
         let engine = Engine::builder()
             .store(store.clone())

@@ -11,6 +11,7 @@ use orderflow::{
     ActionKind, Engine, Error, ErrorKind, Event, EventKind, MemoryProvider, OrchestrationType,
     action_fn,
 };
+use std::time::Duration;
 
 fn entry(name: &str) -> ActionStep {
     ActionStep::new(name, ActionKind::ValidateOrderHeader).input_event(EventKind::NEW_ORDER)
@@ -174,14 +175,18 @@ fn custom_action_mismatch_retry_and_timeout() {
     assert_eq!(*only(&err).1, ProblemKind::CustomActionMismatch);
 
     let err = problems(flow(|s| {
-        s.action(entry("A").retry(RetryPolicy::new(0, 10)))
+        s.action(entry("A").retry(RetryPolicy::new(0, Duration::from_millis(10))))
     }));
     assert!(matches!(only(&err).1, ProblemKind::InvalidRetry(_)));
     let err = problems(flow(|s| {
-        s.action(entry("A").retry(RetryPolicy::new(2, 10).with_jitter(f64::NAN)))
+        s.action(
+            entry("A").retry(RetryPolicy::new(2, Duration::from_millis(10)).with_jitter(f64::NAN)),
+        )
     }));
     assert!(matches!(only(&err).1, ProblemKind::InvalidRetry(_)));
-    let err = problems(flow(|s| s.action(entry("A").timeout_ms(0))));
+    let err = problems(flow(|s| {
+        s.action(entry("A").timeout(Duration::from_millis(0)))
+    }));
     assert_eq!(*only(&err).1, ProblemKind::InvalidTimeout);
 }
 

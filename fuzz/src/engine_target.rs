@@ -253,11 +253,10 @@ impl World {
     async fn new(seed: u64) -> Self {
         let store = Arc::new(MemoryStore::new());
         let clock = ManualClock::new(Timestamp(1_000_000));
-        let shared: Arc<dyn orderflow::Clock> = Arc::new(clock.clone());
         let providers: Vec<ScriptedProvider> = PROVIDERS
             .iter()
             .map(|n| {
-                let p = ScriptedProvider::new(*n, shared.clone());
+                let p = ScriptedProvider::new(*n, clock.clone());
                 if *n == "Contoso DOM" {
                     p.sourcing_from("Seattle store")
                 } else {

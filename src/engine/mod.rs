@@ -837,7 +837,7 @@ impl Inner {
 
     /// The wait before attempt `attempt` of a retry policy, with seeded jitter.
     fn backoff(&self, retry: &RetryPolicy, attempt: u32) -> u64 {
-        let base = retry.backoff(attempt);
+        let base = crate::flow::whole_millis(retry.wait_before(attempt));
         if retry.jitter > 0.0 && base > 0 {
             let r = self
                 .rng

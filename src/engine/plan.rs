@@ -411,9 +411,11 @@ impl Compiler<'_> {
             policies,
             provider,
             retry: a.retry.unwrap_or(self.config.retry),
+            // Whole milliseconds, as the flow's JSON form keeps it: a flow read back from
+            // a store runs as the one built in code.
             timeout: a
-                .timeout_ms
-                .map(Duration::from_millis)
+                .timeout
+                .map(|t| Duration::from_millis(crate::flow::whole_millis(t)))
                 .unwrap_or(self.config.timeout),
             next,
         }

@@ -51,6 +51,7 @@ pub mod render;
 mod validate;
 
 use std::fmt;
+use std::time::Duration;
 
 use indexmap::IndexMap;
 use semver::Version;
@@ -217,9 +218,16 @@ pub struct ActionStep {
     /// Retries of provider calls; the engine's default when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry: Option<RetryPolicy>,
-    /// Timeout of each provider call attempt, in milliseconds; the engine's default when absent.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub timeout_ms: Option<u64>,
+    /// Timeout of each provider call attempt; the engine's default when absent. Counted in
+    /// whole milliseconds, as the flow's JSON form writes it (`timeout_ms`): a fraction of a
+    /// millisecond is dropped, and a timeout under one millisecond fails validation.
+    #[serde(
+        default,
+        rename = "timeout_ms",
+        with = "millis::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub timeout: Option<Duration>,
     /// An extra event raised when the step fails.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub on_failure: Option<EventKind>,
@@ -237,7 +245,7 @@ impl ActionStep {
             provider: None,
             custom_action: None,
             retry: None,
-            timeout_ms: None,
+            timeout: None,
             on_failure: None,
         }
     }
@@ -279,9 +287,9 @@ impl ActionStep {
         self
     }
 
-    /// Sets the per-attempt timeout.
-    pub fn timeout_ms(mut self, ms: u64) -> Self {
-        self.timeout_ms = Some(ms);
+    /// Sets the per-attempt timeout (whole milliseconds count: see [`timeout`](Self::timeout)).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
         self
     }
 
@@ -338,17 +346,36 @@ fn is_default<T: Default + PartialEq>(t: &T) -> bool {
 }
 
 /// Retries of a provider call: attempts with exponential backoff, capped, with jitter.
+///
+/// The waits are [`Duration`]s counted in whole milliseconds, as the JSON form writes them
+/// (`backoff_ms`, `max_backoff_ms`): a fraction of a millisecond is dropped.
+///
+/// ```
+/// use std::time::Duration;
+/// use orderflow::flow::RetryPolicy;
+///
+/// let retry = RetryPolicy::new(4, Duration::from_millis(250)).with_max_backoff(Duration::from_secs(1));
+/// assert_eq!(retry.wait_before(3), Duration::from_millis(500));
+/// assert_eq!(retry.wait_before(4), Duration::from_secs(1));
+/// let json = serde_json::to_string(&retry).unwrap();
+/// assert_eq!(json, r#"{"attempts":4,"backoff_ms":250,"max_backoff_ms":1000,"jitter":0.0}"#);
+/// assert_eq!(serde_json::from_str::<RetryPolicy>(&json).unwrap(), retry);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RetryPolicy {
     /// Total attempts, at least 1.
     pub attempts: u32,
-    /// The wait before the second attempt, in milliseconds; doubled for each further one.
-    #[serde(default)]
-    pub backoff_ms: u64,
-    /// The longest wait between attempts, in milliseconds.
-    #[serde(default = "default_max_backoff")]
-    pub max_backoff_ms: u64,
+    /// The wait before the second attempt; doubled for each further one. JSON: `backoff_ms`.
+    #[serde(default, rename = "backoff_ms", with = "millis")]
+    pub backoff: Duration,
+    /// The longest wait between attempts. JSON: `max_backoff_ms`.
+    #[serde(
+        default = "default_max_backoff",
+        rename = "max_backoff_ms",
+        with = "millis"
+    )]
+    pub max_backoff: Duration,
     /// Fraction of each wait (0 to 1) that is randomized. A value that is not finite is
     /// refused when the policy is read (formats other than JSON can carry one); one out of
     /// range fails [`check`](Self::check), which flow validation and
@@ -357,8 +384,52 @@ pub struct RetryPolicy {
     pub jitter: f64,
 }
 
-fn default_max_backoff() -> u64 {
-    60_000
+fn default_max_backoff() -> Duration {
+    Duration::from_secs(60)
+}
+
+/// Whole milliseconds of a duration: a fraction dropped, saturating at `u64::MAX`. The unit
+/// of the flow document's durations and of the engine's clock.
+pub(crate) fn whole_millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Serde for durations as integer milliseconds: the flow document's form.
+mod millis {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(super::whole_millis(*d))
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        u64::deserialize(d).map(Duration::from_millis)
+    }
+
+    /// The same for an optional duration.
+    pub(super) mod option {
+        use std::time::Duration;
+
+        use serde::{Deserialize, Deserializer, Serializer};
+
+        pub(in super::super) fn serialize<S: Serializer>(
+            d: &Option<Duration>,
+            s: S,
+        ) -> Result<S::Ok, S::Error> {
+            match d {
+                Some(d) => s.serialize_some(&super::super::whole_millis(*d)),
+                None => s.serialize_none(),
+            }
+        }
+
+        pub(in super::super) fn deserialize<'de, D: Deserializer<'de>>(
+            d: D,
+        ) -> Result<Option<Duration>, D::Error> {
+            Ok(Option::<u64>::deserialize(d)?.map(Duration::from_millis))
+        }
+    }
 }
 
 fn finite_jitter<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
@@ -376,18 +447,18 @@ impl RetryPolicy {
     /// A single attempt.
     pub const NONE: Self = Self {
         attempts: 1,
-        backoff_ms: 0,
-        max_backoff_ms: 0,
+        backoff: Duration::ZERO,
+        max_backoff: Duration::ZERO,
         jitter: 0.0,
     };
 
-    /// `attempts` attempts with `backoff_ms` before the second, doubling, capped at a minute,
+    /// `attempts` attempts with `backoff` before the second, doubling, capped at a minute,
     /// without jitter.
-    pub fn new(attempts: u32, backoff_ms: u64) -> Self {
+    pub fn new(attempts: u32, backoff: Duration) -> Self {
         Self {
             attempts,
-            backoff_ms,
-            max_backoff_ms: default_max_backoff(),
+            backoff,
+            max_backoff: default_max_backoff(),
             jitter: 0.0,
         }
     }
@@ -399,8 +470,8 @@ impl RetryPolicy {
     }
 
     /// Sets the cap.
-    pub fn with_max_backoff_ms(mut self, ms: u64) -> Self {
-        self.max_backoff_ms = ms;
+    pub fn with_max_backoff(mut self, max: Duration) -> Self {
+        self.max_backoff = max;
         self
     }
 
@@ -416,12 +487,17 @@ impl RetryPolicy {
         Ok(())
     }
 
-    /// The wait before attempt `next` (2 for the first retry), before jitter.
-    pub fn backoff(&self, next: u32) -> u64 {
+    /// The wait before attempt `next` (2 for the first retry), before jitter: the backoff,
+    /// doubled for each attempt after the second, capped (a cap below the backoff counts as
+    /// the backoff). In whole milliseconds, as the engine waits.
+    pub fn wait_before(&self, next: u32) -> Duration {
         let doublings = next.saturating_sub(2).min(63);
-        self.backoff_ms
-            .saturating_mul(1u64 << doublings)
-            .min(self.max_backoff_ms.max(self.backoff_ms))
+        let backoff = whole_millis(self.backoff);
+        Duration::from_millis(
+            backoff
+                .saturating_mul(1u64 << doublings)
+                .min(whole_millis(self.max_backoff).max(backoff)),
+        )
     }
 }
 
@@ -429,8 +505,8 @@ impl Default for RetryPolicy {
     fn default() -> Self {
         Self {
             attempts: 3,
-            backoff_ms: 1_000,
-            max_backoff_ms: 60_000,
+            backoff: Duration::from_secs(1),
+            max_backoff: Duration::from_secs(60),
             jitter: 0.2,
         }
     }
@@ -474,29 +550,72 @@ impl Flow {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::RetryPolicy;
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
 
     #[test]
     fn backoff_doubles_and_caps() {
-        let r = RetryPolicy::new(10, 100).with_max_backoff_ms(1_000);
-        let waits: Vec<u64> = (2..=7).map(|n| r.backoff(n)).collect();
+        let r = RetryPolicy::new(10, ms(100)).with_max_backoff(ms(1_000));
+        let waits: Vec<u64> = (2..=7)
+            .map(|n| r.wait_before(n).as_millis() as u64)
+            .collect();
         assert_eq!(waits, [100, 200, 400, 800, 1_000, 1_000]);
-        assert_eq!(r.backoff(200), 1_000);
+        assert_eq!(r.wait_before(200), ms(1_000));
+        // A cap below the backoff counts as the backoff; a fraction of a millisecond is dropped.
+        let r = RetryPolicy::new(3, Duration::from_micros(2_700)).with_max_backoff(ms(1));
+        assert_eq!(r.wait_before(2), ms(2));
+        assert_eq!(r.wait_before(5), ms(2));
+        let huge = RetryPolicy::new(3, Duration::MAX);
+        assert_eq!(huge.wait_before(9), ms(u64::MAX));
+    }
+
+    #[test]
+    fn durations_are_milliseconds_in_json() {
+        let r = RetryPolicy::new(4, Duration::from_micros(1_500)).with_max_backoff(Duration::MAX);
+        assert_eq!(
+            serde_json::to_string(&r).unwrap(),
+            format!(
+                r#"{{"attempts":4,"backoff_ms":1,"max_backoff_ms":{},"jitter":0.0}}"#,
+                u64::MAX
+            )
+        );
+        let read: RetryPolicy = serde_json::from_str(r#"{"attempts":2}"#).unwrap();
+        assert_eq!(
+            (read.backoff, read.max_backoff),
+            (Duration::ZERO, ms(60_000))
+        );
+        let step: super::ActionStep = serde_json::from_str(
+            r#"{"name":"A","kind":"custom","timeout_ms":18446744073709551615}"#,
+        )
+        .unwrap();
+        assert_eq!(step.timeout, Some(ms(u64::MAX)));
+        assert!(
+            serde_json::to_string(&step)
+                .unwrap()
+                .contains(r#""timeout_ms":18446744073709551615"#)
+        );
+        let none = super::ActionStep::new("A", crate::ActionKind::Custom);
+        assert!(!serde_json::to_string(&none).unwrap().contains("timeout"));
     }
 
     #[test]
     fn jitter_is_finite_and_in_range() {
         assert_eq!(RetryPolicy::default().check(), Ok(()));
-        assert_eq!(RetryPolicy::new(3, 10).with_jitter(1.0).check(), Ok(()));
+        assert_eq!(RetryPolicy::new(3, ms(10)).with_jitter(1.0).check(), Ok(()));
         for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY, -0.1, 1.5] {
             assert_eq!(
-                RetryPolicy::new(3, 10).with_jitter(bad).check(),
+                RetryPolicy::new(3, ms(10)).with_jitter(bad).check(),
                 Err("jitter must be between 0 and 1"),
                 "{bad}"
             );
         }
         assert_eq!(
-            RetryPolicy::new(0, 10).check(),
+            RetryPolicy::new(0, ms(10)).check(),
             Err("attempts must be at least 1")
         );
         // JSON carries no NaN or infinity; a serde_json::Value cannot hold them either, so

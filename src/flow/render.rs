@@ -436,11 +436,12 @@ fn action_lines(a: &ActionStep) -> Vec<String> {
     if let Some(retry) = &a.retry {
         lines.push(format!(
             "Retry: {} attempts, {} ms backoff",
-            retry.attempts, retry.backoff_ms
+            retry.attempts,
+            super::whole_millis(retry.backoff)
         ));
     }
-    if let Some(ms) = a.timeout_ms {
-        lines.push(format!("Timeout: {ms} ms"));
+    if let Some(timeout) = a.timeout {
+        lines.push(format!("Timeout: {} ms", super::whole_millis(timeout)));
     }
     if let Some(event) = &a.on_failure {
         lines.push(format!("On failure: {event}"));

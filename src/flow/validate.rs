@@ -1,5 +1,6 @@
 use std::collections::HashSet;
 use std::fmt;
+use std::time::Duration;
 
 use super::{ActionStep, ElementKind, Flow, Sequence, Step};
 use crate::orchestration::ActionKind;
@@ -60,7 +61,8 @@ pub enum ProblemKind {
     CustomActionMismatch,
     /// The retry policy is out of range.
     InvalidRetry(&'static str),
-    /// The timeout is zero.
+    /// The timeout is under a millisecond (zero in the JSON form): it would end every call
+    /// before it starts.
     InvalidTimeout,
     /// The flow's orchestration type is not registered.
     UnknownOrchestrationType(String),
@@ -119,7 +121,7 @@ impl fmt::Display for ProblemKind {
                 f.write_str("a custom step must name its custom action, and only a custom step may")
             }
             Self::InvalidRetry(why) => write!(f, "invalid retry policy: {why}"),
-            Self::InvalidTimeout => f.write_str("the timeout must be greater than zero"),
+            Self::InvalidTimeout => f.write_str("the timeout must be at least 1 ms"),
             Self::UnknownOrchestrationType(t) => {
                 write!(f, "orchestration type '{t}' is not registered")
             }
@@ -327,7 +329,7 @@ impl<'f> Validator<'f> {
                 );
             }
         }
-        if a.timeout_ms == Some(0) {
+        if a.timeout.is_some_and(|t| t < Duration::from_millis(1)) {
             self.push(path.clone(), ProblemKind::InvalidTimeout);
         }
     }

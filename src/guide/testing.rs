@@ -28,13 +28,13 @@
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let clock = ManualClock::new(Timestamp::from_millis(0));
-//! let billing = ScriptedProvider::new("Billing", Arc::new(clock.clone()))
+//! let billing = ScriptedProvider::new("Billing", clock.clone())
 //!     .then(Behavior::Retryable("billing is restarting".into()))
 //!     .then(Behavior::Ok);
 //! let engine = Engine::builder()
 //!     .clock(clock.clone())
 //!     .provider(billing.clone())
-//!     .config(Config::default().with_retry(RetryPolicy::new(3, 500).with_jitter(0.0)))
+//!     .config(Config::default().with_retry(RetryPolicy::new(3, Duration::from_millis(500)).with_jitter(0.0)))
 //!     .build()
 //!     .await?;
 //! let flow = Flow::builder("Invoice")

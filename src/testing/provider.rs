@@ -31,14 +31,14 @@
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let clock = ManualClock::new(Timestamp::from_millis(0));
 //! // Billing applies the first invoice but its reply is lost; the retry must not bill twice.
-//! let billing = ScriptedProvider::new("Billing", Arc::new(clock.clone()))
+//! let billing = ScriptedProvider::new("Billing", clock.clone())
 //!     .offering(&[RequestKind::SendInvoice])
 //!     .then(Behavior::LostReply);
 //! let engine = Engine::builder()
 //!     .store(MemoryStore::new())
 //!     .clock(clock.clone())
 //!     .provider(billing.clone())
-//!     .config(Config::default().with_retry(RetryPolicy::new(3, 1_000)))
+//!     .config(Config::default().with_retry(RetryPolicy::new(3, Duration::from_millis(1_000))))
 //!     .build()
 //!     .await?;
 //!
@@ -216,11 +216,15 @@ const ALL_KINDS: [RequestKind; 5] = [
 impl ScriptedProvider {
     /// A provider named `name` offering every request kind, waiting on `clock`, answering
     /// [`Behavior::Ok`] until scripted otherwise.
-    pub fn new(name: impl Into<String>, clock: Arc<dyn Clock>) -> Self {
+    ///
+    /// The clock is taken as [`EngineBuilder::clock`](crate::EngineBuilder::clock) takes it:
+    /// any [`Clock`], such as a [`ManualClock`](crate::clock::ManualClock) clone or the
+    /// engine's own [`Engine::clock`](crate::Engine::clock) (an `Arc<dyn Clock>`).
+    pub fn new(name: impl Into<String>, clock: impl Clock) -> Self {
         let name = name.into();
         Self {
             offers: ALL_KINDS.to_vec(),
-            clock,
+            clock: Arc::new(clock),
             state: Arc::new(Mutex::new(State {
                 queue: VecDeque::new(),
                 by_key: Vec::new(),
@@ -507,7 +511,7 @@ mod tests {
 
     fn rig() -> (ManualClock, ScriptedProvider) {
         let clock = ManualClock::new(Timestamp::from_millis(1_000));
-        let provider = ScriptedProvider::new("Billing", Arc::new(clock.clone()));
+        let provider = ScriptedProvider::new("Billing", clock.clone());
         (clock, provider)
     }
 

@@ -3,9 +3,10 @@
 //! retry path, two flows on one event) and the world of providers they call.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
-use orderflow::clock::{Clock, ManualClock, Timestamp};
+use orderflow::clock::{ManualClock, Timestamp};
 use orderflow::document::{Entity, Order, OrderLine, RecordMut, RecordRef};
 use orderflow::engine::Config;
 use orderflow::execution::Execution;
@@ -56,13 +57,12 @@ pub(crate) struct World {
 impl World {
     pub(crate) fn new() -> Self {
         let clock = ManualClock::new(Timestamp::from_millis(1_000));
-        let shared: Arc<dyn Clock> = Arc::new(clock.clone());
         Self {
-            dom: ScriptedProvider::new("DOM", shared.clone()).sourcing_from("East"),
-            tpl: ScriptedProvider::new("3PL", shared.clone()),
-            erp: ScriptedProvider::new("ERP", shared.clone()),
-            billing: ScriptedProvider::new("Billing", shared.clone()),
-            flaky: ScriptedProvider::new("Flaky billing", shared),
+            dom: ScriptedProvider::new("DOM", clock.clone()).sourcing_from("East"),
+            tpl: ScriptedProvider::new("3PL", clock.clone()),
+            erp: ScriptedProvider::new("ERP", clock.clone()),
+            billing: ScriptedProvider::new("Billing", clock.clone()),
+            flaky: ScriptedProvider::new("Flaky billing", clock.clone()),
             clock,
         }
     }
@@ -77,7 +77,7 @@ impl World {
             .clock(self.clock.clone())
             .config(
                 Config::default()
-                    .with_retry(RetryPolicy::new(4, 100).with_jitter(0.0))
+                    .with_retry(RetryPolicy::new(4, Duration::from_millis(100)).with_jitter(0.0))
                     .with_timeout(std::time::Duration::from_secs(5)),
             )
             .provider(self.dom.clone())
