@@ -10,50 +10,50 @@
 //! - [`performance`]: benchmarks, baselines and figures.
 //! - [`testing`]: testing host flows, actions and stores with the testkit.
 
-#[doc = include_str!("rules.md")]
 pub mod rules {
+    #![doc = include_str!("rules.md")]
     #[allow(unused_imports)]
     use crate::*;
 }
 
-#[doc = include_str!("diagrams.md")]
 pub mod diagrams {
+    #![doc = include_str!("diagrams.md")]
     #[allow(unused_imports)]
     use crate::*;
 }
 
-#[doc = include_str!("limits.md")]
 pub mod limits {
+    #![doc = include_str!("limits.md")]
     #[allow(unused_imports)]
     use crate::*;
 }
 
-#[doc = include_str!("semantics.md")]
 pub mod semantics {
+    #![doc = include_str!("semantics.md")]
     #[allow(unused_imports)]
     use crate::*;
 }
 
-#[doc = include_str!("postgres.md")]
 pub mod postgres {
+    #![doc = include_str!("postgres.md")]
     #[allow(unused_imports)]
     use crate::*;
 }
 
-#[doc = include_str!("metrics.md")]
 pub mod metrics {
+    #![doc = include_str!("metrics.md")]
     #[allow(unused_imports)]
     use crate::*;
 }
 
-#[doc = include_str!("guarantees.md")]
 pub mod guarantees {
+    #![doc = include_str!("guarantees.md")]
     #[allow(unused_imports)]
     use crate::*;
 }
 
-#[doc = include_str!("performance.md")]
 pub mod performance {
+    #![doc = include_str!("performance.md")]
     #[allow(unused_imports)]
     use crate::*;
 }
