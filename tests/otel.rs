@@ -2,7 +2,7 @@
 //! is one trace, the host's `order` span its root, the execution a child of it and every step
 //! a child of the execution, each span carrying the order, flow and step as attributes.
 
-#![cfg(all(feature = "tokio", feature = "tracing"))]
+#![cfg(all(feature = "tokio", feature = "tracing", feature = "metrics"))]
 
 use std::collections::HashMap;
 
@@ -119,4 +119,62 @@ async fn each_order_is_one_trace_of_its_execution_and_steps() {
             "{members:#?}"
         );
     }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn the_engine_metrics_reach_the_opentelemetry_meter() {
+    use opentelemetry_sdk::metrics::InMemoryMetricExporter;
+    use opentelemetry_sdk::metrics::data::{AggregatedMetrics, MetricData};
+
+    let exporter = InMemoryMetricExporter::default();
+    let (provider, recorder) = example::meters(exporter.clone());
+    let (_, subscriber) = example::pipeline(InMemorySpanExporter::default());
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let _recorder = metrics::set_default_local_recorder(&recorder);
+    example::traced_lab().await.unwrap();
+    provider.force_flush().unwrap();
+
+    let mut sums: HashMap<(String, Vec<(String, String)>), u64> = HashMap::new();
+    for resource in exporter.get_finished_metrics().unwrap() {
+        for scope in resource.scope_metrics() {
+            for metric in scope.metrics() {
+                if let AggregatedMetrics::U64(MetricData::Sum(sum)) = metric.data() {
+                    for point in sum.data_points() {
+                        let mut labels: Vec<(String, String)> = point
+                            .attributes()
+                            .map(|kv| (kv.key.to_string(), kv.value.as_str().into_owned()))
+                            .collect();
+                        labels.sort();
+                        *sums.entry((metric.name().to_owned(), labels)).or_default() +=
+                            point.value();
+                    }
+                }
+            }
+        }
+    }
+    let get = |name: &str, labels: &[(&str, &str)]| {
+        let mut labels: Vec<(String, String)> = labels
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        labels.sort();
+        sums.get(&(name.to_owned(), labels)).copied()
+    };
+    assert_eq!(
+        get("orderflow_orders_accepted_total", &[]),
+        Some(example::ORDERS.len() as u64),
+        "{sums:#?}"
+    );
+    assert_eq!(
+        get(
+            "orderflow_steps_total",
+            &[
+                ("flow", "Reference lab"),
+                ("step", "Validate order header"),
+                ("outcome", "succeeded"),
+            ],
+        ),
+        Some(example::ORDERS.len() as u64),
+        "{sums:#?}"
+    );
 }
