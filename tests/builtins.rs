@@ -47,11 +47,11 @@ async fn install_policy(engine: &Engine, doc: PolicyDocument) -> u32 {
 }
 
 async fn journey(engine: &Engine, order: &str) -> Journey {
-    engine.journey(&order.into()).await.unwrap()
+    engine.journey(order).await.unwrap()
 }
 
 async fn stored(engine: &Engine, order: &str) -> Order {
-    engine.order(&order.into()).await.unwrap().unwrap()
+    engine.order(order).await.unwrap().unwrap()
 }
 
 fn order(id: &str, country: &str, quantities: &[i64]) -> Order {
@@ -1003,7 +1003,7 @@ async fn a_provider_error_fails_send_to_fulfillment_and_reprocess_sends_only_wha
     );
 
     tpl.accept_all();
-    let failed = engine.failed_executions(&"SO-1".into()).await.unwrap();
+    let failed = engine.failed_executions("SO-1").await.unwrap();
     assert_eq!(failed.len(), 1);
     engine.reprocess(&failed[0]).await.unwrap();
     let j = journey(&engine, "SO-1").await;
@@ -1772,7 +1772,7 @@ async fn submit_refuses_an_order_naming_a_line_id_twice() {
     let o = order("SO-1", "US", &[5, 6, 7]).with_line(OrderLine::new("2", "Ink", 8));
     assert_refused(engine.submit(Event::new_order(o)).await, &["2"]);
     assert!(
-        engine.order(&"SO-1".into()).await.unwrap().is_none(),
+        engine.order("SO-1").await.unwrap().is_none(),
         "nothing of the order is stored"
     );
     let message = engine
@@ -1811,7 +1811,7 @@ async fn submit_refuses_duplicate_fulfillment_order_ids_and_fulfillment_order_li
     o.fulfillment_orders = vec![fo("FO-A", "East", &[("1", 5), ("2", 3), ("2", 3)])];
     let result = engine.submit(Event::new_order(o)).await;
     assert_refused(result, &["FO-A", "2"]);
-    assert!(engine.order(&"SO-1".into()).await.unwrap().is_none());
+    assert!(engine.order("SO-1").await.unwrap().is_none());
 
     // The same ids in different fulfillment orders are fine.
     let mut o = order("SO-1", "US", &[5, 6]);
@@ -1846,7 +1846,7 @@ async fn enqueue_refuses_an_order_naming_a_record_twice() {
     assert_refused(engine.enqueue(Event::new_order(o)).await, &["FO-A"]);
     let report = engine.work().await.unwrap();
     assert_eq!(report.events, 0, "nothing was queued: {report:?}");
-    assert!(engine.order(&"SO-1".into()).await.unwrap().is_none());
+    assert!(engine.order("SO-1").await.unwrap().is_none());
 
     // The well-formed document goes through.
     engine
@@ -1930,7 +1930,7 @@ async fn fulfillment_orders_made_again_after_a_reprocess_get_fresh_ids() {
     let assigned = first.fulfillment_orders[1].clone();
 
     dom.accept_all();
-    let failed = engine.failed_executions(&"SO-1".into()).await.unwrap();
+    let failed = engine.failed_executions("SO-1").await.unwrap();
     engine.reprocess(&failed[0]).await.unwrap();
     let j = journey(&engine, "SO-1").await;
     assert_eq!(j.outcome("DOM"), Some(Outcome::Succeeded), "{j}");
@@ -2176,7 +2176,7 @@ async fn a_durable_retry_does_not_send_again_what_the_provider_took() {
         .submit(Event::new_order(two_sources()))
         .await
         .unwrap();
-    let state = engine.order_state(&"SO-1".into()).await.unwrap().unwrap();
+    let state = engine.order_state("SO-1").await.unwrap().unwrap();
     let accepted: Vec<&RecordId> = state.executions[0]
         .accepted
         .iter()
@@ -2212,7 +2212,7 @@ async fn a_durable_retry_does_not_send_again_what_the_provider_took() {
         "{o:?}"
     );
     assert_eq!(o.status_reason, Some(StatusReason::SENT_TO_FULFILLMENT));
-    let state = engine.order_state(&"SO-1".into()).await.unwrap().unwrap();
+    let state = engine.order_state("SO-1").await.unwrap().unwrap();
     assert!(
         state.executions[0].accepted.is_empty(),
         "a step that moved on forgets its calls"
@@ -2251,7 +2251,7 @@ async fn a_reprocess_sends_under_new_keys_only_what_did_not_go_through() {
         .submit(Event::new_order(two_sources()))
         .await
         .unwrap();
-    let failed = engine.failed_executions(&"SO-1".into()).await.unwrap();
+    let failed = engine.failed_executions("SO-1").await.unwrap();
     engine.reprocess(&failed[0]).await.unwrap();
     let j = journey(&engine, "SO-1").await;
     assert_eq!(j.outcome("Send"), Some(Outcome::Succeeded), "{j}");

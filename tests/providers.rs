@@ -144,7 +144,7 @@ async fn run(rig: &Rig) -> Journey {
         drive(&rig.clock, &task).await;
         assert_eq!(task.await.unwrap().unwrap(), 1, "the due order ran");
     }
-    rig.engine.journey(&"SO-1".into()).await.unwrap()
+    rig.engine.journey("SO-1").await.unwrap()
 }
 
 async fn drive<T>(clock: &ManualClock, task: &tokio::task::JoinHandle<T>) {
@@ -293,10 +293,10 @@ async fn jitter_is_seeded_and_bounded() {
 async fn reprocess_uses_a_new_key_group() {
     let rig = rig(&[Script::Fatal, Script::Ok], RetryPolicy::NONE, 0).await;
     run(&rig).await;
-    let failed = rig.engine.failed_executions(&"SO-1".into()).await.unwrap();
+    let failed = rig.engine.failed_executions("SO-1").await.unwrap();
     assert_eq!(failed.len(), 1);
     rig.engine.reprocess(&failed[0]).await.unwrap();
-    let journey = rig.engine.journey(&"SO-1".into()).await.unwrap();
+    let journey = rig.engine.journey("SO-1").await.unwrap();
     let runs: Vec<(u32, Outcome)> = journey
         .step("Invoice")
         .map(|s| (s.round, s.outcome))
@@ -347,7 +347,7 @@ async fn a_retry_waits_on_a_durable_timer_that_survives_a_restart() {
         .unwrap();
 
     // The submit returned with the step parked on its timer, committed.
-    let state = engine.order_state(&"SO-1".into()).await.unwrap().unwrap();
+    let state = engine.order_state("SO-1").await.unwrap().unwrap();
     let token = &state.executions[0].tokens[0];
     assert_eq!(token.status, orderflow::execution::TokenStatus::Retrying);
     assert_eq!(token.wake_at, Some(Timestamp::from_millis(250)));
@@ -373,7 +373,7 @@ async fn a_retry_waits_on_a_durable_timer_that_survives_a_restart() {
     clock.advance(Duration::from_millis(250));
     assert_eq!(engine.run_due().await.unwrap(), 1);
     assert_eq!(engine.next_due().await.unwrap(), None);
-    let journey = engine.journey(&"SO-1".into()).await.unwrap();
+    let journey = engine.journey("SO-1").await.unwrap();
     let step = invoice(&journey);
     assert_eq!(step.outcome, Outcome::Succeeded);
     assert_eq!(step.attempts, 2);
@@ -402,13 +402,13 @@ async fn the_timer_worker_runs_due_retries_on_its_own() {
         if let Some(at) = rig.clock.next_wake() {
             rig.clock.advance(at.since(rig.clock.now()));
         }
-        let journey = engine.journey(&"SO-1".into()).await.unwrap();
+        let journey = engine.journey("SO-1").await.unwrap();
         if journey.outcome("Invoice").is_some() {
             break;
         }
     }
     worker.abort();
-    let journey = engine.journey(&"SO-1".into()).await.unwrap();
+    let journey = engine.journey("SO-1").await.unwrap();
     assert_eq!(invoice(&journey).outcome, Outcome::Succeeded);
     assert_eq!(rig.billing.starts(), [0, 100, 300]);
 }
