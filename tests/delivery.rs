@@ -11,6 +11,7 @@ use orderflow::engine::Config;
 use orderflow::flow::{ActionStep, Flow, RetryPolicy};
 use orderflow::provider::RequestKind;
 use orderflow::testing::provider::{Behavior, ScriptedProvider};
+use orderflow::testing::settle;
 use orderflow::{ActionKind, Engine, Event, EventKind, Outcome};
 
 async fn engine(clock: &ManualClock, billing: &ScriptedProvider) -> Engine {
@@ -118,14 +119,6 @@ async fn an_event_delivered_concurrently_takes_effect_once() {
     }
 }
 
-/// Submits, then fires due timers in virtual time until none is left.
-async fn settle(engine: &Engine, clock: &ManualClock) {
-    while let Some(at) = engine.next_due().await.unwrap() {
-        clock.advance(at.since(clock.now()));
-        engine.run_due().await.unwrap();
-    }
-}
-
 #[tokio::test(flavor = "current_thread")]
 async fn a_success_whose_reply_is_lost_is_retried_under_its_key_and_applies_once() {
     let (clock, billing) = world();
@@ -138,7 +131,7 @@ async fn a_success_whose_reply_is_lost_is_retried_under_its_key_and_applies_once
         engine.next_due().await.unwrap(),
         Some(Timestamp::from_millis(100))
     );
-    settle(&engine, &clock).await;
+    assert_eq!(settle(&engine, &clock).await.unwrap(), 1);
     let calls = billing.calls();
     assert_eq!(calls.len(), 2);
     assert_eq!(calls[0].idempotency_key, calls[1].idempotency_key);
@@ -171,7 +164,7 @@ async fn a_success_after_the_timeout_is_retried_under_its_key_and_applies_once()
         engine.next_due().await.unwrap(),
         Some(Timestamp::from_millis(600))
     );
-    settle(&engine, &clock).await;
+    assert_eq!(settle(&engine, &clock).await.unwrap(), 1);
     let calls = billing.calls();
     assert_eq!(calls.len(), 2);
     assert_eq!((calls[0].at.as_millis(), calls[1].at.as_millis()), (0, 600));

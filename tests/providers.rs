@@ -13,6 +13,7 @@ use orderflow::journey::Journey;
 use orderflow::provider::{
     CallContext, Provider, ProviderError, ProviderErrorKind, Reply, Request, RequestKind,
 };
+use orderflow::testing::{drive, settle};
 use orderflow::{ActionKind, Engine, Event, EventKind, Outcome};
 
 /// What the scripted provider does on one attempt.
@@ -132,28 +133,17 @@ async fn rig(script: &[Script], retry: RetryPolicy, seed: u64) -> Rig {
 /// Submits an order, then fires each durable timer when it falls due, driving virtual time
 /// (timeouts, slow answers) inside every turn, until no timer is left.
 async fn run(rig: &Rig) -> Journey {
-    let engine = rig.engine.clone();
     let order = Order::new("SO-1").with_line(OrderLine::new("1", "Pen", 1));
-    let task = tokio::spawn(async move { engine.submit(Event::new_order(order)).await });
-    drive(&rig.clock, &task).await;
-    task.await.unwrap().unwrap();
-    while let Some(at) = rig.engine.next_due().await.unwrap() {
-        rig.clock.advance(at.since(rig.clock.now()));
-        let engine = rig.engine.clone();
-        let task = tokio::spawn(async move { engine.run_due().await });
-        drive(&rig.clock, &task).await;
-        assert_eq!(task.await.unwrap().unwrap(), 1, "the due order ran");
-    }
+    drive(&rig.clock, rig.engine.submit(Event::new_order(order)))
+        .await
+        .unwrap();
+    let ran = settle(&rig.engine, &rig.clock).await.unwrap();
+    assert_eq!(
+        ran + 1,
+        rig.billing.starts().len(),
+        "each due timer ran the order once, and it called again"
+    );
     rig.engine.journey("SO-1").await.unwrap()
-}
-
-async fn drive<T>(clock: &ManualClock, task: &tokio::task::JoinHandle<T>) {
-    while !task.is_finished() {
-        tokio::task::yield_now().await;
-        if let Some(at) = clock.next_wake() {
-            clock.advance(at.since(clock.now()));
-        }
-    }
 }
 
 fn invoice(journey: &Journey) -> &orderflow::journey::StepRecord {

@@ -9,13 +9,14 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use orderflow::clock::{Clock, ManualClock, Timestamp};
+use orderflow::clock::{ManualClock, Timestamp};
 use orderflow::document::Order;
 use orderflow::engine::Config;
 use orderflow::flow::{ActionStep, Flow, RetryPolicy};
 use orderflow::provider::{
     CallContext, Provider, ProviderError, Reply, Request, RequestKind, Secret,
 };
+use orderflow::testing::settle;
 use orderflow::testing::store::{Fault, FaultyStore};
 use orderflow::{ActionKind, Engine, Event, EventKind, MemoryStore, Store};
 
@@ -156,20 +157,7 @@ async fn the_sentinel_is_in_no_log_error_journey_or_span() {
     // Reprocess: the provider panics, then hangs past the timeout, then succeeds.
     let failed = engine.failed_executions(order).await.unwrap();
     engine.reprocess(&failed[0]).await.unwrap();
-    while let Some(at) = engine.next_due().await.unwrap() {
-        clock.advance(at.since(clock.now()));
-        let due = {
-            let engine = engine.clone();
-            tokio::spawn(async move { engine.run_due().await })
-        };
-        while !due.is_finished() {
-            tokio::task::yield_now().await;
-            if let Some(at) = clock.next_wake() {
-                clock.advance(at.since(clock.now()));
-            }
-        }
-        due.await.unwrap().unwrap();
-    }
+    settle(&engine, &clock).await.unwrap();
     // A store that fails: the error goes back to the host.
     store.fail_at(
         store.op_count(),
