@@ -88,7 +88,7 @@ pub use std::time::Duration;
 pub use async_trait::async_trait;
 pub use semver::Version;
 
-pub use crate::action::{Action, ActionContext, ActionError, action_fn};
+pub use crate::action::{Action, ActionContext, ActionError, Sourcing, action_fn};
 pub use crate::clock::{Clock, ManualClock, Timestamp};
 pub use crate::document::{
     AsOrderId, Decimal, Entity, FulfillmentOrder, Order, OrderId, OrderLine, RecordMut, RecordRef,

@@ -5,10 +5,12 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
+use futures::FutureExt;
+use orderflow::action::{Action, Sourcing, action_fn};
 use orderflow::clock::Clock;
 use orderflow::document::{
-    Entity, FulfillmentOrder, FulfillmentOrderLine, Order, OrderLine, RecordId, RecordMut, State,
-    StatusReason,
+    Decimal, Entity, FulfillmentOrder, FulfillmentOrderLine, LineId, Order, OrderLine, RecordId,
+    RecordMut, State, StatusReason,
 };
 use orderflow::engine::Config;
 use orderflow::execution::ExecutionStatus;
@@ -2581,4 +2583,198 @@ async fn a_send_step_whose_filter_admits_nothing_is_skipped_with_the_reason() {
         "filter 'Seattle FOs' admitted no record"
     );
     assert!(tpl.calls().is_empty());
+}
+
+// A custom sourcing step creates fulfillment orders as Send to DOM does -------------------
+
+/// Line 1 of 0.3 kg of coffee: 0.1 from Seattle, 0.2 from Redmond.
+fn coffee() -> Order {
+    Order::new("SO-1")
+        .with_ship_to_country("US")
+        .with_line(OrderLine::new("1", "Coffee beans", Decimal::new(3, 1)))
+}
+
+type BoxedAction = Box<dyn Action>;
+
+/// Sources the order through `first`, then sends every fulfillment order the path carries to
+/// the 3PL; returns the stored order, the journey and what the 3PL received.
+async fn source_and_send(
+    first: ActionStep,
+    custom: Option<BoxedAction>,
+    dom: Option<Scripted>,
+) -> (Order, Journey, Vec<(RequestKind, String)>) {
+    let tpl = Scripted::new("3PL");
+    let mut b = builder().provider(tpl.clone());
+    if let Some(action) = custom {
+        b = b.action("split sourcing", action);
+    }
+    if let Some(dom) = dom {
+        b = b.provider(dom);
+    }
+    let engine = b.build().await.unwrap();
+    install(
+        &engine,
+        Flow::builder("Source and send")
+            .steps(|s| {
+                s.action(first.input_event(EventKind::NEW_ORDER))
+                    .action(ActionStep::new("Send", ActionKind::SendToFulfillment).provider("3PL"))
+            })
+            .build()
+            .unwrap(),
+    )
+    .await;
+    engine.submit(Event::new_order(coffee())).await.unwrap();
+    (
+        stored(&engine, "SO-1").await,
+        journey(&engine, "SO-1").await,
+        tpl.calls(),
+    )
+}
+
+#[tokio::test]
+async fn a_custom_action_sources_an_order_as_send_to_dom_does_and_send_to_fulfillment_sends_it() {
+    let split: BoxedAction = Box::new(action_fn(|cx| {
+        async move {
+            let lines: Vec<(LineId, Decimal)> =
+                cx.lines().map(|l| (l.id.clone(), l.quantity)).collect();
+            let mut sourcing = Sourcing::new();
+            for (line, quantity) in lines {
+                let seattle = Decimal::new(1, 1);
+                sourcing.allocate(cx, "Seattle", &line, seattle)?;
+                sourcing.allocate(cx, "Redmond", &line, quantity - seattle)?;
+            }
+            let created = sourcing.finish(cx);
+            cx.note(format!("created {}", created.len()));
+            Ok(())
+        }
+        .boxed()
+    }));
+    let (custom, j, sent) = source_and_send(
+        ActionStep::custom("Source", "split sourcing"),
+        Some(split),
+        None,
+    )
+    .await;
+    assert_eq!(j.outcome("Source"), Some(Outcome::Succeeded), "{j}");
+    assert_eq!(j.outcome("Send"), Some(Outcome::Succeeded), "{j}");
+    assert_eq!(
+        details(&j, "Source"),
+        "took event 'New Order' (#1) | created 2"
+    );
+
+    // Two fulfillment orders that add up to the line exactly, each sent once.
+    let seattle = fo_by_source(&custom, "Seattle");
+    let redmond = fo_by_source(&custom, "Redmond");
+    assert_eq!(
+        (seattle.id.as_str(), redmond.id.as_str()),
+        ("SO-1-FO1", "SO-1-FO2")
+    );
+    assert_eq!(seattle.lines[0].quantity, Decimal::new(1, 1));
+    assert_eq!(redmond.lines[0].quantity, Decimal::new(2, 1));
+    assert_eq!(
+        seattle.lines[0].quantity + redmond.lines[0].quantity,
+        custom.lines[0].quantity
+    );
+    assert_eq!(redmond.lines[0].product, "Coffee beans");
+    assert_eq!(
+        sent,
+        [
+            (RequestKind::SendFulfillmentOrder, "SO-1-FO1".to_owned()),
+            (RequestKind::SendFulfillmentOrder, "SO-1-FO2".to_owned()),
+        ]
+    );
+    let created = events_of(&j, &EventKind::FULFILLMENT_ORDER_CREATED);
+    assert_eq!(
+        created,
+        [
+            Some(RecordId::FulfillmentOrder("SO-1-FO1".into())),
+            Some(RecordId::FulfillmentOrder("SO-1-FO2".into())),
+        ]
+    );
+    for fo in &custom.fulfillment_orders {
+        assert_eq!(fo.status_reason, Some(StatusReason::SENT_TO_FULFILLMENT));
+    }
+
+    // The same split planned by a DOM provider gives the same documents, events and calls.
+    let mut dom = Scripted::new("DOM");
+    dom.plan = Reply::FulfillmentPlan(FulfillmentPlan {
+        lines: vec![PlannedLine {
+            line: "1".into(),
+            allocations: vec![
+                Allocation::new("Seattle", Decimal::new(1, 1)),
+                Allocation::new("Redmond", Decimal::new(2, 1)),
+            ],
+        }],
+    });
+    let (by_dom, dom_journey, dom_sent) = source_and_send(
+        ActionStep::new("Source", ActionKind::SendToDom).provider("DOM"),
+        None,
+        Some(dom),
+    )
+    .await;
+    assert_eq!(by_dom.fulfillment_orders, custom.fulfillment_orders);
+    assert_eq!(
+        events_of(&dom_journey, &EventKind::FULFILLMENT_ORDER_CREATED),
+        created
+    );
+    assert_eq!(dom_sent, sent);
+}
+
+#[tokio::test]
+async fn a_custom_sourcing_step_cannot_allocate_more_than_a_line_orders() {
+    let greedy: BoxedAction = Box::new(action_fn(|cx| {
+        async move {
+            let line = LineId::from("1");
+            let mut sourcing = Sourcing::new();
+            sourcing.allocate(cx, "Seattle", &line, Decimal::new(2, 1))?;
+            // Allocating again from the same source adds to its fulfillment order.
+            sourcing.allocate(cx, "Seattle", &line, Decimal::new(1, 1))?;
+            // 0.3 of 0.3 is allocated: nothing more fits, from any source.
+            let refused = sourcing
+                .allocate(cx, "Redmond", &line, Decimal::new(1, 2))
+                .unwrap_err();
+            cx.note(refused.message().to_owned());
+            let unknown = sourcing
+                .allocate(cx, "Redmond", &LineId::from("9"), Decimal::ONE)
+                .unwrap_err();
+            cx.note(unknown.message().to_owned());
+            let negative = sourcing
+                .allocate(cx, "Redmond", &line, Decimal::NEGATIVE_ONE)
+                .unwrap_err();
+            cx.note(negative.message().to_owned());
+            assert_eq!(sourcing.created().len(), 1);
+            sourcing.finish(cx);
+            Ok(())
+        }
+        .boxed()
+    }));
+    let (order, j, sent) = source_and_send(
+        ActionStep::custom("Source", "split sourcing"),
+        Some(greedy),
+        None,
+    )
+    .await;
+    assert_eq!(
+        details(&j, "Source"),
+        "took event 'New Order' (#1) \
+         | cannot allocate 0.01 more of line 1 from 'Redmond': 0.3 of 0.3 is allocated already \
+         | cannot allocate line 9 from 'Redmond': the order has no such line \
+         | cannot allocate -1 of line 1 from 'Redmond': the quantity is negative"
+    );
+    assert_eq!(order.fulfillment_orders.len(), 1, "nothing more created");
+    assert_eq!(
+        fo_lines_exact(&order.fulfillment_orders[0]),
+        [("1".to_owned(), Decimal::new(3, 1))]
+    );
+    assert_eq!(
+        sent,
+        [(RequestKind::SendFulfillmentOrder, "SO-1-FO1".to_owned())]
+    );
+}
+
+fn fo_lines_exact(fo: &FulfillmentOrder) -> Vec<(String, Decimal)> {
+    fo.lines
+        .iter()
+        .map(|l| (l.order_line.as_str().to_owned(), l.quantity))
+        .collect()
 }
