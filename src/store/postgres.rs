@@ -1285,7 +1285,7 @@ impl Store for PostgresStore {
             .transpose()
             .map_err(|e| self.corrupt(what, e))?;
         Err(StoreError::conflict(
-            &id,
+            id,
             stored.map(|r| r as u64),
             commit.expected,
         ))
