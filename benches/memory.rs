@@ -81,7 +81,7 @@ fn main() {
         });
     });
     let waiting = rt
-        .block_on(engine.order_state(&"SO-0".into()))
+        .block_on(engine.order_state("SO-0"))
         .expect("loads")
         .expect("stored")
         .executions[0]

@@ -115,7 +115,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut pending = Vec::new();
     for i in 1..=ORDERS {
         let id = format!("DUR-{i}");
-        if engine.order(&id.as_str().into()).await?.is_some() {
+        if engine.order(&id).await?.is_some() {
             continue;
         }
         let quantity = if i % 2 == 0 { 150 } else { 10 };
@@ -134,7 +134,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     for i in 1..=ORDERS {
         let id = format!("DUR-{i}");
-        let order = engine.order(&id.as_str().into()).await?.expect("stored");
+        let order = engine.order(&id).await?.expect("stored");
         let reason = order
             .status_reason
             .map_or_else(|| "(none)".to_owned(), |r| r.to_string());

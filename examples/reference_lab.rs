@@ -83,7 +83,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!();
     }
 
-    let journey = engine.journey(&"LAB-5".into()).await?;
+    let journey = engine.journey("LAB-5").await?;
     println!("journey of LAB-5:\n{journey}");
     for (provider, calls) in [("Seattle", seattle.calls()), ("Chicago", chicago.calls())] {
         let sent: Vec<String> = calls.iter().map(|c| c.record.to_string()).collect();

@@ -98,12 +98,12 @@ async fn get_order(State(app): State<App>, Path(id): Path<String>) -> Result<Res
 }
 
 async fn get_journey(State(app): State<App>, Path(id): Path<String>) -> Result<Response, Failure> {
-    let journey = app.engine.journey(&OrderId::from(id.as_str())).await?;
+    let journey = app.engine.journey(&id).await?;
     Ok(json(&journey))
 }
 
 async fn get_mermaid(State(app): State<App>, Path(id): Path<String>) -> Result<Response, Failure> {
-    let journey = app.engine.journey(&OrderId::from(id.as_str())).await?;
+    let journey = app.engine.journey(&id).await?;
     let mut out = String::new();
     for execution in &journey.executions {
         let flow: Option<Flow> = app

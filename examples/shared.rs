@@ -112,7 +112,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let last = ids.last().ok_or("no orders")?.as_str();
     loop {
         let done = first
-            .order(&last.into())
+            .order(last)
             .await?
             .is_some_and(|o| o.status_reason == Some(StatusReason::SENT_TO_FULFILLMENT));
         let sent_total: usize = sent.iter().map(|s| s.load(Ordering::Relaxed)).sum();
@@ -128,10 +128,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         worker.abort();
     }
     for id in &ids {
-        let order = first
-            .order(&id.as_str().into())
-            .await?
-            .ok_or("an order is missing")?;
+        let order = first.order(&id).await?.ok_or("an order is missing")?;
         assert_eq!(order.status_reason, Some(StatusReason::SENT_TO_FULFILLMENT));
     }
     println!(

@@ -8,7 +8,8 @@
 //! (after its filter), the step's execution policy report, and the step's provider through
 //! [`ActionContext::call`], which applies the step's timeout and retries and the idempotency
 //! key. Returning `Ok(())` makes the step **Succeeded**, an error makes it **Failed**; the
-//! document changes are kept either way.
+//! document changes are kept either way. A custom action that sources an order creates its
+//! fulfillment orders with [`Sourcing`], the allocation Send to DOM uses.
 //!
 //! # Contract
 //!
@@ -63,7 +64,10 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use futures::future::BoxFuture;
 
-use crate::document::{FulfillmentOrder, FulfillmentOrderId, Order, OrderLine, RecordId};
+use crate::document::{
+    Decimal, FulfillmentOrder, FulfillmentOrderId, FulfillmentOrderLine, LineId, Order, OrderLine,
+    RecordId,
+};
 use crate::engine::Caller;
 use crate::event::EventKind;
 use crate::execution::{Accepted, Selection};
@@ -295,6 +299,7 @@ impl<'a> ActionContext<'a> {
     }
 
     /// Adds a fulfillment order (created by this step) to the records the path carries on.
+    /// [`Sourcing::finish`] does this for the fulfillment orders it created.
     pub fn take_fulfillment_order(&mut self, id: FulfillmentOrderId) {
         self.selection.add_fulfillment_order(id);
     }
@@ -329,5 +334,190 @@ impl<'a> ActionContext<'a> {
     /// Adds a note to the step's journey entry.
     pub fn note(&mut self, note: impl Into<String>) {
         self.notes.push(note.into());
+    }
+}
+
+/// The fulfillment orders one run of a step creates, one per source: what Send to DOM and
+/// Assign Fulfillment Source do with a plan, for a host's own sourcing step (a custom
+/// action that asks its own service where each line ships from).
+///
+/// [`allocate`](Self::allocate) adds a quantity of an order line to this run's fulfillment
+/// order for a source, creating it the first time a source is named (id
+/// `<order>-FO<n>`, counting on past every id the order has). [`finish`](Self::finish)
+/// raises one [`FULFILLMENT_ORDER_CREATED`](EventKind::FULFILLMENT_ORDER_CREATED) event per
+/// fulfillment order created and carries them on the step's path, so a following Send to
+/// Fulfillment sends them.
+///
+/// A run never changes a fulfillment order that was on the order before it (one an
+/// earlier step made, or sent, or closed; one the order arrived with): re-sourcing makes
+/// new fulfillment orders, so what a provider already received stays as it was. A step
+/// that runs again after a durable retry starts from the document as it was before, so it
+/// creates the same fulfillment orders under the same ids.
+///
+/// ```
+/// use futures::FutureExt;
+/// use orderflow::action::{Sourcing, action_fn};
+/// use orderflow::document::{Decimal, LineId};
+///
+/// // Half of every line from Seattle, the rest from Redmond.
+/// let split = action_fn(|cx| {
+///     async move {
+///         let lines: Vec<(LineId, Decimal)> =
+///             cx.lines().map(|l| (l.id.clone(), l.quantity)).collect();
+///         let mut sourcing = Sourcing::new();
+///         for (line, quantity) in lines {
+///             let half = quantity / Decimal::from(2);
+///             sourcing.allocate(cx, "Seattle", &line, half)?;
+///             sourcing.allocate(cx, "Redmond", &line, quantity - half)?;
+///         }
+///         sourcing.finish(cx);
+///         Ok(())
+///     }
+///     .boxed()
+/// });
+/// # let _ = split;
+/// ```
+#[derive(Debug, Default)]
+#[must_use = "finish() raises the creation events and carries the fulfillment orders on"]
+pub struct Sourcing {
+    created: Vec<FulfillmentOrderId>,
+}
+
+impl Sourcing {
+    /// No fulfillment order created yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds `quantity` of order line `line` to this run's fulfillment order for `source`,
+    /// creating that fulfillment order if this run has none for the source yet; the
+    /// fulfillment order line takes the order line's product. Allocating the same line
+    /// from the same source again adds to its quantity. Returns the fulfillment order's id.
+    ///
+    /// # Errors
+    ///
+    /// Nothing is changed, and the error says why, when `source` is empty, `quantity` is
+    /// negative, the order has no line `line`, or this run would allocate more of the line
+    /// than it orders (fractional quantities add up exactly: 0.1 + 0.2 of a 0.3 line fits).
+    pub fn allocate(
+        &mut self,
+        cx: &mut ActionContext<'_>,
+        source: &str,
+        line: &LineId,
+        quantity: Decimal,
+    ) -> Result<&FulfillmentOrderId, ActionError> {
+        let order = cx.order_mut();
+        if source.is_empty() {
+            return Err(ActionError::new(format!(
+                "cannot allocate line {line} from a source with no name"
+            )));
+        }
+        if quantity < Decimal::ZERO {
+            return Err(ActionError::new(format!(
+                "cannot allocate {quantity} of line {line} from '{source}': the quantity is negative"
+            )));
+        }
+        let Some(ordered) = order.line(line.as_str()) else {
+            return Err(ActionError::new(format!(
+                "cannot allocate line {line} from '{source}': the order has no such line"
+            )));
+        };
+        let product = ordered.product.clone();
+        let ordered = ordered.quantity;
+        let mut allocated = Decimal::ZERO;
+        let mut mine = None;
+        for (i, fo) in order.fulfillment_orders.iter().enumerate() {
+            let Some(k) = self.created.iter().position(|c| c == &fo.id) else {
+                continue;
+            };
+            if fo.fulfillment_source == source {
+                mine = Some((i, k));
+            }
+            for l in fo.lines.iter().filter(|l| &l.order_line == line) {
+                allocated = allocated.checked_add(l.quantity).unwrap_or(Decimal::MAX);
+            }
+        }
+        match allocated.checked_add(quantity) {
+            Some(total) if total <= ordered => {}
+            _ => {
+                return Err(ActionError::new(format!(
+                    "cannot allocate {quantity} more of line {line} from '{source}': \
+                     {allocated} of {ordered} is allocated already"
+                )));
+            }
+        }
+        let (index, k) = match mine {
+            Some(at) => at,
+            None => {
+                let id = fresh_id(order);
+                order
+                    .fulfillment_orders
+                    .push(FulfillmentOrder::new(id.clone(), source));
+                self.created.push(id);
+                (order.fulfillment_orders.len() - 1, self.created.len() - 1)
+            }
+        };
+        let fo = &mut order.fulfillment_orders[index];
+        match fo.lines.iter_mut().find(|l| &l.order_line == line) {
+            // Within the line's quantity, checked above.
+            Some(l) => l.quantity += quantity,
+            None => fo
+                .lines
+                .push(FulfillmentOrderLine::new(line.clone(), product, quantity)),
+        }
+        Ok(&self.created[k])
+    }
+
+    /// The fulfillment orders created so far, in the order of their creation.
+    pub fn created(&self) -> &[FulfillmentOrderId] {
+        &self.created
+    }
+
+    /// Raises "Creation of Fulfillment Order has Succeeded"
+    /// ([`FULFILLMENT_ORDER_CREATED`](EventKind::FULFILLMENT_ORDER_CREATED)) per fulfillment
+    /// order created, carries them on the step's path, and returns their ids.
+    pub fn finish(self, cx: &mut ActionContext<'_>) -> Vec<FulfillmentOrderId> {
+        for id in &self.created {
+            cx.raise(
+                EventKind::FULFILLMENT_ORDER_CREATED,
+                Some(RecordId::FulfillmentOrder(id.clone())),
+            );
+            cx.take_fulfillment_order(id.clone());
+        }
+        self.created
+    }
+}
+
+/// A fulfillment order id no fulfillment order of `order` has: `<order>-FO<n>`, counting on
+/// from the number of fulfillment orders, past any id taken (the order may have arrived with
+/// fulfillment orders named the same way).
+fn fresh_id(order: &Order) -> FulfillmentOrderId {
+    let mut n = order.fulfillment_orders.len() + 1;
+    loop {
+        let id = format!("{}-FO{n}", order.id);
+        if order.fulfillment_order(&id).is_none() {
+            return FulfillmentOrderId(id);
+        }
+        n += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fresh_id;
+    use crate::document::{FulfillmentOrder, Order};
+
+    #[test]
+    fn fresh_ids_count_on_past_every_id_taken() {
+        let mut order = Order::new("SO-1");
+        assert_eq!(fresh_id(&order).as_str(), "SO-1-FO1");
+        order.fulfillment_orders = vec![
+            FulfillmentOrder::new("SO-1-FO3", "East"),
+            FulfillmentOrder::new("SO-1-FO4", "West"),
+        ];
+        // Two fulfillment orders: the count says FO3, which is taken, and so is FO4.
+        assert_eq!(fresh_id(&order).as_str(), "SO-1-FO5");
+        order.fulfillment_orders = vec![FulfillmentOrder::new("X", "East")];
+        assert_eq!(fresh_id(&order).as_str(), "SO-1-FO2");
     }
 }

@@ -538,7 +538,7 @@ pub(crate) fn parse_document<T: serde::de::DeserializeOwned + serde::Serialize>(
         what,
         line: e.line(),
         column: e.column(),
-        message: e.to_string(),
+        message: crate::error::json_message(&e),
     };
     let unlocated = |message: String| crate::Error::Document {
         what,

@@ -134,7 +134,7 @@ pub(crate) fn check_exact(
             "the number {token} has more digits than a JSON number carries exactly (15 \
              significant digits): write it as a string (\"{token}\") for a quantity or a \
              price, or as {{\"decimal\": \"{token}\"}} for a rule's value or a custom \
-             attribute, at line {line} column {column}"
+             attribute"
         ),
     })
 }

@@ -77,7 +77,7 @@
 //!     OrderLine::new("1", "Surface Pen", Decimal::new(25, 1)).with_fulfillment_source("Seattle"),
 //! );
 //! engine.submit(Event::new_order(order)).await?;
-//! let journey = engine.journey(&OrderId::from("SO-1")).await?;
+//! let journey = engine.journey("SO-1").await?;
 //! assert_eq!(journey.outcome("Ship"), Some(Outcome::Succeeded));
 //! # Ok(())
 //! # }
@@ -88,10 +88,10 @@ pub use std::time::Duration;
 pub use async_trait::async_trait;
 pub use semver::Version;
 
-pub use crate::action::{Action, ActionContext, ActionError, action_fn};
+pub use crate::action::{Action, ActionContext, ActionError, Sourcing, action_fn};
 pub use crate::clock::{Clock, ManualClock, Timestamp};
 pub use crate::document::{
-    Decimal, Entity, FulfillmentOrder, Order, OrderId, OrderLine, RecordMut, RecordRef,
+    AsOrderId, Decimal, Entity, FulfillmentOrder, Order, OrderId, OrderLine, RecordMut, RecordRef,
     StatusReason,
 };
 pub use crate::engine::{Config, Engine, Receipt};

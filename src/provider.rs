@@ -229,9 +229,25 @@ pub enum ProviderErrorKind {
     Other,
 }
 
-/// A failed provider call.
+/// The kind in words, as [`ProviderError`]'s message starts: `rejected`, `unavailable`,
+/// `timed out`, `panicked`, `invalid reply`, `failed`.
+impl fmt::Display for ProviderErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Rejected => "rejected",
+            Self::Unavailable => "unavailable",
+            Self::Timeout => "timed out",
+            Self::Panicked => "panicked",
+            Self::InvalidReply => "invalid reply",
+            Self::Other => "failed",
+        })
+    }
+}
+
+/// A failed provider call. Its message reads `<kind>: <what happened>`
+/// (`unavailable: connection refused`), the kind in words.
 #[derive(Debug, thiserror::Error)]
-#[error("{kind:?}: {message}")]
+#[error("{kind}: {message}")]
 pub struct ProviderError {
     kind: ProviderErrorKind,
     retryable: bool,

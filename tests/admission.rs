@@ -57,7 +57,7 @@ async fn a_saturated_engine_makes_submit_wait() {
     assert!(!first.is_finished());
     assert!(!second.is_finished(), "B waits for A's permit");
     assert!(
-        engine.order(&"B".into()).await.unwrap().is_none(),
+        engine.order("B").await.unwrap().is_none(),
         "B was not started"
     );
 

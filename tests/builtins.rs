@@ -6,10 +6,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use futures::FutureExt;
+use orderflow::action::{Action, Sourcing, action_fn};
 use orderflow::clock::Clock;
 use orderflow::document::{
-    Entity, FulfillmentOrder, FulfillmentOrderLine, Order, OrderLine, RecordId, RecordMut, State,
-    StatusReason,
+    Decimal, Entity, FulfillmentOrder, FulfillmentOrderLine, LineId, Order, OrderLine, RecordId,
+    RecordMut, State, StatusReason,
 };
 use orderflow::engine::Config;
 use orderflow::execution::ExecutionStatus;
@@ -48,11 +50,11 @@ async fn install_policy(engine: &Engine, doc: PolicyDocument) -> u32 {
 }
 
 async fn journey(engine: &Engine, order: &str) -> Journey {
-    engine.journey(&order.into()).await.unwrap()
+    engine.journey(order).await.unwrap()
 }
 
 async fn stored(engine: &Engine, order: &str) -> Order {
-    engine.order(&order.into()).await.unwrap().unwrap()
+    engine.order(order).await.unwrap().unwrap()
 }
 
 fn order(id: &str, country: &str, quantities: &[i64]) -> Order {
@@ -1004,7 +1006,7 @@ async fn a_provider_error_fails_send_to_fulfillment_and_reprocess_sends_only_wha
     );
 
     tpl.accept_all();
-    let failed = engine.failed_executions(&"SO-1".into()).await.unwrap();
+    let failed = engine.failed_executions("SO-1").await.unwrap();
     assert_eq!(failed.len(), 1);
     engine.reprocess(&failed[0]).await.unwrap();
     let j = journey(&engine, "SO-1").await;
@@ -1773,7 +1775,7 @@ async fn submit_refuses_an_order_naming_a_line_id_twice() {
     let o = order("SO-1", "US", &[5, 6, 7]).with_line(OrderLine::new("2", "Ink", 8));
     assert_refused(engine.submit(Event::new_order(o)).await, &["2"]);
     assert!(
-        engine.order(&"SO-1".into()).await.unwrap().is_none(),
+        engine.order("SO-1").await.unwrap().is_none(),
         "nothing of the order is stored"
     );
     let message = engine
@@ -1812,7 +1814,7 @@ async fn submit_refuses_duplicate_fulfillment_order_ids_and_fulfillment_order_li
     o.fulfillment_orders = vec![fo("FO-A", "East", &[("1", 5), ("2", 3), ("2", 3)])];
     let result = engine.submit(Event::new_order(o)).await;
     assert_refused(result, &["FO-A", "2"]);
-    assert!(engine.order(&"SO-1".into()).await.unwrap().is_none());
+    assert!(engine.order("SO-1").await.unwrap().is_none());
 
     // The same ids in different fulfillment orders are fine.
     let mut o = order("SO-1", "US", &[5, 6]);
@@ -1847,7 +1849,7 @@ async fn enqueue_refuses_an_order_naming_a_record_twice() {
     assert_refused(engine.enqueue(Event::new_order(o)).await, &["FO-A"]);
     let report = engine.work().await.unwrap();
     assert_eq!(report.events, 0, "nothing was queued: {report:?}");
-    assert!(engine.order(&"SO-1".into()).await.unwrap().is_none());
+    assert!(engine.order("SO-1").await.unwrap().is_none());
 
     // The well-formed document goes through.
     engine
@@ -1931,7 +1933,7 @@ async fn fulfillment_orders_made_again_after_a_reprocess_get_fresh_ids() {
     let assigned = first.fulfillment_orders[1].clone();
 
     dom.accept_all();
-    let failed = engine.failed_executions(&"SO-1".into()).await.unwrap();
+    let failed = engine.failed_executions("SO-1").await.unwrap();
     engine.reprocess(&failed[0]).await.unwrap();
     let j = journey(&engine, "SO-1").await;
     assert_eq!(j.outcome("DOM"), Some(Outcome::Succeeded), "{j}");
@@ -2179,7 +2181,7 @@ async fn a_durable_retry_does_not_send_again_what_the_provider_took() {
         .submit(Event::new_order(two_sources()))
         .await
         .unwrap();
-    let state = engine.order_state(&"SO-1".into()).await.unwrap().unwrap();
+    let state = engine.order_state("SO-1").await.unwrap().unwrap();
     let accepted: Vec<&RecordId> = state.executions[0]
         .accepted
         .iter()
@@ -2215,7 +2217,7 @@ async fn a_durable_retry_does_not_send_again_what_the_provider_took() {
         "{o:?}"
     );
     assert_eq!(o.status_reason, Some(StatusReason::SENT_TO_FULFILLMENT));
-    let state = engine.order_state(&"SO-1".into()).await.unwrap().unwrap();
+    let state = engine.order_state("SO-1").await.unwrap().unwrap();
     assert!(
         state.executions[0].accepted.is_empty(),
         "a step that moved on forgets its calls"
@@ -2254,7 +2256,7 @@ async fn a_reprocess_sends_under_new_keys_only_what_did_not_go_through() {
         .submit(Event::new_order(two_sources()))
         .await
         .unwrap();
-    let failed = engine.failed_executions(&"SO-1".into()).await.unwrap();
+    let failed = engine.failed_executions("SO-1").await.unwrap();
     engine.reprocess(&failed[0]).await.unwrap();
     let j = journey(&engine, "SO-1").await;
     assert_eq!(j.outcome("Send"), Some(Outcome::Succeeded), "{j}");
@@ -2584,4 +2586,198 @@ async fn a_send_step_whose_filter_admits_nothing_is_skipped_with_the_reason() {
         "filter 'Seattle FOs' admitted no record"
     );
     assert!(tpl.calls().is_empty());
+}
+
+// A custom sourcing step creates fulfillment orders as Send to DOM does -------------------
+
+/// Line 1 of 0.3 kg of coffee: 0.1 from Seattle, 0.2 from Redmond.
+fn coffee() -> Order {
+    Order::new("SO-1")
+        .with_ship_to_country("US")
+        .with_line(OrderLine::new("1", "Coffee beans", Decimal::new(3, 1)))
+}
+
+type BoxedAction = Box<dyn Action>;
+
+/// Sources the order through `first`, then sends every fulfillment order the path carries to
+/// the 3PL; returns the stored order, the journey and what the 3PL received.
+async fn source_and_send(
+    first: ActionStep,
+    custom: Option<BoxedAction>,
+    dom: Option<Scripted>,
+) -> (Order, Journey, Vec<(RequestKind, String)>) {
+    let tpl = Scripted::new("3PL");
+    let mut b = builder().provider(tpl.clone());
+    if let Some(action) = custom {
+        b = b.action("split sourcing", action);
+    }
+    if let Some(dom) = dom {
+        b = b.provider(dom);
+    }
+    let engine = b.build().await.unwrap();
+    install(
+        &engine,
+        Flow::builder("Source and send")
+            .steps(|s| {
+                s.action(first.input_event(EventKind::NEW_ORDER))
+                    .action(ActionStep::new("Send", ActionKind::SendToFulfillment).provider("3PL"))
+            })
+            .build()
+            .unwrap(),
+    )
+    .await;
+    engine.submit(Event::new_order(coffee())).await.unwrap();
+    (
+        stored(&engine, "SO-1").await,
+        journey(&engine, "SO-1").await,
+        tpl.calls(),
+    )
+}
+
+#[tokio::test]
+async fn a_custom_action_sources_an_order_as_send_to_dom_does_and_send_to_fulfillment_sends_it() {
+    let split: BoxedAction = Box::new(action_fn(|cx| {
+        async move {
+            let lines: Vec<(LineId, Decimal)> =
+                cx.lines().map(|l| (l.id.clone(), l.quantity)).collect();
+            let mut sourcing = Sourcing::new();
+            for (line, quantity) in lines {
+                let seattle = Decimal::new(1, 1);
+                sourcing.allocate(cx, "Seattle", &line, seattle)?;
+                sourcing.allocate(cx, "Redmond", &line, quantity - seattle)?;
+            }
+            let created = sourcing.finish(cx);
+            cx.note(format!("created {}", created.len()));
+            Ok(())
+        }
+        .boxed()
+    }));
+    let (custom, j, sent) = source_and_send(
+        ActionStep::custom("Source", "split sourcing"),
+        Some(split),
+        None,
+    )
+    .await;
+    assert_eq!(j.outcome("Source"), Some(Outcome::Succeeded), "{j}");
+    assert_eq!(j.outcome("Send"), Some(Outcome::Succeeded), "{j}");
+    assert_eq!(
+        details(&j, "Source"),
+        "took event 'New Order' (#1) | created 2"
+    );
+
+    // Two fulfillment orders that add up to the line exactly, each sent once.
+    let seattle = fo_by_source(&custom, "Seattle");
+    let redmond = fo_by_source(&custom, "Redmond");
+    assert_eq!(
+        (seattle.id.as_str(), redmond.id.as_str()),
+        ("SO-1-FO1", "SO-1-FO2")
+    );
+    assert_eq!(seattle.lines[0].quantity, Decimal::new(1, 1));
+    assert_eq!(redmond.lines[0].quantity, Decimal::new(2, 1));
+    assert_eq!(
+        seattle.lines[0].quantity + redmond.lines[0].quantity,
+        custom.lines[0].quantity
+    );
+    assert_eq!(redmond.lines[0].product, "Coffee beans");
+    assert_eq!(
+        sent,
+        [
+            (RequestKind::SendFulfillmentOrder, "SO-1-FO1".to_owned()),
+            (RequestKind::SendFulfillmentOrder, "SO-1-FO2".to_owned()),
+        ]
+    );
+    let created = events_of(&j, &EventKind::FULFILLMENT_ORDER_CREATED);
+    assert_eq!(
+        created,
+        [
+            Some(RecordId::FulfillmentOrder("SO-1-FO1".into())),
+            Some(RecordId::FulfillmentOrder("SO-1-FO2".into())),
+        ]
+    );
+    for fo in &custom.fulfillment_orders {
+        assert_eq!(fo.status_reason, Some(StatusReason::SENT_TO_FULFILLMENT));
+    }
+
+    // The same split planned by a DOM provider gives the same documents, events and calls.
+    let mut dom = Scripted::new("DOM");
+    dom.plan = Reply::FulfillmentPlan(FulfillmentPlan {
+        lines: vec![PlannedLine {
+            line: "1".into(),
+            allocations: vec![
+                Allocation::new("Seattle", Decimal::new(1, 1)),
+                Allocation::new("Redmond", Decimal::new(2, 1)),
+            ],
+        }],
+    });
+    let (by_dom, dom_journey, dom_sent) = source_and_send(
+        ActionStep::new("Source", ActionKind::SendToDom).provider("DOM"),
+        None,
+        Some(dom),
+    )
+    .await;
+    assert_eq!(by_dom.fulfillment_orders, custom.fulfillment_orders);
+    assert_eq!(
+        events_of(&dom_journey, &EventKind::FULFILLMENT_ORDER_CREATED),
+        created
+    );
+    assert_eq!(dom_sent, sent);
+}
+
+#[tokio::test]
+async fn a_custom_sourcing_step_cannot_allocate_more_than_a_line_orders() {
+    let greedy: BoxedAction = Box::new(action_fn(|cx| {
+        async move {
+            let line = LineId::from("1");
+            let mut sourcing = Sourcing::new();
+            sourcing.allocate(cx, "Seattle", &line, Decimal::new(2, 1))?;
+            // Allocating again from the same source adds to its fulfillment order.
+            sourcing.allocate(cx, "Seattle", &line, Decimal::new(1, 1))?;
+            // 0.3 of 0.3 is allocated: nothing more fits, from any source.
+            let refused = sourcing
+                .allocate(cx, "Redmond", &line, Decimal::new(1, 2))
+                .unwrap_err();
+            cx.note(refused.message().to_owned());
+            let unknown = sourcing
+                .allocate(cx, "Redmond", &LineId::from("9"), Decimal::ONE)
+                .unwrap_err();
+            cx.note(unknown.message().to_owned());
+            let negative = sourcing
+                .allocate(cx, "Redmond", &line, Decimal::NEGATIVE_ONE)
+                .unwrap_err();
+            cx.note(negative.message().to_owned());
+            assert_eq!(sourcing.created().len(), 1);
+            sourcing.finish(cx);
+            Ok(())
+        }
+        .boxed()
+    }));
+    let (order, j, sent) = source_and_send(
+        ActionStep::custom("Source", "split sourcing"),
+        Some(greedy),
+        None,
+    )
+    .await;
+    assert_eq!(
+        details(&j, "Source"),
+        "took event 'New Order' (#1) \
+         | cannot allocate 0.01 more of line 1 from 'Redmond': 0.3 of 0.3 is allocated already \
+         | cannot allocate line 9 from 'Redmond': the order has no such line \
+         | cannot allocate -1 of line 1 from 'Redmond': the quantity is negative"
+    );
+    assert_eq!(order.fulfillment_orders.len(), 1, "nothing more created");
+    assert_eq!(
+        fo_lines_exact(&order.fulfillment_orders[0]),
+        [("1".to_owned(), Decimal::new(3, 1))]
+    );
+    assert_eq!(
+        sent,
+        [(RequestKind::SendFulfillmentOrder, "SO-1-FO1".to_owned())]
+    );
+}
+
+fn fo_lines_exact(fo: &FulfillmentOrder) -> Vec<(String, Decimal)> {
+    fo.lines
+        .iter()
+        .map(|l| (l.order_line.as_str().to_owned(), l.quantity))
+        .collect()
 }

@@ -84,6 +84,38 @@ fn validate_points_at_the_place_of_a_bad_file() {
         .clone();
     let err = String::from_utf8(out.stderr).unwrap();
     assert!(err.contains("bad-flow.json:3:"), "file:line:column: {err}");
+    assert!(!err.contains("line"), "the place once: {err}");
+
+    // Not JSON at all, and an order that is not JSON: the place once too.
+    let broken = dir.path().join("broken.json");
+    std::fs::write(&broken, "{\n  \"name\": \"Bad\",\n  \"steps\": [ }\n").unwrap();
+    let order = dir.path().join("order.json");
+    std::fs::write(&order, "{ \"id\": \"SO-1\",\n  \"lines\": [ , ] }").unwrap();
+    for (args, place) in [
+        (
+            vec!["validate".into(), broken.clone().into_os_string()],
+            format!("{}:3:", broken.display()),
+        ),
+        (
+            vec![
+                "simulate".into(),
+                LAB_FLOW.into(),
+                order.clone().into_os_string(),
+            ],
+            format!("{}:2:", order.display()),
+        ),
+    ] {
+        let out = orderflow()
+            .args(&args)
+            .timeout(GUARD)
+            .assert()
+            .code(1)
+            .get_output()
+            .clone();
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert!(err.starts_with(&place), "{args:?}: file:line:column: {err}");
+        assert!(!err.contains(" line "), "{args:?}: the place once: {err}");
+    }
 
     let policy = dir.path().join("bad-policy.json");
     std::fs::write(
@@ -339,11 +371,10 @@ fn an_endless_file_is_refused_at_the_limit() {
 }
 
 #[test]
-fn a_file_that_is_not_utf8_is_invalid_at_its_byte_offset() {
+fn a_file_that_is_not_utf8_is_invalid_at_its_line_and_column() {
     let dir = tempfile::tempdir().unwrap();
     let flow = dir.path().join("latin1.json");
     let mut bytes = b"{\n  \"name\": \"Caf".to_vec();
-    let offset = bytes.len();
     bytes.extend_from_slice(b"\xe9\",\n  \"steps\": []\n}\n");
     std::fs::write(&flow, &bytes).unwrap();
     let out = orderflow()
@@ -355,13 +386,16 @@ fn a_file_that_is_not_utf8_is_invalid_at_its_byte_offset() {
         .get_output()
         .clone();
     let err = String::from_utf8(out.stderr).unwrap();
-    assert!(err.contains(&format!("byte offset {offset}")), "{err}");
-    assert!(err.contains("latin1.json:2:15: not UTF-8"), "{err}");
+    // The place once, as line and column.
+    assert_eq!(
+        err.trim_end(),
+        format!("{}:2:15: not UTF-8: invalid byte 0xe9", flow.display()),
+    );
 
-    // An order file too, past valid multi-byte characters.
+    // An order file too, past valid multi-byte characters: the column counts characters.
     let order = dir.path().join("order.json");
-    let mut bytes = "{ \"id\": \"SO-1\", \"note\": \"naïve ".as_bytes().to_vec();
-    let offset = bytes.len();
+    let before = "{ \"id\": \"SO-1\", \"note\": \"naïve ";
+    let mut bytes = before.as_bytes().to_vec();
     bytes.extend_from_slice(b"\xff\xfe\" }");
     std::fs::write(&order, &bytes).unwrap();
     let out = orderflow()
@@ -374,8 +408,12 @@ fn a_file_that_is_not_utf8_is_invalid_at_its_byte_offset() {
         .get_output()
         .clone();
     let err = String::from_utf8(out.stderr).unwrap();
-    assert!(
-        err.contains(&format!("invalid byte 0xff at byte offset {offset}")),
-        "{err}"
+    let column = before.chars().count() + 1;
+    assert_eq!(
+        err.trim_end(),
+        format!(
+            "{}:1:{column}: not UTF-8: invalid byte 0xff",
+            order.display()
+        ),
     );
 }

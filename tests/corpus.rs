@@ -236,7 +236,21 @@ fn describe(outcome: &Outcome) -> (String, String, String) {
         Failure::Api(e) => {
             let kind = format!("{:?}", e.kind());
             let (variant, detail) = match e {
-                Error::Document { what, message, .. } => ("Document", format!("{what}: {message}")),
+                Error::Document {
+                    what,
+                    line: 0,
+                    message,
+                    ..
+                } => ("Document", format!("{what}: {message}")),
+                Error::Document {
+                    what,
+                    line,
+                    column,
+                    message,
+                } => (
+                    "Document",
+                    format!("{what}: {message} (line {line}, column {column})"),
+                ),
                 Error::Validation(v) => (
                     "Validation",
                     v.problems

@@ -10,6 +10,7 @@ use orderflow::engine::Config;
 use orderflow::flow::{ActionStep, Flow, RetryPolicy};
 use orderflow::provider::RequestKind;
 use orderflow::testing::provider::{Behavior, ScriptedProvider};
+use orderflow::testing::settle;
 use orderflow::{ActionKind, Engine, Event, EventKind, Outcome};
 
 async fn engine(clock: &ManualClock, billing: &ScriptedProvider) -> Engine {
@@ -82,7 +83,7 @@ async fn an_event_delivered_again_and_again_takes_effect_once() {
         assert_eq!(fresh, 2, "{n} deliveries: each event accepted once");
         assert_eq!(effects(&billing, &id), (1, 1), "{n} deliveries");
         assert_eq!(billing.calls().len(), 2, "{n} deliveries: no extra calls");
-        let journey = engine.journey(&id.as_str().into()).await.unwrap();
+        let journey = engine.journey(&id).await.unwrap();
         assert_eq!(journey.timeline.len(), 4, "{n} deliveries: {journey}");
         assert_eq!(journey.outcome("Invoice"), Some(Outcome::Succeeded));
     }
@@ -119,14 +120,6 @@ async fn an_event_delivered_concurrently_takes_effect_once() {
     }
 }
 
-/// Submits, then fires due timers in virtual time until none is left.
-async fn settle(engine: &Engine, clock: &ManualClock) {
-    while let Some(at) = engine.next_due().await.unwrap() {
-        clock.advance(at.since(clock.now()));
-        engine.run_due().await.unwrap();
-    }
-}
-
 #[tokio::test(flavor = "current_thread")]
 async fn a_success_whose_reply_is_lost_is_retried_under_its_key_and_applies_once() {
     let (clock, billing) = world();
@@ -139,14 +132,14 @@ async fn a_success_whose_reply_is_lost_is_retried_under_its_key_and_applies_once
         engine.next_due().await.unwrap(),
         Some(Timestamp::from_millis(100))
     );
-    settle(&engine, &clock).await;
+    assert_eq!(settle(&engine, &clock).await.unwrap(), 1);
     let calls = billing.calls();
     assert_eq!(calls.len(), 2);
     assert_eq!(calls[0].idempotency_key, calls[1].idempotency_key);
     assert_eq!((calls[0].at.as_millis(), calls[1].at.as_millis()), (0, 100));
     assert_eq!(billing.duplicate_calls(), 1);
     assert_eq!(effects(&billing, "SO-1"), (1, 0));
-    let journey = engine.journey(&"SO-1".into()).await.unwrap();
+    let journey = engine.journey("SO-1").await.unwrap();
     assert_eq!(journey.outcome("To ERP"), Some(Outcome::Succeeded));
     assert!(billing.effects_per_key().values().all(|n| *n == 1));
 }
@@ -172,12 +165,12 @@ async fn a_success_after_the_timeout_is_retried_under_its_key_and_applies_once()
         engine.next_due().await.unwrap(),
         Some(Timestamp::from_millis(600))
     );
-    settle(&engine, &clock).await;
+    assert_eq!(settle(&engine, &clock).await.unwrap(), 1);
     let calls = billing.calls();
     assert_eq!(calls.len(), 2);
     assert_eq!((calls[0].at.as_millis(), calls[1].at.as_millis()), (0, 600));
     assert_eq!(effects(&billing, "SO-1"), (1, 0));
-    let journey = engine.journey(&"SO-1".into()).await.unwrap();
+    let journey = engine.journey("SO-1").await.unwrap();
     let step = journey.step("To ERP").last().unwrap();
     assert_eq!((step.outcome, step.attempts), (Outcome::Succeeded, 2));
 }

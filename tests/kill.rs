@@ -255,7 +255,7 @@ async fn sigkill_loses_no_acknowledged_order() {
         );
         for id in &acked {
             let state = engine
-                .order_state(&id.as_str().into())
+                .order_state(id)
                 .await
                 .unwrap()
                 .unwrap_or_else(|| panic!("seed {seed}: acknowledged order {id} is lost"));
@@ -291,11 +291,7 @@ async fn sigkill_loses_no_acknowledged_order() {
             "seed {seed}: a fulfillment order was sent under two keys"
         );
         for id in &acked {
-            let state = engine
-                .order_state(&id.as_str().into())
-                .await
-                .unwrap()
-                .unwrap();
+            let state = engine.order_state(id).await.unwrap().unwrap();
             for fo in &state.order.fulfillment_orders {
                 assert_eq!(
                     per_target.get(&(id.as_str(), fo.id.as_str())),

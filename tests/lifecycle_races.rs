@@ -125,7 +125,7 @@ async fn a_stop_racing_a_pause_runs_what_queued_while_paused() {
         stranded(&engine, &["SO-1".into()]).await,
         Vec::<String>::new()
     );
-    let state = engine.order_state(&"SO-1".into()).await.unwrap().unwrap();
+    let state = engine.order_state("SO-1").await.unwrap().unwrap();
     assert_eq!(state.executions[0].status(), ExecutionStatus::Completed);
     assert_eq!(world.billing.effects().len(), 1);
 }

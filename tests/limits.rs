@@ -36,11 +36,11 @@ async fn an_execution_fails_at_its_journey_limit() {
         .submit(Event::new_order(Order::new("SO-1")))
         .await
         .unwrap();
-    let journey = engine.journey(&"SO-1".into()).await.unwrap();
+    let journey = engine.journey("SO-1").await.unwrap();
     let names: Vec<&str> = journey.steps.iter().map(|s| s.step.as_str()).collect();
     assert_eq!(names, ["One", "Two"]);
     assert_eq!(journey.executions[0].status, ExecutionStatus::Failed);
-    let state = engine.order_state(&"SO-1".into()).await.unwrap().unwrap();
+    let state = engine.order_state("SO-1").await.unwrap().unwrap();
     let error = state.executions[0].tokens[0].error.as_deref().unwrap();
     assert!(error.contains("journey limit of 2"), "{error}");
 }
@@ -71,9 +71,9 @@ async fn flows_starting_each_other_in_a_cycle_are_stopped() {
         .submit(Event::new_order(Order::new("SO-1")))
         .await
         .unwrap();
-    let failed = engine.failed_executions(&"SO-1".into()).await.unwrap();
+    let failed = engine.failed_executions("SO-1").await.unwrap();
     assert!(!failed.is_empty());
-    let state = engine.order_state(&"SO-1".into()).await.unwrap().unwrap();
+    let state = engine.order_state("SO-1").await.unwrap().unwrap();
     let error = state
         .executions
         .iter()
@@ -81,6 +81,6 @@ async fn flows_starting_each_other_in_a_cycle_are_stopped() {
         .find_map(|t| t.error.as_deref())
         .unwrap();
     assert!(error.contains("more than 50 steps in one turn"), "{error}");
-    let journey = engine.journey(&"SO-1".into()).await.unwrap();
+    let journey = engine.journey("SO-1").await.unwrap();
     assert!(journey.steps.len() <= 50);
 }

@@ -872,7 +872,7 @@ async fn a_merge_does_not_wait_for_a_filtered_out_branch_with_input_events() {
         .submit(Event::new_order(Order::new("O1")))
         .await
         .expect("submitted");
-    let journey = engine.journey(&"O1".into()).await.expect("journey");
+    let journey = engine.journey("O1").await.expect("journey");
     assert_eq!(
         journey.executions[0].status,
         ExecutionStatus::Completed,

@@ -71,7 +71,7 @@ async fn a_fractional_line_planned_across_two_sources_is_fully_allocated() {
     let order = Order::new("SO-KG").with_line(OrderLine::new("1", "Coffee (kg)", dec!(0.3)));
     engine.submit(Event::new_order(order)).await.unwrap();
 
-    let journey = engine.journey(&"SO-KG".into()).await.unwrap();
+    let journey = engine.journey("SO-KG").await.unwrap();
     assert_eq!(
         journey.outcome("DOM"),
         Some(Outcome::Succeeded),
@@ -79,7 +79,7 @@ async fn a_fractional_line_planned_across_two_sources_is_fully_allocated() {
     );
     let details = journey.step("DOM").last().unwrap().details.join(" | ");
     assert!(!details.contains("partially"), "{details}");
-    let order = engine.order(&"SO-KG".into()).await.unwrap().unwrap();
+    let order = engine.order("SO-KG").await.unwrap().unwrap();
     assert_eq!(order.lines[0].status_reason, None, "not on Backorder Hold");
     assert_eq!(order.fulfillment_orders.len(), 2);
     let shipped: Vec<String> = order
@@ -109,7 +109,7 @@ async fn the_least_over_allocation_is_refused() {
     let engine = dom_engine(dom(plan)).await;
     let order = Order::new("SO-OVER").with_line(OrderLine::new("1", "Coffee (kg)", dec!(0.3)));
     engine.submit(Event::new_order(order)).await.unwrap();
-    let journey = engine.journey(&"SO-OVER".into()).await.unwrap();
+    let journey = engine.journey("SO-OVER").await.unwrap();
     assert_eq!(journey.outcome("DOM"), Some(Outcome::Failed), "{journey}");
     let details = journey.step("DOM").last().unwrap().details.join(" | ");
     assert!(
@@ -127,7 +127,7 @@ async fn allocations_past_the_largest_decimal_are_an_invalid_plan_not_a_panic() 
     let engine = dom_engine(dom(plan)).await;
     let order = Order::new("SO-MAX").with_line(OrderLine::new("1", "Grain", Decimal::MAX));
     engine.submit(Event::new_order(order)).await.unwrap();
-    let journey = engine.journey(&"SO-MAX".into()).await.unwrap();
+    let journey = engine.journey("SO-MAX").await.unwrap();
     assert_eq!(journey.outcome("DOM"), Some(Outcome::Failed), "{journey}");
     let details = journey.step("DOM").last().unwrap().details.join(" | ");
     assert!(

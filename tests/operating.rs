@@ -185,14 +185,14 @@ async fn a_republish_through_one_instance_starts_the_new_version_on_another() {
     b.publish("Ship and bill").await.unwrap();
 
     a.submit(new_order("SO-2")).await.unwrap();
-    let state = a.order_state(&"SO-2".into()).await.unwrap().unwrap();
+    let state = a.order_state("SO-2").await.unwrap().unwrap();
     assert_eq!(
         state.executions[0].version,
         semver::Version::new(1, 1, 0),
         "a still ran the version it had read at build"
     );
     // The execution a started before the republish stays on its version.
-    let first = a.order_state(&"SO-1".into()).await.unwrap().unwrap();
+    let first = a.order_state("SO-1").await.unwrap().unwrap();
     assert_eq!(first.executions[0].version, semver::Version::new(1, 0, 0));
 }
 
@@ -330,7 +330,7 @@ async fn an_order_whose_flow_cannot_run_is_set_aside_and_the_others_go_on() {
     let err = b.submit(new_order("SO-NEW")).await.unwrap_err();
     assert!(matches!(err, Error::FlowBroken { .. }), "{err}");
     assert_eq!(err.kind(), ErrorKind::Configuration);
-    assert!(b.order_state(&"SO-NEW".into()).await.unwrap().is_none());
+    assert!(b.order_state("SO-NEW").await.unwrap().is_none());
     // Others are taken.
     b.submit(return_requested("HEALTHY-2")).await.unwrap();
     assert_eq!(status(&b, "HEALTHY-2").await, [ExecutionStatus::Completed]);
@@ -338,7 +338,7 @@ async fn an_order_whose_flow_cannot_run_is_set_aside_and_the_others_go_on() {
     // With the provider back, the order is restored and finishes.
     let c = engine_on(store.clone(), &clock, &p).await;
     assert!(c.catalog_problems().is_empty());
-    assert!(c.restore(&"POISON".into()).await.unwrap());
+    assert!(c.restore("POISON").await.unwrap());
     assert_eq!(status(&c, "POISON").await, [ExecutionStatus::Completed]);
     assert!(c.set_aside_orders().await.unwrap().is_empty());
 }
@@ -379,12 +379,12 @@ async fn a_worker_sets_a_poison_order_aside_and_keeps_its_events() {
         1,
         "the poison order's event stays queued"
     );
-    assert!(b.dead_letters(&"POISON".into()).await.unwrap().is_empty());
+    assert!(b.dead_letters("POISON").await.unwrap().is_empty());
     // Claims skip it from now on.
     assert_eq!(b.work().await.unwrap().claimed, 0);
 
     // An instance with the provider takes it back and runs it.
-    assert!(a.restore(&"POISON".into()).await.unwrap());
+    assert!(a.restore("POISON").await.unwrap());
     let report = a.work().await.unwrap();
     assert_eq!((report.claimed, report.events), (1, 1), "{report:?}");
     assert_eq!(status(&a, "POISON").await, [ExecutionStatus::Completed]);
@@ -466,7 +466,7 @@ async fn an_order_takes_no_more_events_than_its_timeline_limit() {
         message.contains("max_timeline_events") && message.contains("SO-1"),
         "{message}"
     );
-    let state = engine.order_state(&"SO-1".into()).await.unwrap().unwrap();
+    let state = engine.order_state("SO-1").await.unwrap().unwrap();
     assert_eq!(state.timeline.len(), 5);
     // A duplicate of an event it has is still recognised.
     assert!(
@@ -499,7 +499,7 @@ async fn reads_do_not_wait_behind_a_provider_call_in_flight() {
     }
     // The memory store answers at once: a read that waited on the order would not.
     let journey = engine
-        .journey(&"SO-1".into())
+        .journey("SO-1")
         .now_or_never()
         .expect("journey waited behind the call in flight")
         .unwrap();
@@ -508,7 +508,7 @@ async fn reads_do_not_wait_behind_a_provider_call_in_flight() {
         "nothing committed past the call yet"
     );
     let state = engine
-        .order_state(&"SO-1".into())
+        .order_state("SO-1")
         .now_or_never()
         .expect("order_state waited")
         .unwrap()
@@ -516,7 +516,7 @@ async fn reads_do_not_wait_behind_a_provider_call_in_flight() {
     assert_eq!(state.timeline.len(), 1);
     assert!(
         engine
-            .order(&"SO-1".into())
+            .order("SO-1")
             .now_or_never()
             .expect("order waited")
             .unwrap()

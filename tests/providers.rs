@@ -13,6 +13,7 @@ use orderflow::journey::Journey;
 use orderflow::provider::{
     CallContext, Provider, ProviderError, ProviderErrorKind, Reply, Request, RequestKind,
 };
+use orderflow::testing::{drive, settle};
 use orderflow::{ActionKind, Engine, Event, EventKind, Outcome};
 
 /// What the scripted provider does on one attempt.
@@ -132,28 +133,17 @@ async fn rig(script: &[Script], retry: RetryPolicy, seed: u64) -> Rig {
 /// Submits an order, then fires each durable timer when it falls due, driving virtual time
 /// (timeouts, slow answers) inside every turn, until no timer is left.
 async fn run(rig: &Rig) -> Journey {
-    let engine = rig.engine.clone();
     let order = Order::new("SO-1").with_line(OrderLine::new("1", "Pen", 1));
-    let task = tokio::spawn(async move { engine.submit(Event::new_order(order)).await });
-    drive(&rig.clock, &task).await;
-    task.await.unwrap().unwrap();
-    while let Some(at) = rig.engine.next_due().await.unwrap() {
-        rig.clock.advance(at.since(rig.clock.now()));
-        let engine = rig.engine.clone();
-        let task = tokio::spawn(async move { engine.run_due().await });
-        drive(&rig.clock, &task).await;
-        assert_eq!(task.await.unwrap().unwrap(), 1, "the due order ran");
-    }
-    rig.engine.journey(&"SO-1".into()).await.unwrap()
-}
-
-async fn drive<T>(clock: &ManualClock, task: &tokio::task::JoinHandle<T>) {
-    while !task.is_finished() {
-        tokio::task::yield_now().await;
-        if let Some(at) = clock.next_wake() {
-            clock.advance(at.since(clock.now()));
-        }
-    }
+    drive(&rig.clock, rig.engine.submit(Event::new_order(order)))
+        .await
+        .unwrap();
+    let ran = settle(&rig.engine, &rig.clock).await.unwrap();
+    assert_eq!(
+        ran + 1,
+        rig.billing.starts().len(),
+        "each due timer ran the order once, and it called again"
+    );
+    rig.engine.journey("SO-1").await.unwrap()
 }
 
 fn invoice(journey: &Journey) -> &orderflow::journey::StepRecord {
@@ -313,10 +303,10 @@ async fn jitter_is_seeded_and_bounded() {
 async fn reprocess_uses_a_new_key_group() {
     let rig = rig(&[Script::Fatal, Script::Ok], RetryPolicy::NONE, 0).await;
     run(&rig).await;
-    let failed = rig.engine.failed_executions(&"SO-1".into()).await.unwrap();
+    let failed = rig.engine.failed_executions("SO-1").await.unwrap();
     assert_eq!(failed.len(), 1);
     rig.engine.reprocess(&failed[0]).await.unwrap();
-    let journey = rig.engine.journey(&"SO-1".into()).await.unwrap();
+    let journey = rig.engine.journey("SO-1").await.unwrap();
     let runs: Vec<(u32, Outcome)> = journey
         .step("Invoice")
         .map(|s| (s.round, s.outcome))
@@ -367,7 +357,7 @@ async fn a_retry_waits_on_a_durable_timer_that_survives_a_restart() {
         .unwrap();
 
     // The submit returned with the step parked on its timer, committed.
-    let state = engine.order_state(&"SO-1".into()).await.unwrap().unwrap();
+    let state = engine.order_state("SO-1").await.unwrap().unwrap();
     let token = &state.executions[0].tokens[0];
     assert_eq!(token.status, orderflow::execution::TokenStatus::Retrying);
     assert_eq!(token.wake_at, Some(Timestamp::from_millis(250)));
@@ -393,7 +383,7 @@ async fn a_retry_waits_on_a_durable_timer_that_survives_a_restart() {
     clock.advance(Duration::from_millis(250));
     assert_eq!(engine.run_due().await.unwrap(), 1);
     assert_eq!(engine.next_due().await.unwrap(), None);
-    let journey = engine.journey(&"SO-1".into()).await.unwrap();
+    let journey = engine.journey("SO-1").await.unwrap();
     let step = invoice(&journey);
     assert_eq!(step.outcome, Outcome::Succeeded);
     assert_eq!(step.attempts, 2);
@@ -422,13 +412,13 @@ async fn the_timer_worker_runs_due_retries_on_its_own() {
         if let Some(at) = rig.clock.next_wake() {
             rig.clock.advance(at.since(rig.clock.now()));
         }
-        let journey = engine.journey(&"SO-1".into()).await.unwrap();
+        let journey = engine.journey("SO-1").await.unwrap();
         if journey.outcome("Invoice").is_some() {
             break;
         }
     }
     worker.abort();
-    let journey = engine.journey(&"SO-1".into()).await.unwrap();
+    let journey = engine.journey("SO-1").await.unwrap();
     assert_eq!(invoice(&journey).outcome, Outcome::Succeeded);
     assert_eq!(rig.billing.starts(), [0, 100, 300]);
 }

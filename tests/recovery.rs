@@ -47,7 +47,7 @@ async fn a_rebuilt_engine_resumes_waiting_executions() {
         first.create_flow(flow()).await.unwrap();
         first.publish("Bill when shipped").await.unwrap();
         first.submit(Event::new_order(order("SO-1"))).await.unwrap();
-        let state = first.order_state(&"SO-1".into()).await.unwrap().unwrap();
+        let state = first.order_state("SO-1").await.unwrap().unwrap();
         assert_eq!(state.executions[0].status(), ExecutionStatus::Waiting);
     }
 
@@ -65,7 +65,7 @@ async fn a_rebuilt_engine_resumes_waiting_executions() {
         .submit(Event::new("ship-1", EventKind::SHIPPED, "SO-1"))
         .await
         .unwrap();
-    let journey = second.journey(&"SO-1".into()).await.unwrap();
+    let journey = second.journey("SO-1").await.unwrap();
     assert_eq!(journey.outcome("Invoice"), Some(Outcome::Succeeded));
     assert_eq!(journey.executions[0].status, ExecutionStatus::Completed);
     assert_eq!(billing.calls().len(), 1);
@@ -98,7 +98,7 @@ async fn work_queued_by_a_paused_flow_runs_after_a_restart_and_resume() {
             .submit(Event::new("ship-1", EventKind::SHIPPED, "SO-1"))
             .await
             .unwrap();
-        let journey = first.journey(&"SO-1".into()).await.unwrap();
+        let journey = first.journey("SO-1").await.unwrap();
         assert!(journey.steps.is_empty(), "nothing of a paused flow moves");
         assert_eq!(
             journey.timeline.len(),
@@ -112,7 +112,7 @@ async fn work_queued_by_a_paused_flow_runs_after_a_restart_and_resume() {
         FlowStatus::Paused
     );
     second.resume("Bill when shipped").await.unwrap();
-    let journey = second.journey(&"SO-1".into()).await.unwrap();
+    let journey = second.journey("SO-1").await.unwrap();
     assert_eq!(journey.outcome("Validate"), Some(Outcome::Succeeded));
     assert_eq!(journey.outcome("Invoice"), Some(Outcome::Succeeded));
 }

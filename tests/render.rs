@@ -756,7 +756,7 @@ async fn lab_journey(id: &str, quantities: &[i64]) -> (Flow, Journey) {
         order = order.with_line(OrderLine::new((n + 1).to_string(), "Surface Pen", *q));
     }
     engine.submit(Event::new_order(order)).await.unwrap();
-    let journey = engine.journey(&id.into()).await.unwrap();
+    let journey = engine.journey(id).await.unwrap();
     (flow, journey)
 }
 

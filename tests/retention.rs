@@ -65,7 +65,7 @@ async fn run_orders(engine: &Engine, from: usize, count: usize) {
             .unwrap();
     }
     let last = format!("RET-{:06}", from + count - 1);
-    let state = engine.order_state(&last.into()).await.unwrap().unwrap();
+    let state = engine.order_state(&last).await.unwrap().unwrap();
     assert!(
         state
             .executions
@@ -263,16 +263,9 @@ async fn a_purged_order_can_come_back_as_a_new_one() {
         engine.purge_completed(cutoff, 10).await.unwrap(),
         [orderflow::document::OrderId::from("AGAIN")]
     );
-    assert!(engine.order_state(&"AGAIN".into()).await.unwrap().is_none());
+    assert!(engine.order_state("AGAIN").await.unwrap().is_none());
     // Forgotten: the same order is a new one now, and runs again.
     engine.submit(order()).await.unwrap();
     assert_eq!(seattle.calls().len(), 2);
-    assert!(
-        !engine
-            .journey(&"AGAIN".into())
-            .await
-            .unwrap()
-            .steps
-            .is_empty()
-    );
+    assert!(!engine.journey("AGAIN").await.unwrap().steps.is_empty());
 }

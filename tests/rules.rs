@@ -53,7 +53,7 @@ fn shipped(id: &str, order: &str) -> Event {
 }
 
 async fn journey(engine: &Engine, order: &str) -> Journey {
-    engine.journey(&order.into()).await.unwrap()
+    engine.journey(order).await.unwrap()
 }
 
 async fn install(engine: &Engine, flow: Flow) {
@@ -402,7 +402,7 @@ async fn fulfillment_orders_are_routed_one_by_one() {
         .with_line(OrderLine::new("2", "Pen", 10));
     engine.submit(Event::new_order(o)).await.unwrap();
 
-    let stored = engine.order(&"SO-1".into()).await.unwrap().unwrap();
+    let stored = engine.order("SO-1").await.unwrap().unwrap();
     assert_eq!(stored.fulfillment_orders.len(), 2);
     let fo_of = |source: &str| {
         let fo = stored
@@ -472,13 +472,7 @@ async fn a_filter_admitting_nothing_skips_without_failing() {
         ])
     );
     assert_eq!(j.executions[0].status, ExecutionStatus::Completed);
-    assert!(
-        engine
-            .failed_executions(&"SO-1".into())
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(engine.failed_executions("SO-1").await.unwrap().is_empty());
 }
 
 // Rules 4 and 5 --------------------------------------------------------------------------
@@ -506,7 +500,7 @@ async fn a_failed_action_without_a_condition_fails_the_execution() {
     );
     assert_eq!(j.executions[0].status, ExecutionStatus::Failed);
     assert_eq!(
-        engine.failed_executions(&"SO-1".into()).await.unwrap(),
+        engine.failed_executions("SO-1").await.unwrap(),
         vec![j.executions[0].id.clone()]
     );
 }
@@ -536,13 +530,7 @@ async fn a_condition_after_a_failed_action_takes_no() {
     assert_eq!(j.outcome("No step"), Some(Outcome::Succeeded));
     assert_eq!(j.outcome("Yes step"), None);
     assert_eq!(j.executions[0].status, ExecutionStatus::Completed);
-    assert!(
-        engine
-            .failed_executions(&"SO-1".into())
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(engine.failed_executions("SO-1").await.unwrap().is_empty());
 }
 
 async fn condition_merge_case(first: fn(&str) -> ActionStep) -> Journey {
@@ -919,7 +907,7 @@ async fn reprocess_reruns_the_failed_step_in_a_new_round() {
         .submit(Event::new_order(order("SO-1")))
         .await
         .unwrap();
-    let failed = engine.failed_executions(&"SO-1".into()).await.unwrap();
+    let failed = engine.failed_executions("SO-1").await.unwrap();
     assert_eq!(failed.len(), 1);
     assert_eq!(
         journey(&engine, "SO-1").await.executions[0].status,
@@ -939,13 +927,7 @@ async fn reprocess_reruns_the_failed_step_in_a_new_round() {
     assert_eq!(j.step("After").next().unwrap().round, 1);
     assert_eq!(calls.load(Ordering::SeqCst), 2);
     assert_eq!(j.executions[0].status, ExecutionStatus::Completed);
-    assert!(
-        engine
-            .failed_executions(&"SO-1".into())
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(engine.failed_executions("SO-1").await.unwrap().is_empty());
 
     let err = engine.reprocess(&failed[0]).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidState);
@@ -1053,7 +1035,7 @@ async fn records_admitted_by_no_branch_stop_and_a_merge_unions_what_arrived() {
         .with_line(OrderLine::new("3", "Pen", 1));
     engine.submit(Event::new_order(o)).await.unwrap();
 
-    let stored = engine.order(&"SO-1".into()).await.unwrap().unwrap();
+    let stored = engine.order("SO-1").await.unwrap().unwrap();
     assert_eq!(stored.fulfillment_orders.len(), 3);
     assert_eq!(seattle.calls().len(), 1);
     assert_eq!(chicago.calls().len(), 1);

@@ -9,13 +9,14 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use orderflow::clock::{Clock, ManualClock, Timestamp};
+use orderflow::clock::{ManualClock, Timestamp};
 use orderflow::document::Order;
 use orderflow::engine::Config;
 use orderflow::flow::{ActionStep, Flow, RetryPolicy};
 use orderflow::provider::{
     CallContext, Provider, ProviderError, Reply, Request, RequestKind, Secret,
 };
+use orderflow::testing::settle;
 use orderflow::testing::store::{Fault, FaultyStore};
 use orderflow::{ActionKind, Engine, Event, EventKind, MemoryStore, Store};
 
@@ -154,22 +155,9 @@ async fn the_sentinel_is_in_no_log_error_journey_or_span() {
     clock.advance(Duration::from_millis(100));
     engine.run_due().await.unwrap();
     // Reprocess: the provider panics, then hangs past the timeout, then succeeds.
-    let failed = engine.failed_executions(&order.into()).await.unwrap();
+    let failed = engine.failed_executions(order).await.unwrap();
     engine.reprocess(&failed[0]).await.unwrap();
-    while let Some(at) = engine.next_due().await.unwrap() {
-        clock.advance(at.since(clock.now()));
-        let due = {
-            let engine = engine.clone();
-            tokio::spawn(async move { engine.run_due().await })
-        };
-        while !due.is_finished() {
-            tokio::task::yield_now().await;
-            if let Some(at) = clock.next_wake() {
-                clock.advance(at.since(clock.now()));
-            }
-        }
-        due.await.unwrap().unwrap();
-    }
+    settle(&engine, &clock).await.unwrap();
     // A store that fails: the error goes back to the host.
     store.fail_at(
         store.op_count(),
@@ -181,14 +169,14 @@ async fn the_sentinel_is_in_no_log_error_journey_or_span() {
         .unwrap_err();
     seen.add("store error", format!("{store_error} / {store_error:?}"));
     // An engine error naming the provider: reprocess of an execution that did not fail.
-    let ids = engine.failed_executions(&order.into()).await.unwrap();
+    let ids = engine.failed_executions(order).await.unwrap();
     seen.add("failed executions", format!("{ids:?}"));
 
-    let journey = engine.journey(&order.into()).await.unwrap();
+    let journey = engine.journey(order).await.unwrap();
     seen.add("journey", journey.to_string());
     seen.add("journey json", serde_json::to_string(&journey).unwrap());
     seen.add("journey debug", format!("{journey:?}"));
-    let state = engine.order_state(&order.into()).await.unwrap().unwrap();
+    let state = engine.order_state(order).await.unwrap().unwrap();
     seen.add("order state", serde_json::to_string(&state).unwrap());
     seen.add("engine", format!("{engine:?}"));
     seen.add("provider debug", format!("{billing:?}"));

@@ -288,7 +288,7 @@ async fn the_worker_runs_orders_and_housekeeping() {
         .unwrap();
     // The enqueue wakes the worker, which runs the order without the clock moving.
     let mut waited = 0;
-    while engine.order(&"W-1".into()).await.unwrap().is_none() {
+    while engine.order("W-1").await.unwrap().is_none() {
         assert!(waited < 500, "the worker ran the queued order");
         waited += 1;
         tokio::time::sleep(Duration::from_millis(10)).await;
@@ -342,7 +342,7 @@ async fn a_failed_round_resumes_after_the_lease() {
     clock.advance(lease + Duration::from_millis(1));
     let report = engine.work().await.unwrap();
     assert_eq!((report.claimed, report.failed), (1, 0), "{report:?}");
-    let order = engine.order(&"FAIL-1".into()).await.unwrap().unwrap();
+    let order = engine.order("FAIL-1").await.unwrap().unwrap();
     assert_eq!(order.status_reason, Some(StatusReason::SENT_TO_FULFILLMENT));
     let calls = seattle.calls.lock().unwrap().clone();
     assert_eq!(calls.len(), 2, "the call was repeated once");

@@ -138,7 +138,7 @@ async fn publish(flow: Flow) {
     trace!("flow: submit: {receipt:?}");
     if receipt.is_ok() {
         engine
-            .journey(&"SO-1".into())
+            .journey("SO-1")
             .await
             .expect("the journey of an accepted order is readable");
     }

@@ -12,7 +12,7 @@ use futures::channel::oneshot;
 use futures::future::Shared;
 
 use super::Engine;
-use crate::document::OrderId;
+use crate::document::AsOrderId;
 use crate::error::{Error, Result};
 use crate::execution::OrderState;
 
@@ -160,7 +160,8 @@ impl Engine {
     /// # Errors
     ///
     /// [`Error::UnknownOrder`] for an order the store does not hold; store errors.
-    pub async fn settled(&self, order: &OrderId) -> Result<OrderState> {
+    pub async fn settled(&self, order: impl AsOrderId) -> Result<OrderState> {
+        let order = &*order.as_order_id();
         loop {
             let seen = self.inner.commits.generation();
             let Some(state) = self.inner.store.load(order).await? else {

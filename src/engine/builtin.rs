@@ -5,12 +5,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use crate::action::{Action, ActionContext, ActionError, Effects};
-use crate::document::{
-    Decimal, FulfillmentOrder, FulfillmentOrderId, FulfillmentOrderLine, LineId, Order, RecordId,
-    State, StatusReason,
-};
-use crate::event::EventKind;
+use crate::action::{Action, ActionContext, ActionError, Effects, Sourcing};
+use crate::document::{Decimal, FulfillmentOrderId, LineId, RecordId, State, StatusReason};
 use crate::orchestration::ActionKind;
 use crate::provider::{FulfillmentPlan, ProviderError, ProviderErrorKind, Reply, Request};
 
@@ -105,77 +101,6 @@ impl Action for ValidateOrderLine {
     }
 }
 
-/// The fulfillment orders one run of a determination step creates: one per source.
-///
-/// A run never changes a fulfillment order that was on the order before it (one an
-/// earlier step made, or sent, or closed; one the order arrived with): re-sourcing makes
-/// new fulfillment orders, so what a provider already received stays as it was.
-#[derive(Default)]
-struct Created(Vec<FulfillmentOrderId>);
-
-impl Created {
-    /// Adds `quantity` of `line` to this run's fulfillment order for `source`, creating it
-    /// if needed.
-    fn allocate(
-        &mut self,
-        cx: &mut ActionContext<'_>,
-        source: &str,
-        line: &LineId,
-        product: &str,
-        quantity: Decimal,
-    ) {
-        let order = cx.order_mut();
-        let mine = order
-            .fulfillment_orders
-            .iter()
-            .position(|f| f.fulfillment_source == source && self.0.contains(&f.id));
-        let index = match mine {
-            Some(i) => i,
-            None => {
-                let id = fresh_id(order);
-                order
-                    .fulfillment_orders
-                    .push(FulfillmentOrder::new(id.clone(), source));
-                self.0.push(id);
-                order.fulfillment_orders.len() - 1
-            }
-        };
-        let fo = &mut order.fulfillment_orders[index];
-        match fo.lines.iter_mut().find(|l| &l.order_line == line) {
-            Some(l) => l.quantity = quantity,
-            None => fo
-                .lines
-                .push(FulfillmentOrderLine::new(line.clone(), product, quantity)),
-        }
-    }
-
-    /// Raises "Creation of Fulfillment Order has Succeeded" per fulfillment order created and
-    /// carries them on the path.
-    fn announce(self, cx: &mut ActionContext<'_>) {
-        for id in self.0 {
-            cx.raise(
-                EventKind::FULFILLMENT_ORDER_CREATED,
-                Some(RecordId::FulfillmentOrder(id.clone())),
-            );
-            cx.take_fulfillment_order(id);
-        }
-    }
-}
-
-/// A fulfillment order id no fulfillment order of `order` has: `<order>-FO<n>`, counting on
-/// from the number of fulfillment orders, past any id taken (the order may have arrived with
-/// fulfillment orders named the same way).
-fn fresh_id(order: &Order) -> FulfillmentOrderId {
-    let mut n = order.fulfillment_orders.len() + 1;
-    loop {
-        let id = format!("{}-FO{n}", order.id);
-        if order.fulfillment_order(&id).is_none() {
-            return FulfillmentOrderId(id);
-        }
-        n += 1;
-    }
-}
-
 /// Execution policies set each line's source; one fulfillment order per source.
 #[derive(Debug)]
 struct AssignFulfillmentSource;
@@ -183,28 +108,23 @@ struct AssignFulfillmentSource;
 #[async_trait]
 impl Action for AssignFulfillmentSource {
     async fn run(&self, cx: &mut ActionContext<'_>) -> Result<(), ActionError> {
-        let lines: Vec<(LineId, String, Decimal, Option<String>)> = cx
+        let lines: Vec<(LineId, Decimal, Option<String>)> = cx
             .lines()
-            .map(|l| {
-                (
-                    l.id.clone(),
-                    l.product.clone(),
-                    l.quantity,
-                    l.fulfillment_source.clone(),
-                )
-            })
+            .map(|l| (l.id.clone(), l.quantity, l.fulfillment_source.clone()))
             .collect();
-        let mut created = Created::default();
+        let mut sourcing = Sourcing::new();
         let mut unsourced = Vec::new();
-        for (id, product, quantity, source) in &lines {
+        for (id, quantity, source) in &lines {
             match source {
-                Some(s) => created.allocate(cx, s, id, product, *quantity),
+                Some(s) => {
+                    sourcing.allocate(cx, s, id, *quantity)?;
+                }
                 None => unsourced.push(id.clone()),
             }
         }
         mark_unsourced(cx, &unsourced);
         let sourced = lines.len() - unsourced.len();
-        created.announce(cx);
+        sourcing.finish(cx);
         if sourced == 0 {
             cx.order_mut().status_reason = Some(StatusReason::INVENTORY_NOT_FOUND);
             return Err(ActionError::new("no line has a fulfillment source"));
@@ -251,13 +171,11 @@ impl Action for SendToDom {
             .into());
         };
         check_plan(cx, &plan)?;
-        let lines: Vec<(LineId, String, Decimal)> = cx
-            .lines()
-            .map(|l| (l.id.clone(), l.product.clone(), l.quantity))
-            .collect();
-        let mut created = Created::default();
+        let lines: Vec<(LineId, Decimal)> =
+            cx.lines().map(|l| (l.id.clone(), l.quantity)).collect();
+        let mut sourcing = Sourcing::new();
         let mut unsourced = Vec::new();
-        for (id, product, quantity) in &lines {
+        for (id, quantity) in &lines {
             // A plan may list a line, or a source of a line, more than once: sum per source.
             // `check_plan` bounded every sum by the line's quantity, so none overflows.
             let mut per_source: Vec<(&str, Decimal)> = Vec::new();
@@ -276,7 +194,7 @@ impl Action for SendToDom {
             let mut total = Decimal::ZERO;
             for (source, q) in per_source {
                 total += q;
-                created.allocate(cx, source, id, product, q);
+                sourcing.allocate(cx, source, id, q)?;
             }
             if total.is_zero() {
                 unsourced.push(id.clone());
@@ -291,7 +209,7 @@ impl Action for SendToDom {
         }
         mark_unsourced(cx, &unsourced);
         let sourced = lines.len() - unsourced.len();
-        created.announce(cx);
+        sourcing.finish(cx);
         if sourced == 0 {
             cx.order_mut().status_reason = Some(StatusReason::INVENTORY_NOT_FOUND);
             return Err(ActionError::new(
@@ -491,25 +409,5 @@ impl Action for SendToInvoice {
             .await?;
         cx.order_mut().status_reason = Some(StatusReason::INVOICED);
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::fresh_id;
-    use crate::document::{FulfillmentOrder, Order};
-
-    #[test]
-    fn fresh_ids_count_on_past_every_id_taken() {
-        let mut order = Order::new("SO-1");
-        assert_eq!(fresh_id(&order).as_str(), "SO-1-FO1");
-        order.fulfillment_orders = vec![
-            FulfillmentOrder::new("SO-1-FO3", "East"),
-            FulfillmentOrder::new("SO-1-FO4", "West"),
-        ];
-        // Two fulfillment orders: the count says FO3, which is taken, and so is FO4.
-        assert_eq!(fresh_id(&order).as_str(), "SO-1-FO5");
-        order.fulfillment_orders = vec![FulfillmentOrder::new("X", "East")];
-        assert_eq!(fresh_id(&order).as_str(), "SO-1-FO2");
     }
 }

@@ -36,7 +36,7 @@ use semver::Version;
 
 use crate::action::Action;
 use crate::clock::{Clock, Timestamp};
-use crate::document::{Order, OrderId, RecordId};
+use crate::document::{AsOrderId, Order, OrderId, RecordId};
 use crate::error::{Error, Result};
 use crate::event::{Event, EventId, EventKind};
 use crate::execution::{self, ExecutionId, OrderState, TokenStatus};
@@ -1436,22 +1436,23 @@ impl Engine {
     /// engine.submit(Event::new_order(Order::new("SO-1"))).await?;
     /// let us = Address { country: Some("US".into()), ..Address::default() };
     /// let receipt = engine
-    ///     .update_order(&"SO-1".into(), "fix-1", OrderPatch::new().ship_to(us))
+    ///     .update_order("SO-1", "fix-1", OrderPatch::new().ship_to(us))
     ///     .await?;
     /// assert!(!receipt.duplicate);
-    /// let order = engine.order(&"SO-1".into()).await?.unwrap();
+    /// let order = engine.order("SO-1").await?.unwrap();
     /// assert_eq!(order.ship_to.country.as_deref(), Some("US"));
-    /// let again = engine.update_order(&"SO-1".into(), "fix-1", OrderPatch::new()).await?;
+    /// let again = engine.update_order("SO-1", "fix-1", OrderPatch::new()).await?;
     /// assert!(again.duplicate);
     /// # Ok::<(), orderflow::Error>(())
     /// # }).unwrap();
     /// ```
     pub async fn update_order(
         &self,
-        order: &OrderId,
+        order: impl AsOrderId,
         id: impl Into<EventId>,
         update: impl Into<OrderUpdate>,
     ) -> Result<Receipt> {
+        let order = &*order.as_order_id();
         let id = id.into();
         check_update_id(order, &id, &self.inner.config.limits)?;
         let update = update.into();
@@ -1621,7 +1622,8 @@ impl Engine {
     /// Takes an order back from the set-aside list once its cause is fixed (a provider
     /// registered again, its data repaired) and runs what it has pending: here, or on a
     /// shared store by whichever instance claims it. Whether it was set aside.
-    pub async fn restore(&self, order: &OrderId) -> Result<bool> {
+    pub async fn restore(&self, order: impl AsOrderId) -> Result<bool> {
+        let order = &*order.as_order_id();
         if !self.inner.store.restore(order).await? {
             return Ok(false);
         }
@@ -1720,13 +1722,15 @@ impl Engine {
     }
 
     /// The order document as the engine holds it.
-    pub async fn order(&self, order: &OrderId) -> Result<Option<Order>> {
-        Ok(self.inner.store.load(order).await?.map(|s| s.order))
+    pub async fn order(&self, order: impl AsOrderId) -> Result<Option<Order>> {
+        let order = order.as_order_id();
+        Ok(self.inner.store.load(&order).await?.map(|s| s.order))
     }
 
     /// Everything the store holds about an order's executions.
-    pub async fn order_state(&self, order: &OrderId) -> Result<Option<OrderState>> {
-        Ok(self.inner.store.load(order).await?)
+    pub async fn order_state(&self, order: impl AsOrderId) -> Result<Option<OrderState>> {
+        let order = order.as_order_id();
+        Ok(self.inner.store.load(&order).await?)
     }
 
     /// An order's journey: its executions, every step taken and its timeline.
@@ -1734,7 +1738,8 @@ impl Engine {
     /// Reads committed state only and never waits for the order's lock, so a provider call
     /// in flight does not hold it up: the state and its journey rows are read apart, and
     /// read again if a commit came between them.
-    pub async fn journey(&self, order: &OrderId) -> Result<Journey> {
+    pub async fn journey(&self, order: impl AsOrderId) -> Result<Journey> {
+        let order = &*order.as_order_id();
         let mut state = self.inner.store.load(order).await?;
         loop {
             let Some(read) = state else {
@@ -1750,11 +1755,11 @@ impl Engine {
     }
 
     /// The executions of an order that wait for reprocess.
-    pub async fn failed_executions(&self, order: &OrderId) -> Result<Vec<ExecutionId>> {
+    pub async fn failed_executions(&self, order: impl AsOrderId) -> Result<Vec<ExecutionId>> {
         Ok(self
             .inner
             .store
-            .load(order)
+            .load(&order.as_order_id())
             .await?
             .map(|s| {
                 s.executions

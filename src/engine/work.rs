@@ -9,7 +9,7 @@ use futures::StreamExt;
 
 use super::{CONCURRENT_ORDERS, Engine, check_event, run};
 use crate::clock::Timestamp;
-use crate::document::OrderId;
+use crate::document::AsOrderId;
 use crate::error::{Error, Result};
 use crate::event::Event;
 use crate::metrics::Worker;
@@ -176,8 +176,9 @@ impl Engine {
     /// # Errors
     ///
     /// [`Error::Configuration`] for an engine without a shared store; store errors.
-    pub async fn dead_letters(&self, order: &OrderId) -> Result<Vec<DeadLetter>> {
-        Ok(self.shared()?.dead_letters(order).await?)
+    pub async fn dead_letters(&self, order: impl AsOrderId) -> Result<Vec<DeadLetter>> {
+        let order = order.as_order_id();
+        Ok(self.shared()?.dead_letters(&order).await?)
     }
 
     /// One round of work: claims up to [`WorkConfig::batch`] ready orders, runs each to

@@ -80,6 +80,17 @@ pub enum FlowStatus {
     Paused,
 }
 
+/// The status in words, as error messages show it: `unpublished`, `published`, `paused`.
+impl fmt::Display for FlowStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Unpublished => "unpublished",
+            Self::Published => "published",
+            Self::Paused => "paused",
+        })
+    }
+}
+
 /// A flow: a named, typed, versioned tree of steps.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

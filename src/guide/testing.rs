@@ -53,7 +53,7 @@
 //! clock.advance(Duration::from_millis(500));
 //! engine.run_due().await?;
 //!
-//! let journey = engine.journey(&"SO-1".into()).await?;
+//! let journey = engine.journey("SO-1").await?;
 //! assert_eq!(journey.outcome("Invoice"), Some(Outcome::Succeeded));
 //! assert_eq!(billing.effects_for("SO-1", RequestKind::SendInvoice, &RecordId::Order), 1);
 //! # Ok(())

@@ -227,13 +227,7 @@ impl Store for MemoryStore {
         let id = commit.state.order.id.clone();
         let stored = inner.orders.get(&id).map(|s| s.state.revision);
         if stored != commit.expected {
-            return Err(StoreError::new(
-                StoreErrorKind::Conflict,
-                format!(
-                    "order {id} is at revision {stored:?}, the commit expected {:?}",
-                    commit.expected
-                ),
-            ));
+            return Err(StoreError::conflict(&id, stored, commit.expected));
         }
         inner.index(&id, commit.state.has_live(), commit.state.next_wake());
         let completed = commit.state.completed_at();

@@ -181,9 +181,25 @@ pub enum StoreErrorKind {
     Other,
 }
 
-/// A failed store operation.
+/// The kind in words, as [`StoreError`]'s message shows it after `store`: `conflict`,
+/// `unavailable`, `corrupt`, `refused`, `lease lost`, `failed`.
+impl fmt::Display for StoreErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Conflict => "conflict",
+            Self::Unavailable => "unavailable",
+            Self::Corrupt => "corrupt",
+            Self::Refused => "refused",
+            Self::LeaseLost => "lease lost",
+            Self::Other => "failed",
+        })
+    }
+}
+
+/// A failed store operation. Its message reads `store <kind>: <what happened>`
+/// (`store unavailable: connection refused`), the kind in words.
 #[derive(Debug, thiserror::Error)]
-#[error("store {kind:?}: {message}")]
+#[error("store {kind}: {message}")]
 pub struct StoreError {
     kind: StoreErrorKind,
     message: String,
@@ -217,6 +233,27 @@ impl StoreError {
         matches!(
             self.kind,
             StoreErrorKind::Unavailable | StoreErrorKind::Conflict
+        )
+    }
+
+    /// The conflict of a commit computed from revision `expected` (`None`: a new order)
+    /// on an order stored at revision `stored` (`None`: not stored), in words.
+    pub(crate) fn conflict(
+        order: impl fmt::Display,
+        stored: Option<u64>,
+        expected: Option<u64>,
+    ) -> Self {
+        let stored = match stored {
+            Some(revision) => format!("is at revision {revision}"),
+            None => "is not stored".to_owned(),
+        };
+        let expected = match expected {
+            Some(revision) => format!("revision {revision}"),
+            None => "a new order".to_owned(),
+        };
+        Self::new(
+            StoreErrorKind::Conflict,
+            format!("order {order} {stored}, the commit expected {expected}"),
         )
     }
 }

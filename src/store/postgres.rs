@@ -869,7 +869,7 @@ impl PostgresStore {
                 "PostgreSQL {}: the schema is at version {found}, this version of orderflow \
                  expects version {SCHEMA_VERSION}, and automatic migration is off \
                  (PostgresConfig::with_migrate(false)); run the SQL of \
-                 PostgresStore::migration_sql({schema:?}) on the database, which applies \
+                 PostgresStore::migration_sql for the schema '{schema}' on the database, which applies \
                  the missing migrations, or connect once with migration on",
                 self.target
             ),
@@ -1284,13 +1284,10 @@ impl Store for PostgresStore {
             .map(|row| row.try_get::<_, i64>(0))
             .transpose()
             .map_err(|e| self.corrupt(what, e))?;
-        Err(StoreError::new(
-            StoreErrorKind::Conflict,
-            format!(
-                "order {id} is at revision {:?}, the commit expected {:?}",
-                stored.map(|r| r as u64),
-                commit.expected
-            ),
+        Err(StoreError::conflict(
+            id,
+            stored.map(|r| r as u64),
+            commit.expected,
         ))
     }
 

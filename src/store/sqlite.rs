@@ -854,13 +854,10 @@ impl Store for SqliteStore {
                     .prepare_cached("SELECT revision FROM orders WHERE id = ?1")
                     .and_then(|mut s| s.query_row([&id], |row| row.get(0)).optional())
                     .map_err(sql)?;
-                return Err(StoreError::new(
-                    StoreErrorKind::Conflict,
-                    format!(
-                        "order {id} is at revision {:?}, the commit expected {:?}",
-                        stored.map(|r| r as u64),
-                        expected.map(|r| r as u64)
-                    ),
+                return Err(StoreError::conflict(
+                    &id,
+                    stored.map(|r| r as u64),
+                    expected.map(|r| r as u64),
                 ));
             }
             if !journey.is_empty() {

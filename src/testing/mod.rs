@@ -6,10 +6,13 @@
 //!   idempotency key.
 //! - [`store`]: a store wrapper that fails or "crashes" at a chosen operation.
 //! - [`conformance`]: the checks every [`Store`](crate::Store) implementation must pass.
-//! - [`ManualClock`]: virtual time.
+//! - [`ManualClock`]: virtual time, and [`settle`] and [`drive`] to move it whenever the
+//!   engine waits on it (due timers, a provider's slow answer or timeout).
 
 pub mod conformance;
 pub mod provider;
 pub mod store;
+mod time;
 
 pub use crate::clock::ManualClock;
+pub use time::{IDLE_TURNS, MAX_ROUNDS, MAX_WAKES, drive, settle};

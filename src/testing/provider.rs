@@ -62,7 +62,7 @@
 //! clock.advance(Duration::from_secs(1));
 //! engine.run_due().await?;
 //!
-//! let journey = engine.journey(&"SO-1".into()).await?;
+//! let journey = engine.journey("SO-1").await?;
 //! assert_eq!(journey.outcome("Invoice"), Some(Outcome::Succeeded));
 //! let calls = billing.calls();
 //! assert_eq!(calls.len(), 2);

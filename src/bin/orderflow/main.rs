@@ -226,7 +226,7 @@ fn read(path: &Path, input: Input) -> Result<String, Failure> {
         let line = before.matches('\n').count() + 1;
         let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
         eprintln!(
-            "{}:{line}:{column}: not UTF-8: invalid byte 0x{:02x} at byte offset {at}",
+            "{}:{line}:{column}: not UTF-8: invalid byte 0x{:02x}",
             path.display(),
             e.as_bytes()[at]
         );
@@ -234,9 +234,13 @@ fn read(path: &Path, input: Input) -> Result<String, Failure> {
     })
 }
 
-/// Prints a document error as `file:line:column: message`, or with the file alone.
+/// Prints a document error as `file:line:column: message`, or with the file alone when
+/// the problem is not at one place in the text; the position is printed once.
 fn report(path: &Path, e: &Error) {
     match e {
+        Error::Document {
+            line: 0, message, ..
+        } => eprintln!("{}: {message}", path.display()),
         Error::Document {
             line,
             column,
@@ -260,6 +264,19 @@ fn report(path: &Path, e: &Error) {
             }
         }
         other => eprintln!("{}: {other}", path.display()),
+    }
+}
+
+/// Prints a JSON error as `file:line:column: message`, the position once (`serde_json`
+/// ends its message with ` at line L column C`).
+fn report_json(path: &Path, e: &serde_json::Error) {
+    let text = e.to_string();
+    let suffix = format!(" at line {} column {}", e.line(), e.column());
+    match text.strip_suffix(&suffix) {
+        Some(message) if e.line() != 0 => {
+            eprintln!("{}:{}:{}: {message}", path.display(), e.line(), e.column());
+        }
+        _ => eprintln!("{}: {text}", path.display()),
     }
 }
 
@@ -302,7 +319,7 @@ fn read_document(path: &Path) -> Result<Document, Failure> {
     let value: serde_json::Value = match serde_json::from_str(&text) {
         Ok(v) => v,
         Err(e) => {
-            eprintln!("{}:{}:{}: {e}", path.display(), e.line(), e.column());
+            report_json(path, &e);
             return Err(Failure::Invalid);
         }
     };
@@ -478,7 +495,7 @@ async fn validate(files: &[PathBuf], external: &[String], strict: bool) -> Outco
 async fn simulate(flow: &Path, order: &Path, policies: &[PathBuf], format: Report) -> Outcome {
     let flow_doc = read_flow(flow)?;
     let order_doc: Order = serde_json::from_str(&read(order, Input::Order)?).map_err(|e| {
-        eprintln!("{}:{}:{}: {e}", order.display(), e.line(), e.column());
+        report_json(order, &e);
         Failure::Invalid
     })?;
     let mut all = Vec::new();
