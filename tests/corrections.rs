@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use futures::FutureExt;
 use orderflow::action::{ActionContext, ActionError, action_fn};
-use orderflow::clock::{Clock, ManualClock, Timestamp};
+use orderflow::clock::{ManualClock, Timestamp};
 use orderflow::document::{Address, Decimal, Entity, Order, OrderId, OrderLine, Value};
 use orderflow::engine::Config;
 use orderflow::execution::{ExecutionId, ExecutionStatus, TokenStatus};

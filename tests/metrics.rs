@@ -179,7 +179,6 @@ async fn the_reference_lab_counts_orders_events_steps_and_provider_calls() {
                 Outcome::Failed => "failed",
                 Outcome::Cancelled => "cancelled",
                 Outcome::Skipped => "skipped",
-                Outcome::Cancelled => "cancelled",
             };
             *rows
                 .entry(key(

@@ -223,7 +223,7 @@ async fn the_journey_text_shows_when_steps_started_and_events_arrived() {
         .await
         .unwrap();
 
-    let text = engine.journey(&"T-1".into()).await.unwrap().to_string();
+    let text = engine.journey("T-1").await.unwrap().to_string();
     for line in [
         "  2028-02-29T23:59:59.500Z [Check] Header → Succeeded",
         "  2028-03-01T00:00:00.100Z [Check] Lines → Succeeded",
