@@ -269,12 +269,12 @@ fn journey_reads_an_order_from_a_sqlite_store() {
 }
 
 #[test]
-fn the_readme_shows_the_diagram_the_tool_draws() {
+fn the_guide_shows_the_diagram_the_tool_draws() {
     let mermaid = stdout(orderflow().args(["render", SAMPLE_FLOW]));
-    let readme = std::fs::read_to_string("README.md").unwrap();
+    let guide = std::fs::read_to_string("src/guide/diagrams.md").unwrap();
     assert!(
-        readme.contains(&format!("```mermaid\n{mermaid}```")),
-        "README.md's diagram is stale; regenerate it with \
+        guide.contains(&format!("```mermaid\n{mermaid}```")),
+        "src/guide/diagrams.md's diagram is stale; regenerate it with \
          `cargo run --features cli -- render {SAMPLE_FLOW}`"
     );
 }
