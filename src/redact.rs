@@ -290,8 +290,9 @@ fn query_secrets(s: &str, from: usize, out: &mut Vec<Range<usize>>) {
     }
 }
 
-/// `s` with its `%XX` escapes decoded (others kept as written), if that is UTF-8.
-fn percent_decode(s: &str) -> Option<String> {
+/// `s` with its `%XX` escapes decoded (others kept as written), if that is UTF-8: how
+/// connection URLs spell their parts (also read by the PostgreSQL store's TLS options).
+pub(crate) fn percent_decode(s: &str) -> Option<String> {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;

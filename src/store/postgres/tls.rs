@@ -108,9 +108,12 @@ fn take_from_url(s: &str, start: usize) -> (String, Vec<(String, String)>) {
     let mut taken = Vec::new();
     for pair in s[query + 1..].split('&') {
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-        match percent_decode(key) {
+        match crate::redact::percent_decode(key) {
             Some(key) if TAKEN.contains(&key.as_str()) => {
-                taken.push((key, percent_decode(value).unwrap_or_default()));
+                taken.push((
+                    key,
+                    crate::redact::percent_decode(value).unwrap_or_default(),
+                ));
             }
             _ => kept.push(pair),
         }
@@ -121,27 +124,6 @@ fn take_from_url(s: &str, start: usize) -> (String, Vec<(String, String)>) {
         rest.push_str(&kept.join("&"));
     }
     (rest, taken)
-}
-
-/// `s` with its `%XX` escapes decoded, if that is UTF-8.
-fn percent_decode(s: &str) -> Option<String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = |b: u8| char::from(b).to_digit(16);
-        match (bytes[i], bytes.get(i + 1), bytes.get(i + 2)) {
-            (b'%', Some(&h), Some(&l)) if hex(h).is_some() && hex(l).is_some() => {
-                out.push((hex(h)? * 16 + hex(l)?) as u8);
-                i += 3;
-            }
-            (b, _, _) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8(out).ok()
 }
 
 /// A key-value string without the taken options, read as the driver reads it: a value is
