@@ -386,10 +386,13 @@ fn a_file_that_is_not_utf8_is_invalid_at_its_line_and_column() {
         .get_output()
         .clone();
     let err = String::from_utf8(out.stderr).unwrap();
-    // The place once, as line and column.
+    // The place as line and column (characters) and as the byte offset.
     assert_eq!(
         err.trim_end(),
-        format!("{}:2:15: not UTF-8: invalid byte 0xe9", flow.display()),
+        format!(
+            "{}:2:15: not UTF-8: invalid byte 0xe9 at byte offset 16",
+            flow.display()
+        ),
     );
 
     // An order file too, past valid multi-byte characters: the column counts characters.
@@ -412,8 +415,9 @@ fn a_file_that_is_not_utf8_is_invalid_at_its_line_and_column() {
     assert_eq!(
         err.trim_end(),
         format!(
-            "{}:1:{column}: not UTF-8: invalid byte 0xff",
-            order.display()
+            "{}:1:{column}: not UTF-8: invalid byte 0xff at byte offset {}",
+            order.display(),
+            before.len()
         ),
     );
 }

@@ -225,8 +225,9 @@ fn read(path: &Path, input: Input) -> Result<String, Failure> {
         let before = String::from_utf8_lossy(&e.as_bytes()[..at]);
         let line = before.matches('\n').count() + 1;
         let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        // Line and column count characters; the byte offset is what a hex editor shows.
         eprintln!(
-            "{}:{line}:{column}: not UTF-8: invalid byte 0x{:02x}",
+            "{}:{line}:{column}: not UTF-8: invalid byte 0x{:02x} at byte offset {at}",
             path.display(),
             e.as_bytes()[at]
         );
