@@ -162,6 +162,52 @@ async fn a_pause_through_one_instance_holds_on_the_other_until_resumed_there() {
     assert_eq!(p.erp.effects().len(), 2);
 }
 
+/// An instance that resumed a flow can die between saving the flow and waking what queued
+/// (SIGKILL, a dropped future with no worker of its own): its recovery flag dies with it.
+/// The store then says the flow is published while the orders that queued on it are out of
+/// the work list; the other instance's worker must still notice, with no new event.
+#[tokio::test]
+async fn a_resume_whose_instance_died_after_the_save_is_run_by_the_other_instances_worker() {
+    let clock = clock();
+    let p = Providers::new(&clock);
+    let store = SharedMemoryStore::new(clock.clone());
+    let a = shared_engine(&store, &clock, &p).await;
+    a.create_flow(common::ship_and_bill(
+        "Ship and bill",
+        semver::Version::new(1, 0, 0),
+    ))
+    .await
+    .unwrap();
+    a.publish("Ship and bill").await.unwrap();
+    a.pause("Ship and bill").await.unwrap();
+    a.enqueue(new_order("SO-1")).await.unwrap();
+    work(&a).await;
+    assert!(p.erp.effects().is_empty(), "the flow is paused");
+    assert_eq!(store.work_len().await, 0, "nothing left to claim");
+
+    // What the dead instance's resume left behind: the flow saved as published, no order
+    // woken.
+    let mut resumed = a.flow("Ship and bill").unwrap();
+    resumed.status = FlowStatus::Published;
+    Store::save_flow(&store, &resumed, false).await.unwrap();
+
+    let worker = tokio::spawn(a.clone().run_worker());
+    for _ in 0..200 {
+        if !p.erp.effects().is_empty() {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    worker.abort();
+    let _ = worker.await;
+    assert_eq!(
+        p.erp.effects().len(),
+        1,
+        "the order queued on the paused flow was never run after the resume"
+    );
+    assert_eq!(status(&a, "SO-1").await, [ExecutionStatus::Waiting]);
+}
+
 #[tokio::test]
 async fn a_republish_through_one_instance_starts_the_new_version_on_another() {
     let clock = clock();

@@ -1595,13 +1595,19 @@ impl Engine {
     /// Runs recovery if a flow left the Paused status and its queued work may not have
     /// run yet (the `resume` or `stop` that did it was dropped, or it happened on another
     /// instance). Background workers call it each round.
+    ///
+    /// The catalog is looked at first: an instance that resumed a flow may have died
+    /// between saving it and waking what queued, its own request gone with it, and
+    /// nothing else may make this instance read the catalog again (the orders that
+    /// queued are out of the work list, and no event need come).
     async fn recover_if_requested(&self) -> Result<()> {
+        let synced = self.inner.sync_catalog().await;
         if !self
             .inner
             .recovery
             .swap(false, std::sync::atomic::Ordering::AcqRel)
         {
-            return Ok(());
+            return synced;
         }
         if let Err(e) = self.after_unpause().await {
             self.inner
@@ -1609,7 +1615,7 @@ impl Engine {
                 .store(true, std::sync::atomic::Ordering::Release);
             return Err(e);
         }
-        Ok(())
+        synced
     }
 
     /// The orders set aside because they could not be decoded or run, with the reasons,
