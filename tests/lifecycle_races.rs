@@ -212,6 +212,72 @@ async fn a_resume_dropped_after_its_save_is_finished_by_the_timer_worker() {
     assert_eq!(world.erp.effects().len(), 1);
 }
 
+#[tokio::test(flavor = "current_thread")]
+async fn a_turn_dropped_after_committing_on_a_paused_flow_resumed_meanwhile_is_taken_up_again() {
+    let world = World::new();
+    let engine = world.engine().await;
+    engine
+        .create_flow(common::ship_and_bill(
+            "Ship and bill",
+            semver::Version::new(1, 0, 0),
+        ))
+        .await
+        .unwrap();
+    engine.publish("Ship and bill").await.unwrap();
+    engine.pause("Ship and bill").await.unwrap();
+
+    // The new order's turn saw the flow paused and is parked at its commit.
+    let mut commit = world.store.park_next("commit");
+    let submitting = tokio::spawn({
+        let engine = engine.clone();
+        async move { engine.submit(new_order("SO-4")).await }
+    });
+    commit.arrived().await;
+    // The resume runs what it finds (not the new order, not stored yet), and the timer
+    // worker's round runs the recovery it asked for, finding nothing more.
+    engine.resume("Ship and bill").await.unwrap();
+    let worker = tokio::spawn(engine.clone().run_timers());
+    for _ in 0..20 {
+        tokio::task::yield_now().await;
+    }
+    worker.abort();
+    let _ = worker.await;
+    // The turn commits, and is dropped as it looks at the catalog again (where it would
+    // have seen the resume).
+    let mut look = world.store.park_next("catalog_revision");
+    commit.release();
+    look.arrived().await;
+    submitting.abort();
+    let _ = submitting.await;
+    drop(look);
+    assert_eq!(stranded(&engine, &["SO-4".into()]).await, ["SO-4"]);
+    assert!(world.erp.effects().is_empty());
+
+    // The running timer worker takes the order up, with no new event.
+    let worker = tokio::spawn(engine.clone().run_timers());
+    for _ in 0..20 {
+        tokio::task::yield_now().await;
+    }
+    world.clock.advance(Duration::from_secs(10));
+    for _ in 0..200 {
+        if world.erp.effects().len() == 1 {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    worker.abort();
+    let _ = worker.await;
+    assert_eq!(
+        world.erp.effects().len(),
+        1,
+        "the order committed by the dropped turn was never run"
+    );
+    assert_eq!(
+        stranded(&engine, &["SO-4".into()]).await,
+        Vec::<String>::new()
+    );
+}
+
 /// A future that returns `Pending` (waking itself) before some of its polls, chosen by a
 /// seeded random source: the same seed, the same interleaving.
 struct Jitter<F> {

@@ -341,11 +341,19 @@ impl<'e> Turn<'e> {
             self.dirty = true;
         }
         while self.has_paused_ready() {
-            if self.dirty {
-                self.commit_as(false).await?;
+            // Committed as under way: a resume whose recovery listed the live orders
+            // before this commit counts on the look below, and if this turn is dropped
+            // before it, the durable timer takes the order up instead.
+            let committed = self.dirty;
+            if committed {
+                self.commit_as(true).await?;
             }
             self.inner.sync_catalog().await?;
             if self.next_ready().is_none() {
+                if committed {
+                    // Still paused: no timer, so the order does not wake only to wait.
+                    self.commit_as(false).await?;
+                }
                 return Ok(self.started);
             }
             self.run().await?;
