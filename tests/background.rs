@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use common::{pen_order, ship_and_bill};
+use common::pen_order;
 use orderflow::clock::{ManualClock, SystemClock, Timestamp};
 use orderflow::execution::ExecutionStatus;
 use orderflow::flow::RetryPolicy;
@@ -18,7 +18,6 @@ use orderflow::provider::{CallContext, Provider, ProviderError, Reply, Request, 
 use orderflow::store::SharedMemoryStore;
 use orderflow::testing::provider::{Behavior, ScriptedProvider};
 use orderflow::{Config, Engine, MemoryStore, Store};
-use semver::Version;
 
 fn config() -> Config {
     Config::default()
@@ -40,11 +39,7 @@ async fn retries_run_in_the_background_without_the_host_knowing_about_timers() {
         .await
         .unwrap();
     let background = engine.start();
-    engine
-        .create_flow(ship_and_bill("Ship and bill", Version::new(1, 0, 0)))
-        .await
-        .unwrap();
-    engine.publish("Ship and bill").await.unwrap();
+    common::publish_ship_and_bill(&engine).await;
     engine.submit(pen_order("SO-1")).await.unwrap();
     // The first call failed; the retry runs on its own.
     let state = engine.settled("SO-1").await.unwrap();
@@ -98,11 +93,7 @@ async fn shutdown_drains_the_turn_under_way() {
         .build()
         .await
         .unwrap();
-    engine
-        .create_flow(ship_and_bill("Ship and bill", Version::new(1, 0, 0)))
-        .await
-        .unwrap();
-    engine.publish("Ship and bill").await.unwrap();
+    common::publish_ship_and_bill(&engine).await;
     engine.submit(pen_order("SO-1")).await.unwrap();
     engine.submit(common::shipped("SO-1")).await.unwrap();
     // The invoice failed once and waits on its retry timer.
@@ -145,11 +136,7 @@ async fn a_start_recovers_what_a_dropped_turn_left_in_flight() {
     };
     {
         let engine = build().await.unwrap();
-        engine
-            .create_flow(ship_and_bill("Ship and bill", Version::new(1, 0, 0)))
-            .await
-            .unwrap();
-        engine.publish("Ship and bill").await.unwrap();
+        common::publish_ship_and_bill(&engine).await;
         erp.then(Behavior::Hang);
         let running = engine.clone();
         let call = tokio::spawn(async move { running.submit(pen_order("SO-1")).await });
@@ -183,11 +170,7 @@ async fn on_a_shared_store_the_background_claims_queued_events() {
         .build()
         .await
         .unwrap();
-    engine
-        .create_flow(ship_and_bill("Ship and bill", Version::new(1, 0, 0)))
-        .await
-        .unwrap();
-    engine.publish("Ship and bill").await.unwrap();
+    common::publish_ship_and_bill(&engine).await;
     let background = engine.start();
     engine.enqueue(pen_order("SO-1")).await.unwrap();
     while erp.effects().is_empty() {

@@ -82,14 +82,7 @@ async fn stranded(engine: &Engine, orders: &[String]) -> Vec<String> {
 async fn a_stop_racing_a_pause_runs_what_queued_while_paused() {
     let world = World::new();
     let engine = world.engine().await;
-    engine
-        .create_flow(common::ship_and_bill(
-            "Ship and bill",
-            semver::Version::new(1, 0, 0),
-        ))
-        .await
-        .unwrap();
-    engine.publish("Ship and bill").await.unwrap();
+    common::publish_ship_and_bill(&engine).await;
     engine.submit(new_order("SO-1")).await.unwrap();
 
     // The pause holds the lifecycle, parked as it saves.
@@ -134,14 +127,7 @@ async fn a_stop_racing_a_pause_runs_what_queued_while_paused() {
 async fn a_new_order_committed_after_a_resume_listed_the_live_orders_still_runs() {
     let world = World::new();
     let engine = world.engine().await;
-    engine
-        .create_flow(common::ship_and_bill(
-            "Ship and bill",
-            semver::Version::new(1, 0, 0),
-        ))
-        .await
-        .unwrap();
-    engine.publish("Ship and bill").await.unwrap();
+    common::publish_ship_and_bill(&engine).await;
     engine.pause("Ship and bill").await.unwrap();
 
     // The new order's turn saw the flow paused and is parked at its commit.
@@ -172,14 +158,7 @@ async fn a_new_order_committed_after_a_resume_listed_the_live_orders_still_runs(
 async fn a_resume_dropped_after_its_save_is_finished_by_the_timer_worker() {
     let world = World::new();
     let engine = world.engine().await;
-    engine
-        .create_flow(common::ship_and_bill(
-            "Ship and bill",
-            semver::Version::new(1, 0, 0),
-        ))
-        .await
-        .unwrap();
-    engine.publish("Ship and bill").await.unwrap();
+    common::publish_ship_and_bill(&engine).await;
     engine.pause("Ship and bill").await.unwrap();
     engine.submit(new_order("SO-3")).await.unwrap();
     assert!(world.erp.effects().is_empty());
@@ -216,14 +195,7 @@ async fn a_resume_dropped_after_its_save_is_finished_by_the_timer_worker() {
 async fn a_turn_dropped_after_committing_on_a_paused_flow_resumed_meanwhile_is_taken_up_again() {
     let world = World::new();
     let engine = world.engine().await;
-    engine
-        .create_flow(common::ship_and_bill(
-            "Ship and bill",
-            semver::Version::new(1, 0, 0),
-        ))
-        .await
-        .unwrap();
-    engine.publish("Ship and bill").await.unwrap();
+    common::publish_ship_and_bill(&engine).await;
     engine.pause("Ship and bill").await.unwrap();
 
     // The new order's turn saw the flow paused and is parked at its commit.
@@ -317,14 +289,7 @@ async fn no_interleaving_of_lifecycle_calls_and_submits_strands_an_execution() {
         let world = World::new();
         world.store.yielding(true);
         let engine = world.engine().await;
-        engine
-            .create_flow(common::ship_and_bill(
-                "Ship and bill",
-                semver::Version::new(1, 0, 0),
-            ))
-            .await
-            .unwrap();
-        engine.publish("Ship and bill").await.unwrap();
+        common::publish_ship_and_bill(&engine).await;
         let orders: Vec<String> = (0..4).map(|n| format!("SO-{n}")).collect();
         for id in &orders[..2] {
             engine.submit(new_order(id)).await.unwrap();

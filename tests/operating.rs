@@ -101,13 +101,7 @@ async fn an_instance_built_before_a_publish_runs_the_new_flow() {
     // Both instances start on an empty catalog.
     let a = shared_engine(&store, &clock, &p).await;
     let b = shared_engine(&store, &clock, &p).await;
-    b.create_flow(common::ship_and_bill(
-        "Ship and bill",
-        semver::Version::new(1, 0, 0),
-    ))
-    .await
-    .unwrap();
-    b.publish("Ship and bill").await.unwrap();
+    common::publish_ship_and_bill(&b).await;
 
     a.enqueue(new_order("SO-1")).await.unwrap();
     let report = a.work().await.unwrap();
@@ -132,13 +126,7 @@ async fn a_pause_through_one_instance_holds_on_the_other_until_resumed_there() {
     let store = SharedMemoryStore::new(clock.clone());
     let a = shared_engine(&store, &clock, &p).await;
     let b = shared_engine(&store, &clock, &p).await;
-    a.create_flow(common::ship_and_bill(
-        "Ship and bill",
-        semver::Version::new(1, 0, 0),
-    ))
-    .await
-    .unwrap();
-    a.publish("Ship and bill").await.unwrap();
+    common::publish_ship_and_bill(&a).await;
     a.enqueue(new_order("SO-1")).await.unwrap();
     work(&a).await;
     assert_eq!(p.erp.effects().len(), 1);
@@ -172,13 +160,7 @@ async fn a_resume_whose_instance_died_after_the_save_is_run_by_the_other_instanc
     let p = Providers::new(&clock);
     let store = SharedMemoryStore::new(clock.clone());
     let a = shared_engine(&store, &clock, &p).await;
-    a.create_flow(common::ship_and_bill(
-        "Ship and bill",
-        semver::Version::new(1, 0, 0),
-    ))
-    .await
-    .unwrap();
-    a.publish("Ship and bill").await.unwrap();
+    common::publish_ship_and_bill(&a).await;
     a.pause("Ship and bill").await.unwrap();
     a.enqueue(new_order("SO-1")).await.unwrap();
     work(&a).await;
@@ -215,13 +197,7 @@ async fn a_republish_through_one_instance_starts_the_new_version_on_another() {
     let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
     let a = engine_on(store.clone(), &clock, &p).await;
     let b = engine_on(store.clone(), &clock, &p).await;
-    a.create_flow(common::ship_and_bill(
-        "Ship and bill",
-        semver::Version::new(1, 0, 0),
-    ))
-    .await
-    .unwrap();
-    a.publish("Ship and bill").await.unwrap();
+    common::publish_ship_and_bill(&a).await;
     a.submit(new_order("SO-1")).await.unwrap();
 
     b.stop("Ship and bill").await.unwrap();
@@ -529,14 +505,7 @@ async fn reads_do_not_wait_behind_a_provider_call_in_flight() {
     let clock = clock();
     let p = Providers::new(&clock);
     let engine = engine_on(Arc::new(MemoryStore::new()), &clock, &p).await;
-    engine
-        .create_flow(common::ship_and_bill(
-            "Ship and bill",
-            semver::Version::new(1, 0, 0),
-        ))
-        .await
-        .unwrap();
-    engine.publish("Ship and bill").await.unwrap();
+    common::publish_ship_and_bill(&engine).await;
     p.erp.then(Behavior::Hang);
     let running = engine.clone();
     let call = tokio::spawn(async move { running.submit(new_order("SO-1")).await });

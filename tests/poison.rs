@@ -66,14 +66,7 @@ async fn a_poison_row_among_healthy_orders_is_set_aside_and_the_rest_runs() {
     };
     {
         let engine = world.engine(&path).await;
-        engine
-            .create_flow(common::ship_and_bill(
-                "Ship and bill",
-                semver::Version::new(1, 0, 0),
-            ))
-            .await
-            .unwrap();
-        engine.publish("Ship and bill").await.unwrap();
+        common::publish_ship_and_bill(&engine).await;
         engine
             .create_flow(common::ship_and_bill(
                 "Draft",

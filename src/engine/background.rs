@@ -193,6 +193,21 @@ pub(super) async fn stopped(stop: Option<&Stop>) {
     }
 }
 
+/// A worker's rest between rounds: until `sleep` ends or `wake` fires (work arrived), or
+/// until a stop is asked for — then `true`.
+pub(super) async fn rest(
+    sleep: impl Future<Output = ()>,
+    wake: impl Future<Output = ()>,
+    stop: Option<&Stop>,
+) -> bool {
+    let (sleep, wake) = (std::pin::pin!(sleep), std::pin::pin!(wake));
+    let woken = futures::future::select(sleep, wake);
+    matches!(
+        futures::future::select(woken, std::pin::pin!(stopped(stop))).await,
+        futures::future::Either::Right(_)
+    )
+}
+
 /// Whether a stop was asked for.
 pub(super) fn is_stopped(stop: Option<&Stop>) -> bool {
     stop.is_some_and(|s| s.peek().is_some())

@@ -1701,12 +1701,7 @@ impl Engine {
                 }
             };
             let sleep = self.inner.clock.sleep(wait);
-            let arrived = std::pin::pin!(self.inner.timers.wait());
-            let woken = futures::future::select(sleep, arrived);
-            if let futures::future::Either::Right(_) =
-                futures::future::select(woken, std::pin::pin!(background::stopped(stop.as_ref())))
-                    .await
-            {
+            if background::rest(sleep, self.inner.timers.wait(), stop.as_ref()).await {
                 return;
             }
         }

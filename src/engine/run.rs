@@ -340,7 +340,8 @@ impl<'e> Turn<'e> {
             self.state.resume_at = None;
             self.dirty = true;
         }
-        while self.has_paused_ready() {
+        // After `run`, a path still ready to move belongs to a paused flow.
+        while self.state.has_runnable() {
             // Committed as under way: a resume whose recovery listed the live orders
             // before this commit counts on the look below, and if this turn is dropped
             // before it, the durable timer takes the order up instead.
@@ -368,15 +369,6 @@ impl<'e> Turn<'e> {
             accepted(self.accepting);
         }
         Ok(self.started)
-    }
-
-    /// Whether a path is ready to move but waits because its flow is paused.
-    fn has_paused_ready(&self) -> bool {
-        self.state.executions.iter().any(|x| {
-            x.tokens
-                .iter()
-                .any(|t| matches!(t.status, TokenStatus::Ready | TokenStatus::Running))
-        })
     }
 
     /// Commits what the turn did so far, the turn still under way: the order carries

@@ -385,14 +385,7 @@ impl Engine {
                 }
             };
             let sleep = self.inner.clock.sleep(wait);
-            let arrived = std::pin::pin!(shared.work_arrived());
-            let woken = futures::future::select(sleep, arrived);
-            if let futures::future::Either::Right(_) = futures::future::select(
-                woken,
-                std::pin::pin!(super::background::stopped(stop.as_ref())),
-            )
-            .await
-            {
+            if super::background::rest(sleep, shared.work_arrived(), stop.as_ref()).await {
                 return;
             }
         }

@@ -176,6 +176,18 @@ pub(crate) fn ship_and_bill(name: &str, version: semver::Version) -> Flow {
         .unwrap()
 }
 
+/// Creates and publishes [`ship_and_bill`] as "Ship and bill" 1.0.0.
+pub(crate) async fn publish_ship_and_bill(engine: &Engine) {
+    engine
+        .create_flow(ship_and_bill(
+            "Ship and bill",
+            semver::Version::new(1, 0, 0),
+        ))
+        .await
+        .unwrap();
+    engine.publish("Ship and bill").await.unwrap();
+}
+
 /// A new order of two pens, shipping to the US.
 pub(crate) fn pen_order(id: &str) -> Event {
     Event::new_order(
