@@ -1,22 +1,29 @@
 //! Execution state: what the store keeps about an order's runs through flows.
 //!
-//! An [`Execution`] is one order going through one published flow version. It holds
-//! [`Token`]s; a token is a position in the flow plus the records it carries (the order and a
-//! [`Selection`] of its lines and fulfillment orders). Merges keep a [`JoinState`] per
-//! execution. All of it is plain serde data kept in the [`Store`](crate::store::Store) as part
-//! of the order's [`OrderState`], so an engine can resume any execution from the store alone.
+//! An [`Execution`] is one order going through one published flow version. It holds tokens;
+//! a token is a position in the flow plus the records it carries (the order and a
+//! [`Selection`] of its lines and fulfillment orders). Merges keep their progress per
+//! execution. All of it is serde data kept in the [`Store`](crate::store::Store) as part of
+//! the order's [`OrderState`], so an engine can resume any execution from the store alone.
 //!
-//! Hosts read this through [`Engine::journey`](crate::Engine::journey) and
-//! [`Engine::order_state`](crate::Engine::order_state); only the engine changes it.
+//! The state is opaque: hosts read it through accessors ([`OrderState::order`],
+//! [`Execution::status`], [`Execution::failure`], [`Execution::paths`]) and through
+//! [`Engine::journey`](crate::Engine::journey); only the engine's token machine
+//! (`engine::machine`) changes it. Positions are indexes into the compiled plan of the
+//! execution's flow version, and every execution carries the fingerprint of that plan
+//! ([`Execution::plan_tag`]): an engine whose plan compiler numbers a flow differently refuses
+//! the execution instead of sending its tokens to the wrong step.
 
 use std::fmt;
 
 use semver::Version;
 use serde::{Deserialize, Serialize};
 
+use std::sync::Arc;
+
 use crate::clock::Timestamp;
 use crate::document::{FulfillmentOrderId, LineId, Order, OrderId, RecordId};
-use crate::journey::{Outcome, TimelineEntry};
+use crate::event::{EventId, EventKind};
 
 /// Identifies an execution: the order and a per-order sequence number.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -53,10 +60,8 @@ pub enum ExecutionStatus {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Selection {
     /// Selected lines, or all.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lines: Option<Vec<LineId>>,
     /// Selected fulfillment orders, or all.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fulfillment_orders: Option<Vec<FulfillmentOrderId>>,
 }
 
@@ -131,11 +136,54 @@ impl Selection {
     }
 }
 
-/// Where a token is.
+/// How a step ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Position {
-    /// At a step (an index into the compiled flow).
+pub enum Outcome {
+    /// Did its work.
+    Succeeded,
+    /// Failed after its retries.
+    Failed,
+    /// Its filter left no records (or no branch of a merge was entered); not a failure.
+    Skipped,
+    /// Its execution was cancelled ([`Engine::cancel`](crate::Engine::cancel)) while a path
+    /// stood at the step (waiting, failed, retrying or about to run): the path ended there.
+    Cancelled,
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Succeeded => "Succeeded",
+            Self::Failed => "Failed",
+            Self::Skipped => "Skipped",
+            Self::Cancelled => "Cancelled",
+        })
+    }
+}
+
+/// One event on an order's timeline.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct TimelineEntry {
+    /// Position on the timeline, from 1.
+    pub seq: u64,
+    /// The event id.
+    pub id: EventId,
+    /// What happened.
+    pub kind: EventKind,
+    /// The record it concerns.
+    pub record: Option<RecordId>,
+    /// When it arrived.
+    pub at: Timestamp,
+    /// The step that raised it, or `None` for a submitted event.
+    pub raised_by: Option<String>,
+}
+
+/// Where a token is: an index into the compiled plan of its execution's flow version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub(crate) enum Position {
+    /// At a step (a node of the plan).
     Node(u32),
     /// Arriving at a merge at the end of a branch.
     Arrive {
@@ -150,153 +198,201 @@ pub enum Position {
     End,
 }
 
-/// What a token is doing.
+/// The merge a token's branch leads to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum TokenStatus {
+pub(crate) struct Frame {
+    /// The merge.
+    pub(crate) join: u32,
+    /// The branch of it the token is on.
+    pub(crate) branch: u32,
+}
+
+/// Where a token stands in the action pipeline at its position (DESIGN §3): filter, input
+/// event, policies and action, a durable retry, or a failed end.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum Phase {
+    /// Just reached its position: at an action, the filter is next.
+    Arrived,
+    /// Its records passed the filter; it looks for an input event next.
+    Awaiting,
+    /// Looked for an input event and found none: parked until an event arrives.
+    Parked,
+    /// Took its input event (or needs none): policies and the action are next.
+    Admitted,
+    /// Its action's provider call was committed as under way; after a crash the action
+    /// runs again from its policies, under the same idempotency keys.
+    Calling,
+    /// A retryable failure: the action runs again at the durable timer.
+    Retrying {
+        /// When.
+        at: Timestamp,
+    },
+    /// The path ended Failed and waits for reprocess, which puts it back in `resume`.
+    Failed {
+        /// Why.
+        error: String,
+        /// The phase a reprocess puts it back in.
+        resume: Resume,
+    },
+}
+
+/// The phase a reprocess puts a failed token back in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum Resume {
+    /// The step from its filter.
+    Arrived,
+    /// The step from its input event.
+    Awaiting,
+    /// The step from its policies and action.
+    Admitted,
+}
+
+impl Phase {
+    /// Whether the token can move now (or, `Calling`, must run again after a crash).
+    pub(crate) fn is_runnable(&self) -> bool {
+        matches!(
+            self,
+            Self::Arrived | Self::Awaiting | Self::Admitted | Self::Calling
+        )
+    }
+
+    fn path_status(&self) -> PathStatus {
+        match self {
+            Self::Arrived | Self::Awaiting | Self::Admitted => PathStatus::Ready,
+            Self::Parked => PathStatus::Waiting,
+            Self::Calling => PathStatus::Running,
+            Self::Retrying { at } => PathStatus::Retrying { at: *at },
+            Self::Failed { .. } => PathStatus::Failed,
+        }
+    }
+}
+
+/// What one path of an execution is doing, for a reader ([`Execution::paths`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum PathStatus {
     /// Can move now.
     Ready,
     /// Waits at an action for one of its input events.
     Waiting,
     /// Its action's provider call is (or was, before a crash) under way.
     Running,
+    /// Failed with a retryable error; runs again at `at` (a durable timer).
+    Retrying {
+        /// When it runs again.
+        at: Timestamp,
+    },
     /// Its path ended Failed; waits for reprocess.
     Failed,
-    /// Its action failed with a retryable error and runs again at [`Token::wake_at`]
-    /// (a durable timer).
-    Retrying,
-}
-
-/// The merge a token's branch leads to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct Frame {
-    /// The merge.
-    pub join: u32,
-    /// The branch of it the token is on.
-    pub branch: u32,
 }
 
 /// A position in a flow plus the records it carries.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[non_exhaustive]
-pub struct Token {
+pub(crate) struct Token {
     /// Unique within the execution.
-    pub id: u32,
+    pub(crate) id: u32,
     /// Where it is.
-    pub at: Position,
-    /// What it is doing.
-    pub status: TokenStatus,
+    pub(crate) at: Position,
+    /// Where it stands in the step's pipeline.
+    pub(crate) phase: Phase,
     /// The records it carries.
-    pub records: Selection,
+    pub(crate) records: Selection,
     /// The outcome of the last action (or merge) on its path, for Conditions.
-    pub last: Option<Outcome>,
+    pub(crate) last: Option<Outcome>,
     /// The event that started the execution, offered to the path's first action.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub trigger: Option<u64>,
-    /// Whether the action it is at has admitted its records (its filter ran).
-    pub admitted: bool,
-    /// Whether the action it is at has already taken its input event.
-    pub waited: bool,
+    pub(crate) trigger: Option<u64>,
     /// The timeline position of the event the action it is at took.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub took: Option<u64>,
-    /// The merges it is inside, innermost last.
-    pub frames: Vec<Frame>,
-    /// For a failed merge: the failed branch tokens, revived by reprocess.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub absorbed: Vec<Self>,
-    /// Why it failed (or, while retrying, why the last attempt failed).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
+    pub(crate) took: Option<u64>,
     /// The attempt its action is on: 1 for the first, bumped by each durable retry.
-    #[serde(default = "first_attempt")]
-    pub attempt: u32,
+    pub(crate) attempt: u32,
     /// Provider calls its action made in earlier attempts of the current step.
-    #[serde(default, skip_serializing_if = "is_zero")]
-    pub calls: u32,
-    /// When a retrying token runs again.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub wake_at: Option<Timestamp>,
-}
-
-fn first_attempt() -> u32 {
-    1
-}
-
-fn is_zero(n: &u32) -> bool {
-    *n == 0
+    pub(crate) calls: u32,
+    /// Why the earlier attempts of the current step failed.
+    pub(crate) earlier: Option<String>,
+    /// The merges it is inside, innermost last.
+    pub(crate) frames: Vec<Frame>,
+    /// For a failed merge: the failed branch tokens, revived by reprocess.
+    pub(crate) absorbed: Vec<Self>,
 }
 
 impl Token {
+    /// A token at `at` carrying `records`, about to move.
+    pub(crate) fn new(id: u32, at: Position, records: Selection, frames: Vec<Frame>) -> Self {
+        Self {
+            id,
+            at,
+            phase: Phase::Arrived,
+            records,
+            last: None,
+            trigger: None,
+            took: None,
+            attempt: 1,
+            calls: 0,
+            earlier: None,
+            frames,
+            absorbed: Vec::new(),
+        }
+    }
+
     pub(crate) fn is_live(&self) -> bool {
-        !matches!(self.status, TokenStatus::Failed)
+        !matches!(self.phase, Phase::Failed { .. })
+    }
+
+    pub(crate) fn is_failed(&self) -> bool {
+        !self.is_live()
     }
 }
 
 /// What happened on one branch of a merge.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BranchState {
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct BranchState {
     /// A token entered the branch.
-    pub entered: bool,
+    pub(crate) entered: bool,
     /// A token arrived at the merge from it.
-    pub arrived: bool,
+    pub(crate) arrived: bool,
 }
 
 /// A merge's progress within an execution.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[non_exhaustive]
-pub struct JoinState {
+pub(crate) struct JoinState {
     /// The merge.
-    pub join: u32,
+    pub(crate) join: u32,
     /// Per branch.
-    pub branches: Vec<BranchState>,
+    pub(crate) branches: Vec<BranchState>,
     /// The records the opening token carried.
-    pub input: Selection,
+    pub(crate) input: Selection,
     /// The union of the records that arrived.
-    pub records: Option<Selection>,
+    pub(crate) records: Option<Selection>,
     /// The opener token's frames, restored on the merged token.
-    pub frames: Vec<Frame>,
+    pub(crate) frames: Vec<Frame>,
     /// Whether the merge has fired.
-    pub fired: bool,
+    pub(crate) fired: bool,
 }
 
-/// One order going through one published flow version.
+/// One order going through one published flow version. Read it through its accessors.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[non_exhaustive]
 pub struct Execution {
-    /// Its id.
-    pub id: ExecutionId,
-    /// The flow.
-    pub flow: String,
-    /// The flow version it is pinned to.
-    pub version: Version,
+    pub(crate) id: ExecutionId,
+    pub(crate) flow: String,
+    pub(crate) version: Version,
+    /// The fingerprint of the compiled plan its positions index.
+    pub(crate) plan: u64,
     /// The timeline position of the event that started it.
-    pub trigger: u64,
+    pub(crate) trigger: u64,
     /// Reprocess round (0 before any reprocess).
-    pub round: u32,
-    /// Its tokens.
-    pub tokens: Vec<Token>,
-    /// Its merges.
-    pub joins: Vec<JoinState>,
+    pub(crate) round: u32,
+    pub(crate) tokens: Vec<Token>,
+    pub(crate) joins: Vec<JoinState>,
     /// Timeline positions of the events its steps took.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub consumed: Vec<u64>,
-    /// Provider calls that succeeded in steps that may run again: a step parked for a
-    /// durable retry, or whose path ended Failed and waits for reprocess. A step that moves
-    /// on drops its entries. See [`Accepted`].
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub accepted: Vec<Accepted>,
-    /// Next token id.
-    pub next_token: u32,
+    pub(crate) consumed: Vec<u64>,
+    /// Provider calls that succeeded in steps that may run again. See [`Accepted`].
+    pub(crate) accepted: Vec<Accepted>,
+    pub(crate) next_token: u32,
     /// Journey entries recorded so far (bounded by the engine's limit).
-    pub steps: u32,
-    /// When it started.
-    pub started: Timestamp,
-    /// When it completed (or was cancelled).
-    pub ended: Option<Timestamp>,
-    /// When [`Engine::cancel`](crate::Engine::cancel) ended it; `None` unless cancelled.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cancelled: Option<Timestamp>,
+    pub(crate) steps: u32,
+    pub(crate) started: Timestamp,
+    pub(crate) ended: Option<Timestamp>,
+    pub(crate) cancelled: Option<Timestamp>,
 }
 
 /// A provider call a step made that succeeded, kept while the step may run again.
@@ -310,17 +406,116 @@ pub struct Execution {
 /// A re-run after a crash starts from the last commit, where the call may not be recorded
 /// yet: it calls again under the same key, which the provider de-duplicates.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[non_exhaustive]
-pub struct Accepted {
+pub(crate) struct Accepted {
     /// The step's name.
-    pub step: String,
+    pub(crate) step: String,
     /// The reprocess round of the call.
-    pub round: u32,
+    pub(crate) round: u32,
     /// The record the call was for.
-    pub record: RecordId,
+    pub(crate) record: RecordId,
 }
 
 impl Execution {
+    /// A new execution of `flow` `version` whose plan has fingerprint `plan`, started by the
+    /// event at `trigger` with one token at `entry`.
+    pub(crate) fn start(
+        id: ExecutionId,
+        flow: String,
+        version: Version,
+        plan: u64,
+        entry: Position,
+        trigger: u64,
+        at: Timestamp,
+    ) -> Self {
+        let mut token = Token::new(0, entry, Selection::default(), Vec::new());
+        token.trigger = Some(trigger);
+        Self {
+            id,
+            flow,
+            version,
+            plan,
+            trigger,
+            round: 0,
+            tokens: vec![token],
+            joins: Vec::new(),
+            consumed: Vec::new(),
+            accepted: Vec::new(),
+            next_token: 1,
+            steps: 0,
+            started: at,
+            ended: None,
+            cancelled: None,
+        }
+    }
+
+    /// Its id.
+    pub fn id(&self) -> &ExecutionId {
+        &self.id
+    }
+
+    /// The flow.
+    pub fn flow(&self) -> &str {
+        &self.flow
+    }
+
+    /// The flow version it is pinned to.
+    pub fn version(&self) -> &Version {
+        &self.version
+    }
+
+    /// The fingerprint of the compiled plan its positions index.
+    pub fn plan_tag(&self) -> u64 {
+        self.plan
+    }
+
+    /// Reprocess round: 0 before any reprocess.
+    pub fn round(&self) -> u32 {
+        self.round
+    }
+
+    /// When it started.
+    pub fn started(&self) -> Timestamp {
+        self.started
+    }
+
+    /// When it completed (or was cancelled).
+    pub fn ended(&self) -> Option<Timestamp> {
+        self.ended
+    }
+
+    /// When [`Engine::cancel`](crate::Engine::cancel) ended it; `None` unless cancelled.
+    pub fn cancelled(&self) -> Option<Timestamp> {
+        self.cancelled
+    }
+
+    /// What each of its live or failed paths is doing, in token order.
+    pub fn paths(&self) -> impl Iterator<Item = PathStatus> + '_ {
+        self.tokens.iter().map(|t| t.phase.path_status())
+    }
+
+    /// Why its failed paths failed (empty unless [`status`](Self::status) is `Failed`, or
+    /// why the last attempts of a retrying path failed).
+    pub fn failure(&self) -> Option<String> {
+        let reasons: Vec<&str> = self
+            .tokens
+            .iter()
+            .filter_map(|t| match &t.phase {
+                Phase::Failed { error, .. } => Some(error.as_str()),
+                Phase::Retrying { .. } => t.earlier.as_deref(),
+                _ => None,
+            })
+            .collect();
+        (!reasons.is_empty()).then(|| reasons.join("; "))
+    }
+
+    /// The provider calls that succeeded in steps that may run again (a step parked for a
+    /// durable retry, or whose path failed and waits for reprocess): step, round, record.
+    pub fn accepted_calls(&self) -> impl Iterator<Item = (&str, u32, &RecordId)> + '_ {
+        self.accepted
+            .iter()
+            .map(|a| (a.step.as_str(), a.round, &a.record))
+    }
+
     /// Keeps the calls a run of `step` had accepted, for the step's next run.
     pub(crate) fn keep_accepted(&mut self, step: &str, records: Vec<RecordId>) {
         let round = self.round;
@@ -354,12 +549,10 @@ impl Execution {
         let mut waiting = false;
         let mut failed = false;
         for t in &self.tokens {
-            match t.status {
-                TokenStatus::Ready | TokenStatus::Running | TokenStatus::Retrying => {
-                    return ExecutionStatus::Running;
-                }
-                TokenStatus::Waiting => waiting = true,
-                TokenStatus::Failed => failed = true,
+            match t.phase {
+                Phase::Parked => waiting = true,
+                Phase::Failed { .. } => failed = true,
+                _ => return ExecutionStatus::Running,
             }
         }
         if failed {
@@ -377,35 +570,49 @@ impl Execution {
     pub fn is_live(&self) -> bool {
         !self.tokens.is_empty()
     }
+
+    /// Whether a path of it ended Failed and waits for reprocess.
+    pub fn is_failed(&self) -> bool {
+        self.tokens.iter().any(Token::is_failed)
+    }
+
+    fn next_wake(&self) -> Option<Timestamp> {
+        self.tokens
+            .iter()
+            .filter_map(|t| match t.phase {
+                Phase::Retrying { at } => Some(at),
+                _ => None,
+            })
+            .min()
+    }
 }
 
-/// Everything the store keeps about one order, loaded and committed as a unit.
+/// Everything the store keeps about one order, loaded and committed as a unit. Opaque:
+/// read it through its accessors.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[non_exhaustive]
 pub struct OrderState {
-    /// The order document.
-    pub order: Order,
+    /// The order document, shared with the store that holds it (changed copy-on-write).
+    pub(crate) order: Arc<Order>,
     /// Bumped by every commit; a commit names the revision it read.
-    pub revision: u64,
+    pub(crate) revision: u64,
     /// Every event, in arrival order.
-    pub timeline: Vec<TimelineEntry>,
+    pub(crate) timeline: Vec<TimelineEntry>,
     /// Every execution, in start order.
-    pub executions: Vec<Execution>,
+    pub(crate) executions: Vec<Execution>,
     /// Set while a turn is under way past a commit (a provider call in flight, a retry
     /// scheduled, other paths still to move): when its work should be taken up again if
     /// the turn never finishes — its future dropped (a cancelled HTTP handler, a timeout),
     /// its process gone. Cleared when the turn ends. A durable timer like a retry's
     /// ([`next_wake`](Self::next_wake)), so the timer worker or a claim resumes the order
     /// without a restart or a new event.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub resume_at: Option<Timestamp>,
+    pub(crate) resume_at: Option<Timestamp>,
 }
 
 impl OrderState {
     /// A fresh state for a new order document.
     pub fn new(order: Order) -> Self {
         Self {
-            order,
+            order: Arc::new(order),
             revision: 0,
             timeline: Vec::new(),
             executions: Vec::new(),
@@ -418,15 +625,48 @@ impl OrderState {
         &self.order.id
     }
 
+    /// The order document.
+    pub fn order(&self) -> &Order {
+        &self.order
+    }
+
+    /// The order document, shared.
+    pub fn document(&self) -> &Arc<Order> {
+        &self.order
+    }
+
+    /// The revision: bumped by every commit; a commit names the revision it read.
+    pub fn revision(&self) -> u64 {
+        self.revision
+    }
+
+    /// Sets the revision (for stores that keep it apart from the state).
+    pub fn set_revision(&mut self, revision: u64) {
+        self.revision = revision;
+    }
+
+    /// Every event, in arrival order.
+    pub fn timeline(&self) -> &[TimelineEntry] {
+        &self.timeline
+    }
+
+    /// Every execution, in start order.
+    pub fn executions(&self) -> &[Execution] {
+        &self.executions
+    }
+
+    /// When a turn that did not finish is taken up again, while one is under way.
+    pub fn resume_at(&self) -> Option<Timestamp> {
+        self.resume_at
+    }
+
     /// Whether some execution has a token that can move now: ready, or running when the
     /// last engine stopped (a crash) and so to be run again. Retrying tokens wait for
     /// their timer.
     pub fn has_runnable(&self) -> bool {
-        self.executions.iter().any(|e| {
-            e.tokens
-                .iter()
-                .any(|t| matches!(t.status, TokenStatus::Ready | TokenStatus::Running))
-        })
+        self.executions
+            .iter()
+            .any(|e| e.tokens.iter().any(|t| t.phase.is_runnable()))
     }
 
     /// Whether some execution is live (not completed).
@@ -470,9 +710,7 @@ impl OrderState {
     pub fn next_wake(&self) -> Option<Timestamp> {
         self.executions
             .iter()
-            .flat_map(|e| &e.tokens)
-            .filter(|t| t.status == TokenStatus::Retrying)
-            .filter_map(|t| t.wake_at)
+            .filter_map(Execution::next_wake)
             .chain(self.resume_at)
             .min()
     }
@@ -490,25 +728,19 @@ mod tests {
 
     #[test]
     fn accepted_calls_are_kept_per_step_across_rounds_until_the_step_moves_on() {
-        let mut exec = Execution {
-            id: ExecutionId {
+        let mut exec = Execution::start(
+            ExecutionId {
                 order: "SO-1".into(),
                 seq: 1,
             },
-            flow: "F".into(),
-            version: semver::Version::new(1, 0, 0),
-            trigger: 1,
-            round: 0,
-            tokens: Vec::new(),
-            joins: Vec::new(),
-            consumed: Vec::new(),
-            accepted: Vec::new(),
-            next_token: 1,
-            steps: 0,
-            started: Timestamp(0),
-            ended: None,
-            cancelled: None,
-        };
+            "F".into(),
+            semver::Version::new(1, 0, 0),
+            0,
+            super::Position::End,
+            1,
+            Timestamp(0),
+        );
+        exec.tokens.clear();
         exec.keep_accepted("Send A", vec![fo("1")]);
         exec.keep_accepted("Send B", vec![fo("1")]);
         exec.round = 1;

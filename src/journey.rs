@@ -1,46 +1,26 @@
 //! The journey of an order: every step result and the timeline of its events.
 //!
-//! Each step an execution takes leaves a [`StepRecord`] (flow, version, step, records,
-//! outcome, attempts, times, details); each event, submitted or raised, leaves a
-//! [`TimelineEntry`] in arrival order. [`Engine::journey`](crate::Engine::journey) returns
-//! both as a [`Journey`].
+//! Each step an execution takes leaves a compact [`StepRow`] in the store: the execution's
+//! sequence number, the step's index in the compiled plan ([`StepRef`]), the records as a
+//! selection, the outcome, attempts, times, and structured details — no names and no
+//! formatted text. [`Engine::journey`](crate::Engine::journey) (and [`Journey::resolve`] for
+//! tools that read a store without an engine) resolves the rows into readable
+//! [`StepRecord`]s with the flow's step names, beside the order's [`TimelineEntry`]s, as a
+//! [`Journey`].
 
 use std::fmt;
+use std::sync::Arc;
 
 use semver::Version;
 use serde::{Deserialize, Serialize};
 
 use crate::clock::Timestamp;
-use crate::document::{OrderId, RecordId};
-use crate::event::{EventId, EventKind};
-use crate::execution::{ExecutionId, ExecutionStatus};
+use crate::document::{Order, OrderId, RecordId};
+use crate::event::EventKind;
+use crate::execution::{ExecutionId, ExecutionStatus, OrderState, Selection};
+pub use crate::execution::{Outcome, TimelineEntry};
+use crate::flow::{NodeElement, StepNames};
 use crate::policy::Criticality;
-
-/// How a step ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Outcome {
-    /// Did its work.
-    Succeeded,
-    /// Failed after its retries.
-    Failed,
-    /// Its filter left no records (or no branch of a merge was entered); not a failure.
-    Skipped,
-    /// Its execution was cancelled ([`Engine::cancel`](crate::Engine::cancel)) while a path
-    /// stood at the step (waiting, failed, retrying or about to run): the path ended there.
-    Cancelled,
-}
-
-impl fmt::Display for Outcome {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::Succeeded => "Succeeded",
-            Self::Failed => "Failed",
-            Self::Skipped => "Skipped",
-            Self::Cancelled => "Cancelled",
-        })
-    }
-}
 
 /// A failed check of an execution policy on one record.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -56,7 +36,202 @@ pub struct Finding {
     pub reason: String,
 }
 
-/// One step an execution took.
+/// Which element of the compiled plan a journey row is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum StepRef {
+    /// A step (action, condition or splitter), by plan index.
+    Node(u32),
+    /// A merge (of a condition-merge or splitter-merge), by plan index.
+    Merge(u32),
+    /// The end of a path.
+    End,
+}
+
+/// What one branch of a merge did when the merge fired.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum BranchMark {
+    /// A token arrived from it.
+    Arrived,
+    /// Its path failed.
+    Failed,
+    /// It was entered and every record of it was filtered out.
+    FilteredOut,
+    /// No token entered it.
+    NotEntered,
+}
+
+/// What a path was doing when its execution was cancelled.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CancelledWhile {
+    /// Waiting for an input event.
+    Waiting,
+    /// About to run its step.
+    Ready,
+    /// With its provider call committed as under way by a turn that did not finish.
+    Calling,
+    /// Waiting to retry `attempt` at `at`.
+    Retrying {
+        /// The attempt that was due.
+        attempt: u32,
+        /// When.
+        at: Timestamp,
+    },
+    /// After its path failed, for this reason.
+    Failed(String),
+}
+
+/// A structured detail of a journey row, rendered for readers by [`Journey::resolve`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Detail {
+    /// The step took the event at this timeline position.
+    TookEvent(u64),
+    /// A condition took its yes (or no) path.
+    Path {
+        /// Whether the yes path.
+        yes: bool,
+    },
+    /// A splitter offered its token to every branch.
+    Offered,
+    /// What each branch of a merge did, by branch.
+    Merge(Vec<BranchMark>),
+    /// The step's filter admitted no record.
+    FilterAdmittedNone,
+    /// A note the action left.
+    Note(String),
+    /// Why the step (or an earlier attempt of it) failed.
+    Error(String),
+    /// The execution was cancelled while the path stood here.
+    Cancelled(CancelledWhile),
+}
+
+/// One step an execution took, as the store keeps it: compact, names resolved on read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepRow {
+    /// The execution's sequence number within the order.
+    pub(crate) execution: u32,
+    /// Reprocess round.
+    pub(crate) round: u32,
+    /// The step.
+    pub(crate) step: StepRef,
+    /// The records the step took (after its filter).
+    pub(crate) records: Selection,
+    /// How many lines and fulfillment orders the order had then ("all" means these).
+    pub(crate) sizes: (u32, u32),
+    pub(crate) outcome: Outcome,
+    pub(crate) attempts: u32,
+    pub(crate) started: Timestamp,
+    pub(crate) ended: Timestamp,
+    pub(crate) details: Vec<Detail>,
+    pub(crate) findings: Vec<Finding>,
+}
+
+impl StepRow {
+    /// A row for execution `execution` (its sequence number).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        execution: u32,
+        round: u32,
+        step: StepRef,
+        records: &Selection,
+        order: &Order,
+        outcome: Outcome,
+        attempts: u32,
+        started: Timestamp,
+        ended: Timestamp,
+        details: Vec<Detail>,
+        findings: Vec<Finding>,
+    ) -> Self {
+        Self {
+            execution,
+            round,
+            step,
+            records: records.clone(),
+            sizes: (
+                order.lines.len() as u32,
+                order.fulfillment_orders.len() as u32,
+            ),
+            outcome,
+            attempts,
+            started,
+            ended,
+            details,
+            findings,
+        }
+    }
+
+    /// The execution's sequence number within the order.
+    pub fn execution(&self) -> u32 {
+        self.execution
+    }
+
+    /// The step.
+    pub fn step(&self) -> StepRef {
+        self.step
+    }
+
+    /// How it ended.
+    pub fn outcome(&self) -> Outcome {
+        self.outcome
+    }
+
+    /// When it ended.
+    pub fn ended(&self) -> Timestamp {
+        self.ended
+    }
+
+    /// Its details.
+    pub fn details(&self) -> &[Detail] {
+        &self.details
+    }
+
+    /// The records it took, as ids in `order` (the lines and fulfillment orders the order
+    /// had when the step ran, when it took all of them).
+    fn record_ids(&self, order: &Order) -> Vec<RecordId> {
+        let (lines, fos) = (self.sizes.0 as usize, self.sizes.1 as usize);
+        let mut v = vec![RecordId::Order];
+        let line_ids = order.lines.iter().map(|l| &l.id);
+        match &self.records.lines {
+            None => v.extend(line_ids.take(lines).cloned().map(RecordId::Line)),
+            Some(ids) => v.extend(
+                line_ids
+                    .filter(|id| ids.contains(id))
+                    .cloned()
+                    .map(RecordId::Line),
+            ),
+        }
+        let fo_ids = order.fulfillment_orders.iter().map(|f| &f.id);
+        match &self.records.fulfillment_orders {
+            None => v.extend(fo_ids.take(fos).cloned().map(RecordId::FulfillmentOrder)),
+            Some(ids) => v.extend(
+                fo_ids
+                    .filter(|id| ids.contains(id))
+                    .cloned()
+                    .map(RecordId::FulfillmentOrder),
+            ),
+        }
+        v
+    }
+}
+
+/// What kind of element a journey row is about.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepKind {
+    /// An action (the kind a journey written without kinds reads as).
+    #[default]
+    Action,
+    /// A condition (of a condition or condition-merge).
+    Condition,
+    /// A splitter (of a splitter or splitter-merge).
+    Splitter,
+    /// The merge of a condition-merge or splitter-merge: its row is the merge's, apart from
+    /// the condition's or splitter's row of the same name.
+    Merge,
+    /// The end of a path (a cancelled path that had finished its steps).
+    End,
+}
+
+/// One step an execution took, resolved for a reader.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct StepRecord {
@@ -68,6 +243,9 @@ pub struct StepRecord {
     pub version: Version,
     /// The step's name.
     pub step: String,
+    /// What kind of element the step is.
+    #[serde(default)]
+    pub kind: StepKind,
     /// The records the step took (after its filter).
     pub records: Vec<RecordId>,
     /// How it ended.
@@ -80,28 +258,10 @@ pub struct StepRecord {
     pub started: Timestamp,
     /// When it ended.
     pub ended: Timestamp,
-    /// What happened, for a reader ("branch Seattle taken", "waited for Shipped").
+    /// What happened, for a reader ("took the yes path", "took event 'Shipped' (#3)").
     pub details: Vec<String>,
     /// Failed policy checks.
     pub findings: Vec<Finding>,
-}
-
-/// One event on an order's timeline.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[non_exhaustive]
-pub struct TimelineEntry {
-    /// Position on the timeline, from 1.
-    pub seq: u64,
-    /// The event id.
-    pub id: EventId,
-    /// What happened.
-    pub kind: EventKind,
-    /// The record it concerns.
-    pub record: Option<RecordId>,
-    /// When it arrived.
-    pub at: Timestamp,
-    /// The step that raised it, or `None` for a submitted event.
-    pub raised_by: Option<String>,
 }
 
 /// A summary of one execution of an order.
@@ -116,6 +276,9 @@ pub struct ExecutionSummary {
     pub version: Version,
     /// Where it stands.
     pub status: ExecutionStatus,
+    /// Why its failed paths failed (or, while a path retries, why its attempts failed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<String>,
 }
 
 /// Everything that happened to an order.
@@ -134,9 +297,27 @@ pub struct Journey {
 
 impl Journey {
     /// An order's journey from what a [`Store`](crate::Store) holds: its state and its
-    /// journey rows (what [`Engine::journey`](crate::Engine::journey) returns, for tools
-    /// that read a store without an engine).
-    pub fn from_state(state: crate::execution::OrderState, steps: Vec<StepRecord>) -> Self {
+    /// journey rows, with step names from `names` (the [`StepNames`] of each execution's
+    /// flow version, e.g. `StepNames::of(&store.flow_version(..))`; a step whose flow is
+    /// unknown is named by its plan index).
+    pub fn resolve(
+        state: &OrderState,
+        rows: &[StepRow],
+        names: impl Fn(&str, &Version) -> Option<Arc<StepNames>>,
+    ) -> Self {
+        let tables: Vec<Option<Arc<StepNames>>> = state
+            .executions
+            .iter()
+            .map(|e| names(&e.flow, &e.version))
+            .collect();
+        let steps = rows
+            .iter()
+            .filter_map(|row| {
+                let i = (row.execution as usize).checked_sub(1)?;
+                let exec = state.executions.get(i)?;
+                Some(resolve_row(state, row, exec, tables[i].as_deref()))
+            })
+            .collect();
         Self {
             order: state.order.id.clone(),
             executions: state
@@ -147,10 +328,11 @@ impl Journey {
                     flow: e.flow.clone(),
                     version: e.version.clone(),
                     status: e.status(),
+                    failure: e.failure(),
                 })
                 .collect(),
             steps,
-            timeline: state.timeline,
+            timeline: state.timeline.clone(),
         }
     }
 
@@ -160,14 +342,139 @@ impl Journey {
         self.steps.iter().filter(move |s| s.step == name)
     }
 
-    /// The outcome of the last run of a step, if it ran.
+    /// The outcome of the last run of a step, if it ran (for a condition-merge or
+    /// splitter-merge, the merge's when it fired: see [`merge_outcome`](Self::merge_outcome)
+    /// and [`element_outcome`](Self::element_outcome)).
     pub fn outcome(&self, step: &str) -> Option<Outcome> {
         self.step(step).last().map(|s| s.outcome)
+    }
+
+    /// The outcome of the last firing of the merge named `step`.
+    pub fn merge_outcome(&self, step: &str) -> Option<Outcome> {
+        self.step(step)
+            .filter(|s| s.kind == StepKind::Merge)
+            .last()
+            .map(|s| s.outcome)
+    }
+
+    /// The outcome of the last run of the condition or splitter named `step` (not its merge).
+    pub fn element_outcome(&self, step: &str) -> Option<Outcome> {
+        self.step(step)
+            .filter(|s| s.kind != StepKind::Merge)
+            .last()
+            .map(|s| s.outcome)
     }
 
     /// Whether an event of this kind is on the timeline.
     pub fn has_event(&self, kind: &EventKind) -> bool {
         self.timeline.iter().any(|e| &e.kind == kind)
+    }
+}
+
+fn resolve_row(
+    state: &OrderState,
+    row: &StepRow,
+    exec: &crate::execution::Execution,
+    names: Option<&StepNames>,
+) -> StepRecord {
+    let node = match row.step {
+        StepRef::Node(n) => names.and_then(|t| t.node(n)),
+        _ => None,
+    };
+    let merge = match row.step {
+        StepRef::Merge(j) => names.and_then(|t| t.merge(j)),
+        _ => None,
+    };
+    let (step, kind) = match row.step {
+        StepRef::Node(n) => (
+            node.map_or_else(|| format!("step #{n}"), |x| x.name.clone()),
+            match node.map(|x| x.element) {
+                Some(NodeElement::Condition) => StepKind::Condition,
+                Some(NodeElement::Splitter) => StepKind::Splitter,
+                _ => StepKind::Action,
+            },
+        ),
+        StepRef::Merge(j) => (
+            merge.map_or_else(|| format!("merge #{j}"), |x| x.name.clone()),
+            StepKind::Merge,
+        ),
+        StepRef::End => ("end".to_owned(), StepKind::End),
+    };
+    let mut details = Vec::with_capacity(row.details.len());
+    for d in &row.details {
+        match d {
+            Detail::TookEvent(seq) => {
+                if let Some(ev) = state.timeline.iter().find(|ev| ev.seq == *seq) {
+                    details.push(format!("took event '{}' (#{})", ev.kind, ev.seq));
+                }
+            }
+            Detail::Path { yes } => {
+                details.push(format!("took the {} path", if *yes { "yes" } else { "no" }))
+            }
+            Detail::Offered => details.push(format!(
+                "offered to branches {}",
+                node.map(|x| x.branches.join(", ")).unwrap_or_default()
+            )),
+            Detail::Merge(marks) => {
+                let name = |b: usize| {
+                    merge
+                        .and_then(|x| x.branches.get(b))
+                        .map_or("?", String::as_str)
+                };
+                for (label, mark) in [
+                    ("arrived", BranchMark::Arrived),
+                    ("failed", BranchMark::Failed),
+                    ("filtered out", BranchMark::FilteredOut),
+                    ("not entered", BranchMark::NotEntered),
+                ] {
+                    let names: Vec<&str> = marks
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, m)| **m == mark)
+                        .map(|(b, _)| name(b))
+                        .collect();
+                    if !names.is_empty() {
+                        details.push(format!("{label}: {}", names.join(", ")));
+                    }
+                }
+            }
+            Detail::FilterAdmittedNone => details.push(format!(
+                "filter '{}' admitted no record",
+                node.and_then(|x| x.filter.as_deref()).unwrap_or("?")
+            )),
+            Detail::Note(s) | Detail::Error(s) => details.push(s.clone()),
+            Detail::Cancelled(c) => details.push(match c {
+                CancelledWhile::Waiting => "cancelled while waiting for an input event".to_owned(),
+                CancelledWhile::Ready => "cancelled before the step ran".to_owned(),
+                CancelledWhile::Calling => "cancelled with its provider call committed as under \
+                     way by a turn that did not finish: the provider may have taken the call"
+                    .to_owned(),
+                CancelledWhile::Retrying { attempt, at } => {
+                    format!("cancelled while waiting to retry: attempt {attempt} was due at {at}")
+                }
+                CancelledWhile::Failed(error) if error.is_empty() => {
+                    "cancelled after the path failed".to_owned()
+                }
+                CancelledWhile::Failed(error) => {
+                    format!("cancelled after the path failed: {error}")
+                }
+            }),
+        }
+    }
+    StepRecord {
+        execution: exec.id.clone(),
+        flow: exec.flow.clone(),
+        version: exec.version.clone(),
+        step,
+        kind,
+        records: row.record_ids(&state.order),
+        outcome: row.outcome,
+        attempts: row.attempts,
+        round: row.round,
+        started: row.started,
+        ended: row.ended,
+        details,
+        findings: row.findings.clone(),
     }
 }
 
@@ -187,14 +494,27 @@ impl fmt::Display for Journey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "order {}", self.order)?;
         for e in &self.executions {
-            writeln!(
+            write!(
                 f,
                 "  execution {} of '{}' v{}: {:?}",
                 e.id, e.flow, e.version, e.status
             )?;
+            if let Some(why) = &e.failure {
+                write!(f, " ({why})")?;
+            }
+            writeln!(f)?;
         }
         for s in &self.steps {
-            write!(f, "  {} [{}] {} → {}", s.started, s.flow, s.step, s.outcome)?;
+            let merge = if s.kind == StepKind::Merge {
+                " (merge)"
+            } else {
+                ""
+            };
+            write!(
+                f,
+                "  {} [{}] {}{merge} → {}",
+                s.started, s.flow, s.step, s.outcome
+            )?;
             if !s.records.is_empty() {
                 let records: Vec<String> = s.records.iter().map(ToString::to_string).collect();
                 write!(f, " ({})", records.join(", "))?;

@@ -45,7 +45,7 @@ async fn retries_run_in_the_background_without_the_host_knowing_about_timers() {
     let state = engine.settled("SO-1").await.unwrap();
     assert_eq!(erp.calls().len(), 2);
     assert_eq!(erp.effects().len(), 1);
-    assert_eq!(state.executions[0].status(), ExecutionStatus::Waiting);
+    assert_eq!(state.executions()[0].status(), ExecutionStatus::Waiting);
     background.shutdown().await.unwrap();
 }
 
@@ -115,7 +115,7 @@ async fn shutdown_drains_the_turn_under_way() {
     shutdown.await.unwrap().unwrap();
     // The turn committed before shutdown returned.
     let state = engine.order_state("SO-1").await.unwrap().unwrap();
-    assert_eq!(state.executions[0].status(), ExecutionStatus::Completed);
+    assert_eq!(state.executions()[0].status(), ExecutionStatus::Completed);
     assert_eq!(engine.next_due().await.unwrap(), None);
 }
 
@@ -150,7 +150,7 @@ async fn a_start_recovers_what_a_dropped_turn_left_in_flight() {
     let engine = build().await.unwrap();
     let background = engine.start();
     let state = engine.settled("SO-1").await.unwrap();
-    assert_eq!(state.executions[0].status(), ExecutionStatus::Waiting);
+    assert_eq!(state.executions()[0].status(), ExecutionStatus::Waiting);
     assert_eq!(erp.effects().len(), 1);
     background.shutdown().await.unwrap();
 }
@@ -179,5 +179,5 @@ async fn on_a_shared_store_the_background_claims_queued_events() {
     background.shutdown().await.unwrap();
     assert_eq!(store.queued().await, 0);
     let state = engine.order_state("SO-1").await.unwrap().unwrap();
-    assert_eq!(state.executions[0].status(), ExecutionStatus::Waiting);
+    assert_eq!(state.executions()[0].status(), ExecutionStatus::Waiting);
 }

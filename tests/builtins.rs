@@ -2182,10 +2182,9 @@ async fn a_durable_retry_does_not_send_again_what_the_provider_took() {
         .await
         .unwrap();
     let state = engine.order_state("SO-1").await.unwrap().unwrap();
-    let accepted: Vec<&RecordId> = state.executions[0]
-        .accepted
-        .iter()
-        .map(|a| &a.record)
+    let accepted: Vec<&RecordId> = state.executions()[0]
+        .accepted_calls()
+        .map(|(_, _, record)| record)
         .collect();
     assert_eq!(
         accepted,
@@ -2219,7 +2218,7 @@ async fn a_durable_retry_does_not_send_again_what_the_provider_took() {
     assert_eq!(o.status_reason, Some(StatusReason::SENT_TO_FULFILLMENT));
     let state = engine.order_state("SO-1").await.unwrap().unwrap();
     assert!(
-        state.executions[0].accepted.is_empty(),
+        state.executions()[0].accepted_calls().next().is_none(),
         "a step that moved on forgets its calls"
     );
 }

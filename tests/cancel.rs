@@ -142,12 +142,12 @@ async fn run(scenario: &Scenario, cancel_at: Option<usize>) -> Run {
                             continue;
                         };
                         assert!(
-                            !state.has_runnable() && state.resume_at.is_none(),
+                            !state.has_runnable() && state.resume_at().is_none(),
                             "{}: dropped at pending point {}: order {id} was left with work \
                              in flight that no worker takes up: {:?}",
                             scenario.name,
                             cancel_at.unwrap_or_default(),
-                            state.executions
+                            state.executions()
                         );
                     }
                     // The host had no acknowledgement: it delivers the event again.
@@ -171,29 +171,29 @@ async fn run(scenario: &Scenario, cancel_at: Option<usize>) -> Run {
             .unwrap_or_else(|| panic!("{}: order {id} is lost", scenario.name));
         let journey = engine.journey(&id).await.unwrap();
         orders.push((
-            state.order,
+            state.order().clone(),
             state
-                .timeline
+                .timeline()
                 .into_iter()
                 .map(|e| {
                     (
                         e.seq,
                         e.id.to_string(),
                         e.kind.to_string(),
-                        e.record,
-                        e.raised_by,
+                        e.record.clone(),
+                        e.raised_by.clone(),
                     )
                 })
                 .collect(),
             state
-                .executions
+                .executions()
                 .iter()
                 .map(|x| {
                     (
-                        x.id.to_string(),
-                        x.flow.clone(),
-                        x.version.to_string(),
-                        x.round,
+                        x.id().to_string(),
+                        x.flow().to_owned(),
+                        x.version().to_string(),
+                        x.round(),
                         x.status(),
                     )
                 })

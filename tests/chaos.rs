@@ -353,7 +353,7 @@ async fn chaos_on_postgres() {
                 .order_state(&OrderId::from(id.as_str()))
                 .await
                 .unwrap()
-                .is_some_and(|s| s.executions[0].version == semver::Version::new(1, 1, 0))
+                .is_some_and(|s| *s.executions()[0].version() == semver::Version::new(1, 1, 0))
         }
     }))
     .await

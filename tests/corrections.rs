@@ -15,7 +15,7 @@ use orderflow::action::{ActionContext, ActionError, action_fn};
 use orderflow::clock::{ManualClock, Timestamp};
 use orderflow::document::{Address, Decimal, Entity, Order, OrderId, OrderLine, Value};
 use orderflow::engine::Config;
-use orderflow::execution::{ExecutionId, ExecutionStatus, TokenStatus};
+use orderflow::execution::{ExecutionId, ExecutionStatus, PathStatus};
 use orderflow::flow::{ActionStep, Flow, RetryPolicy, render};
 use orderflow::policy::PolicyKind;
 use orderflow::rules::{Condition, PolicyDocument, Rule};
@@ -461,8 +461,8 @@ async fn an_update_racing_a_step_in_flight_applies_after_the_step_never_under_it
     until(|| seen.lock().unwrap().len() == 1).await;
     let state = engine.order_state(&id("SO-1")).await.unwrap().unwrap();
     assert_eq!(
-        state.executions[0].tokens[0].status,
-        TokenStatus::Running,
+        state.executions()[0].paths().next(),
+        Some(PathStatus::Running),
         "the call is committed as under way"
     );
 
@@ -525,7 +525,10 @@ async fn an_update_after_a_dropped_turn_first_finishes_its_step_with_the_old_doc
     submitting.abort();
     assert!(submitting.await.unwrap_err().is_cancelled());
     let state = engine.order_state(&id("SO-1")).await.unwrap().unwrap();
-    assert_eq!(state.executions[0].tokens[0].status, TokenStatus::Running);
+    assert_eq!(
+        state.executions()[0].paths().next(),
+        Some(PathStatus::Running)
+    );
 
     gate.add_permits(1);
     engine
@@ -548,7 +551,7 @@ async fn an_update_after_a_dropped_turn_first_finishes_its_step_with_the_old_doc
     let order = engine.order(&id("SO-1")).await.unwrap().unwrap();
     assert_eq!(order.ship_to.country.as_deref(), Some("US"));
     let state = engine.order_state(&id("SO-1")).await.unwrap().unwrap();
-    assert_eq!(state.resume_at, None, "nothing left to resume");
+    assert_eq!(state.resume_at(), None, "nothing left to resume");
 }
 
 // Refused updates ---------------------------------------------------------------------------
@@ -703,8 +706,8 @@ async fn cancel_of_a_waiting_execution_ends_it_and_the_next_trigger_starts_afres
             .contains("Invoice when shipped → Cancelled")
     );
     let state = engine.order_state(&id("SO-1")).await.unwrap().unwrap();
-    assert!(state.executions[0].tokens.is_empty());
-    assert!(state.executions[0].cancelled.is_some());
+    assert!(state.executions()[0].paths().next().is_none());
+    assert!(state.executions()[0].cancelled().is_some());
     assert!(!state.has_live());
     assert!(
         engine
@@ -819,7 +822,10 @@ async fn cancel_of_a_retrying_execution_clears_its_timer() {
     erp.then(Behavior::Retryable("ERP is down".into()));
     engine.submit(common::pen_order("SO-1")).await.unwrap();
     let state = engine.order_state(&id("SO-1")).await.unwrap().unwrap();
-    assert_eq!(state.executions[0].tokens[0].status, TokenStatus::Retrying);
+    assert!(matches!(
+        state.executions()[0].paths().next(),
+        Some(PathStatus::Retrying { .. })
+    ));
     assert!(engine.next_due().await.unwrap().is_some());
 
     engine.cancel(&exec("SO-1", 1)).await.unwrap();
@@ -1051,9 +1057,9 @@ async fn correct_and_cancel(at: Option<usize>) -> (Left, usize, bool) {
     };
     let left_nothing_in_flight = |state: orderflow::execution::OrderState| {
         assert!(
-            !state.has_runnable() && state.resume_at.is_none(),
+            !state.has_runnable() && state.resume_at().is_none(),
             "dropped at pending point {at:?}: work left in flight: {:?}",
-            state.executions
+            state.executions()
         );
     };
     let patch = || OrderPatch::new().line_quantity("1", 3);
@@ -1101,13 +1107,13 @@ async fn correct_and_cancel(at: Option<usize>) -> (Left, usize, bool) {
         .collect();
     effects.sort();
     let left = (
-        state.order,
+        state.order().clone(),
         state
-            .timeline
+            .timeline()
             .iter()
             .map(|e| (e.seq, e.id.to_string(), e.kind.to_string()))
             .collect(),
-        state.executions.iter().map(|x| x.status()).collect(),
+        state.executions().iter().map(|x| x.status()).collect(),
         journey
             .steps
             .into_iter()

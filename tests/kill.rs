@@ -261,13 +261,13 @@ async fn sigkill_loses_no_acknowledged_order() {
                 .unwrap_or_else(|| panic!("seed {seed}: acknowledged order {id} is lost"));
             assert!(
                 state
-                    .executions
+                    .executions()
                     .iter()
                     .all(|x| x.status() == ExecutionStatus::Completed),
                 "seed {seed}: order {id} did not complete"
             );
             assert_eq!(
-                state.order.status_reason,
+                state.order().status_reason,
                 Some(StatusReason::SENT_TO_FULFILLMENT),
                 "seed {seed}: order {id}"
             );
@@ -292,7 +292,7 @@ async fn sigkill_loses_no_acknowledged_order() {
         );
         for id in &acked {
             let state = engine.order_state(id).await.unwrap().unwrap();
-            for fo in &state.order.fulfillment_orders {
+            for fo in &state.order().fulfillment_orders {
                 assert_eq!(
                     per_target.get(&(id.as_str(), fo.id.as_str())),
                     Some(&1),

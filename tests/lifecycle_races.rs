@@ -16,7 +16,7 @@ use common::{pen_order as new_order, shipped};
 use orderflow::clock::{ManualClock, Timestamp};
 use orderflow::document::OrderId;
 use orderflow::engine::Config;
-use orderflow::execution::{ExecutionStatus, TokenStatus};
+use orderflow::execution::ExecutionStatus;
 use orderflow::flow::{FlowStatus, RetryPolicy};
 use orderflow::testing::provider::ScriptedProvider;
 use orderflow::testing::store::FaultyStore;
@@ -66,11 +66,7 @@ async fn stranded(engine: &Engine, orders: &[String]) -> Vec<String> {
             .await
             .unwrap()
         {
-            if state.executions.iter().any(|x| {
-                x.tokens
-                    .iter()
-                    .any(|t| matches!(t.status, TokenStatus::Ready | TokenStatus::Running))
-            }) {
+            if state.has_runnable() {
                 out.push(id.clone());
             }
         }
@@ -119,7 +115,7 @@ async fn a_stop_racing_a_pause_runs_what_queued_while_paused() {
         Vec::<String>::new()
     );
     let state = engine.order_state("SO-1").await.unwrap().unwrap();
-    assert_eq!(state.executions[0].status(), ExecutionStatus::Completed);
+    assert_eq!(state.executions()[0].status(), ExecutionStatus::Completed);
     assert_eq!(world.billing.effects().len(), 1);
 }
 

@@ -41,7 +41,7 @@ async fn an_execution_fails_at_its_journey_limit() {
     assert_eq!(names, ["One", "Two"]);
     assert_eq!(journey.executions[0].status, ExecutionStatus::Failed);
     let state = engine.order_state("SO-1").await.unwrap().unwrap();
-    let error = state.executions[0].tokens[0].error.as_deref().unwrap();
+    let error = state.executions()[0].failure().unwrap();
     assert!(error.contains("journey limit of 2"), "{error}");
 }
 
@@ -74,12 +74,7 @@ async fn flows_starting_each_other_in_a_cycle_are_stopped() {
     let failed = engine.failed_executions("SO-1").await.unwrap();
     assert!(!failed.is_empty());
     let state = engine.order_state("SO-1").await.unwrap().unwrap();
-    let error = state
-        .executions
-        .iter()
-        .flat_map(|e| &e.tokens)
-        .find_map(|t| t.error.as_deref())
-        .unwrap();
+    let error = state.executions().iter().find_map(|e| e.failure()).unwrap();
     assert!(error.contains("more than 50 steps in one turn"), "{error}");
     let journey = engine.journey("SO-1").await.unwrap();
     assert!(journey.steps.len() <= 50);

@@ -560,7 +560,7 @@ mod outage {
     use orderflow::document::OrderId;
     use orderflow::execution::OrderState;
     use orderflow::flow::Flow;
-    use orderflow::journey::StepRecord;
+    use orderflow::journey::StepRow;
     use orderflow::rules::{PolicyDocument, PolicyRecord};
     use orderflow::store::{
         Commit, DeadLetter, Lease, Queued, SetAside, SharedStore, Store, StoreError, StoreErrorKind,
@@ -613,7 +613,7 @@ mod outage {
         async fn commit(&self, commit: Commit) -> Result<(), StoreError> {
             self.inner.commit(commit).await
         }
-        async fn journey(&self, order: &OrderId) -> Result<Vec<StepRecord>, StoreError> {
+        async fn journey(&self, order: &OrderId) -> Result<Vec<StepRow>, StoreError> {
             self.inner.journey(order).await
         }
         async fn live_orders(&self) -> Result<Vec<OrderId>, StoreError> {

@@ -478,8 +478,8 @@ proptest! {
         let state = OrderState::new(order.clone());
         futures::executor::block_on(store.commit(Commit::new(None, state, Vec::new()))).unwrap();
         let loaded = futures::executor::block_on(store.load(&order.id)).unwrap().unwrap();
-        prop_assert_eq!(&loaded.order, &order);
-        prop_assert_eq!(digits(&loaded.order), digits(&order));
+        prop_assert_eq!(loaded.order(), &order);
+        prop_assert_eq!(digits(loaded.order()), digits(&order));
     }
 }
 

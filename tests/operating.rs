@@ -77,7 +77,7 @@ async fn status(engine: &Engine, order: &str) -> Vec<ExecutionStatus> {
         .order_state(&OrderId::from(order))
         .await
         .unwrap()
-        .map(|s| s.executions.iter().map(|x| x.status()).collect())
+        .map(|s| s.executions().iter().map(|x| x.status()).collect())
         .unwrap_or_default()
 }
 
@@ -209,13 +209,16 @@ async fn a_republish_through_one_instance_starts_the_new_version_on_another() {
     a.submit(new_order("SO-2")).await.unwrap();
     let state = a.order_state("SO-2").await.unwrap().unwrap();
     assert_eq!(
-        state.executions[0].version,
+        *state.executions()[0].version(),
         semver::Version::new(1, 1, 0),
         "a still ran the version it had read at build"
     );
     // The execution a started before the republish stays on its version.
     let first = a.order_state("SO-1").await.unwrap().unwrap();
-    assert_eq!(first.executions[0].version, semver::Version::new(1, 0, 0));
+    assert_eq!(
+        *first.executions()[0].version(),
+        semver::Version::new(1, 0, 0)
+    );
 }
 
 #[tokio::test]
@@ -489,7 +492,7 @@ async fn an_order_takes_no_more_events_than_its_timeline_limit() {
         "{message}"
     );
     let state = engine.order_state("SO-1").await.unwrap().unwrap();
-    assert_eq!(state.timeline.len(), 5);
+    assert_eq!(state.timeline().len(), 5);
     // A duplicate of an event it has is still recognised.
     assert!(
         engine
@@ -528,7 +531,7 @@ async fn reads_do_not_wait_behind_a_provider_call_in_flight() {
         .expect("order_state waited")
         .unwrap()
         .unwrap();
-    assert_eq!(state.timeline.len(), 1);
+    assert_eq!(state.timeline().len(), 1);
     assert!(
         engine
             .order("SO-1")

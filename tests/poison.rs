@@ -50,7 +50,7 @@ async fn status(engine: &Engine, id: &str) -> Vec<ExecutionStatus> {
         .order_state(&OrderId::from(id))
         .await
         .unwrap()
-        .map(|s| s.executions.iter().map(|x| x.status()).collect())
+        .map(|s| s.executions().iter().map(|x| x.status()).collect())
         .unwrap_or_default()
 }
 

@@ -19,7 +19,7 @@ use orderflow::clock::Timestamp;
 use orderflow::document::{Order, OrderId};
 use orderflow::execution::OrderState;
 use orderflow::flow::Flow;
-use orderflow::journey::StepRecord;
+use orderflow::journey::StepRow;
 use orderflow::rules::{PolicyDocument, PolicyRecord, PolicyStatus};
 use orderflow::store::{Commit, PostgresConfig, PostgresStore, Store, StoreErrorKind};
 use orderflow::testing::conformance::check_store;
@@ -138,33 +138,45 @@ fn state(id: &str, revision: u64, live: bool, wake: Option<u64>) -> OrderState {
     let mut value = serde_json::to_value(OrderState::new(Order::new(id))).unwrap();
     value["revision"] = json!(revision);
     if live || wake.is_some() {
-        let mut tokens = vec![json!({
-            "id": 0, "at": {"node": 0}, "status": "waiting", "records": {}, "last": null,
-            "admitted": true, "waited": false, "frames": [],
-        })];
+        let token = |id: u32, phase: serde_json::Value| {
+            json!({
+                "id": id, "at": {"Node": id}, "phase": phase,
+                "records": {"lines": null, "fulfillment_orders": null}, "last": null,
+                "trigger": null, "took": null, "attempt": 1, "calls": 0, "earlier": null,
+                "frames": [], "absorbed": [],
+            })
+        };
+        let mut tokens = vec![token(0, json!("Parked"))];
         if let Some(wake) = wake {
-            tokens.push(json!({
-                "id": 1, "at": {"node": 1}, "status": "retrying", "records": {}, "last": null,
-                "admitted": true, "waited": false, "frames": [], "attempt": 2,
-                "wake_at": wake,
-            }));
+            tokens.push(token(1, json!({"Retrying": {"at": wake}})));
         }
         value["executions"] = json!([{
             "id": {"order": id, "seq": 1}, "flow": "Reference lab", "version": "1.0.0",
-            "trigger": 1, "round": 0, "tokens": tokens, "joins": [], "next_token": 2,
-            "steps": 0, "started": 0, "ended": null,
+            "plan": 0, "trigger": 1, "round": 0, "tokens": tokens, "joins": [],
+            "consumed": [], "accepted": [], "next_token": 2, "steps": 0, "started": 0,
+            "ended": null, "cancelled": null,
         }]);
     }
     serde_json::from_value(value).unwrap()
 }
 
-fn step(order: &str, name: &str) -> StepRecord {
+fn step(order: &str, name: &str) -> StepRow {
+    let _ = order;
     serde_json::from_value(json!({
-        "execution": {"order": order, "seq": 1}, "flow": "Reference lab", "version": "1.0.0",
-        "step": name, "records": ["order"], "outcome": "succeeded", "attempts": 1,
-        "round": 0, "started": 10, "ended": 20, "details": [], "findings": [],
+        "execution": 1, "round": 0, "step": {"Node": 0},
+        "records": {"lines": null, "fulfillment_orders": null}, "sizes": [0, 0],
+        "outcome": "succeeded", "attempts": 1, "started": 10, "ended": 20,
+        "details": [{"Note": name}], "findings": [],
     }))
     .unwrap()
+}
+
+/// The name a fixture row carries (its note).
+fn note(row: &StepRow) -> String {
+    match row.details() {
+        [orderflow::journey::Detail::Note(name)] => name.clone(),
+        other => panic!("not a fixture row: {other:?}"),
+    }
 }
 
 fn id(s: &str) -> OrderId {
@@ -234,7 +246,7 @@ async fn check(store: &PostgresStore, flow: &Flow, record: &PolicyRecord) {
         .await
         .unwrap()
         .into_iter()
-        .map(|row| row.step)
+        .map(|row| note(&row))
         .collect();
     assert_eq!(names, ["Validate", "Route", "Send"]);
     assert_eq!(store.live_orders().await.unwrap(), vec![id("A")]);
@@ -276,7 +288,7 @@ async fn a_new_store_on_the_schema_sees_everything() {
         .await
         .unwrap();
     let journey = store.journey(&id("A")).await.unwrap();
-    assert_eq!(journey.last().map(|row| row.step.as_str()), Some("Done"));
+    assert_eq!(journey.last().map(note).as_deref(), Some("Done"));
     assert_eq!(journey.len(), 4);
     assert_eq!(store.live_orders().await.unwrap(), Vec::<OrderId>::new());
 
@@ -429,14 +441,14 @@ async fn an_order_written_with_json_numbers_reads_as_the_decimals_written() {
         .unwrap();
     let loaded = store.load(&id("SO-OLD")).await.unwrap().unwrap();
     let numbers: Vec<String> = loaded
-        .order
+        .order()
         .lines
         .iter()
         .map(|l| format!("{} {:?}", l.quantity, l.price.map(|p| p.to_string())))
         .collect();
     assert_eq!(numbers, ["2 Some(\"19.99\")", "0.3 None"]);
     assert_eq!(
-        loaded.order.custom["weight"],
+        loaded.order().custom["weight"],
         orderflow::document::Value::Number(orderflow::Decimal::new(3, 1))
     );
 }

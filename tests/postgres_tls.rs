@@ -326,7 +326,7 @@ async fn round_trip(store: &dyn Store, id: &str) {
         .await
         .unwrap();
     let loaded = store.load(&OrderId::from(id)).await.unwrap().unwrap();
-    assert_eq!(loaded.order.id.as_str(), id);
+    assert_eq!(loaded.order().id.as_str(), id);
     assert!(store.journey(&OrderId::from(id)).await.unwrap().is_empty());
 }
 

@@ -358,10 +358,16 @@ async fn a_retry_waits_on_a_durable_timer_that_survives_a_restart() {
 
     // The submit returned with the step parked on its timer, committed.
     let state = engine.order_state("SO-1").await.unwrap().unwrap();
-    let token = &state.executions[0].tokens[0];
-    assert_eq!(token.status, orderflow::execution::TokenStatus::Retrying);
-    assert_eq!(token.wake_at, Some(Timestamp::from_millis(250)));
-    assert_eq!(token.attempt, 2);
+    let execution = &state.executions()[0];
+    let paths: Vec<_> = execution.paths().collect();
+    assert_eq!(
+        paths,
+        [orderflow::execution::PathStatus::Retrying {
+            at: Timestamp::from_millis(250)
+        }]
+    );
+    let failure = execution.failure().unwrap();
+    assert!(failure.starts_with("attempt 1 failed"), "{failure}");
     assert_eq!(
         engine.next_due().await.unwrap(),
         Some(Timestamp::from_millis(250))

@@ -48,7 +48,7 @@ async fn a_rebuilt_engine_resumes_waiting_executions() {
         first.publish("Bill when shipped").await.unwrap();
         first.submit(Event::new_order(order("SO-1"))).await.unwrap();
         let state = first.order_state("SO-1").await.unwrap().unwrap();
-        assert_eq!(state.executions[0].status(), ExecutionStatus::Waiting);
+        assert_eq!(state.executions()[0].status(), ExecutionStatus::Waiting);
     }
 
     let second = engine(&store, &billing).await;

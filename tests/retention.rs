@@ -68,7 +68,7 @@ async fn run_orders(engine: &Engine, from: usize, count: usize) {
     let state = engine.order_state(&last).await.unwrap().unwrap();
     assert!(
         state
-            .executions
+            .executions()
             .iter()
             .all(|e| e.status() == ExecutionStatus::Completed),
         "the lab's orders complete"

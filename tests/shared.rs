@@ -75,7 +75,7 @@ mod broken {
     use orderflow::document::OrderId;
     use orderflow::execution::OrderState;
     use orderflow::flow::Flow;
-    use orderflow::journey::StepRecord;
+    use orderflow::journey::StepRow;
     use orderflow::rules::{PolicyDocument, PolicyRecord};
     use orderflow::store::{
         Commit, DeadLetter, Lease, Queued, SetAside, SharedStore, Store, StoreError, StoreErrorKind,
@@ -130,7 +130,7 @@ mod broken {
                 other => other,
             }
         }
-        async fn journey(&self, order: &OrderId) -> Result<Vec<StepRecord>, StoreError> {
+        async fn journey(&self, order: &OrderId) -> Result<Vec<StepRow>, StoreError> {
             self.inner.journey(order).await
         }
         async fn live_orders(&self) -> Result<Vec<OrderId>, StoreError> {

@@ -8,7 +8,7 @@ use orderflow::clock::Timestamp;
 use orderflow::document::OrderId;
 use orderflow::execution::OrderState;
 use orderflow::flow::Flow;
-use orderflow::journey::StepRecord;
+use orderflow::journey::StepRow;
 use orderflow::rules::{PolicyDocument, PolicyRecord};
 use orderflow::store::{Commit, MemoryStore, SetAside, Store, StoreError};
 use orderflow::testing::conformance::check_store;
@@ -128,14 +128,14 @@ impl Store for Broken {
                 .inner
                 .load(commit.state.id())
                 .await?
-                .map(|s| s.revision),
+                .map(|s| s.revision()),
             _ => commit.expected,
         };
         self.inner
             .commit(Commit::new(expected, commit.state, commit.journey))
             .await
     }
-    async fn journey(&self, order: &OrderId) -> Result<Vec<StepRecord>, StoreError> {
+    async fn journey(&self, order: &OrderId) -> Result<Vec<StepRow>, StoreError> {
         let mut rows = self.inner.journey(order).await?;
         if self.bug == Bug::JourneyNewestFirst {
             rows.reverse();

@@ -14,9 +14,10 @@
 
 mod background;
 mod builtin;
+mod machine;
 mod plan;
-mod run;
 mod simulate;
+mod turn;
 mod work;
 
 #[cfg(feature = "tokio")]
@@ -39,7 +40,7 @@ use crate::clock::{Clock, Timestamp};
 use crate::document::{AsOrderId, Order, OrderId, RecordId};
 use crate::error::{Error, Result};
 use crate::event::{Event, EventId, EventKind};
-use crate::execution::{self, ExecutionId, OrderState, TokenStatus};
+use crate::execution::{self, ExecutionId, OrderState};
 use crate::flow::{Flow, FlowStatus, RetryPolicy};
 use crate::journey::Journey;
 use crate::orchestration::{ActionKind, OrchestrationType, OrderOrchestration};
@@ -1337,7 +1338,7 @@ impl Engine {
         let mut waits = Vec::new();
         for exec in &state.executions {
             for token in &exec.tokens {
-                if token.status != TokenStatus::Waiting {
+                if token.phase != execution::Phase::Parked {
                     continue;
                 }
                 if let execution::Position::Node(n) = token.at {
@@ -1358,7 +1359,7 @@ impl Engine {
             .unwrap_or_default();
         Ok(Simulation {
             journey,
-            order: state.order,
+            order: Arc::unwrap_or_clone(state.order),
             calls,
             filters,
             changes,
@@ -1386,7 +1387,7 @@ impl Engine {
         let mut event = event;
         // A new order's state takes the document itself, not a copy.
         let document = event.document.take();
-        run::Turn::load(&self.inner, event.order.clone(), document)
+        turn::Turn::load(&self.inner, event.order.clone(), document)
             .await?
             .submit(event)
             .await
@@ -1396,7 +1397,7 @@ impl Engine {
     /// idempotency keys). Fails if the execution has no failed path.
     pub async fn reprocess(&self, execution: &ExecutionId) -> Result<()> {
         let _guard = self.inner.lock_order(&execution.order).await;
-        let Some(turn) = run::Turn::load_existing(&self.inner, execution.order.clone()).await?
+        let Some(turn) = turn::Turn::load_existing(&self.inner, execution.order.clone()).await?
         else {
             return Err(Error::UnknownExecution(execution.clone()));
         };
@@ -1458,7 +1459,7 @@ impl Engine {
         let update = update.into();
         let _permit = self.inner.admission.acquire().await;
         let _guard = self.inner.lock_order(order).await;
-        let Some(turn) = run::Turn::load_existing(&self.inner, order.clone()).await? else {
+        let Some(turn) = turn::Turn::load_existing(&self.inner, order.clone()).await? else {
             return Err(Error::UnknownOrder(order.clone()));
         };
         turn.update(id, update).await
@@ -1486,7 +1487,7 @@ impl Engine {
     /// [`Error::NotCancellable`] for one that completed or was cancelled before.
     pub async fn cancel(&self, execution: &ExecutionId) -> Result<()> {
         let _guard = self.inner.lock_order(&execution.order).await;
-        let Some(turn) = run::Turn::load_existing(&self.inner, execution.order.clone()).await?
+        let Some(turn) = turn::Turn::load_existing(&self.inner, execution.order.clone()).await?
         else {
             return Err(Error::UnknownExecution(execution.clone()));
         };
@@ -1532,11 +1533,11 @@ impl Engine {
     /// does: set aside when it is the order's own, left for later otherwise.
     async fn run_order<'a, F, Fut>(&'a self, order: &OrderId, f: F) -> OrderOutcome
     where
-        F: FnOnce(run::Turn<'a>) -> Fut,
+        F: FnOnce(turn::Turn<'a>) -> Fut,
         Fut: std::future::Future<Output = Result<bool>>,
     {
         let _guard = self.inner.lock_order(order).await;
-        let result = match run::Turn::load_existing(&self.inner, order.clone()).await {
+        let result = match turn::Turn::load_existing(&self.inner, order.clone()).await {
             Ok(Some(turn)) => f(turn).await,
             Ok(None) => Ok(false),
             Err(e) => Err(e),
@@ -1725,7 +1726,12 @@ impl Engine {
     /// The order document as the engine holds it.
     pub async fn order(&self, order: impl AsOrderId) -> Result<Option<Order>> {
         let order = order.as_order_id();
-        Ok(self.inner.store.load(&order).await?.map(|s| s.order))
+        Ok(self
+            .inner
+            .store
+            .load(&order)
+            .await?
+            .map(|s| Arc::unwrap_or_clone(s.order)))
     }
 
     /// Everything the store holds about an order's executions.
@@ -1746,10 +1752,34 @@ impl Engine {
             let Some(read) = state else {
                 return Err(Error::UnknownOrder(order.clone()));
             };
-            let steps = self.inner.store.journey(order).await?;
+            let rows = self.inner.store.journey(order).await?;
             let again = self.inner.store.load(order).await?;
             if again.as_ref().is_some_and(|s| s.revision == read.revision) {
-                return Ok(Journey::from_state(read, steps));
+                let mut names = HashMap::new();
+                for exec in &read.executions {
+                    let key = (exec.flow.clone(), exec.version.clone());
+                    if let std::collections::hash_map::Entry::Vacant(slot) = names.entry(key) {
+                        // A flow that cannot be compiled here still has a definition to
+                        // name its steps by.
+                        let table = match self.inner.plan(&exec.flow, &exec.version).await {
+                            Ok(plan) => Some(plan.names.clone()),
+                            Err(e) if is_outage(&e) => return Err(e),
+                            Err(_) => self
+                                .inner
+                                .store
+                                .flow_version(&exec.flow, &exec.version)
+                                .await?
+                                .map(|flow| Arc::new(crate::flow::StepNames::of(&flow))),
+                        };
+                        slot.insert(table);
+                    }
+                }
+                return Ok(Journey::resolve(&read, &rows, |flow, version| {
+                    names
+                        .get(&(flow.to_owned(), version.clone()))
+                        .cloned()
+                        .flatten()
+                }));
             }
             state = again;
         }
@@ -1765,7 +1795,7 @@ impl Engine {
             .map(|s| {
                 s.executions
                     .iter()
-                    .filter(|e| e.tokens.iter().any(|t| t.status == TokenStatus::Failed))
+                    .filter(|e| e.is_failed())
                     .map(|e| e.id.clone())
                     .collect()
             })

@@ -33,6 +33,10 @@ pub(crate) struct Plan {
     pub(crate) joins: Vec<Join>,
     pub(crate) entry: Position,
     pub(crate) triggers: Vec<EventKind>,
+    /// The fingerprint of the plan's layout (see [`fingerprint`]), kept with every execution.
+    pub(crate) tag: u64,
+    /// The names of its steps and merges by index, for journeys.
+    pub(crate) names: Arc<crate::flow::StepNames>,
 }
 
 #[derive(Debug)]
@@ -148,11 +152,94 @@ pub(crate) fn compile(
         joins: c.joins,
         entry,
         triggers: Vec::new(),
+        tag: 0,
+        names: Arc::new(crate::flow::StepNames::of(flow)),
     };
     let mut triggers = Vec::new();
     collect_triggers(&plan, entry, &mut triggers);
     plan.triggers = triggers;
+    plan.tag = fingerprint(&plan);
     Ok(plan)
+}
+
+/// The version of the plan layout: bumped by any change to how the compiler numbers a
+/// flow's steps, so every fingerprint changes with it.
+const PLAN_LAYOUT: u64 = 1;
+
+/// A fingerprint of a plan's layout: every node's name, kind and targets, every merge, the
+/// entry, and [`PLAN_LAYOUT`] (FNV-1a, stable across builds and platforms). An execution
+/// keeps the fingerprint of the plan its positions index; an engine whose compiled plan
+/// has another refuses to move it instead of sending a token to the wrong step.
+pub(crate) fn fingerprint(plan: &Plan) -> u64 {
+    struct Fnv(u64);
+    impl Fnv {
+        fn bytes(&mut self, bytes: &[u8]) {
+            for b in bytes {
+                self.0 ^= u64::from(*b);
+                self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
+            }
+        }
+        fn num(&mut self, n: u64) {
+            self.bytes(&n.to_le_bytes());
+        }
+        fn text(&mut self, s: &str) {
+            self.num(s.len() as u64);
+            self.bytes(s.as_bytes());
+        }
+        fn pos(&mut self, p: Position) {
+            match p {
+                Position::Node(n) => {
+                    self.num(1);
+                    self.num(n.into());
+                }
+                Position::Arrive { join, branch } => {
+                    self.num(2);
+                    self.num(join.into());
+                    self.num(branch.into());
+                }
+                Position::Merged(j) => {
+                    self.num(3);
+                    self.num(j.into());
+                }
+                Position::End => self.num(4),
+            }
+        }
+    }
+    let mut h = Fnv(0xcbf2_9ce4_8422_2325);
+    h.num(PLAN_LAYOUT);
+    h.pos(plan.entry);
+    for node in &plan.nodes {
+        h.text(&node.name);
+        match &node.kind {
+            NodeKind::Action(a) => {
+                h.num(10);
+                h.pos(a.next);
+            }
+            NodeKind::Condition { yes, no, join } => {
+                h.num(11);
+                h.pos(*yes);
+                h.pos(*no);
+                h.num(join.map_or(u64::MAX, u64::from));
+            }
+            NodeKind::Splitter { branches, join } => {
+                h.num(12);
+                for (name, p) in branches {
+                    h.text(name);
+                    h.pos(*p);
+                }
+                h.num(join.map_or(u64::MAX, u64::from));
+            }
+        }
+    }
+    for join in &plan.joins {
+        h.text(&join.name);
+        for b in &join.branch_names {
+            h.text(b);
+        }
+        h.pos(join.after);
+        h.num(u64::from(join.tolerate));
+    }
+    h.0
 }
 
 fn collect_triggers(plan: &Plan, pos: Position, out: &mut Vec<EventKind>) {

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 
-use super::{CONCURRENT_ORDERS, Engine, check_event, run};
+use super::{CONCURRENT_ORDERS, Engine, check_event, turn};
 use crate::clock::Timestamp;
 use crate::document::AsOrderId;
 use crate::error::{Error, Result};
@@ -271,7 +271,7 @@ impl Engine {
         let _guard = inner.lock_order(order).await;
         // One load serves the first event (a turn runs what an earlier holder left in
         // flight before it takes an event); a due timer runs first, on its own.
-        let mut loaded = run::Turn::load_existing(inner, order.clone()).await?;
+        let mut loaded = turn::Turn::load_existing(inner, order.clone()).await?;
         if let Some(turn) = loaded.take() {
             if turn.state().next_wake().is_some_and(|at| at <= now) {
                 turn.run_due(now).await?;
@@ -292,7 +292,7 @@ impl Engine {
                 let turn = match loaded.take() {
                     Some(turn) => Ok(turn),
                     // A new order's state takes the document itself.
-                    None => run::Turn::load(inner, order.clone(), q.event.document.take()).await,
+                    None => turn::Turn::load(inner, order.clone(), q.event.document.take()).await,
                 };
                 let outcome = match turn {
                     Ok(turn) => turn.submit(q.event).await.map(drop),

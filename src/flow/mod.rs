@@ -47,6 +47,7 @@
 
 pub mod analysis;
 mod builder;
+mod names;
 pub mod render;
 mod validate;
 
@@ -62,6 +63,8 @@ use crate::event::EventKind;
 use crate::orchestration::ActionKind;
 
 pub use builder::{FlowBuilder, SequenceBuilder, SplitterBuilder};
+pub(crate) use names::NodeElement;
+pub use names::StepNames;
 pub use validate::{MAX_NESTING, Problem, ProblemKind, StepPath, ValidationError, validate};
 
 /// The name of the orchestration type every flow gets unless it names another.

@@ -10,7 +10,7 @@ use crate::clock::Timestamp;
 use crate::document::OrderId;
 use crate::execution::OrderState;
 use crate::flow::Flow;
-use crate::journey::StepRecord;
+use crate::journey::StepRow;
 use crate::rules::{PolicyDocument, PolicyRecord};
 
 /// A [`Store`] in memory: for tests, examples, and hosts that keep durability elsewhere.
@@ -25,7 +25,7 @@ pub struct MemoryStore {
 #[derive(Debug)]
 struct Stored {
     state: OrderState,
-    journey: Vec<StepRecord>,
+    journey: Vec<StepRow>,
     /// Its entry in the completion index.
     completed: Option<Timestamp>,
 }
@@ -260,7 +260,7 @@ impl Store for MemoryStore {
         Ok(())
     }
 
-    async fn journey(&self, order: &OrderId) -> Result<Vec<StepRecord>, StoreError> {
+    async fn journey(&self, order: &OrderId) -> Result<Vec<StepRow>, StoreError> {
         Ok(self
             .lock()
             .orders

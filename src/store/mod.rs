@@ -48,7 +48,7 @@
 //! use orderflow::document::OrderId;
 //! use orderflow::execution::OrderState;
 //! use orderflow::flow::Flow;
-//! use orderflow::journey::StepRecord;
+//! use orderflow::journey::StepRow;
 //! use orderflow::rules::{PolicyDocument, PolicyRecord};
 //! use orderflow::store::{Commit, MemoryStore, SetAside, Store, StoreError, Unreadable};
 //!
@@ -91,7 +91,7 @@
 //!         self.commits.fetch_add(1, Ordering::Relaxed);
 //!         self.inner.commit(commit).await
 //!     }
-//!     async fn journey(&self, order: &OrderId) -> Result<Vec<StepRecord>, StoreError> {
+//!     async fn journey(&self, order: &OrderId) -> Result<Vec<StepRow>, StoreError> {
 //!         self.inner.journey(order).await
 //!     }
 //!     async fn live_orders(&self) -> Result<Vec<OrderId>, StoreError> {
@@ -149,7 +149,7 @@ use crate::clock::Timestamp;
 use crate::document::OrderId;
 use crate::execution::OrderState;
 use crate::flow::Flow;
-use crate::journey::StepRecord;
+use crate::journey::StepRow;
 use crate::rules::{PolicyDocument, PolicyRecord};
 
 pub use memory::MemoryStore;
@@ -267,12 +267,12 @@ pub struct Commit {
     /// The new state; its `revision` is the one stored.
     pub state: OrderState,
     /// Journey rows to append.
-    pub journey: Vec<StepRecord>,
+    pub journey: Vec<StepRow>,
 }
 
 impl Commit {
     /// A commit of `state` computed from revision `expected`.
-    pub fn new(expected: Option<u64>, state: OrderState, journey: Vec<StepRecord>) -> Self {
+    pub fn new(expected: Option<u64>, state: OrderState, journey: Vec<StepRow>) -> Self {
         Self {
             expected,
             state,
@@ -307,7 +307,7 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     /// Applies a change to one order atomically.
     async fn commit(&self, commit: Commit) -> Result<(), StoreError>;
     /// The journey rows of an order, in order.
-    async fn journey(&self, order: &OrderId) -> Result<Vec<StepRecord>, StoreError>;
+    async fn journey(&self, order: &OrderId) -> Result<Vec<StepRow>, StoreError>;
     /// Orders that have a live execution.
     async fn live_orders(&self) -> Result<Vec<OrderId>, StoreError>;
     /// Up to `limit` orders whose earliest durable timer ([`OrderState::next_wake`]) is at
@@ -445,7 +445,7 @@ macro_rules! forward_store {
             async fn commit(&self, commit: Commit) -> Result<(), StoreError> {
                 (**self).commit(commit).await
             }
-            async fn journey(&self, order: &OrderId) -> Result<Vec<StepRecord>, StoreError> {
+            async fn journey(&self, order: &OrderId) -> Result<Vec<StepRow>, StoreError> {
                 (**self).journey(order).await
             }
             async fn live_orders(&self) -> Result<Vec<OrderId>, StoreError> {

@@ -25,7 +25,7 @@ use crate::document::OrderId;
 use crate::event::Event;
 use crate::execution::OrderState;
 use crate::flow::Flow;
-use crate::journey::StepRecord;
+use crate::journey::StepRow;
 use crate::redact;
 use crate::rules::{PolicyDocument, PolicyRecord};
 
@@ -519,7 +519,7 @@ impl fmt::Debug for PostgresConfig {
 /// | `policies` | `seq`, `name` (unique), `json` ([`PolicyRecord`]) |
 /// | `policy_versions` | `name`, `version`, `json`: published [`PolicyDocument`]s, written once |
 /// | `orders` | `id` (primary key), `revision`, `state` ([`OrderState`]), `live`, `next_wake`, `journey_len` |
-/// | `journeys` | `order_id`, `seq`, `json` ([`StepRecord`]) |
+/// | `journeys` | `order_id`, `seq`, `json` ([`StepRow`]) |
 ///
 /// Migration 2 adds work sharing:
 ///
@@ -1291,7 +1291,7 @@ impl Store for PostgresStore {
         ))
     }
 
-    async fn journey(&self, order: &OrderId) -> Result<Vec<StepRecord>, StoreError> {
+    async fn journey(&self, order: &OrderId) -> Result<Vec<StepRow>, StoreError> {
         self.read_json("reading a journey", &self.sql.journey, &[&order.as_str()])
             .await
     }

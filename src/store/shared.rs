@@ -54,7 +54,7 @@ use crate::document::OrderId;
 use crate::event::Event;
 use crate::execution::OrderState;
 use crate::flow::Flow;
-use crate::journey::StepRecord;
+use crate::journey::StepRow;
 use crate::rules::{PolicyDocument, PolicyRecord};
 
 /// A claim on one order: its id and the fencing token it was granted with.
@@ -459,7 +459,7 @@ impl Store for SharedMemoryStore {
         Ok(())
     }
 
-    async fn journey(&self, order: &OrderId) -> Result<Vec<StepRecord>, StoreError> {
+    async fn journey(&self, order: &OrderId) -> Result<Vec<StepRow>, StoreError> {
         self.shared.store.journey(order).await
     }
     async fn live_orders(&self) -> Result<Vec<OrderId>, StoreError> {

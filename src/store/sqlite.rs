@@ -25,7 +25,7 @@ use crate::clock::Timestamp;
 use crate::document::OrderId;
 use crate::execution::OrderState;
 use crate::flow::Flow;
-use crate::journey::StepRecord;
+use crate::journey::StepRow;
 use crate::rules::{PolicyDocument, PolicyRecord};
 
 /// The most changes one transaction takes.
@@ -290,7 +290,7 @@ struct WriteJob {
 /// | `policies` | `seq`, `name` (unique), `json` ([`PolicyRecord`]) |
 /// | `policy_versions` | `name`, `version`, `json`: published [`PolicyDocument`]s, written once |
 /// | `orders` | `id`, `revision`, `state` ([`OrderState`]), `live`, `next_wake` |
-/// | `journeys` | `order_id`, `seq`, `json` ([`StepRecord`]) |
+/// | `journeys` | `order_id`, `seq`, `json` ([`StepRow`]) |
 ///
 /// Migration 2 adds `aside` (`seq`, `order_id`, `reason`): the orders set aside
 /// ([`Store::set_aside`]), which the live, due and next-timer queries leave out.
@@ -881,7 +881,7 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn journey(&self, order: &OrderId) -> Result<Vec<StepRecord>, StoreError> {
+    async fn journey(&self, order: &OrderId) -> Result<Vec<StepRow>, StoreError> {
         self.read_json(
             "reading a journey",
             "SELECT json FROM journeys WHERE order_id = ?1 ORDER BY seq",

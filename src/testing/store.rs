@@ -49,7 +49,7 @@ use crate::clock::Timestamp;
 use crate::document::OrderId;
 use crate::execution::OrderState;
 use crate::flow::Flow;
-use crate::journey::StepRecord;
+use crate::journey::StepRow;
 use crate::rules::{PolicyDocument, PolicyRecord};
 use crate::store::{Commit, SetAside, Store, StoreError, StoreErrorKind, Unreadable};
 
@@ -371,7 +371,7 @@ impl Store for FaultyStore {
             .await
     }
 
-    async fn journey(&self, order: &OrderId) -> Result<Vec<StepRecord>, StoreError> {
+    async fn journey(&self, order: &OrderId) -> Result<Vec<StepRow>, StoreError> {
         self.run("journey", Some(order), self.inner.journey(order))
             .await
     }

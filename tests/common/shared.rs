@@ -252,7 +252,7 @@ pub(crate) async fn a_stalled_instance_is_fenced_off<S, E, Fut>(
         .unwrap()
         .unwrap();
     assert_eq!(
-        done.order.status_reason,
+        done.order().status_reason,
         Some(StatusReason::SENT_TO_FULFILLMENT)
     );
 

@@ -29,7 +29,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use indexmap::IndexMap;
 use orderflow::document::{Order, OrderId};
 use orderflow::flow::analysis::{self, Context};
-use orderflow::flow::{Flow, Step, render};
+use orderflow::flow::{Flow, Step, StepNames, render};
 use orderflow::journey::Journey;
 use orderflow::limits::Limits;
 use orderflow::provider::{CallContext, Provider, ProviderError, Reply, Request, RequestKind};
@@ -536,7 +536,24 @@ async fn journey(path: &Path, order: &str, format: JourneyFormat) -> Outcome {
         )));
     };
     let steps = store.journey(&id).await.map_err(usage)?;
-    let journey = Journey::from_state(state, steps);
+    // Journey rows name steps by plan index: the flow versions' definitions name them.
+    let mut names = std::collections::HashMap::new();
+    for exec in state.executions() {
+        let key = (exec.flow().to_owned(), exec.version().clone());
+        if !names.contains_key(&key) {
+            let flow = store
+                .flow_version(exec.flow(), exec.version())
+                .await
+                .map_err(usage)?;
+            names.insert(key, flow.map(|f| std::sync::Arc::new(StepNames::of(&f))));
+        }
+    }
+    let journey = Journey::resolve(&state, &steps, |flow, version| {
+        names
+            .get(&(flow.to_owned(), version.clone()))
+            .cloned()
+            .flatten()
+    });
     match format {
         JourneyFormat::Text => print!("{journey}"),
         JourneyFormat::Json => println!(

@@ -149,7 +149,7 @@ where
     let stored = a.load(&OrderId::from("SH-2")).await.unwrap().unwrap();
     let mut next = stored.clone();
     next.revision += 1;
-    next.order.order_source = Some("stale write".to_owned());
+    std::sync::Arc::make_mut(&mut next.order).order_source = Some("stale write".to_owned());
     let err = a
         .commit(Commit::new(Some(stored.revision), next.clone(), Vec::new()))
         .await

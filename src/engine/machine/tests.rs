@@ -1,0 +1,1 @@
+//! Unit tests of the machine, one group per rule of DESIGN §3.
