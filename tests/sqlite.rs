@@ -929,8 +929,9 @@ fn completed_state(id: &str, ended: u64, event: u64) -> OrderState {
     }]);
     value["executions"] = json!([{
         "id": {"order": id, "seq": 1}, "flow": "Reference lab", "version": "1.0.0",
-        "trigger": 1, "round": 0, "tokens": [], "joins": [], "next_token": 1,
-        "steps": 0, "started": 100, "ended": ended,
+        "plan": 0, "trigger": 1, "round": 0, "tokens": [], "joins": [], "consumed": [],
+        "accepted": [], "next_token": 1, "steps": 0, "started": 100, "ended": ended,
+        "cancelled": null,
     }]);
     serde_json::from_value(value).unwrap()
 }

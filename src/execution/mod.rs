@@ -14,6 +14,8 @@
 //! ([`Execution::plan_tag`]): an engine whose plan compiler numbers a flow differently refuses
 //! the execution instead of sending its tokens to the wrong step.
 
+mod legacy;
+
 use std::fmt;
 
 use semver::Version;
@@ -609,6 +611,21 @@ pub struct OrderState {
 }
 
 impl OrderState {
+    /// A state from its JSON form, as this version writes it or as orderflow 0.1 wrote it
+    /// (tokens with a status and flags), for stores that kept JSON rows.
+    ///
+    /// # Errors
+    ///
+    /// The text is neither form; the message names what did not parse.
+    pub fn from_json(text: &str) -> Result<Self, String> {
+        match serde_json::from_str::<Self>(text) {
+            Ok(state) => Ok(state),
+            Err(current) => serde_json::from_str::<legacy::OrderState1>(text)
+                .map(Self::from)
+                .map_err(|_| current.to_string()),
+        }
+    }
+
     /// A fresh state for a new order document.
     pub fn new(order: Order) -> Self {
         Self {
@@ -781,5 +798,62 @@ mod tests {
         let mut all = Selection::default();
         all.union(&fos(&["9"]));
         assert_eq!(all, Selection::default());
+    }
+
+    #[test]
+    fn state_written_by_0_1_reads_with_phases_for_its_tokens() {
+        let json = serde_json::json!({
+            "order": crate::document::Order::new("SO-1"),
+            "revision": 3,
+            "timeline": [],
+            "executions": [{
+                "id": {"order": "SO-1", "seq": 1}, "flow": "F", "version": "1.0.0",
+                "trigger": 1, "round": 0, "joins": [], "next_token": 5, "steps": 2,
+                "started": 0, "ended": null,
+                "tokens": [
+                    {"id": 0, "at": {"node": 1}, "status": "waiting", "records": {},
+                     "last": "succeeded", "admitted": true, "waited": false, "frames": []},
+                    {"id": 1, "at": {"node": 2}, "status": "retrying", "records": {},
+                     "last": null, "admitted": true, "waited": true, "frames": [],
+                     "attempt": 2, "wake_at": 900, "error": "attempt 1 failed: busy"},
+                    {"id": 2, "at": {"node": 3}, "status": "failed", "records": {},
+                     "last": "failed", "admitted": true, "waited": true, "frames": [],
+                     "error": "no stock"},
+                    {"id": 3, "at": {"node": 4}, "status": "running", "records": {},
+                     "last": null, "admitted": true, "waited": true, "frames": []},
+                    {"id": 4, "at": "end", "status": "ready", "records": {},
+                     "last": null, "admitted": false, "waited": false, "frames": []}
+                ]
+            }]
+        });
+        let state = super::OrderState::from_json(&json.to_string()).expect("reads");
+        let phases: Vec<&super::Phase> = state.executions[0]
+            .tokens
+            .iter()
+            .map(|t| &t.phase)
+            .collect();
+        assert_eq!(
+            phases,
+            [
+                &super::Phase::Parked,
+                &super::Phase::Retrying { at: Timestamp(900) },
+                &super::Phase::Failed {
+                    error: "no stock".into(),
+                    resume: super::Resume::Admitted
+                },
+                &super::Phase::Calling,
+                &super::Phase::Arrived,
+            ]
+        );
+        assert_eq!(
+            state.executions[0].tokens[1].earlier.as_deref(),
+            Some("attempt 1 failed: busy")
+        );
+        assert_eq!(state.revision(), 3);
+        assert_eq!(state.next_wake(), Some(Timestamp(900)));
+        // And the current form round-trips.
+        let again = serde_json::to_string(&state).expect("writes");
+        assert_eq!(super::OrderState::from_json(&again).expect("reads"), state);
+        assert!(super::OrderState::from_json("{}").is_err());
     }
 }
