@@ -1395,7 +1395,8 @@ impl Engine {
 
     /// Re-runs an execution's failed paths from their failed steps, in a new round (new
     /// idempotency keys). Fails if the execution has no failed path.
-    pub async fn reprocess(&self, execution: &ExecutionId) -> Result<()> {
+    pub async fn reprocess(&self, execution: impl AsRef<ExecutionId>) -> Result<()> {
+        let execution = execution.as_ref();
         let _guard = self.inner.lock_order(&execution.order).await;
         let Some(turn) = turn::Turn::load_existing(&self.inner, execution.order.clone()).await?
         else {
@@ -1485,7 +1486,8 @@ impl Engine {
     ///
     /// [`Error::UnknownExecution`] for an execution the store does not hold;
     /// [`Error::NotCancellable`] for one that completed or was cancelled before.
-    pub async fn cancel(&self, execution: &ExecutionId) -> Result<()> {
+    pub async fn cancel(&self, execution: impl AsRef<ExecutionId>) -> Result<()> {
+        let execution = execution.as_ref();
         let _guard = self.inner.lock_order(&execution.order).await;
         let Some(turn) = turn::Turn::load_existing(&self.inner, execution.order.clone()).await?
         else {
@@ -1785,8 +1787,12 @@ impl Engine {
         }
     }
 
-    /// The executions of an order that wait for reprocess.
-    pub async fn failed_executions(&self, order: impl AsOrderId) -> Result<Vec<ExecutionId>> {
+    /// The executions of an order that wait for reprocess, each with why its paths failed.
+    /// Pass one to [`reprocess`](Self::reprocess) or [`cancel`](Self::cancel).
+    pub async fn failed_executions(
+        &self,
+        order: impl AsOrderId,
+    ) -> Result<Vec<execution::FailedExecution>> {
         Ok(self
             .inner
             .store
@@ -1796,7 +1802,12 @@ impl Engine {
                 s.executions
                     .iter()
                     .filter(|e| e.is_failed())
-                    .map(|e| e.id.clone())
+                    .map(|e| execution::FailedExecution {
+                        id: e.id.clone(),
+                        flow: e.flow.clone(),
+                        version: e.version.clone(),
+                        reason: e.failure().unwrap_or_default(),
+                    })
                     .collect()
             })
             .unwrap_or_default())

@@ -50,7 +50,7 @@ struct Token1 {
     #[serde(default)]
     frames: Vec<Frame>,
     #[serde(default)]
-    absorbed: Vec<Token1>,
+    absorbed: Vec<Self>,
     #[serde(default)]
     error: Option<String>,
     #[serde(default = "one")]
@@ -142,7 +142,7 @@ impl From<Token1> for Token {
             },
             phase,
             frames: t.frames,
-            absorbed: t.absorbed.into_iter().map(Token::from).collect(),
+            absorbed: t.absorbed.into_iter().map(Self::from).collect(),
         }
     }
 }

@@ -42,6 +42,39 @@ impl fmt::Display for ExecutionId {
     }
 }
 
+impl AsRef<Self> for ExecutionId {
+    fn as_ref(&self) -> &Self {
+        self
+    }
+}
+
+/// An execution that waits for reprocess, with why
+/// ([`Engine::failed_executions`](crate::Engine::failed_executions)).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct FailedExecution {
+    /// The execution.
+    pub id: ExecutionId,
+    /// Its flow.
+    pub flow: String,
+    /// The flow version it is pinned to.
+    pub version: Version,
+    /// Why its failed paths failed, joined with "; " when several did.
+    pub reason: String,
+}
+
+impl AsRef<ExecutionId> for FailedExecution {
+    fn as_ref(&self) -> &ExecutionId {
+        &self.id
+    }
+}
+
+impl PartialEq<ExecutionId> for FailedExecution {
+    fn eq(&self, other: &ExecutionId) -> bool {
+        &self.id == other
+    }
+}
+
 /// Where an execution stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
