@@ -186,7 +186,7 @@ impl StepRow {
 
     /// The records it took, as ids in `order` (the lines and fulfillment orders the order
     /// had when the step ran, when it took all of them).
-    fn record_ids(&self, order: &Order) -> Vec<RecordId> {
+    pub(crate) fn record_ids(&self, order: &Order) -> Vec<RecordId> {
         let (lines, fos) = (self.sizes.0 as usize, self.sizes.1 as usize);
         let mut v = vec![RecordId::Order];
         let line_ids = order.lines.iter().map(|l| &l.id);

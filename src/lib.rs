@@ -7,6 +7,11 @@
 #![doc = document_features::document_features!()]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+// The machine's model test shares its reference interpreter with the integration tests,
+// which name the crate `orderflow`.
+#[cfg(test)]
+extern crate self as orderflow;
+
 pub mod action;
 pub mod clock;
 pub mod document;

@@ -30,6 +30,8 @@
 
 mod lifecycle;
 mod merge;
+#[cfg(test)]
+mod model;
 mod route;
 mod step;
 #[cfg(test)]
