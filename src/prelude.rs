@@ -100,7 +100,9 @@ pub use crate::event::{Event, EventKind};
 pub use crate::flow::{ActionStep, Flow, FlowStatus, RetryPolicy};
 pub use crate::journey::{Journey, Outcome};
 pub use crate::orchestration::ActionKind;
-pub use crate::policy::{Check, Criticality, Policy, execution_fn, filter_fn};
+pub use crate::policy::{
+    Check, Criticality, ExecutionPolicy, FilterPolicy, Policy, execution_fn, filter_fn,
+};
 pub use crate::provider::{
     Allocation, CallContext, FulfillmentPlan, MemoryProvider, PlannedLine, Provider, ProviderError,
     ProviderErrorKind, Reply, Request, RequestKind,

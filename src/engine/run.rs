@@ -21,7 +21,7 @@ use crate::execution::{
 };
 use crate::flow::FlowStatus;
 use crate::journey::{Finding, Outcome, StepRecord, TimelineEntry};
-use crate::policy::{Check, Criticality, Policy};
+use crate::policy::{Check, Criticality, ExecutionPolicy, FilterPolicy};
 use crate::store::Commit;
 use crate::update::OrderUpdate;
 
@@ -196,7 +196,7 @@ impl<'e> Turn<'e> {
         };
         let order = update.apply(current).map_err(invalid)?;
         order.check_ids().map_err(|e| invalid(e.to_string()))?;
-        crate::limits::check_order("order update", &order, &self.inner.config.limits, || {
+        order.check_limits("order update", &self.inner.config.limits, || {
             format!("update '{id}' of order '{}'", current.id)
         })?;
         Ok(order)
@@ -1331,7 +1331,7 @@ fn carries(order: &Order, selection: &Selection, record: &RecordId) -> bool {
 }
 
 /// Narrows `selection` to the records `filter` admits; whether any is left.
-fn apply_filter(filter: &dyn Policy, order: &Order, selection: &mut Selection) -> bool {
+fn apply_filter(filter: &dyn FilterPolicy, order: &Order, selection: &mut Selection) -> bool {
     match filter.entity() {
         Entity::Order => filter.admits(RecordRef::Order(order)),
         Entity::OrderLine => {
@@ -1371,7 +1371,7 @@ fn apply_filter(filter: &dyn Policy, order: &Order, selection: &mut Selection) -
 
 /// Runs execution policies; returns the findings and, if a Critical one failed, why.
 fn run_policies(
-    policies: &[Arc<dyn Policy>],
+    policies: &[Arc<dyn ExecutionPolicy>],
     order: &mut Order,
     selection: &Selection,
 ) -> (Vec<Finding>, Option<String>) {

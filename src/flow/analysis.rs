@@ -54,12 +54,13 @@ use std::fmt;
 
 use indexmap::IndexMap;
 
-use super::{ActionStep, Flow, MAX_NESTING, Sequence, SplitterStep, Step, StepPath};
+use super::{ActionStep, Flow, Sequence, SplitterStep, Step, StepPath};
 use crate::document::{Entity, Value};
 use crate::event::EventKind;
+use crate::limits::Limits;
 use crate::orchestration::ActionKind;
 use crate::policy::PolicyKind;
-use crate::rules::{Condition, MAX_CONDITION_DEPTH, Operand, Operator, PolicyDocument, fields};
+use crate::rules::{Condition, Operand, Operator, PolicyDocument, fields};
 
 /// What the analysis knows besides the flow itself.
 #[derive(Debug, Clone, Copy)]
@@ -72,6 +73,10 @@ pub struct Context<'a> {
     pub flows: &'a [Flow],
     /// Event kinds the host says come from outside (e.g. "Shipped").
     pub external_events: &'a [EventKind],
+    /// How deep the analysis looks into elements and conditions: an engine's
+    /// [`Limits::max_nesting`], the default one unless [`with_limits`](Self::with_limits)
+    /// says otherwise.
+    pub max_nesting: usize,
 }
 
 impl<'a> Context<'a> {
@@ -85,7 +90,14 @@ impl<'a> Context<'a> {
             policies,
             flows,
             external_events,
+            max_nesting: Limits::default().max_nesting,
         }
+    }
+
+    /// Looks as deep as `limits` let a document nest.
+    pub fn with_limits(mut self, limits: &Limits) -> Self {
+        self.max_nesting = limits.max_nesting;
+        self
     }
 }
 
@@ -276,12 +288,13 @@ fn field_words(field: &str) -> String {
 
 /// Analyzes a flow; see the [module docs](self). Returns the warnings in step order (the
 /// flows-sharing-a-trigger warnings last); empty when there is nothing to report. Never
-/// panics: elements nested deeper than [`MAX_NESTING`] are not looked into.
+/// panics: elements and conditions nested deeper than the context's bound
+/// ([`Context::max_nesting`]) are not looked into.
 pub fn analyze(flow: &Flow, cx: &Context<'_>) -> Vec<Warning> {
     let mut raised = HashSet::new();
-    raises(&flow.steps, &mut raised, 0);
+    raises(&flow.steps, &mut raised, cx.max_nesting, 0);
     for other in cx.flows {
-        raises(&other.steps, &mut raised, 0);
+        raises(&other.steps, &mut raised, cx.max_nesting, 0);
     }
     let mut a = Analyzer {
         cx,
@@ -298,8 +311,8 @@ pub fn analyze(flow: &Flow, cx: &Context<'_>) -> Vec<Warning> {
 }
 
 /// Adds every event an action of `steps` may raise.
-fn raises(steps: &Sequence, out: &mut HashSet<EventKind>, depth: usize) {
-    if depth > MAX_NESTING {
+fn raises(steps: &Sequence, out: &mut HashSet<EventKind>, max: usize, depth: usize) {
+    if depth > max {
         return;
     }
     for step in steps {
@@ -323,12 +336,12 @@ fn raises(steps: &Sequence, out: &mut HashSet<EventKind>, depth: usize) {
                 }
             }
             Step::Condition(c) | Step::ConditionMerge(c) => {
-                raises(&c.yes, out, depth + 1);
-                raises(&c.no, out, depth + 1);
+                raises(&c.yes, out, max, depth + 1);
+                raises(&c.no, out, max, depth + 1);
             }
             Step::Splitter(s) | Step::SplitterMerge(s) => {
                 for seq in s.branches.values() {
-                    raises(seq, out, depth + 1);
+                    raises(seq, out, max, depth + 1);
                 }
             }
         }
@@ -388,7 +401,7 @@ impl<'a> Analyzer<'_, 'a> {
         mut st: State<'f>,
         depth: usize,
     ) -> State<'f> {
-        if depth > MAX_NESTING {
+        if depth > self.cx.max_nesting {
             return st;
         }
         for step in steps {
@@ -505,7 +518,7 @@ impl<'a> Analyzer<'_, 'a> {
             return Admits::All;
         };
         match self.cx.policies.get(name) {
-            Some(doc) if doc.kind == PolicyKind::Filter => admits(doc),
+            Some(doc) if doc.kind == PolicyKind::Filter => admits(doc, self.cx.max_nesting),
             _ => Admits::Opaque,
         }
     }
@@ -513,11 +526,23 @@ impl<'a> Analyzer<'_, 'a> {
     /// Warns about other flows starting on an event an entry action of `flow` lists.
     fn shared_triggers(&mut self, flow: &Flow) {
         let mut mine = Vec::new();
-        entries(&flow.steps, &StepPath::default(), &mut mine, 0);
+        entries(
+            &flow.steps,
+            &StepPath::default(),
+            &mut mine,
+            self.cx.max_nesting,
+            0,
+        );
         let cx = self.cx;
         for other in cx.flows.iter().filter(|o| o.name != flow.name) {
             let mut theirs = Vec::new();
-            entries(&other.steps, &StepPath::default(), &mut theirs, 0);
+            entries(
+                &other.steps,
+                &StepPath::default(),
+                &mut theirs,
+                self.cx.max_nesting,
+                0,
+            );
             for (path, entry) in &mine {
                 let ours = self.filter(entry.filter.as_deref());
                 for (i, event) in entry.input_events.iter().enumerate() {
@@ -560,9 +585,10 @@ fn entries<'f>(
     steps: &'f Sequence,
     at: &StepPath,
     out: &mut Vec<(StepPath, &'f ActionStep)>,
+    max: usize,
     depth: usize,
 ) {
-    if depth > MAX_NESTING {
+    if depth > max {
         return;
     }
     let Some(step) = steps.first() else {
@@ -572,12 +598,12 @@ fn entries<'f>(
     match step {
         Step::Action(a) => out.push((path, a)),
         Step::Condition(c) | Step::ConditionMerge(c) => {
-            entries(&c.yes, &path.child("yes"), out, depth + 1);
-            entries(&c.no, &path.child("no"), out, depth + 1);
+            entries(&c.yes, &path.child("yes"), out, max, depth + 1);
+            entries(&c.no, &path.child("no"), out, max, depth + 1);
         }
         Step::Splitter(s) | Step::SplitterMerge(s) => {
             for (branch, seq) in &s.branches {
-                entries(seq, &path.child(branch), out, depth + 1);
+                entries(seq, &path.child(branch), out, max, depth + 1);
             }
         }
     }
@@ -605,12 +631,12 @@ enum Admits<'p> {
 }
 
 /// Reads a filter policy: admitted when every rule's condition holds.
-fn admits(doc: &PolicyDocument) -> Admits<'_> {
+fn admits(doc: &PolicyDocument, max: usize) -> Admits<'_> {
     let mut sets: FieldSets<'_> = Vec::new();
     let mut extra = false;
     for rule in &doc.rules {
         if let Some(c) = &rule.condition {
-            conjuncts(c, doc.entity, &mut sets, &mut extra, 1);
+            conjuncts(c, doc.entity, &mut sets, &mut extra, max, 1);
         }
     }
     if sets.is_empty() && !extra {
@@ -629,16 +655,17 @@ fn conjuncts<'p>(
     entity: Entity,
     sets: &mut FieldSets<'p>,
     extra: &mut bool,
+    max: usize,
     depth: usize,
 ) {
-    if depth > MAX_CONDITION_DEPTH {
+    if depth > max {
         *extra = true;
         return;
     }
     match c {
         Condition::And(items) => {
             for item in items {
-                conjuncts(item, entity, sets, extra, depth + 1);
+                conjuncts(item, entity, sets, extra, max, depth + 1);
             }
         }
         Condition::Row(row) => {
