@@ -28,6 +28,8 @@ pub mod provider;
 pub mod redact;
 pub mod rules;
 pub mod store;
+#[cfg(feature = "testing")]
+#[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
 pub mod testing;
 pub mod update;
 

@@ -18,7 +18,7 @@
 //! `Result<(), Box<dyn std::error::Error>>` still means what it says.
 //!
 //! The names a store implementation needs beyond the trait itself (`Commit`, `StoreError`,
-//! …) stay in [`store`](crate::store), and the testkit in [`testing`](crate::testing).
+//! …) stay in [`store`](crate::store), and the testkit in `testing` (feature `testing`).
 //!
 //! # A provider with nothing but the prelude
 //!
