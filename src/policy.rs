@@ -13,6 +13,16 @@
 //! refused when the flow is published
 //! ([`ProblemKind::WrongPolicyType`](crate::flow::ProblemKind::WrongPolicyType)).
 //!
+//! A filter where an execution policy is expected does not compile:
+//!
+//! ```compile_fail
+//! use orderflow::document::Entity;
+//! use orderflow::policy::{ExecutionPolicy, filter_fn};
+//!
+//! fn run_before_the_step(_: impl ExecutionPolicy) {}
+//! run_before_the_step(filter_fn("Web shop", Entity::Order, |_| true));
+//! ```
+//!
 //! Policies are synchronous: they are the hot path and never wait on I/O.
 //!
 //! # Contract
