@@ -5,12 +5,14 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
+use orderflow::Decimal;
 use orderflow::document::{
     Entity, FulfillmentOrder, FulfillmentOrderLine, Order, OrderLine, RecordMut, RecordRef, Value,
 };
-use orderflow::policy::{Check, Criticality, execution_fn, filter_fn};
+use orderflow::policy::{
+    Check, Criticality, ExecutionPolicy, FilterPolicy, execution_fn, filter_fn,
+};
 use orderflow::rules::PolicyDocument;
-use orderflow::{Decimal, Policy};
 
 const POLICIES: &str = include_str!("../examples/reference-lab/policies.json");
 
@@ -50,7 +52,7 @@ fn rule(name: &str) -> orderflow::RulePolicy {
 }
 
 /// Runs an execution policy on every line of the order.
-fn on_lines(policy: &dyn Policy, order: &mut Order) -> usize {
+fn on_lines(policy: &dyn ExecutionPolicy, order: &mut Order) -> usize {
     let mut passed = 0;
     for line in &mut order.lines {
         passed += usize::from(policy.execute(RecordMut::Line(line)).passed());
@@ -62,7 +64,7 @@ fn bench(c: &mut Criterion) {
     let mut order = order();
 
     let mut group = c.benchmark_group("policy/line_check");
-    let rule_check = rule("Quantity at least 5");
+    let rule_check = rule("Quantity at least 5").into_execution().unwrap();
     let closure_check = execution_fn(
         "Quantity at least 5",
         Entity::OrderLine,
@@ -81,7 +83,9 @@ fn bench(c: &mut Criterion) {
     group.finish();
 
     let mut group = c.benchmark_group("policy/assignment");
-    let rule_assign = rule("Fulfillment source assignment");
+    let rule_assign = rule("Fulfillment source assignment")
+        .into_execution()
+        .unwrap();
     let closure_assign = execution_fn(
         "Fulfillment source assignment",
         Entity::OrderLine,
@@ -109,13 +113,13 @@ fn bench(c: &mut Criterion) {
     group.finish();
 
     let mut group = c.benchmark_group("policy/filter");
-    let rule_filter = rule("Chicago store");
+    let rule_filter = rule("Chicago store").into_filter().unwrap();
     let closure_filter = filter_fn(
         "Chicago store",
         Entity::FulfillmentOrder,
         |r| matches!(r, RecordRef::FulfillmentOrder(_, f) if f.fulfillment_source == "Chicago store"),
     );
-    let admits = |p: &dyn Policy, o: &Order| {
+    let admits = |p: &dyn FilterPolicy, o: &Order| {
         p.admits(RecordRef::FulfillmentOrder(o, &o.fulfillment_orders[0]))
     };
     group.bench_function("rule", |b| {
@@ -130,6 +134,8 @@ fn bench(c: &mut Criterion) {
     let rule_header = PolicyDocument::from_json(HEADER)
         .unwrap()
         .compile()
+        .unwrap()
+        .into_execution()
         .unwrap();
     let closure_header = execution_fn("Header", Entity::Order, Criticality::Critical, |r| {
         let RecordMut::Order(o) = r else {

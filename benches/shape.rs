@@ -12,8 +12,8 @@ mod support;
 use criterion::{Criterion, criterion_group, criterion_main};
 use orderflow::document::{Entity, Order, OrderLine, RecordRef};
 use orderflow::flow::{ActionStep, Flow};
-use orderflow::policy::filter_fn;
-use orderflow::{ActionKind, Engine, EventKind, MemoryStore, Policy, StatusReason};
+use orderflow::policy::{FilterPolicy, filter_fn};
+use orderflow::{ActionKind, Engine, EventKind, MemoryStore, StatusReason};
 
 use support::{NoopClient, NoopProvider, time_hand_written, time_submits};
 
@@ -84,7 +84,7 @@ fn bench(c: &mut Criterion) {
         b.iter_custom(|iters| {
             time_hand_written(&rt, order, iters, CHUNK, async |o| {
                 o.status_reason = Some(StatusReason::ORDER_VALIDATION_SUCCESS);
-                for filter in [&us_filter as &dyn Policy, &lines_filter] {
+                for filter in [&us_filter as &dyn FilterPolicy, &lines_filter] {
                     if filter.admits(RecordRef::Order(o)) {
                         o.status_reason = Some(StatusReason::ORDER_VALIDATION_SUCCESS);
                     }

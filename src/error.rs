@@ -188,17 +188,6 @@ fn ended(status: ExecutionStatus) -> &'static str {
     }
 }
 
-/// A `serde_json` error's message without the ` at line L column C` it ends with: the
-/// position is kept in [`Error::Document`]'s fields and shown once.
-pub(crate) fn json_message(e: &serde_json::Error) -> String {
-    let text = e.to_string();
-    let suffix = format!(" at line {} column {}", e.line(), e.column());
-    match text.strip_suffix(&suffix) {
-        Some(message) if e.line() != 0 => message.to_owned(),
-        _ => text,
-    }
-}
-
 /// ` at line L, column C`, or nothing when the place is not a position in the text.
 fn location(line: usize, column: usize) -> String {
     if line == 0 {

@@ -26,12 +26,15 @@ pub mod limits;
 pub mod metrics;
 mod number;
 pub mod orchestration;
+mod parse;
 pub mod policy;
 pub mod prelude;
 pub mod provider;
 pub mod redact;
 pub mod rules;
 pub mod store;
+#[cfg(feature = "testing")]
+#[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
 pub mod testing;
 pub mod update;
 
@@ -44,7 +47,7 @@ pub use event::{Event, EventKind};
 pub use flow::{ActionStep, Flow, FlowStatus};
 pub use journey::{Journey, Outcome};
 pub use orchestration::{ActionKind, OrchestrationType, OrderOrchestration};
-pub use policy::{Check, Criticality, Policy, PolicyKind};
+pub use policy::{Check, Criticality, ExecutionPolicy, FilterPolicy, Policy, PolicyKind};
 pub use provider::{MemoryProvider, Provider, ProviderError};
 pub use rules::{PolicyDocument, RulePolicy};
 pub use store::{MemoryStore, Store};

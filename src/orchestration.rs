@@ -38,8 +38,35 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::event::EventKind;
-use crate::flow::{ElementKind, ORDER_ORCHESTRATION};
 use crate::provider::RequestKind;
+
+/// The name of the orchestration type every flow gets unless it names another.
+pub const ORDER_ORCHESTRATION: &str = "Order orchestration";
+
+/// The four flow elements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ElementKind {
+    /// Yes/no paths that do not merge.
+    Condition,
+    /// Yes/no paths that merge again.
+    ConditionMerge,
+    /// Named branches that do not merge.
+    Splitter,
+    /// Named branches that merge again.
+    SplitterMerge,
+}
+
+impl fmt::Display for ElementKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Condition => "Condition",
+            Self::ConditionMerge => "Condition-Merge",
+            Self::Splitter => "Splitter",
+            Self::SplitterMerge => "Splitter-Merge",
+        })
+    }
+}
 
 /// What an action step does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -1,31 +1,46 @@
 //! Policies: filters that route records and execution policies that check and set data.
 //!
-//! A **filter** policy decides, per record of its [`Entity`], whether the record takes a step;
-//! records it rejects leave that path. An **execution** policy runs, per record of its entity,
-//! before a step's work: it may set values, and its check may fail. A failed check of a
-//! [`Criticality::Critical`] policy fails the step; an [`Criticality::Information`] failure is
-//! recorded in the journey and the step goes on.
+//! A **filter** ([`FilterPolicy`]) decides, per record of its [`Entity`], whether the record
+//! takes a step; records it rejects leave that path. An **execution** policy
+//! ([`ExecutionPolicy`]) runs, per record of its entity, before a step's work: it may set
+//! values, and its check may fail. A failed check of a [`Criticality::Critical`] policy
+//! fails the step; an [`Criticality::Information`] failure is recorded in the journey and the
+//! step goes on.
+//!
+//! They are two traits, so one cannot stand in for the other: a filter has no `execute`, an
+//! execution policy no `admits`. An engine registers either kind as a [`Policy`] (the typed
+//! pair); a flow step that names a filter among its execution policies, or the reverse, is
+//! refused when the flow is published
+//! ([`ProblemKind::WrongPolicyType`](crate::flow::ProblemKind::WrongPolicyType)).
+//!
+//! A filter where an execution policy is expected does not compile:
+//!
+//! ```compile_fail
+//! use orderflow::document::Entity;
+//! use orderflow::policy::{ExecutionPolicy, filter_fn};
+//!
+//! fn run_before_the_step(_: impl ExecutionPolicy) {}
+//! run_before_the_step(filter_fn("Web shop", Entity::Order, |_| true));
+//! ```
 //!
 //! Policies are synchronous: they are the hot path and never wait on I/O.
 //!
 //! # Contract
 //!
-//! The engine calls [`Policy::admits`] only on filters and [`Policy::execute`] only on
-//! execution policies, each only with records of the policy's entity, as often as it needs
-//! (a dry run and the real run both call them). Both must be deterministic functions of the
-//! record and must not panic.
+//! The engine calls [`FilterPolicy::admits`] and [`ExecutionPolicy::execute`] only with
+//! records of the policy's entity, as often as it needs (a dry run and the real run both
+//! call them). Both must be deterministic functions of the record and must not panic.
 //!
 //! ```
 //! use orderflow::document::{Entity, Order, RecordMut, RecordRef};
-//! use orderflow::policy::{Check, Criticality, Policy, PolicyKind};
+//! use orderflow::policy::{Check, Criticality, ExecutionPolicy, FilterPolicy, Policy};
 //!
 //! /// Ships only to the United States.
 //! #[derive(Debug)]
 //! struct ShipToUs;
 //!
-//! impl Policy for ShipToUs {
+//! impl ExecutionPolicy for ShipToUs {
 //!     fn name(&self) -> &str { "Ship-to US" }
-//!     fn kind(&self) -> PolicyKind { PolicyKind::Execution }
 //!     fn entity(&self) -> Entity { Entity::Order }
 //!     fn criticality(&self) -> Criticality { Criticality::Critical }
 //!     fn execute(&self, record: RecordMut<'_>) -> Check {
@@ -36,8 +51,25 @@
 //!     }
 //! }
 //!
+//! /// Orders from the web shop.
+//! #[derive(Debug)]
+//! struct WebShop;
+//!
+//! impl FilterPolicy for WebShop {
+//!     fn name(&self) -> &str { "Web shop" }
+//!     fn entity(&self) -> Entity { Entity::Order }
+//!     fn admits(&self, record: RecordRef<'_>) -> bool {
+//!         matches!(record, RecordRef::Order(o) if o.order_source.as_deref() == Some("Web"))
+//!     }
+//! }
+//!
 //! let mut order = Order::new("SO-1").with_ship_to_country("CA");
 //! assert!(!ShipToUs.execute(RecordMut::Order(&mut order)).passed());
+//! assert!(!WebShop.admits(RecordRef::Order(&order)));
+//!
+//! // What an engine registers (`EngineBuilder::policy`): either kind, typed.
+//! let registered = [Policy::execution(ShipToUs), Policy::filter(WebShop)];
+//! assert_eq!(registered[1].kind(), orderflow::PolicyKind::Filter);
 //! ```
 
 use std::borrow::Cow;
@@ -99,73 +131,137 @@ impl Check {
     }
 }
 
-/// A filter or execution policy. See the [module docs](self) for the contract.
-pub trait Policy: Send + Sync + fmt::Debug + 'static {
+/// A filter policy: does a record of its entity take a step? See the [module docs](self)
+/// for the contract.
+pub trait FilterPolicy: Send + Sync + fmt::Debug + 'static {
     /// The name steps refer to.
     fn name(&self) -> &str;
-    /// Filter or execution.
-    fn kind(&self) -> PolicyKind;
     /// The records it applies to.
     fn entity(&self) -> Entity;
-    /// What a failed check does (execution policies).
+    /// Whether the record takes the step.
+    fn admits(&self, record: RecordRef<'_>) -> bool;
+}
+
+/// An execution policy: sets values and checks a record of its entity before a step's work.
+/// See the [module docs](self) for the contract.
+pub trait ExecutionPolicy: Send + Sync + fmt::Debug + 'static {
+    /// The name steps refer to.
+    fn name(&self) -> &str;
+    /// The records it applies to.
+    fn entity(&self) -> Entity;
+    /// What a failed check does. Critical by default.
     fn criticality(&self) -> Criticality {
         Criticality::Critical
     }
-    /// For a filter: whether the record takes the step. Admits everything by default.
-    fn admits(&self, record: RecordRef<'_>) -> bool {
-        let _ = record;
-        true
+    /// Sets values and checks the record.
+    fn execute(&self, record: RecordMut<'_>) -> Check;
+}
+
+macro_rules! forward {
+    ($($ptr:ident),*) => {$(
+        impl<T: FilterPolicy + ?Sized> FilterPolicy for $ptr<T> {
+            fn name(&self) -> &str {
+                (**self).name()
+            }
+            fn entity(&self) -> Entity {
+                (**self).entity()
+            }
+            fn admits(&self, record: RecordRef<'_>) -> bool {
+                (**self).admits(record)
+            }
+        }
+
+        impl<T: ExecutionPolicy + ?Sized> ExecutionPolicy for $ptr<T> {
+            fn name(&self) -> &str {
+                (**self).name()
+            }
+            fn entity(&self) -> Entity {
+                (**self).entity()
+            }
+            fn criticality(&self) -> Criticality {
+                (**self).criticality()
+            }
+            fn execute(&self, record: RecordMut<'_>) -> Check {
+                (**self).execute(record)
+            }
+        }
+    )*};
+}
+
+forward!(Arc, Box);
+
+const _: Option<&dyn FilterPolicy> = None;
+const _: Option<&dyn ExecutionPolicy> = None;
+
+/// A policy of either kind, as an engine registers it
+/// ([`EngineBuilder::policy`](crate::EngineBuilder::policy)) and a step refers to it by name:
+/// the kind is in the type, so a filter can only ever filter and an execution policy only
+/// execute.
+///
+/// [`filter_fn`], [`execution_fn`] and compiled rule policies
+/// ([`RulePolicy`](crate::RulePolicy)) convert into it; a policy type of the host's is
+/// registered through [`Policy::filter`] or [`Policy::execution`].
+#[derive(Debug, Clone)]
+pub enum Policy {
+    /// A filter policy.
+    Filter(Arc<dyn FilterPolicy>),
+    /// An execution policy.
+    Execution(Arc<dyn ExecutionPolicy>),
+}
+
+impl Policy {
+    /// A filter policy.
+    pub fn filter(policy: impl FilterPolicy) -> Self {
+        Self::Filter(Arc::new(policy))
     }
-    /// For an execution policy: set values and check the record. Passes by default.
-    fn execute(&self, record: RecordMut<'_>) -> Check {
-        let _ = record;
-        Check::Passed
+
+    /// An execution policy.
+    pub fn execution(policy: impl ExecutionPolicy) -> Self {
+        Self::Execution(Arc::new(policy))
+    }
+
+    /// The name steps refer to.
+    pub fn name(&self) -> &str {
+        match self {
+            Self::Filter(p) => p.name(),
+            Self::Execution(p) => p.name(),
+        }
+    }
+
+    /// Filter or execution.
+    pub fn kind(&self) -> PolicyKind {
+        match self {
+            Self::Filter(_) => PolicyKind::Filter,
+            Self::Execution(_) => PolicyKind::Execution,
+        }
+    }
+
+    /// The records it applies to.
+    pub fn entity(&self) -> Entity {
+        match self {
+            Self::Filter(p) => p.entity(),
+            Self::Execution(p) => p.entity(),
+        }
     }
 }
 
-impl<T: Policy + ?Sized> Policy for Arc<T> {
-    fn name(&self) -> &str {
-        (**self).name()
-    }
-    fn kind(&self) -> PolicyKind {
-        (**self).kind()
-    }
-    fn entity(&self) -> Entity {
-        (**self).entity()
-    }
-    fn criticality(&self) -> Criticality {
-        (**self).criticality()
-    }
-    fn admits(&self, record: RecordRef<'_>) -> bool {
-        (**self).admits(record)
-    }
-    fn execute(&self, record: RecordMut<'_>) -> Check {
-        (**self).execute(record)
+impl<F> From<FilterFn<F>> for Policy
+where
+    F: Fn(RecordRef<'_>) -> bool + Send + Sync + 'static,
+{
+    fn from(policy: FilterFn<F>) -> Self {
+        Self::filter(policy)
     }
 }
 
-impl<T: Policy + ?Sized> Policy for Box<T> {
-    fn name(&self) -> &str {
-        (**self).name()
-    }
-    fn kind(&self) -> PolicyKind {
-        (**self).kind()
-    }
-    fn entity(&self) -> Entity {
-        (**self).entity()
-    }
-    fn criticality(&self) -> Criticality {
-        (**self).criticality()
-    }
-    fn admits(&self, record: RecordRef<'_>) -> bool {
-        (**self).admits(record)
-    }
-    fn execute(&self, record: RecordMut<'_>) -> Check {
-        (**self).execute(record)
+impl<F> From<ExecutionFn<F>> for Policy
+where
+    F: Fn(RecordMut<'_>) -> Check + Send + Sync + 'static,
+{
+    fn from(policy: ExecutionFn<F>) -> Self {
+        Self::execution(policy)
     }
 }
-
-const _: Option<&dyn Policy> = None;
 
 /// A filter policy from a closure: `filter_fn("Seattle", Entity::FulfillmentOrder, |r| …)`.
 pub fn filter_fn<F>(name: impl Into<String>, entity: Entity, f: F) -> FilterFn<F>
@@ -195,15 +291,12 @@ impl<F> fmt::Debug for FilterFn<F> {
     }
 }
 
-impl<F> Policy for FilterFn<F>
+impl<F> FilterPolicy for FilterFn<F>
 where
     F: Fn(RecordRef<'_>) -> bool + Send + Sync + 'static,
 {
     fn name(&self) -> &str {
         &self.name
-    }
-    fn kind(&self) -> PolicyKind {
-        PolicyKind::Filter
     }
     fn entity(&self) -> Entity {
         self.entity
@@ -250,15 +343,12 @@ impl<F> fmt::Debug for ExecutionFn<F> {
     }
 }
 
-impl<F> Policy for ExecutionFn<F>
+impl<F> ExecutionPolicy for ExecutionFn<F>
 where
     F: Fn(RecordMut<'_>) -> Check + Send + Sync + 'static,
 {
     fn name(&self) -> &str {
         &self.name
-    }
-    fn kind(&self) -> PolicyKind {
-        PolicyKind::Execution
     }
     fn entity(&self) -> Entity {
         self.entity

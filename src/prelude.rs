@@ -18,7 +18,7 @@
 //! `Result<(), Box<dyn std::error::Error>>` still means what it says.
 //!
 //! The names a store implementation needs beyond the trait itself (`Commit`, `StoreError`,
-//! …) stay in [`store`](crate::store), and the testkit in [`testing`](crate::testing).
+//! …) stay in [`store`](crate::store), and the testkit in `testing` (feature `testing`).
 //!
 //! # A provider with nothing but the prelude
 //!
@@ -100,7 +100,9 @@ pub use crate::event::{Event, EventKind};
 pub use crate::flow::{ActionStep, Flow, FlowStatus, RetryPolicy};
 pub use crate::journey::{Journey, Outcome};
 pub use crate::orchestration::ActionKind;
-pub use crate::policy::{Check, Criticality, Policy, execution_fn, filter_fn};
+pub use crate::policy::{
+    Check, Criticality, ExecutionPolicy, FilterPolicy, Policy, execution_fn, filter_fn,
+};
 pub use crate::provider::{
     Allocation, CallContext, FulfillmentPlan, MemoryProvider, PlannedLine, Provider, ProviderError,
     ProviderErrorKind, Reply, Request, RequestKind,

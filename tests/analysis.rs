@@ -4,7 +4,8 @@
 use indexmap::IndexMap;
 use orderflow::document::Entity;
 use orderflow::flow::analysis::{Context, Verdict, Warning, WarningKind, analyze};
-use orderflow::flow::{ActionStep, Flow, MAX_NESTING, SequenceBuilder, StepPath};
+use orderflow::flow::{ActionStep, Flow, SequenceBuilder, StepPath};
+use orderflow::limits::Limits;
 use orderflow::rules::{Condition, PolicyDocument, Rule};
 use orderflow::{ActionKind, EventKind, PolicyKind};
 
@@ -739,7 +740,11 @@ fn deep_unvalidated_flows_do_not_panic() {
     let warnings = analyze(&flow, &Context::new(&p, &others, &[]));
     // Every condition opening a `yes` path routes on the validation, down to the nesting
     // bound; the send is past it.
-    assert!(warnings.len() <= MAX_NESTING + 1, "{}", warnings.len());
+    assert!(
+        warnings.len() <= Limits::default().max_nesting + 1,
+        "{}",
+        warnings.len()
+    );
     assert_eq!(warnings[0].path, path(&["Level 500"]));
     assert!(
         warnings

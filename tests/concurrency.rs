@@ -18,7 +18,7 @@ use futures::FutureExt;
 use orderflow::document::{Entity, Order, OrderId, OrderLine, RecordId, RecordRef, Value};
 use orderflow::execution::ExecutionStatus;
 use orderflow::flow::{ActionStep, Flow};
-use orderflow::policy::filter_fn;
+use orderflow::policy::{Policy, filter_fn};
 use orderflow::provider::Request;
 use orderflow::{Engine, Event, EventKind, MemoryProvider, Outcome, Receipt, action_fn};
 
@@ -29,7 +29,7 @@ const NOTE: EventKind = EventKind::from_static("Customer note");
 /// The actions every order runs (one of `Even`/`Odd` by parity), each calling the provider.
 const ACTIONS: [&str; 5] = ["Receive", "Audit", "Score", "Await shipment", "Invoice"];
 
-fn parity_filter(name: &'static str, even: bool) -> impl orderflow::Policy {
+fn parity_filter(name: &'static str, even: bool) -> impl orderflow::policy::FilterPolicy {
     filter_fn(name, Entity::Order, move |r| match r {
         RecordRef::Order(o) => o.custom.get("even") == Some(&Value::Bool(even)),
         _ => false,
@@ -43,8 +43,8 @@ fn step(name: &str) -> ActionStep {
 async fn engine(provider: MemoryProvider) -> Engine {
     let engine = Engine::builder()
         .provider(provider)
-        .policy(parity_filter("Even orders", true))
-        .policy(parity_filter("Odd orders", false))
+        .policy(Policy::filter(parity_filter("Even orders", true)))
+        .policy(Policy::filter(parity_filter("Odd orders", false)))
         .policy(filter_fn("Every order", Entity::Order, |_| true))
         .action(
             "call provider",

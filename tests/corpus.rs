@@ -132,7 +132,6 @@ fn limits(list: &str) -> Limits {
             "max_branches" => l.with_max_branches(value),
             "max_nesting" => l.with_max_nesting(value),
             "max_rules" => l.with_max_rules(value),
-            "max_condition_depth" => l.with_max_condition_depth(value),
             "max_payload_bytes" => l.with_max_payload_bytes(value),
             "max_order_bytes" => l.with_max_order_bytes(value),
             other => panic!("unknown limit {other}"),

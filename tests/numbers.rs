@@ -9,11 +9,12 @@ use orderflow::document::{FulfillmentOrder, FulfillmentOrderLine, Order, OrderLi
 use orderflow::engine::Config;
 use orderflow::execution::OrderState;
 use orderflow::flow::{ActionStep, Flow, RetryPolicy};
+use orderflow::policy::ExecutionPolicy;
 use orderflow::provider::{Allocation, FulfillmentPlan, PlannedLine};
 use orderflow::rules::PolicyDocument;
 use orderflow::store::{Commit, MemoryStore, Store};
 use orderflow::testing::provider::ScriptedProvider;
-use orderflow::{ActionKind, Decimal, Engine, ErrorKind, Event, EventKind, Outcome, Policy};
+use orderflow::{ActionKind, Decimal, Engine, ErrorKind, Event, EventKind, Outcome};
 use proptest::prelude::*;
 use rust_decimal_macros::dec;
 
@@ -209,6 +210,8 @@ fn policies_and_flows_written_with_json_numbers_keep_their_meaning() {
     )
     .unwrap()
     .compile()
+    .unwrap()
+    .into_execution()
     .unwrap();
     let mut exactly = OrderLine::new("1", "Coffee", dec!(0.3));
     assert!(

@@ -2,15 +2,22 @@
 //! that pass, and Set Value that finds the value already set. Counted with a counting global
 //! allocator, per thread.
 
-use orderflow::Policy;
+use std::sync::Arc;
+
 use orderflow::document::{
     Entity, FulfillmentOrder, FulfillmentOrderLine, Order, OrderLine, RecordMut, RecordRef,
 };
-use orderflow::policy::PolicyKind;
-use orderflow::rules::{Condition, Operator, PolicyDocument, Rule, RulePolicy};
+use orderflow::policy::{ExecutionPolicy, FilterPolicy, PolicyKind};
+use orderflow::rules::{Condition, Operator, PolicyDocument, Rule, RuleExecution, RuleFilter};
 
-fn compile(doc: PolicyDocument) -> RulePolicy {
-    doc.compile().expect("the policy is valid")
+fn compile_filter(doc: PolicyDocument) -> Arc<RuleFilter> {
+    let policy = doc.compile().expect("the policy is valid");
+    policy.into_filter().expect("a filter policy")
+}
+
+fn compile_execution(doc: PolicyDocument) -> Arc<RuleExecution> {
+    let policy = doc.compile().expect("the policy is valid");
+    policy.into_execution().expect("an execution policy")
 }
 
 fn allocations(f: impl FnOnce()) -> u64 {
@@ -34,7 +41,7 @@ fn filters_and_passing_checks_allocate_nothing() {
     fo.lines.push(FulfillmentOrderLine::new("1", "Pen", 150));
     order.fulfillment_orders.push(fo);
 
-    let filter = compile(
+    let filter = compile_filter(
         PolicyDocument::new("Seattle", PolicyKind::Filter, Entity::FulfillmentOrder).with_rule(
             Rule::check(
                 "Seattle",
@@ -49,7 +56,7 @@ fn filters_and_passing_checks_allocate_nothing() {
             ),
         ),
     );
-    let header = compile(
+    let header = compile_execution(
         PolicyDocument::new("Header", PolicyKind::Execution, Entity::Order).with_rule(Rule::check(
             "US web orders with lines",
             Condition::And(vec![
@@ -68,7 +75,7 @@ fn filters_and_passing_checks_allocate_nothing() {
             ]),
         )),
     );
-    let assignment = compile(
+    let assignment = compile_execution(
         PolicyDocument::new("Assign", PolicyKind::Execution, Entity::OrderLine)
             .with_rule(Rule::set(
                 "Large",

@@ -7,17 +7,45 @@ use orderflow::document::{
     Entity, FulfillmentOrder, FulfillmentOrderLine, Order, OrderLine, OrderType, RecordMut,
     RecordRef, State, StatusReason, Value,
 };
+use orderflow::limits::Limits;
+use orderflow::policy::{ExecutionPolicy, FilterPolicy};
 use orderflow::rules::{
-    Condition, FieldType, MAX_CONDITION_DEPTH, MAX_CONDITIONS, MAX_LIST, MAX_POLICY_BYTES,
-    MAX_RULES, MAX_TEXT, Operand, Operator, PolicyDocument, PolicyError, Rule, RulePolicy,
-    RuleProblemKind, SetValue, fields,
+    Condition, FieldType, MAX_CONDITIONS, MAX_LIST, MAX_POLICY_BYTES, MAX_RULES, MAX_TEXT, Operand,
+    Operator, PolicyDocument, PolicyError, Rule, RulePolicy, RuleProblemKind, SetValue, fields,
 };
-use orderflow::{Check, Criticality, Error, ErrorKind, Policy, PolicyKind};
+use orderflow::{Check, Criticality, Error, ErrorKind, PolicyKind};
 use rust_decimal_macros::dec;
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------------------------
+
+/// The default nesting bound, which rule conditions share with flows.
+const MAX_NESTING: usize = 16;
+
+/// A compiled rule policy run as the kind it is: `admits` on a filter, `execute` and
+/// `criticality` on an execution policy (either call on the other kind fails the test).
+trait Evaluate {
+    fn admits(&self, record: RecordRef<'_>) -> bool;
+    fn execute(&self, record: RecordMut<'_>) -> Check;
+    fn criticality(&self) -> Criticality;
+}
+
+impl Evaluate for RulePolicy {
+    fn admits(&self, record: RecordRef<'_>) -> bool {
+        self.as_filter().expect("a filter policy").admits(record)
+    }
+    fn execute(&self, record: RecordMut<'_>) -> Check {
+        self.as_execution()
+            .expect("an execution policy")
+            .execute(record)
+    }
+    fn criticality(&self) -> Criticality {
+        self.as_execution()
+            .expect("an execution policy")
+            .criticality()
+    }
+}
 
 /// An owned record of any entity.
 #[derive(Debug, Clone)]
@@ -1832,20 +1860,16 @@ fn limits_are_enforced_at_their_bounds() {
     use RuleProblemKind as K;
 
     // Nesting.
-    compile(&one_rule(
-        Entity::Order,
-        "Deep",
-        nested(MAX_CONDITION_DEPTH),
-    ));
+    compile(&one_rule(Entity::Order, "Deep", nested(MAX_NESTING)));
     assert_problem(
-        &one_rule(Entity::Order, "Deep", nested(MAX_CONDITION_DEPTH + 1)),
+        &one_rule(Entity::Order, "Deep", nested(MAX_NESTING + 1)),
         Some("Deep"),
         None,
-        K::TooDeep,
+        K::TooDeep(MAX_NESTING),
     );
     // Quantifiers count as levels.
     let mut c = Condition::has_data("id");
-    for _ in 2..MAX_CONDITION_DEPTH {
+    for _ in 2..MAX_NESTING {
         c = Condition::Or(vec![c]);
     }
     compile(&one_rule(
@@ -1858,11 +1882,21 @@ fn limits_are_enforced_at_their_bounds() {
         &one_rule(Entity::Order, "Deep", too_deep),
         Some("Deep"),
         None,
-        K::TooDeep,
+        K::TooDeep(MAX_NESTING),
     );
     // Far deeper than the limit still reports (and does not recurse without bound).
     let err = compile_err(&one_rule(Entity::Order, "Deep", nested(2_000)));
-    assert!(err.has(|k| *k == K::TooDeep));
+    assert!(err.has(|k| *k == K::TooDeep(MAX_NESTING)));
+    // The bound is the one `Limits::max_nesting` sets.
+    assert_eq!(Limits::default().max_nesting, MAX_NESTING);
+    let deeper = one_rule(Entity::Order, "Deep", nested(MAX_NESTING + 1));
+    deeper
+        .compile_with(&Limits::default().with_max_nesting(MAX_NESTING + 1))
+        .expect("within a raised bound");
+    let err = deeper
+        .compile_with(&Limits::default().with_max_nesting(4))
+        .unwrap_err();
+    assert!(err.has(|k| *k == K::TooDeep(4)));
 
     // Rules.
     let with_rules = |count: usize| {

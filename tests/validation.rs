@@ -2,9 +2,10 @@
 
 use orderflow::document::{Entity, Order, RecordMut};
 use orderflow::flow::{
-    ActionStep, ElementKind, Flow, MAX_NESTING, ProblemKind, RetryPolicy, SequenceBuilder, Step,
-    StepPath, ValidationError, validate,
+    ActionStep, ElementKind, Flow, ProblemKind, RetryPolicy, SequenceBuilder, Step, StepPath,
+    ValidationError, validate, validate_with,
 };
+use orderflow::limits::Limits;
 use orderflow::policy::{Check, Criticality, execution_fn, filter_fn};
 use orderflow::provider::{CallContext, Provider, ProviderError, Reply, Request, RequestKind};
 use orderflow::{
@@ -190,6 +191,9 @@ fn custom_action_mismatch_retry_and_timeout() {
     assert_eq!(*only(&err).1, ProblemKind::InvalidTimeout);
 }
 
+/// The default nesting bound (`Limits::max_nesting`).
+const MAX_NESTING: usize = 16;
+
 #[test]
 fn nesting_beyond_the_limit_is_rejected_without_overflow() {
     let mut steps = vec![Step::Action(header("leaf").filter("p"))];
@@ -203,8 +207,15 @@ fn nesting_beyond_the_limit_is_rejected_without_overflow() {
     }
     let mut f = flow(|s| s.action(entry("A")));
     f.steps.extend(steps);
-    let err = problems(f);
-    assert!(err.has(|k| *k == ProblemKind::TooDeep));
+    let err = problems(f.clone());
+    assert!(err.has(|k| *k == ProblemKind::TooDeep(MAX_NESTING)));
+    // The bound is `Limits::max_nesting`: a flow past the default is refused there too, and
+    // a lower bound is reported with its own value.
+    let limit = f.check_limits(&Limits::default()).unwrap_err();
+    assert_eq!((limit.limit, limit.max), ("max_nesting", MAX_NESTING));
+    let err = validate_with(&f, &Limits::default().with_max_nesting(3)).unwrap_err();
+    assert!(err.has(|k| *k == ProblemKind::TooDeep(3)));
+    assert!(err.to_string().contains("max_nesting = 3"), "{err}");
 }
 
 #[test]

@@ -5,16 +5,16 @@
 #![allow(dead_code)]
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use orderflow::document::{FulfillmentOrder, Order, OrderLine, RecordMut, RecordRef};
 use orderflow::flow::Flow;
+use orderflow::policy::{ExecutionPolicy, FilterPolicy};
 use orderflow::provider::{CallContext, Reply, Request, RequestKind};
-use orderflow::rules::PolicyDocument;
-use orderflow::{
-    Engine, Event, MemoryStore, Policy, Provider, ProviderError, RulePolicy, StatusReason,
-};
+use orderflow::rules::{PolicyDocument, RuleExecution, RuleFilter, RulePolicy};
+use orderflow::{Engine, Event, MemoryStore, Provider, ProviderError, StatusReason};
 
 pub(crate) const POLICIES: &str = include_str!("../../examples/reference-lab/policies.json");
 pub(crate) const FLOW: &str = include_str!("../../examples/reference-lab/flow.json");
@@ -121,11 +121,11 @@ pub(crate) async fn lab_engine() -> Engine {
 /// order, and the same provider calls, with no engine.
 #[derive(Debug)]
 pub(crate) struct HandWritten {
-    ship_to_us: RulePolicy,
-    quantity: RulePolicy,
-    assignment: RulePolicy,
-    seattle_filter: RulePolicy,
-    chicago_filter: RulePolicy,
+    ship_to_us: Arc<RuleExecution>,
+    quantity: Arc<RuleExecution>,
+    assignment: Arc<RuleExecution>,
+    seattle_filter: Arc<RuleFilter>,
+    chicago_filter: Arc<RuleFilter>,
     seattle: NoopClient,
     chicago: NoopClient,
 }
@@ -133,19 +133,21 @@ pub(crate) struct HandWritten {
 impl HandWritten {
     pub(crate) fn new() -> Self {
         let docs = PolicyDocument::list_from_json(POLICIES).expect("policies parse");
-        let policy = |name: &str| {
+        let policy = |name: &str| -> RulePolicy {
             docs.iter()
                 .find(|p| p.name == name)
                 .expect("the lab has the policy")
                 .compile()
                 .expect("the policy compiles")
         };
+        let execution = |name: &str| policy(name).into_execution().expect("an execution policy");
+        let filter = |name: &str| policy(name).into_filter().expect("a filter policy");
         Self {
-            ship_to_us: policy("Ship-to US"),
-            quantity: policy("Quantity at least 5"),
-            assignment: policy("Fulfillment source assignment"),
-            seattle_filter: policy("Seattle store"),
-            chicago_filter: policy("Chicago store"),
+            ship_to_us: execution("Ship-to US"),
+            quantity: execution("Quantity at least 5"),
+            assignment: execution("Fulfillment source assignment"),
+            seattle_filter: filter("Seattle store"),
+            chicago_filter: filter("Chicago store"),
             seattle: NoopClient,
             chicago: NoopClient,
         }

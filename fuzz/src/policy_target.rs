@@ -1,9 +1,9 @@
 //! Target `policy`: a policy document, then a NUL byte and bytes that generate orders; the
 //! document is parsed and compiled, and a compiled policy is evaluated on the orders.
 
-use orderflow::Policy;
 use orderflow::document::{Entity, Order, RecordMut, RecordRef};
-use orderflow::rules::PolicyDocument;
+use orderflow::policy::{ExecutionPolicy, FilterPolicy};
+use orderflow::rules::{PolicyDocument, RulePolicy};
 
 use crate::bytes::Bytes;
 use crate::docgen;
@@ -44,45 +44,63 @@ pub fn policy(data: &[u8]) {
     }
 }
 
-/// Runs the policy on every record of its entity: `admits` twice (it must be a function of
-/// the record), then `execute`.
-fn evaluate(policy: &impl Policy, order: &mut Order) {
+/// Runs the policy on every record of its entity, as the kind it is.
+fn evaluate(policy: &RulePolicy, order: &mut Order) {
+    match policy {
+        RulePolicy::Filter(f) => filter(&**f, order),
+        RulePolicy::Execution(p) => execute(&**p, order),
+    }
+}
+
+/// `admits` twice on every record of the filter's entity: it must be a function of the
+/// record.
+fn filter(policy: &dyn FilterPolicy, order: &Order) {
+    let twice = |record: RecordRef<'_>| {
+        let a = policy.admits(record);
+        assert_eq!(a, policy.admits(record));
+    };
     match policy.entity() {
-        Entity::Order => {
-            let a = policy.admits(RecordRef::Order(order));
-            assert_eq!(a, policy.admits(RecordRef::Order(order)));
-            let _ = policy.execute(RecordMut::Order(order));
-        }
+        Entity::Order => twice(RecordRef::Order(order)),
         Entity::OrderLine => {
-            for i in 0..order.lines.len() {
-                let a = policy.admits(RecordRef::Line(order, &order.lines[i]));
-                assert_eq!(a, policy.admits(RecordRef::Line(order, &order.lines[i])));
-                let _ = policy.execute(RecordMut::Line(&mut order.lines[i]));
+            for l in &order.lines {
+                twice(RecordRef::Line(order, l));
             }
         }
         Entity::FulfillmentOrder => {
-            for i in 0..order.fulfillment_orders.len() {
-                let fo = &order.fulfillment_orders[i];
-                let a = policy.admits(RecordRef::FulfillmentOrder(order, fo));
-                assert_eq!(a, policy.admits(RecordRef::FulfillmentOrder(order, fo)));
-                let _ = policy.execute(RecordMut::FulfillmentOrder(
-                    &mut order.fulfillment_orders[i],
-                ));
+            for fo in &order.fulfillment_orders {
+                twice(RecordRef::FulfillmentOrder(order, fo));
             }
         }
         Entity::FulfillmentOrderLine => {
-            for i in 0..order.fulfillment_orders.len() {
-                for j in 0..order.fulfillment_orders[i].lines.len() {
-                    let fo = &order.fulfillment_orders[i];
-                    let l = &fo.lines[j];
-                    let a = policy.admits(RecordRef::FulfillmentOrderLine(order, fo, l));
-                    assert_eq!(
-                        a,
-                        policy.admits(RecordRef::FulfillmentOrderLine(order, fo, l))
-                    );
-                    let _ = policy.execute(RecordMut::FulfillmentOrderLine(
-                        &mut order.fulfillment_orders[i].lines[j],
-                    ));
+            for fo in &order.fulfillment_orders {
+                for l in &fo.lines {
+                    twice(RecordRef::FulfillmentOrderLine(order, fo, l));
+                }
+            }
+        }
+    }
+}
+
+/// `execute` on every record of the policy's entity.
+fn execute(policy: &dyn ExecutionPolicy, order: &mut Order) {
+    match policy.entity() {
+        Entity::Order => {
+            let _ = policy.execute(RecordMut::Order(order));
+        }
+        Entity::OrderLine => {
+            for l in &mut order.lines {
+                let _ = policy.execute(RecordMut::Line(l));
+            }
+        }
+        Entity::FulfillmentOrder => {
+            for fo in &mut order.fulfillment_orders {
+                let _ = policy.execute(RecordMut::FulfillmentOrder(fo));
+            }
+        }
+        Entity::FulfillmentOrderLine => {
+            for fo in &mut order.fulfillment_orders {
+                for l in &mut fo.lines {
+                    let _ = policy.execute(RecordMut::FulfillmentOrderLine(l));
                 }
             }
         }

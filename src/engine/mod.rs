@@ -273,13 +273,20 @@ impl EngineBuilder {
         self
     }
 
-    /// Registers a policy under its name.
-    pub fn policy(mut self, policy: impl Policy) -> Self {
+    /// Registers a filter or execution policy under its name: [`filter_fn`] and
+    /// [`execution_fn`] convert into a [`Policy`], a host's own type through
+    /// [`Policy::filter`] or [`Policy::execution`]. A step that names it where the other
+    /// kind is expected is refused at publish.
+    ///
+    /// [`filter_fn`]: crate::policy::filter_fn
+    /// [`execution_fn`]: crate::policy::execution_fn
+    pub fn policy(mut self, policy: impl Into<Policy>) -> Self {
+        let policy = policy.into();
         let name = policy.name().to_owned();
         if self
             .registry
             .policies
-            .insert(name.clone(), Arc::new(policy))
+            .insert(name.clone(), policy)
             .is_some()
         {
             self.duplicates.push(format!("policy '{name}'"));
@@ -423,7 +430,7 @@ impl Catalog {
         match (self.latest.get(name), self.policies.contains_key(name)) {
             (Some(p), _) => {
                 pins.insert(name.to_owned(), p.version().unwrap_or_default());
-                Resolution::Found(p.clone())
+                Resolution::Found(Policy::from(RulePolicy::clone(p)))
             }
             (None, true) => Resolution::Unpublished,
             (None, false) => Resolution::Unknown,
@@ -796,10 +803,10 @@ impl Inner {
         let Some(def) = self.store.flow_version(flow, version).await? else {
             return Err(Error::UnknownFlow(format!("{flow} v{version}")));
         };
-        let mut pinned: HashMap<String, Arc<dyn Policy>> = HashMap::new();
+        let mut pinned: HashMap<String, Policy> = HashMap::new();
         for (name, v) in &def.policy_versions {
             let policy = self.load_policy(name, *v).await?;
-            pinned.insert(name.clone(), policy);
+            pinned.insert(name.clone(), Policy::from(RulePolicy::clone(&policy)));
         }
         let mut resolve = |name: &str| match pinned.get(name) {
             Some(p) => Resolution::Found(p.clone()),
@@ -824,7 +831,11 @@ impl Inner {
         let Some(doc) = self.store.policy_version(name, version).await? else {
             return Err(Error::UnknownPolicy(format!("{name} v{version}")));
         };
-        let policy = Arc::new(crate::rules::compile::compile(&doc, Some(version))?);
+        let policy = Arc::new(crate::rules::compile::compile(
+            &doc,
+            Some(version),
+            &self.config.limits,
+        )?);
         self.write_catalog()
             .policy_versions
             .insert(key, policy.clone());
@@ -946,7 +957,7 @@ impl Engine {
                 }],
             }));
         }
-        crate::limits::check_flow(&flow, &self.inner.config.limits)?;
+        flow.check_limits(&self.inner.config.limits)?;
         if self.inner.read_catalog().flows.contains_key(&flow.name) {
             return Err(Error::FlowExists(flow.name));
         }
@@ -969,7 +980,7 @@ impl Engine {
         // Changes made through other instances first: each operation decides on the
         // catalog as it is now.
         self.inner.sync_catalog().await?;
-        crate::limits::check_flow(&flow, &self.inner.config.limits)?;
+        flow.check_limits(&self.inner.config.limits)?;
         let current = self.current(&flow.name)?;
         if current.status != FlowStatus::Unpublished {
             return Err(Error::FlowStatus {
@@ -1171,7 +1182,7 @@ impl Engine {
                 }],
             }));
         }
-        crate::limits::check_policy(&document, &self.inner.config.limits)?;
+        document.check_limits(&self.inner.config.limits)?;
         if self.inner.registry.policies.contains_key(&document.name)
             || self
                 .inner
@@ -1197,7 +1208,7 @@ impl Engine {
         // Changes made through other instances first: each operation decides on the
         // catalog as it is now.
         self.inner.sync_catalog().await?;
-        crate::limits::check_policy(&document, &self.inner.config.limits)?;
+        document.check_limits(&self.inner.config.limits)?;
         let Some(mut record) = self.policy(&document.name) else {
             return Err(Error::UnknownPolicy(document.name));
         };
@@ -1229,6 +1240,7 @@ impl Engine {
         let compiled = Arc::new(crate::rules::compile::compile(
             &record.document,
             Some(version),
+            &self.inner.config.limits,
         )?);
         record.status = PolicyStatus::Published;
         record.last_published = Some(version);
@@ -1266,7 +1278,8 @@ impl Engine {
             .cloned()
             .collect();
         drop(catalog);
-        let cx = crate::flow::analysis::Context::new(&policies, &flows, external_events);
+        let cx = crate::flow::analysis::Context::new(&policies, &flows, external_events)
+            .with_limits(&self.inner.config.limits);
         crate::flow::analysis::analyze(flow, &cx)
     }
 
@@ -1381,7 +1394,7 @@ impl Engine {
     /// only where it is claimed.
     pub async fn submit(&self, event: Event) -> Result<Receipt> {
         check_event(&event)?;
-        crate::limits::check_event(&event, &self.inner.config.limits)?;
+        event.check_limits(&self.inner.config.limits)?;
         let _permit = self.inner.admission.acquire().await;
         let _guard = self.inner.lock_order(&event.order).await;
         let mut event = event;

@@ -9,10 +9,10 @@ use crate::event::EventKind;
 use crate::execution::Position;
 use crate::flow::{
     ActionStep, BranchFailure, ElementKind, Flow, Problem, ProblemKind, RetryPolicy, Sequence,
-    Step, StepPath, ValidationError, validate,
+    Step, StepPath, ValidationError, validate_with,
 };
 use crate::orchestration::{ActionKind, OrchestrationType};
-use crate::policy::{Policy, PolicyKind};
+use crate::policy::{ExecutionPolicy, FilterPolicy, Policy, PolicyKind};
 use crate::provider::{Provider, RequestKind};
 
 use super::Config;
@@ -22,7 +22,7 @@ use super::Config;
 pub(crate) struct Registry {
     pub(crate) types: HashMap<String, Arc<dyn OrchestrationType>>,
     pub(crate) providers: HashMap<String, Arc<dyn Provider>>,
-    pub(crate) policies: HashMap<String, Arc<dyn Policy>>,
+    pub(crate) policies: HashMap<String, Policy>,
     pub(crate) actions: HashMap<String, Arc<dyn Action>>,
     pub(crate) builtins: HashMap<ActionKind, Arc<dyn Action>>,
 }
@@ -63,8 +63,8 @@ pub(crate) enum NodeKind {
 pub(crate) struct ActionNode {
     pub(crate) step: ActionStep,
     pub(crate) action: Arc<dyn Action>,
-    pub(crate) filter: Option<Arc<dyn Policy>>,
-    pub(crate) policies: Vec<Arc<dyn Policy>>,
+    pub(crate) filter: Option<Arc<dyn FilterPolicy>>,
+    pub(crate) policies: Vec<Arc<dyn ExecutionPolicy>>,
     pub(crate) provider: Option<Arc<dyn Provider>>,
     pub(crate) retry: RetryPolicy,
     pub(crate) timeout: Duration,
@@ -98,7 +98,7 @@ impl Plan {
 #[derive(Debug)]
 pub(crate) enum Resolution {
     /// A published version.
-    Found(Arc<dyn Policy>),
+    Found(Policy),
     /// A rule policy that has no published version.
     Unpublished,
     /// No rule policy has the name.
@@ -113,10 +113,10 @@ pub(crate) fn compile(
     rules: &mut dyn FnMut(&str) -> Resolution,
     config: &Config,
 ) -> Result<Plan, ValidationError> {
-    let mut problems = match validate(flow) {
+    let mut problems = match validate_with(flow, &config.limits) {
         Ok(()) => Vec::new(),
         // Compiling walks the tree recursively: never past the nesting bound.
-        Err(e) if e.has(|k| *k == ProblemKind::TooDeep) => return Err(e),
+        Err(e) if e.has(|k| matches!(k, ProblemKind::TooDeep(_))) => return Err(e),
         Err(e) => e.problems,
     };
     let kind = registry.types.get(&flow.orchestration_type);
@@ -397,12 +397,9 @@ impl Compiler<'_> {
         }
     }
 
-    fn policy(
-        &mut self,
-        name: &str,
-        expected: PolicyKind,
-        path: &StepPath,
-    ) -> Option<Arc<dyn Policy>> {
+    /// The policy a step names, when it is registered (or published) and of the kind the
+    /// place expects; a problem otherwise.
+    fn policy(&mut self, name: &str, expected: PolicyKind, path: &StepPath) -> Option<Policy> {
         let found = match self.registry.policies.get(name) {
             Some(p) => Some(p.clone()),
             None => match (self.rules)(name) {
@@ -439,14 +436,20 @@ impl Compiler<'_> {
                 self.problem(path, ProblemKind::ActionKindNotAllowed(a.kind));
             }
         }
-        let filter = a
-            .filter
-            .as_ref()
-            .and_then(|f| self.policy(f, PolicyKind::Filter, path));
+        let filter =
+            a.filter
+                .as_ref()
+                .and_then(|f| match self.policy(f, PolicyKind::Filter, path)? {
+                    Policy::Filter(f) => Some(f),
+                    Policy::Execution(_) => None,
+                });
         let policies = a
             .execution_policies
             .iter()
-            .filter_map(|p| self.policy(p, PolicyKind::Execution, path))
+            .filter_map(|p| match self.policy(p, PolicyKind::Execution, path)? {
+                Policy::Execution(p) => Some(p),
+                Policy::Filter(_) => None,
+            })
             .collect();
         let provider = match &a.provider {
             None => {

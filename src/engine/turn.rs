@@ -260,7 +260,7 @@ impl<'e> Turn<'e> {
         };
         let order = update.apply(current).map_err(invalid)?;
         order.check_ids().map_err(|e| invalid(e.to_string()))?;
-        crate::limits::check_order("order update", &order, &self.inner.config.limits, || {
+        order.check_limits("order update", &self.inner.config.limits, || {
             format!("update '{id}' of order '{}'", current.id)
         })?;
         Ok(order)

@@ -164,7 +164,7 @@ impl Engine {
     pub async fn enqueue(&self, event: Event) -> Result<()> {
         let shared = self.shared()?;
         check_event(&event)?;
-        crate::limits::check_event(&event, &self.inner.config.limits)?;
+        event.check_limits(&self.inner.config.limits)?;
         shared.enqueue(&event).await?;
         crate::metrics::event_enqueued();
         Ok(())

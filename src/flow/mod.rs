@@ -47,6 +47,7 @@
 
 pub mod analysis;
 mod builder;
+mod limits;
 mod names;
 pub mod render;
 mod validate;
@@ -62,13 +63,11 @@ use crate::clock::Timestamp;
 use crate::event::EventKind;
 use crate::orchestration::ActionKind;
 
+pub use crate::orchestration::{ElementKind, ORDER_ORCHESTRATION};
 pub use builder::{FlowBuilder, SequenceBuilder, SplitterBuilder};
 pub(crate) use names::NodeElement;
 pub use names::StepNames;
-pub use validate::{MAX_NESTING, Problem, ProblemKind, StepPath, ValidationError, validate};
-
-/// The name of the orchestration type every flow gets unless it names another.
-pub const ORDER_ORCHESTRATION: &str = "Order orchestration";
+pub use validate::{Problem, ProblemKind, StepPath, ValidationError, validate, validate_with};
 
 /// A flow's lifecycle status.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -175,31 +174,6 @@ impl Step {
             Self::Splitter(_) => Some(ElementKind::Splitter),
             Self::SplitterMerge(_) => Some(ElementKind::SplitterMerge),
         }
-    }
-}
-
-/// The four flow elements.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ElementKind {
-    /// Yes/no paths that do not merge.
-    Condition,
-    /// Yes/no paths that merge again.
-    ConditionMerge,
-    /// Named branches that do not merge.
-    Splitter,
-    /// Named branches that merge again.
-    SplitterMerge,
-}
-
-impl fmt::Display for ElementKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::Condition => "Condition",
-            Self::ConditionMerge => "Condition-Merge",
-            Self::Splitter => "Splitter",
-            Self::SplitterMerge => "Splitter-Merge",
-        })
     }
 }
 
@@ -539,20 +513,20 @@ impl Flow {
 
     /// Parses a flow from JSON within `limits`: the document's size before parsing, every
     /// string's length, then steps, branches and element nesting
-    /// ([`limits`](crate::limits)). Past a limit: [`Error::Limit`](crate::Error::Limit)
+    /// ([`check_limits`](Self::check_limits)). Past a limit: [`Error::Limit`](crate::Error::Limit)
     /// naming it and the place; malformed: [`Error::Document`](crate::Error::Document).
     pub fn from_json_with(
         json: &str,
         limits: &crate::limits::Limits,
     ) -> Result<Self, crate::Error> {
-        let flow: Self = crate::limits::parse_document(
+        let flow: Self = crate::parse::parse_document(
             "flow",
             json,
             limits,
             ("max_document_bytes", limits.max_document_bytes),
-            |value| crate::limits::flow_shape(value, limits),
+            |value| limits::flow_shape(value, limits),
         )?;
-        crate::limits::check_flow(&flow, limits)?;
+        flow.check_limits(limits)?;
         Ok(flow)
     }
 

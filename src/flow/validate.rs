@@ -3,10 +3,8 @@ use std::fmt;
 use std::time::Duration;
 
 use super::{ActionStep, ElementKind, Flow, Sequence, Step};
+use crate::limits::Limits;
 use crate::orchestration::ActionKind;
-
-/// How deep elements may nest inside each other.
-pub const MAX_NESTING: usize = 64;
 
 /// Where a problem is: the names of the steps and branches from the top of the flow.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
@@ -55,8 +53,9 @@ pub enum ProblemKind {
     EmptySplitter,
     /// The first action of a Splitter's branch has no filter, so the branch cannot split.
     UnfilteredBranch(String),
-    /// Elements nest deeper than [`MAX_NESTING`].
-    TooDeep,
+    /// Elements nest deeper than the bound, [`Limits::max_nesting`] (its value): the
+    /// steps past it are not looked into.
+    TooDeep(usize),
     /// A custom step names no custom action, or a built-in step names one.
     CustomActionMismatch,
     /// The retry policy is out of range.
@@ -116,7 +115,9 @@ impl fmt::Display for ProblemKind {
                 f,
                 "the first action of branch '{b}' has no filter policy, so it cannot split"
             ),
-            Self::TooDeep => write!(f, "elements nest deeper than {MAX_NESTING} levels"),
+            Self::TooDeep(max) => {
+                write!(f, "elements nest deeper than the limit max_nesting = {max}")
+            }
             Self::CustomActionMismatch => {
                 f.write_str("a custom step must name its custom action, and only a custom step may")
             }
@@ -188,14 +189,22 @@ impl fmt::Display for ValidationError {
 ///
 /// Finds every problem of [`ProblemKind`] that the flow alone shows: empty names, duplicate
 /// step names, a Condition with no action before it, steps after a Condition or Splitter, empty
-/// Splitters, unfiltered branch-opening actions, missing triggers, nesting beyond
-/// [`MAX_NESTING`], custom-action mismatches and out-of-range retry and timeout settings.
-/// Publishing also checks references (providers, policies, custom actions, the type).
+/// Splitters, unfiltered branch-opening actions, missing triggers, nesting beyond the
+/// default [`Limits::max_nesting`], custom-action mismatches and out-of-range retry and
+/// timeout settings. Publishing also checks references (providers, policies, custom
+/// actions, the type).
 pub fn validate(flow: &Flow) -> Result<(), ValidationError> {
+    validate_with(flow, &Limits::default())
+}
+
+/// [`validate`] with the nesting bound of `limits` ([`Limits::max_nesting`]), as an engine
+/// validates with its own limits.
+pub fn validate_with(flow: &Flow, limits: &Limits) -> Result<(), ValidationError> {
     let mut v = Validator {
         problems: Vec::new(),
         names: HashSet::new(),
         triggers: 0,
+        max_nesting: limits.max_nesting,
     };
     if flow.name.trim().is_empty() {
         v.push(StepPath::default(), ProblemKind::EmptyName);
@@ -222,6 +231,7 @@ struct Validator<'f> {
     problems: Vec<Problem>,
     names: HashSet<&'f str>,
     triggers: usize,
+    max_nesting: usize,
 }
 
 impl<'f> Validator<'f> {
@@ -239,8 +249,8 @@ impl<'f> Validator<'f> {
         mut entry: bool,
         depth: usize,
     ) {
-        if depth > MAX_NESTING {
-            self.push(at.clone(), ProblemKind::TooDeep);
+        if depth > self.max_nesting {
+            self.push(at.clone(), ProblemKind::TooDeep(self.max_nesting));
             return;
         }
         let mut ended_by: Option<ElementKind> = None;

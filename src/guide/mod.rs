@@ -8,7 +8,8 @@
 //! - [`postgres`]: scale-out, TLS, host pools and migrations on PostgreSQL.
 //! - [`metrics`]: the metrics the `metrics` feature records.
 //! - [`performance`]: benchmarks, baselines and figures.
-//! - [`testing`]: testing host flows, actions and stores with the testkit.
+//! - [`testing`]: testing host flows, actions and stores with the testkit (feature
+//!   `testing`).
 
 pub mod rules {
     #![doc = include_str!("rules.md")]
@@ -58,4 +59,14 @@ pub mod performance {
     use crate::*;
 }
 
-pub mod testing;
+pub mod testing {
+    #![cfg_attr(feature = "testing", doc = include_str!("testing.md"))]
+    #![cfg_attr(
+        not(feature = "testing"),
+        doc = "Testing host flows, custom actions and stores with the testkit, \
+               `orderflow::testing`: this guide is in the documentation built with the \
+               `testing` feature (docs.rs builds it)."
+    )]
+    #[allow(unused_imports)]
+    use crate::*;
+}

@@ -1,223 +1,31 @@
-//! Checking and compiling policy documents, and evaluating the compiled form.
+//! Checking a policy document and compiling it for evaluation.
 
-use std::cmp::Ordering;
 use std::collections::HashSet;
-use std::fmt;
 
-use crate::document::{Decimal, Entity, RecordMut, RecordRef, Value};
-use crate::policy::{Check, Criticality, Policy, PolicyKind};
-
+use super::compiled::{Assign, CompiledRule, Cond, Op, RulePolicy, Rules};
 use super::document::{Condition, Operand, Operator, PolicyDocument, Row, SetValue};
-use super::field::{self, FieldType, Lit, Rec, Scalar, Setter, value_scalar};
+use super::field::{self, FieldType};
+use super::problem::{PolicyError, RuleProblem, RuleProblemKind};
+use super::record::Lit;
 use super::row::{Cmp, RowFn, RowOp};
-use super::{MAX_CONDITION_DEPTH, MAX_CONDITIONS, MAX_LIST, MAX_RULES, MAX_TEXT};
+use super::{MAX_CONDITIONS, MAX_LIST, MAX_RULES, MAX_TEXT};
+use crate::document::{Decimal, Entity, Value};
+use crate::limits::Limits;
+use crate::policy::PolicyKind;
 
-/// A policy document that failed its checks; lists every problem.
-#[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
-pub struct PolicyError {
-    /// The policy.
-    pub policy: String,
-    /// Every problem found, in document order.
-    pub problems: Vec<RuleProblem>,
-}
-
-impl fmt::Display for PolicyError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "policy '{}' is invalid: ", self.policy)?;
-        for (i, p) in self.problems.iter().enumerate() {
-            if i > 0 {
-                f.write_str("; ")?;
-            }
-            write!(f, "{p}")?;
-        }
-        Ok(())
+impl PolicyDocument {
+    /// Checks the policy and compiles it for evaluation, its conditions nested at most as
+    /// deep as the default [`Limits::max_nesting`]. The error lists every problem, each
+    /// naming the rule and field.
+    pub fn compile(&self) -> Result<RulePolicy, PolicyError> {
+        self.compile_with(&Limits::default())
     }
-}
 
-impl std::error::Error for PolicyError {}
-
-impl PolicyError {
-    /// Whether some problem is of a kind matching `pred`.
-    pub fn has(&self, pred: impl Fn(&RuleProblemKind) -> bool) -> bool {
-        self.problems.iter().any(|p| pred(&p.kind))
+    /// [`compile`](Self::compile) with the nesting bound of `limits`, as an engine
+    /// compiles with its own limits.
+    pub fn compile_with(&self, limits: &Limits) -> Result<RulePolicy, PolicyError> {
+        compile(self, None, limits)
     }
-}
-
-/// One problem of a policy document, with its place.
-#[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
-pub struct RuleProblem {
-    /// The rule, by name (or `#<index>` when it has none); `None` for the policy itself.
-    pub rule: Option<String>,
-    /// The field the problem is about.
-    pub field: Option<String>,
-    /// What is wrong.
-    pub kind: RuleProblemKind,
-}
-
-impl fmt::Display for RuleProblem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if let Some(rule) = &self.rule {
-            write!(f, "rule '{rule}', ")?;
-        }
-        if let Some(field) = &self.field {
-            write!(f, "field '{field}': ")?;
-        }
-        write!(f, "{}", self.kind)
-    }
-}
-
-/// What is wrong in a policy document.
-#[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
-pub enum RuleProblemKind {
-    /// The policy has no name.
-    EmptyName,
-    /// The policy has no rules.
-    NoRules,
-    /// More rules than [`MAX_RULES`](super::MAX_RULES).
-    TooManyRules(usize),
-    /// More rows and groups than [`MAX_CONDITIONS`](super::MAX_CONDITIONS).
-    TooManyConditions,
-    /// A rule has no name.
-    EmptyRuleName,
-    /// Two rules share a name.
-    DuplicateRule,
-    /// A filter policy's rule has Set Value actions.
-    ActionsInFilter,
-    /// Nesting deeper than [`MAX_CONDITION_DEPTH`](super::MAX_CONDITION_DEPTH).
-    TooDeep,
-    /// An `and`/`or` group without conditions.
-    EmptyGroup,
-    /// `any_line`/`all_lines` on an entity without lines.
-    NoLines(Entity),
-    /// The entity has no field of this name.
-    UnknownField(Entity),
-    /// The value's type does not fit the field's.
-    TypeMismatch {
-        /// The field's type.
-        field: FieldType,
-        /// What the value is (`text`, `number`, `true/false`).
-        value: &'static str,
-    },
-    /// An ordering operator on a field without order.
-    OrderingOnUnordered {
-        /// The operator.
-        operator: Operator,
-        /// The field's type.
-        field: FieldType,
-    },
-    /// The operator takes a value and has none.
-    MissingValue(Operator),
-    /// The operator takes no value and has one.
-    UnexpectedValue(Operator),
-    /// `in`/`not_in` with one value instead of a list.
-    ExpectedList(Operator),
-    /// A list where one value is expected.
-    ExpectedOneValue(Operator),
-    /// An empty `in`/`not_in` list.
-    EmptyList,
-    /// A list longer than [`MAX_LIST`](super::MAX_LIST).
-    ListTooLong(usize),
-    /// `null` compared: use `contains_data`/`does_not_contain_data`.
-    NullValue,
-    /// Text longer than [`MAX_TEXT`](super::MAX_TEXT) bytes.
-    TextTooLong(usize),
-    /// A value an option field does not have.
-    UnknownOption {
-        /// The value given.
-        value: String,
-        /// The values the field accepts.
-        allowed: &'static [&'static str],
-    },
-    /// A date that is not ISO 8601 (`YYYY-MM-DD`).
-    InvalidDate(String),
-    /// Set Value on a field that cannot change (an identifier).
-    ReadOnly,
-    /// Set Value to `null` on a field that must have a value.
-    NotNullable,
-}
-
-impl fmt::Display for RuleProblemKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::EmptyName => f.write_str("the policy has no name"),
-            Self::NoRules => f.write_str("the policy has no rules"),
-            Self::TooManyRules(n) => write!(f, "{n} rules; the limit is {MAX_RULES}"),
-            Self::TooManyConditions => {
-                write!(f, "more than {MAX_CONDITIONS} conditions in the policy")
-            }
-            Self::EmptyRuleName => f.write_str("the rule has no name"),
-            Self::DuplicateRule => f.write_str("another rule has the same name"),
-            Self::ActionsInFilter => f.write_str("a filter policy cannot set values"),
-            Self::TooDeep => write!(
-                f,
-                "conditions nest deeper than the limit of {MAX_CONDITION_DEPTH}"
-            ),
-            Self::EmptyGroup => f.write_str("an `and`/`or` group has no conditions"),
-            Self::NoLines(e) => write!(f, "any_line/all_lines: a {e} has no lines"),
-            Self::UnknownField(e) => write!(f, "a {e} has no such field"),
-            Self::TypeMismatch { field, value } => {
-                write!(f, "compares a {field} field with {value}")
-            }
-            Self::OrderingOnUnordered { operator, field } => {
-                write!(f, "'{operator}' cannot order a {field} field")
-            }
-            Self::MissingValue(op) => write!(f, "'{op}' needs a value"),
-            Self::UnexpectedValue(op) => write!(f, "'{op}' takes no value"),
-            Self::ExpectedList(op) => write!(f, "'{op}' needs a list of values"),
-            Self::ExpectedOneValue(op) => write!(f, "'{op}' takes one value, not a list"),
-            Self::EmptyList => f.write_str("the list of values is empty"),
-            Self::ListTooLong(n) => write!(f, "{n} values; the limit is {MAX_LIST}"),
-            Self::NullValue => {
-                f.write_str("compares with null: use contains_data or does_not_contain_data")
-            }
-            Self::TextTooLong(n) => write!(f, "text of {n} bytes; the limit is {MAX_TEXT}"),
-            Self::UnknownOption { value, allowed } => {
-                write!(f, "'{value}' is not one of {}", allowed.join(", "))
-            }
-            Self::InvalidDate(d) => write!(f, "'{d}' is not a date (YYYY-MM-DD)"),
-            Self::ReadOnly => f.write_str("the field cannot be set"),
-            Self::NotNullable => f.write_str("the field cannot be cleared"),
-        }
-    }
-}
-
-/// A compiled rule policy: implements [`Policy`] by reading fields directly.
-///
-/// Made by [`PolicyDocument::compile`] or by an engine when it publishes a policy.
-#[derive(Debug)]
-pub struct RulePolicy {
-    pub(super) document: PolicyDocument,
-    version: Option<u32>,
-    rules: Box<[CompiledRule]>,
-}
-
-impl RulePolicy {
-    /// The published version this was compiled from (`None` when compiled directly).
-    pub fn version(&self) -> Option<u32> {
-        self.version
-    }
-}
-
-#[derive(Debug)]
-struct CompiledRule {
-    condition: Option<Cond>,
-    actions: Box<[Assign]>,
-    reason: Box<str>,
-}
-
-#[derive(Debug)]
-enum Cond {
-    And(Box<[Self]>),
-    Or(Box<[Self]>),
-    AnyLine(Box<Self>),
-    AllLines(Box<Self>),
-    /// A row on a well-known field, compiled to a closure.
-    Row(RowFn),
-    /// A row on a custom attribute, read by name.
-    Custom(Box<str>, Op),
 }
 
 /// How a resolved field is read.
@@ -226,175 +34,18 @@ enum Get {
     Custom(Box<str>),
 }
 
-#[derive(Debug)]
-enum Op {
-    Present,
-    Absent,
-    Eq(Lit),
-    Ne(Lit),
-    Gt(Lit),
-    Ge(Lit),
-    Lt(Lit),
-    Le(Lit),
-    In(Box<[Lit]>),
-    NotIn(Box<[Lit]>),
-}
-
-#[derive(Debug)]
-enum Assign {
-    Known(Setter, Option<Lit>),
-    Custom(Box<str>, Value),
-}
-
-impl Policy for RulePolicy {
-    fn name(&self) -> &str {
-        &self.document.name
-    }
-    fn kind(&self) -> PolicyKind {
-        self.document.kind
-    }
-    fn entity(&self) -> Entity {
-        self.document.entity
-    }
-    fn criticality(&self) -> Criticality {
-        self.document.criticality
-    }
-
-    fn admits(&self, record: RecordRef<'_>) -> bool {
-        let rec = Rec::of(record);
-        self.rules
-            .iter()
-            .all(|r| r.condition.as_ref().is_none_or(|c| c.holds(rec)))
-    }
-
-    fn execute(&self, mut record: RecordMut<'_>) -> Check {
-        let mut failed: Option<&CompiledRule> = None;
-        for rule in &self.rules {
-            let holds = match &rule.condition {
-                None => true,
-                Some(c) => c.holds(Rec::of_mut(&record)),
-            };
-            if rule.actions.is_empty() {
-                if !holds && failed.is_none() {
-                    failed = Some(rule);
-                }
-            } else if holds {
-                for action in &rule.actions {
-                    action.apply(&mut record);
-                }
-            }
-        }
-        match failed {
-            None => Check::Passed,
-            Some(rule) => Check::failed(rule.reason.to_string()),
-        }
-    }
-}
-
-impl Cond {
-    /// Evaluates a row in place and anything else through a call: most conditions are
-    /// rows.
-    #[inline(always)]
-    fn holds(&self, rec: Rec<'_>) -> bool {
-        match self {
-            Self::Row(row) => (row.test)(rec),
-            other => other.eval(rec),
-        }
-    }
-
-    fn eval(&self, rec: Rec<'_>) -> bool {
-        match self {
-            Self::And(cs) => cs.iter().all(|c| c.holds(rec)),
-            Self::Or(cs) => cs.iter().any(|c| c.holds(rec)),
-            Self::AnyLine(c) => match rec {
-                Rec::Order(o) => o.lines.iter().any(|l| c.holds(Rec::Line(l))),
-                Rec::FulfillmentOrder(f) => f
-                    .lines
-                    .iter()
-                    .any(|l| c.holds(Rec::FulfillmentOrderLine(l))),
-                _ => false,
-            },
-            Self::AllLines(c) => match rec {
-                Rec::Order(o) => o.lines.iter().all(|l| c.holds(Rec::Line(l))),
-                Rec::FulfillmentOrder(f) => f
-                    .lines
-                    .iter()
-                    .all(|l| c.holds(Rec::FulfillmentOrderLine(l))),
-                _ => false,
-            },
-            Self::Row(row) => (row.test)(rec),
-            Self::Custom(name, op) => op.holds(
-                rec.custom()
-                    .get(&**name)
-                    .map_or(Scalar::Missing, value_scalar),
-            ),
-        }
-    }
-}
-
-impl Op {
-    fn holds(&self, v: Scalar<'_>) -> bool {
-        let ord = |lit: &Lit| compare(v, lit);
-        match self {
-            Self::Present => match v {
-                Scalar::Missing => false,
-                Scalar::Text(t) => !t.is_empty(),
-                Scalar::Number(_) | Scalar::Bool(_) => true,
-            },
-            Self::Absent => !Self::Present.holds(v),
-            Self::Eq(l) => ord(l) == Some(Ordering::Equal),
-            Self::Ne(l) => ord(l) != Some(Ordering::Equal),
-            Self::Gt(l) => ord(l) == Some(Ordering::Greater),
-            Self::Ge(l) => matches!(ord(l), Some(Ordering::Greater | Ordering::Equal)),
-            Self::Lt(l) => ord(l) == Some(Ordering::Less),
-            Self::Le(l) => matches!(ord(l), Some(Ordering::Less | Ordering::Equal)),
-            Self::In(ls) => ls.iter().any(|l| ord(l) == Some(Ordering::Equal)),
-            Self::NotIn(ls) => !ls.iter().any(|l| ord(l) == Some(Ordering::Equal)),
-        }
-    }
-}
-
-/// Compares a field's value with a literal of the same type; `None` when they do not
-/// compare (missing value, another type). Numbers compare exactly.
-fn compare(v: Scalar<'_>, lit: &Lit) -> Option<Ordering> {
-    match (v, lit) {
-        (Scalar::Text(a), Lit::Text(b)) => Some(a.cmp(b)),
-        (Scalar::Number(a), Lit::Number(b)) => Some(a.cmp(b)),
-        (Scalar::Bool(a), Lit::Bool(b)) => Some(a.cmp(b)),
-        _ => None,
-    }
-}
-
-impl Assign {
-    fn apply(&self, record: &mut RecordMut<'_>) {
-        match self {
-            Self::Known(set, value) => set(record, value.as_ref()),
-            Self::Custom(name, value) => {
-                let custom = field::custom_mut(record);
-                if matches!(value, Value::Null) {
-                    custom.shift_remove(&**name);
-                } else if let Some(slot) = custom.get_mut(&**name) {
-                    if slot != value {
-                        *slot = value.clone();
-                    }
-                } else {
-                    custom.insert(name.to_string(), value.clone());
-                }
-            }
-        }
-    }
-}
-
 /// Checks and compiles a document; `version` is the published version it stands for.
 pub(crate) fn compile(
     doc: &PolicyDocument,
     version: Option<u32>,
+    limits: &Limits,
 ) -> Result<RulePolicy, PolicyError> {
     let mut c = Compiler {
         problems: Vec::new(),
         rule: None,
         conditions: 0,
         too_many_reported: false,
+        max_nesting: limits.max_nesting,
     };
     if doc.name.trim().is_empty() {
         c.problem(None, RuleProblemKind::EmptyName);
@@ -449,11 +100,12 @@ pub(crate) fn compile(
             problems: c.problems,
         });
     }
-    Ok(RulePolicy {
+    Ok(Rules {
         document: doc.clone(),
         version,
         rules: rules.into(),
-    })
+    }
+    .into_policy())
 }
 
 struct Compiler {
@@ -461,6 +113,7 @@ struct Compiler {
     rule: Option<String>,
     conditions: usize,
     too_many_reported: bool,
+    max_nesting: usize,
 }
 
 /// A resolved field: how to read it, its type, and (for known fields) the table row.
@@ -488,8 +141,8 @@ impl Compiler {
     }
 
     fn condition(&mut self, cond: &Condition, entity: Entity, depth: usize) -> Option<Cond> {
-        if depth > MAX_CONDITION_DEPTH {
-            self.problem(None, RuleProblemKind::TooDeep);
+        if depth > self.max_nesting {
+            self.problem(None, RuleProblemKind::TooDeep(self.max_nesting));
             return None;
         }
         self.conditions += 1;

@@ -8,8 +8,6 @@ use crate::clock::Timestamp;
 use crate::document::{Entity, Value};
 use crate::policy::{Criticality, PolicyKind};
 
-use super::compile::{PolicyError, RulePolicy};
-
 /// A declarative policy: what users write. See the [module docs](super).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -67,20 +65,20 @@ impl PolicyDocument {
         Self::from_json_with(json, &crate::limits::Limits::default())
     }
 
-    /// Parses a policy within `limits` ([`limits`](crate::limits)): size, strings, rules
-    /// and condition depth. Past a limit: [`Error::Limit`](crate::Error::Limit).
+    /// Parses a policy within `limits`: size, strings, then rules and the nesting of their
+    /// conditions ([`check_limits`](Self::check_limits)). Past a limit: [`Error::Limit`](crate::Error::Limit).
     pub fn from_json_with(
         json: &str,
         limits: &crate::limits::Limits,
     ) -> Result<Self, crate::Error> {
-        let policy: Self = crate::limits::parse_document(
+        let policy: Self = crate::parse::parse_document(
             "policy",
             json,
             limits,
             ("max_document_bytes", limits.max_document_bytes),
             |_| Ok(()),
         )?;
-        crate::limits::check_policy(&policy, limits)?;
+        policy.check_limits(limits)?;
         crate::number::check_exact("policy", json, json, 0)?;
         Ok(policy)
     }
@@ -96,7 +94,7 @@ impl PolicyDocument {
         json: &str,
         limits: &crate::limits::Limits,
     ) -> Result<Vec<Self>, crate::Error> {
-        let policies: Vec<Self> = crate::limits::parse_document(
+        let policies: Vec<Self> = crate::parse::parse_document(
             "policy",
             json,
             limits,
@@ -104,7 +102,7 @@ impl PolicyDocument {
             |_| Ok(()),
         )?;
         for policy in &policies {
-            crate::limits::check_policy(policy, limits)?;
+            policy.check_limits(limits)?;
         }
         crate::number::check_exact("policy", json, json, 0)?;
         Ok(policies)
@@ -113,12 +111,6 @@ impl PolicyDocument {
     /// The policy as pretty JSON.
     pub fn to_json(&self) -> String {
         serde_json::to_string_pretty(self).expect("a policy always serializes")
-    }
-
-    /// Checks the policy and compiles it for evaluation. The error lists every problem, each
-    /// naming the rule and field.
-    pub fn compile(&self) -> Result<RulePolicy, PolicyError> {
-        super::compile::compile(self, None)
     }
 }
 
@@ -519,12 +511,5 @@ impl PolicyRecord {
     /// The policy's name.
     pub fn name(&self) -> &str {
         &self.document.name
-    }
-}
-
-impl RulePolicy {
-    /// The document this policy was compiled from.
-    pub fn document(&self) -> &PolicyDocument {
-        &self.document
     }
 }

@@ -56,14 +56,17 @@
 //! # Compiling
 //!
 //! [`PolicyDocument::compile`] checks everything once — every problem, each naming the
-//! policy, rule and field — and yields a [`RulePolicy`], which implements [`Policy`](crate::Policy). The
+//! policy, rule and field — and yields a [`RulePolicy`]: a [`RuleFilter`], which implements
+//! [`FilterPolicy`](crate::policy::FilterPolicy), or a [`RuleExecution`], which implements
+//! [`ExecutionPolicy`](crate::policy::ExecutionPolicy). Conditions nest at most
+//! [`Limits::max_nesting`](crate::limits::Limits::max_nesting) deep. The
 //! compiled form reads fields directly through accessors chosen at compile time: evaluation
 //! never serializes a document and allocates nothing unless it sets a value that changes.
 //!
 //! ```
 //! use orderflow::document::{Order, OrderLine, RecordMut};
+//! use orderflow::policy::ExecutionPolicy;
 //! use orderflow::rules::PolicyDocument;
-//! use orderflow::Policy;
 //!
 //! let policy = PolicyDocument::from_json(r#"{
 //!     "name": "Quantity at least 5",
@@ -75,7 +78,8 @@
 //! .compile()?;
 //!
 //! let mut line = OrderLine::new("1", "Pen", 1);
-//! assert!(!policy.execute(RecordMut::Line(&mut line)).passed());
+//! let check = policy.as_execution().expect("an execution policy");
+//! assert!(!check.execute(RecordMut::Line(&mut line)).passed());
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
@@ -87,21 +91,24 @@
 //! [`Engine::publish_policy`]: crate::Engine::publish_policy
 
 pub(crate) mod compile;
+mod compiled;
 mod document;
 mod field;
+mod limits;
+mod problem;
+mod record;
 mod row;
 
-pub use compile::{PolicyError, RulePolicy, RuleProblem, RuleProblemKind};
+pub use compiled::{RuleExecution, RuleFilter, RulePolicy};
 pub use document::{
     Condition, Operand, Operator, PolicyDocument, PolicyRecord, PolicyStatus, Row, Rule, SetValue,
 };
 pub use field::{FieldInfo, FieldType, fields};
+pub use problem::{PolicyError, RuleProblem, RuleProblemKind};
 
-/// Most rules one policy may hold.
+/// Most rules one policy may hold (also the default of
+/// [`Limits::max_rules`](crate::limits::Limits::max_rules), which can lower it).
 pub const MAX_RULES: usize = 256;
-/// Deepest nesting of conditions in one rule, counting every level: a row alone is depth 1,
-/// a row inside one `and`/`or`/`any_line`/`all_lines` is depth 2.
-pub const MAX_CONDITION_DEPTH: usize = 16;
 /// Most rows and groups in one policy, all rules together.
 pub const MAX_CONDITIONS: usize = 4_096;
 /// Most values in one `in`/`not_in` list.
@@ -111,3 +118,11 @@ pub const MAX_TEXT: usize = 4_096;
 /// Largest policy document [`PolicyDocument::from_json`] accepts by default, in bytes
 /// ([`Limits::max_document_bytes`](crate::limits::Limits::max_document_bytes) sets it).
 pub const MAX_POLICY_BYTES: usize = 1 << 20;
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_rule_cap_is_the_default_limit() {
+        assert_eq!(crate::limits::Limits::default().max_rules, super::MAX_RULES);
+    }
+}

@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use super::field::Rec;
+use super::record::Rec;
 use crate::document::Decimal;
 
 /// A comparison of a field with one value.

@@ -27,7 +27,7 @@ use crate::event::{EventId, EventKind};
 use crate::execution::{ExecutionStatus, OrderState, Outcome};
 use crate::flow::Flow;
 use crate::orchestration::{OrchestrationType, OrderOrchestration};
-use crate::policy::filter_fn;
+use crate::policy::{Policy, filter_fn};
 
 #[derive(Debug)]
 struct Planned;
@@ -94,7 +94,7 @@ fn compile(tree: &[G]) -> std::result::Result<Arc<Plan>, String> {
         };
         registry.policies.insert(
             filter_name(&name),
-            Arc::new(filter_fn(filter_name(&name), entity, move |r| match r {
+            Policy::from(filter_fn(filter_name(&name), entity, move |r| match r {
                 RecordRef::Order(o) => o.custom.get(&order_key) == Some(&Value::Bool(true)),
                 RecordRef::Line(o, l) => {
                     o.custom.get(&format!("{line_prefix}{}", l.id)) == Some(&Value::Bool(true))

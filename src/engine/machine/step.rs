@@ -12,7 +12,7 @@ use crate::error::Result;
 use crate::event::{EventId, EventKind};
 use crate::execution::{Outcome, Phase, Resume, Selection, TimelineEntry};
 use crate::journey::{Detail, Finding, StepRef};
-use crate::policy::{Check, Criticality, Policy};
+use crate::policy::{Check, Criticality, ExecutionPolicy, FilterPolicy};
 
 use super::merge::end_path;
 use super::route::append_event;
@@ -341,7 +341,11 @@ fn carries(order: &Order, selection: &Selection, record: &RecordId) -> bool {
 }
 
 /// Narrows `selection` to the records `filter` admits; whether any is left.
-pub(super) fn apply_filter(filter: &dyn Policy, order: &Order, selection: &mut Selection) -> bool {
+pub(super) fn apply_filter(
+    filter: &dyn FilterPolicy,
+    order: &Order,
+    selection: &mut Selection,
+) -> bool {
     match filter.entity() {
         Entity::Order => filter.admits(RecordRef::Order(order)),
         Entity::OrderLine => {
@@ -381,7 +385,7 @@ pub(super) fn apply_filter(filter: &dyn Policy, order: &Order, selection: &mut S
 
 /// Runs execution policies; returns the findings and, if a Critical one failed, why.
 pub(crate) fn run_policies(
-    policies: &[Arc<dyn Policy>],
+    policies: &[Arc<dyn ExecutionPolicy>],
     order: &mut Order,
     selection: &Selection,
 ) -> (Vec<Finding>, Option<String>) {

@@ -61,14 +61,14 @@ fn registry() -> Registry {
     registry
         .actions
         .insert("External".into(), Arc::new(Work(Effects::External)));
-    let policies: [(&str, Arc<dyn Policy>); 5] = [
+    let policies: [(&str, Policy); 5] = [
         (
             "Everything",
-            Arc::new(filter_fn("Everything", Entity::Order, |_| true)),
+            Policy::from(filter_fn("Everything", Entity::Order, |_| true)),
         ),
         (
             "Line 1 only",
-            Arc::new(filter_fn(
+            Policy::from(filter_fn(
                 "Line 1 only",
                 Entity::OrderLine,
                 |r| matches!(r, RecordRef::Line(_, l) if l.id.as_str() == "1"),
@@ -76,11 +76,11 @@ fn registry() -> Registry {
         ),
         (
             "Nothing",
-            Arc::new(filter_fn("Nothing", Entity::Order, |_| false)),
+            Policy::from(filter_fn("Nothing", Entity::Order, |_| false)),
         ),
         (
             "Needs customer",
-            Arc::new(execution_fn(
+            Policy::from(execution_fn(
                 "Needs customer",
                 Entity::Order,
                 Criticality::Critical,
@@ -92,7 +92,7 @@ fn registry() -> Registry {
         ),
         (
             "Note customer",
-            Arc::new(execution_fn(
+            Policy::from(execution_fn(
                 "Note customer",
                 Entity::Order,
                 Criticality::Information,

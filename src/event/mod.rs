@@ -20,6 +20,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::document::{Order, OrderId, RecordId};
 
+mod limits;
+
 /// The name of a kind of business event. An open set.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]
@@ -204,16 +206,16 @@ impl Event {
         json: &str,
         limits: &crate::limits::Limits,
     ) -> Result<Self, crate::Error> {
-        crate::limits::event_text(json, limits)?;
-        let event: Self = crate::limits::parse_document(
+        self::limits::event_text(json, limits)?;
+        let event: Self = crate::parse::parse_document(
             "event",
             json,
             limits,
             ("max_event_bytes", limits.max_event_bytes),
             |_| Ok(()),
         )?;
-        crate::limits::check_event(&event, limits)?;
-        if let Some((document, offset)) = crate::limits::event_document_text(json) {
+        event.check_limits(limits)?;
+        if let Some((document, offset)) = self::limits::event_document_text(json) {
             crate::number::check_exact("event", json, document, offset)?;
         }
         Ok(event)
