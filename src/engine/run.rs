@@ -8,9 +8,10 @@ use std::sync::Arc;
 use futures::FutureExt;
 use semver::Version;
 
+use super::Receipt;
+use super::inner::{Inner, is_outage};
 use super::plan::{ActionNode, NodeKind, Plan};
-use super::{Caller, Inner, Receipt};
-use crate::action::{ActionContext, Effects};
+use crate::action::{ActionContext, ActionError, ActionErrorKind, Effects};
 use crate::clock::Timestamp;
 use crate::document::{Entity, Order, OrderId, RecordId, RecordMut, RecordRef};
 use crate::error::{Error, Result};
@@ -22,6 +23,10 @@ use crate::execution::{
 use crate::flow::FlowStatus;
 use crate::journey::{Finding, Outcome, StepRecord, TimelineEntry};
 use crate::policy::{Check, Criticality, Policy};
+use crate::provider::call::StepCalls;
+use crate::provider::catch_panic::panic_message;
+use crate::provider::idempotency::IdempotencyKey;
+use crate::provider::timeout::Timeout;
 use crate::store::Commit;
 use crate::update::OrderUpdate;
 
@@ -224,7 +229,7 @@ impl<'e> Turn<'e> {
         // cancelled, its paths named by position.
         let plan = match self.take_plan(e).await {
             Ok(plan) => Some(plan),
-            Err(err) if super::is_outage(&err) => return Err(err),
+            Err(err) if is_outage(&err) => return Err(err),
             Err(_) => None,
         };
         let now = self.now();
@@ -1078,32 +1083,30 @@ impl<'e> Turn<'e> {
         let token_attempt = self.state.executions[e].tokens[t].attempt.max(1);
 
         let mut attempts = 0;
-        let mut retry_at = None;
+        let mut retry_in = None;
         let mut accepted = Vec::new();
         let mut raised = Vec::new();
         let result: std::result::Result<(), String> = if runs {
+            let inner = self.inner;
             let OrderState {
                 order, executions, ..
             } = &mut self.state;
             let exec = &mut executions[e];
             let token = &mut exec.tokens[t];
+            let calls = StepCalls::new(
+                &step.name,
+                a.provider.as_ref(),
+                IdempotencyKey::new(&exec.id, &step.name, exec.round),
+                Timeout::new(a.timeout, &*inner.clock),
+                token_attempt,
+            )
+            .dry_run(inner.dry.as_ref().map(|d| &d.calls))
+            .observed(crate::metrics::CALL_OBSERVER);
             let mut cx = ActionContext {
                 order,
                 selection: &mut token.records,
                 step,
-                caller: Caller {
-                    inner: self.inner,
-                    step: &step.name,
-                    provider: a.provider.as_ref(),
-                    retry: a.retry,
-                    timeout: a.timeout,
-                    execution: &exec.id,
-                    round: exec.round,
-                    attempt: token_attempt,
-                    attempts: Default::default(),
-                    retry_at: Default::default(),
-                    accepted: Default::default(),
-                },
+                calls,
                 accepted: &exec.accepted,
                 findings: &findings,
                 policy_failed: critical.is_some(),
@@ -1113,28 +1116,41 @@ impl<'e> Turn<'e> {
             let run = std::panic::AssertUnwindSafe(a.action.run(&mut cx))
                 .catch_unwind()
                 .await;
-            attempts = cx.caller.attempts();
-            retry_at = cx.caller.retry_at();
-            accepted = cx.caller.take_accepted();
+            attempts = cx.calls.made();
+            accepted = cx.calls.take_accepted();
+            let retryable_calls = cx.calls.take_retryable_failures();
             raised = std::mem::take(&mut cx.raised);
             details.append(&mut cx.notes);
-            match (run, &critical) {
-                (Ok(Ok(())), None) => Ok(()),
-                (Ok(Ok(())), Some(why)) => Err(why.clone()),
-                (Ok(Err(err)), _) => Err(err.to_string()),
-                (Err(panic), _) => Err(format!(
-                    "action panicked: {}",
-                    super::panic_message(&*panic)
+            let error = match run {
+                Ok(Ok(())) => None,
+                Ok(Err(err)) => Some(err),
+                Err(panic) => Some(ActionError::of_kind(
+                    ActionErrorKind::Panicked,
+                    format!("action panicked: {}", panic_message(&*panic)),
                 )),
+            };
+            // The step runs again only on a retryable error the action returned, from the
+            // state committed before it.
+            if let (Some(err), Some(_)) = (&error, &snapshot) {
+                retry_in = a.retry.next_attempt(err, token_attempt, || inner.random());
+                if let (Some(_), Some(provider)) = (retry_in, &a.provider) {
+                    crate::metrics::provider_retries(provider.name(), &retryable_calls);
+                }
+            }
+            match (error, &critical) {
+                (None, None) => Ok(()),
+                (None, Some(why)) => Err(why.clone()),
+                (Some(err), _) => Err(err.to_string()),
             }
         } else {
             Err(critical.clone().unwrap_or_default())
         };
 
-        if let (Err(why), Some(at), Some((order, records))) = (&result, retry_at, snapshot) {
+        if let (Err(why), Some(wait), Some((order, records))) = (&result, retry_in, snapshot) {
             // A retryable failure with attempts left: undo what the run did, park the
             // token on a durable timer, and commit; `run_due` picks it up at `at`. What a
             // provider accepted cannot be undone: it is kept for the next attempt to see.
+            let at = self.now().after(wait);
             self.state.order = order;
             self.state.executions[e].keep_accepted(&step.name, accepted);
             let token = &mut self.state.executions[e].tokens[t];

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use futures::StreamExt;
 
-use super::{CONCURRENT_ORDERS, Engine, check_event, run};
+use super::orders::check_event;
+use super::recovery::CONCURRENT_ORDERS;
+use super::{Engine, run};
 use crate::clock::Timestamp;
 use crate::document::AsOrderId;
 use crate::error::{Error, Result};
@@ -17,106 +19,6 @@ use crate::store::{DeadLetter, Lease, SharedStore, StoreErrorKind};
 
 /// How many queued events of one order are read at a time.
 const INBOX_BATCH: usize = 64;
-
-/// How an engine shares work with other instances over a [`SharedStore`]
-/// ([`Config::work`](super::Config::work)).
-///
-/// ```
-/// use std::time::Duration;
-/// use orderflow::{Config, engine::WorkConfig};
-///
-/// let config = Config::default().with_work(
-///     WorkConfig::default()
-///         .with_lease(Duration::from_secs(20))
-///         .with_batch(64),
-/// );
-/// assert_eq!(config.work.poll, Duration::from_secs(1));
-/// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct WorkConfig {
-    /// How long a claim holds an order, on the store's clock; every commit to the order
-    /// renews it. It bounds how long a dead instance's orders wait before another instance
-    /// takes them over, and it must be longer than the longest a step can run without
-    /// committing — the provider call timeout, [`Config::timeout`](super::Config::timeout)
-    /// — or a slow call would lose the order to another instance (which is safe, fenced,
-    /// but wasted work). Default: 60 seconds.
-    pub lease: Duration,
-    /// The longest an idle worker sleeps between looks for work when no wake-up arrives
-    /// (the store's notifications, e.g. PostgreSQL's `LISTEN`/`NOTIFY`, wake it at once).
-    /// Default: 1 second.
-    pub poll: Duration,
-    /// How many orders one claim takes (and runs concurrently). Default: 32.
-    pub batch: usize,
-    /// How often the worker runs the store's housekeeping
-    /// ([`SharedStore::maintain`]: PostgreSQL vacuums its work list and inbox). Default:
-    /// 30 seconds.
-    pub maintenance: Duration,
-}
-
-impl Default for WorkConfig {
-    fn default() -> Self {
-        Self {
-            lease: Duration::from_secs(60),
-            poll: Duration::from_secs(1),
-            batch: 32,
-            maintenance: Duration::from_secs(30),
-        }
-    }
-}
-
-impl WorkConfig {
-    /// Sets the lease length.
-    pub fn with_lease(mut self, lease: Duration) -> Self {
-        self.lease = lease;
-        self
-    }
-
-    /// Sets the poll interval.
-    pub fn with_poll(mut self, poll: Duration) -> Self {
-        self.poll = poll;
-        self
-    }
-
-    /// Sets the housekeeping interval.
-    pub fn with_maintenance(mut self, every: Duration) -> Self {
-        self.maintenance = every;
-        self
-    }
-
-    /// Sets the claim batch size.
-    pub fn with_batch(mut self, batch: usize) -> Self {
-        self.batch = batch;
-        self
-    }
-
-    /// Refuses settings that cannot work, given the provider call timeout.
-    pub(super) fn check(&self, timeout: Duration) -> Result<()> {
-        if self.batch == 0 {
-            return Err(Error::Configuration(
-                "work.batch must be at least 1".to_owned(),
-            ));
-        }
-        if self.maintenance.is_zero() {
-            return Err(Error::Configuration(
-                "work.maintenance must be longer than zero".to_owned(),
-            ));
-        }
-        if self.poll.is_zero() {
-            return Err(Error::Configuration(
-                "work.poll must be longer than zero".to_owned(),
-            ));
-        }
-        if self.lease <= timeout {
-            return Err(Error::Configuration(format!(
-                "work.lease ({:?}) must be longer than the provider call timeout ({timeout:?}): \
-                 a call that runs out its timeout would lose its order to another instance",
-                self.lease
-            )));
-        }
-        Ok(())
-    }
-}
 
 /// What one round of [`Engine::work`] did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
