@@ -165,7 +165,7 @@ impl EngineBuilder {
     /// their timers for nobody.
     ///
     /// Fails when two parts share a name, when the default retry policy is out of range
-    /// ([`RetryPolicy::check`]), when no clock is given without the `tokio` feature, or when
+    /// ([`RetryPolicy::check`](crate::provider::RetryPolicy::check)), when no clock is given without the `tokio` feature, or when
     /// the store fails.
     pub async fn build(self) -> Result<Engine> {
         crate::metrics::describe();

@@ -106,7 +106,7 @@ fn entry_events(steps: &[crate::flow::Step]) -> Vec<EventKind> {
 }
 
 /// Something in the store's catalog this engine cannot read or run
-/// ([`Engine::catalog_problems`]).
+/// ([`Engine::catalog_problems`](super::Engine::catalog_problems)).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct CatalogProblem {

@@ -28,7 +28,7 @@ pub struct Config {
     /// Submits processed at once; further ones wait (back-pressure) instead of being
     /// rejected. Default: 4,096.
     pub max_in_flight: usize,
-    /// Longest sleep of [`Engine::run_timers`] between looks at the store's timers (timers
+    /// Longest sleep of [`Engine::run_timers`](super::Engine::run_timers) between looks at the store's timers (timers
     /// set by this engine wake it at once; ones set by another engine on the same store
     /// are seen within this). Default: 1 s.
     pub timer_poll: Duration,
@@ -36,7 +36,7 @@ pub struct Config {
     /// [`Limits::default`](crate::limits::Limits).
     pub limits: Limits,
     /// How the engine shares work with other instances over a
-    /// [`SharedStore`]: lease length, poll interval, batch
+    /// [`SharedStore`](crate::store::SharedStore): lease length, poll interval, batch
     /// size. Default: [`WorkConfig::default`].
     pub work: WorkConfig,
 }
@@ -113,7 +113,7 @@ impl Config {
     }
 }
 
-/// How an engine shares work with other instances over a [`SharedStore`]
+/// How an engine shares work with other instances over a [`SharedStore`](crate::store::SharedStore)
 /// ([`Config::work`](super::Config::work)).
 ///
 /// ```
@@ -144,7 +144,7 @@ pub struct WorkConfig {
     /// How many orders one claim takes (and runs concurrently). Default: 32.
     pub batch: usize,
     /// How often the worker runs the store's housekeeping
-    /// ([`SharedStore::maintain`]: PostgreSQL vacuums its work list and inbox). Default:
+    /// ([`SharedStore::maintain`](crate::store::SharedStore::maintain): PostgreSQL vacuums its work list and inbox). Default:
     /// 30 seconds.
     pub maintenance: Duration,
 }

@@ -51,7 +51,7 @@ impl Engine {
 
     /// Corrects an order's data between steps: a whole new document or a patch
     /// ([`OrderUpdate`]), recorded on the order's timeline as an "Order updated" event
-    /// ([`EventKind::ORDER_UPDATED`]) with the id `id`. Then the order runs to quiescence,
+    /// ([`EventKind::ORDER_UPDATED`](crate::event::EventKind::ORDER_UPDATED)) with the id `id`. Then the order runs to quiescence,
     /// as after [`submit`](Self::submit): flows that take "Order updated" start or move.
     ///
     /// The update waits for a turn in progress on the order and applies after what an

@@ -57,13 +57,13 @@ impl Engine {
     }
 
     /// The timer worker: runs due steps, then sleeps on the engine's clock until the next
-    /// timer (or [`Config::timer_poll`]), for as long as it is polled. Spawn it on the
+    /// timer (or [`Config::timer_poll`](super::Config::timer_poll)), for as long as it is polled. Spawn it on the
     /// host's runtime (`tokio::spawn(engine.clone().run_timers())` with the `tokio`
     /// feature's clock). It also runs recovery when a paused flow is resumed or stopped
     /// (here or on another instance) and the call that did it did not get to. It never
     /// returns: an order that cannot run is set aside and the others go on, and a store
     /// that cannot list its timers is traced (with the `tracing` feature) and asked again
-    /// after [`Config::timer_poll`].
+    /// after [`Config::timer_poll`](super::Config::timer_poll).
     pub async fn run_timers(self) -> Result<()> {
         self.timer_loop(None).await;
         Ok(())

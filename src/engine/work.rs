@@ -83,7 +83,7 @@ impl Engine {
         Ok(self.shared()?.dead_letters(&order).await?)
     }
 
-    /// One round of work: claims up to [`WorkConfig::batch`] ready orders, runs each to
+    /// One round of work: claims up to [`WorkConfig::batch`](super::WorkConfig::batch) ready orders, runs each to
     /// quiescence — what an earlier holder left in flight, due timers, then its queued
     /// events in order — and gives it back. Orders run concurrently. An error on one
     /// order does not stop the others; it is counted in the report.
@@ -227,8 +227,8 @@ impl Engine {
     /// The worker of an instance that shares its store: claims and runs ready orders
     /// ([`work`](Self::work)) for as long as it is polled; when there is nothing to do, it
     /// sleeps on the engine's clock until work arrives (the store's wake-up), the next
-    /// durable timer is due, or [`WorkConfig::poll`] has passed; every
-    /// [`WorkConfig::maintenance`] it runs the store's housekeeping. Spawn it on the host's
+    /// durable timer is due, or [`WorkConfig::poll`](super::WorkConfig::poll) has passed; every
+    /// [`WorkConfig::maintenance`](super::WorkConfig::maintenance) it runs the store's housekeeping. Spawn it on the host's
     /// runtime (`tokio::spawn(engine.clone().run_worker())`); it takes the place of
     /// [`recover`](Self::recover) and [`run_timers`](Self::run_timers), since claims find
     /// orders a dead instance left and orders whose timers are due.
@@ -237,7 +237,7 @@ impl Engine {
     ///
     /// Returns an error only at once, for an engine without a shared store. Store errors
     /// are traced (with the `tracing` feature) and tried again after
-    /// [`WorkConfig::poll`]; an order that cannot be decoded or run is set aside
+    /// [`WorkConfig::poll`](super::WorkConfig::poll); an order that cannot be decoded or run is set aside
     /// ([`Engine::set_aside_orders`]) and the others go on.
     pub async fn run_worker(self) -> Result<()> {
         self.shared()?;

@@ -23,7 +23,7 @@
 //! Each concern of a call is a small layer of its own in this module, wrapped around the
 //! call: the idempotency key (`<execution>/<step>/<round>/<record>`), the timeout of the
 //! attempt on the engine's clock, panic catching, and in a dry run the substitution that
-//! records the call and answers it instead; the [retry](retry) decision comes after, on the
+//! records the call and answers it instead; the [`retry`] decision comes after, on the
 //! action's result.
 //!
 //! ```
