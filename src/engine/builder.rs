@@ -1,26 +1,21 @@
 //! Building an engine: the store, the clock, settings and the parts it runs (providers,
 //! policies, actions, orchestration types), checked once in [`EngineBuilder::build`].
 
-use std::collections::HashMap;
 use std::fmt;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::Arc;
 
 use super::Engine;
-use super::admission::Admission;
 use super::builtin;
 use super::catalog::Catalog;
 use super::config::Config;
 use super::inner::Inner;
-use super::locks::OrderLocks;
 use super::plan::Registry;
-use super::signals::{Commits, Signal};
 use crate::action::Action;
 use crate::clock::Clock;
 use crate::error::{Error, Result};
 use crate::orchestration::{ActionKind, OrchestrationType, OrderOrchestration};
 use crate::policy::Policy;
 use crate::provider::Provider;
-use crate::provider::retry::Jitter;
 use crate::store::{MemoryStore, SharedStore, Store};
 
 impl Engine {
@@ -188,24 +183,17 @@ impl EngineBuilder {
         if self.shared.is_some() {
             self.config.work.check(self.config.timeout)?;
         }
-        let inner = Inner {
-            admission: Admission::new(self.config.max_in_flight),
+        let max_in_flight = self.config.max_in_flight;
+        let inner = Inner::new(
             store,
-            shared: self.shared,
+            self.shared,
             clock,
-            jitter: Mutex::new(Jitter::new(self.config.seed)),
-            config: self.config,
-            registry: self.registry,
-            catalog: RwLock::new(Catalog::default()),
-            lifecycle: futures::lock::Mutex::new(()),
-            locks: OrderLocks::default(),
-            timers: Signal::default(),
-            dry: None,
-            recovery: std::sync::atomic::AtomicBool::new(false),
-            problems: Mutex::new(Vec::new()),
-            failures: Mutex::new(HashMap::new()),
-            commits: Commits::default(),
-        };
+            self.config,
+            self.registry,
+            Catalog::default(),
+            max_in_flight,
+            None,
+        );
         // What the store holds and this engine cannot read or run is reported
         // (`Engine::catalog_problems`), never a reason not to start.
         inner.reload_catalog().await?;

@@ -65,6 +65,40 @@ pub(super) struct Inner {
 pub(super) const MAX_FAILURES: u32 = 5;
 
 impl Inner {
+    /// The shared state of a new engine over `store` (and `shared`, the same store when
+    /// instances share it) with `catalog` as read so far; `max_in_flight` submits at once.
+    /// A dry run's engine records with `dry`.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn new(
+        store: Arc<dyn Store>,
+        shared: Option<Arc<dyn SharedStore>>,
+        clock: Arc<dyn Clock>,
+        config: Config,
+        registry: Registry,
+        catalog: Catalog,
+        max_in_flight: usize,
+        dry: Option<DryRun>,
+    ) -> Self {
+        Self {
+            admission: Admission::new(max_in_flight),
+            store,
+            shared,
+            clock,
+            jitter: Mutex::new(Jitter::new(config.seed)),
+            config,
+            registry,
+            catalog: RwLock::new(catalog),
+            lifecycle: futures::lock::Mutex::new(()),
+            locks: OrderLocks::default(),
+            timers: Signal::default(),
+            dry,
+            recovery: std::sync::atomic::AtomicBool::new(false),
+            problems: Mutex::new(Vec::new()),
+            failures: Mutex::new(HashMap::new()),
+            commits: Commits::default(),
+        }
+    }
+
     /// Reloads the catalog when the store's revision moved since it was read: another
     /// instance (or this one) created, published, paused, resumed or stopped something.
     /// Every turn calls it before it runs an order.

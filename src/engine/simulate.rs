@@ -1,21 +1,17 @@
 //! Dry runs: what a flow would do with an order, without calling a provider or touching the
 //! engine's store.
 
-use std::collections::HashMap;
 use std::fmt;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::Arc;
 
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 
 use super::Engine;
-use super::admission::Admission;
 use super::catalog::Catalog;
 use super::dry_run::{Change, DryRun, FilterDecision};
 use super::inner::Inner;
-use super::locks::OrderLocks;
 use super::plan;
-use super::signals::{Commits, Signal};
 use crate::document::{Order, RecordId};
 use crate::error::{Error, Result};
 use crate::event::{Event, EventKind};
@@ -23,7 +19,6 @@ use crate::execution::{self, TokenStatus};
 use crate::flow::{Flow, FlowStatus};
 use crate::journey::{Journey, Outcome};
 use crate::provider::dry_run::SimulatedCall;
-use crate::provider::retry::Jitter;
 use crate::store::MemoryStore;
 
 /// What [`Engine::simulate`](super::Engine::simulate) found: the path the order would take
@@ -159,24 +154,16 @@ impl Engine {
         // The throwaway store's catalog is this one: nothing to reload from it.
         catalog.revision = Some(0);
         let dry = Self {
-            inner: Arc::new(Inner {
-                admission: Admission::new(1),
-                store: Arc::new(MemoryStore::new()),
-                clock: self.inner.clock.clone(),
-                config: self.inner.config.clone(),
-                registry: self.inner.registry.clone(),
-                jitter: Mutex::new(Jitter::new(self.inner.config.seed)),
-                catalog: RwLock::new(catalog),
-                lifecycle: futures::lock::Mutex::new(()),
-                locks: OrderLocks::default(),
-                timers: Signal::default(),
-                dry: Some(DryRun::default()),
-                shared: None,
-                recovery: std::sync::atomic::AtomicBool::new(false),
-                problems: Mutex::new(Vec::new()),
-                failures: Mutex::new(HashMap::new()),
-                commits: Commits::default(),
-            }),
+            inner: Arc::new(Inner::new(
+                Arc::new(MemoryStore::new()),
+                None,
+                self.inner.clock.clone(),
+                self.inner.config.clone(),
+                self.inner.registry.clone(),
+                catalog,
+                1,
+                Some(DryRun::default()),
+            )),
         };
         let event = Event::new(format!("dry-run:{}", order.id), trigger, order.id.clone())
             .with_order(order.clone());
