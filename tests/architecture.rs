@@ -272,7 +272,9 @@ fn skip_raw_string(s: &[char], mut i: usize, line: &mut usize) -> usize {
 /// Skips a character literal (`'a'`, `'\n'`, `'{'`) or a lifetime (`'a`) at `s[i]`.
 fn skip_char_or_lifetime(s: &[char], i: usize) -> usize {
     if s.get(i + 1) == Some(&'\\') {
-        let mut j = i + 2;
+        // The backslash and the character it escapes, then on to the closing quote
+        // (`'\''`, `'\u{1F600}'`).
+        let mut j = i + 3;
         while j < s.len() && s[j] != '\'' {
             j += 1;
         }
@@ -382,10 +384,15 @@ fn read_file(path: &str, src: &str) -> FileFacts {
                         j += 1;
                     }
                     let words: Vec<&str> = (start..j).filter_map(ident).collect();
-                    if words.first() == Some(&"cfg")
-                        && words.contains(&"test")
-                        && !words.contains(&"not")
-                    {
+                    // `#[cfg(test)]` or `#[cfg(all(test, …))]`: code only tests compile.
+                    let test_only = match words.as_slice() {
+                        ["cfg", "test"] => true,
+                        ["cfg", "all", rest @ ..] => {
+                            rest.contains(&"test") && !rest.contains(&"not")
+                        }
+                        _ => false,
+                    };
+                    if test_only {
                         pending_test = true;
                     }
                     // Paths inside attributes (`#[serde(with = "…")]` is a string) are
@@ -992,6 +999,20 @@ fn comments_doc_comments_strings_and_chars_are_not_paths() {
     ];
     assert_eq!(top_edges(&files), ["b -> a"]);
     assert!(cycles_of(&files).is_empty());
+}
+
+#[test]
+fn escaped_quotes_and_code_compiled_outside_tests_are_read() {
+    let files = [
+        LIB,
+        (
+            "src/a.rs",
+            "const Q: char = '\\''; const U: char = '\\u{7f}';\n\
+             #[cfg(any(test, feature = \"x\"))]\nuse crate::b::X;\n",
+        ),
+        ("src/b.rs", "fn f() { crate::a::g() }\n"),
+    ];
+    assert_eq!(cycles_of(&files), ["the crate's top-level modules: a, b"]);
 }
 
 #[test]
