@@ -590,8 +590,45 @@ fn fresh_id(order: &Order) -> FulfillmentOrderId {
 
 #[cfg(test)]
 mod tests {
-    use super::fresh_id;
+    use super::{ActionError, ActionErrorKind, fresh_id};
     use crate::document::{FulfillmentOrder, Order};
+    use crate::provider::{ProviderError, ProviderErrorKind};
+
+    #[test]
+    fn an_error_is_retryable_as_its_kind_says_unless_overridden() {
+        let timeout = ActionError::of_kind(
+            ActionErrorKind::Provider(ProviderErrorKind::Timeout),
+            "no answer",
+        );
+        assert!(timeout.is_retryable());
+        assert_eq!(timeout.provider_error(), Some(ProviderErrorKind::Timeout));
+        let bad_reply = ActionError::of_kind(
+            ActionErrorKind::Provider(ProviderErrorKind::InvalidReply),
+            "no plan",
+        );
+        assert!(!bad_reply.is_retryable());
+        let panicked = ActionError::of_kind(ActionErrorKind::Panicked, "boom");
+        assert!(!panicked.is_retryable());
+        assert_eq!(panicked.provider_error(), None);
+        assert!(
+            ActionError::new("later")
+                .with_retryable(true)
+                .is_retryable()
+        );
+        // A provider error keeps its own say, overridden or not.
+        let final_outage: ActionError = ProviderError::unavailable("gone for good")
+            .with_retryable(false)
+            .into();
+        assert_eq!(
+            final_outage.kind(),
+            ActionErrorKind::Provider(ProviderErrorKind::Unavailable)
+        );
+        assert!(!final_outage.is_retryable());
+        assert_eq!(
+            final_outage.message(),
+            "provider call failed: unavailable: gone for good"
+        );
+    }
 
     #[test]
     fn fresh_ids_count_on_past_every_id_taken() {
