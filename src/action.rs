@@ -6,9 +6,12 @@
 //!
 //! An action receives an [`ActionContext`]: the order (mutable), the records the step took
 //! (after its filter), the step's execution policy report, and the step's provider through
-//! [`ActionContext::call`], which applies the step's timeout and retries and the idempotency
-//! key. Returning `Ok(())` makes the step **Succeeded**, an error makes it **Failed**; the
-//! document changes are kept either way. A custom action that sources an order creates its
+//! [`ActionContext::call`], which applies the step's timeout and the idempotency key and
+//! catches the provider's panics. Returning `Ok(())` makes the step **Succeeded**, an error
+//! makes it **Failed**; the document changes are kept either way. An error of a retryable
+//! kind ([`ActionError::is_retryable`], such as a provider outage returned with `?`) runs
+//! the step again after its [`RetryPolicy`](crate::provider::RetryPolicy)'s backoff while
+//! attempts are left, from the state committed before it (document changes undone). A custom action that sources an order creates its
 //! fulfillment orders with [`Sourcing`], the allocation Send to DOM uses.
 //!
 //! # Contract
@@ -68,12 +71,12 @@ use crate::document::{
     Decimal, FulfillmentOrder, FulfillmentOrderId, FulfillmentOrderLine, LineId, Order, OrderLine,
     RecordId,
 };
-use crate::engine::Caller;
 use crate::event::EventKind;
 use crate::execution::{Accepted, Selection};
 use crate::flow::ActionStep;
 use crate::journey::Finding;
-use crate::provider::{Provider, ProviderError, ProviderErrorKind, Reply, Request};
+use crate::provider::call::StepCalls;
+use crate::provider::{Provider, ProviderError, ProviderErrorKind, Reply, Request, Retryable};
 
 /// Whether an action talks to the outside world.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -165,24 +168,83 @@ where
     }
 }
 
-/// Why an action failed.
+/// The class of an action's failure: what decides whether the step runs again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ActionErrorKind {
+    /// The action decided the step fails: bad data, a business rule, nothing to do. Not
+    /// retryable unless made so ([`ActionError::with_retryable`]).
+    Failed,
+    /// A provider call failed, of this kind: a refusal, an outage, a reply that did not
+    /// fit, and also an attempt that outlived its timeout
+    /// ([`Timeout`](ProviderErrorKind::Timeout)) or a provider that panicked
+    /// ([`Panicked`](ProviderErrorKind::Panicked)). Retryable as the provider's error was
+    /// ([`ProviderError::is_retryable`]).
+    Provider(ProviderErrorKind),
+    /// The action itself panicked (the engine catches it and fails the step). Not
+    /// retryable: running the same code on the same state panics again.
+    Panicked,
+}
+
+/// Why an action failed: a message, a [kind](ActionErrorKind), whether another attempt may
+/// succeed, and the underlying error.
+///
+/// Returning a [`ProviderError`] with `?` keeps its kind and retryability, so a step whose
+/// provider is restarting runs again on its retry policy's timer; a business failure
+/// ([`ActionError::new`]) is final.
+///
+/// ```
+/// use orderflow::action::{ActionError, ActionErrorKind};
+/// use orderflow::provider::{ProviderError, ProviderErrorKind};
+///
+/// let outage: ActionError = ProviderError::unavailable("connection refused").into();
+/// assert_eq!(outage.kind(), ActionErrorKind::Provider(ProviderErrorKind::Unavailable));
+/// assert!(outage.is_retryable());
+///
+/// let refused = ActionError::new("the order has no ship-to address");
+/// assert_eq!(refused.kind(), ActionErrorKind::Failed);
+/// assert!(!refused.is_retryable());
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[error("{message}")]
 pub struct ActionError {
     message: Cow<'static, str>,
-    provider: Option<ProviderErrorKind>,
+    kind: ActionErrorKind,
+    retryable: bool,
     #[source]
     source: Option<Box<dyn std::error::Error + Send + Sync>>,
 }
 
 impl ActionError {
-    /// A business failure with a reason.
+    /// A business failure with a reason ([`ActionErrorKind::Failed`], not retryable).
     pub fn new(message: impl Into<Cow<'static, str>>) -> Self {
         Self {
             message: message.into(),
-            provider: None,
+            kind: ActionErrorKind::Failed,
+            retryable: false,
             source: None,
         }
+    }
+
+    /// A failure of a kind with a reason; retryable as the kind is by default: a provider
+    /// failure as [`ProviderError::new`] decides for its kind, the others not.
+    pub fn of_kind(kind: ActionErrorKind, message: impl Into<Cow<'static, str>>) -> Self {
+        let retryable = match kind {
+            ActionErrorKind::Provider(k) => k.is_retryable(),
+            ActionErrorKind::Failed | ActionErrorKind::Panicked => false,
+        };
+        Self {
+            message: message.into(),
+            kind,
+            retryable,
+            source: None,
+        }
+    }
+
+    /// Overrides whether the error is worth another attempt of the step.
+    pub fn with_retryable(mut self, retryable: bool) -> Self {
+        self.retryable = retryable;
+        self
     }
 
     /// Attaches the underlying error.
@@ -191,9 +253,23 @@ impl ActionError {
         self
     }
 
+    /// The class of failure.
+    pub fn kind(&self) -> ActionErrorKind {
+        self.kind
+    }
+
+    /// Whether another attempt of the step may succeed: the step runs again (after its
+    /// retry policy's backoff, while attempts are left) only on such an error.
+    pub fn is_retryable(&self) -> bool {
+        self.retryable
+    }
+
     /// The provider failure class, when a provider call failed.
     pub fn provider_error(&self) -> Option<ProviderErrorKind> {
-        self.provider
+        match self.kind {
+            ActionErrorKind::Provider(k) => Some(k),
+            ActionErrorKind::Failed | ActionErrorKind::Panicked => None,
+        }
     }
 
     /// The reason.
@@ -202,11 +278,18 @@ impl ActionError {
     }
 }
 
+impl Retryable for ActionError {
+    fn is_retryable(&self) -> bool {
+        self.retryable
+    }
+}
+
 impl From<ProviderError> for ActionError {
     fn from(e: ProviderError) -> Self {
         Self {
             message: Cow::Owned(format!("provider call failed: {e}")),
-            provider: Some(e.kind()),
+            kind: ActionErrorKind::Provider(e.kind()),
+            retryable: e.is_retryable(),
             source: Some(Box::new(e)),
         }
     }
@@ -227,7 +310,7 @@ pub struct ActionContext<'a> {
     pub(crate) order: &'a mut Order,
     pub(crate) selection: &'a mut Selection,
     pub(crate) step: &'a ActionStep,
-    pub(crate) caller: Caller<'a>,
+    pub(crate) calls: StepCalls<'a>,
     /// Calls earlier runs of steps of this execution had accepted.
     pub(crate) accepted: &'a [Accepted],
     pub(crate) findings: &'a [Finding],
@@ -264,7 +347,7 @@ impl<'a> ActionContext<'a> {
 
     /// The step's provider, if it names one.
     pub fn provider(&self) -> Option<&Arc<dyn Provider>> {
-        self.caller.provider()
+        self.calls.provider()
     }
 
     /// The findings of the step's execution policies (failed checks, Critical and
@@ -304,14 +387,17 @@ impl<'a> ActionContext<'a> {
         self.selection.add_fulfillment_order(id);
     }
 
-    /// Calls the step's provider with the step's timeout and retries. `record` names what the
-    /// call is for; it is part of the idempotency key, so one call per record is one effect.
+    /// Calls the step's provider: one attempt, bounded by the step's timeout, with a panic
+    /// of the provider caught as a failure of the attempt. `record` names what the call is
+    /// for; it is part of the idempotency key, so one call per record is one effect.
+    /// Returning the error (`?`) fails the step, and runs it again later if the error is
+    /// retryable and the step's retry policy has attempts left.
     pub async fn call(
         &self,
         record: &RecordId,
         request: Request<'_>,
     ) -> Result<Reply, ProviderError> {
-        self.caller.call(record, request).await
+        self.calls.call(record, request).await
     }
 
     /// Whether an earlier run of this step — an attempt before a durable retry, or a round
@@ -504,8 +590,45 @@ fn fresh_id(order: &Order) -> FulfillmentOrderId {
 
 #[cfg(test)]
 mod tests {
-    use super::fresh_id;
+    use super::{ActionError, ActionErrorKind, fresh_id};
     use crate::document::{FulfillmentOrder, Order};
+    use crate::provider::{ProviderError, ProviderErrorKind};
+
+    #[test]
+    fn an_error_is_retryable_as_its_kind_says_unless_overridden() {
+        let timeout = ActionError::of_kind(
+            ActionErrorKind::Provider(ProviderErrorKind::Timeout),
+            "no answer",
+        );
+        assert!(timeout.is_retryable());
+        assert_eq!(timeout.provider_error(), Some(ProviderErrorKind::Timeout));
+        let bad_reply = ActionError::of_kind(
+            ActionErrorKind::Provider(ProviderErrorKind::InvalidReply),
+            "no plan",
+        );
+        assert!(!bad_reply.is_retryable());
+        let panicked = ActionError::of_kind(ActionErrorKind::Panicked, "boom");
+        assert!(!panicked.is_retryable());
+        assert_eq!(panicked.provider_error(), None);
+        assert!(
+            ActionError::new("later")
+                .with_retryable(true)
+                .is_retryable()
+        );
+        // A provider error keeps its own say, overridden or not.
+        let final_outage: ActionError = ProviderError::unavailable("gone for good")
+            .with_retryable(false)
+            .into();
+        assert_eq!(
+            final_outage.kind(),
+            ActionErrorKind::Provider(ProviderErrorKind::Unavailable)
+        );
+        assert!(!final_outage.is_retryable());
+        assert_eq!(
+            final_outage.message(),
+            "provider call failed: unavailable: gone for good"
+        );
+    }
 
     #[test]
     fn fresh_ids_count_on_past_every_id_taken() {

@@ -282,20 +282,27 @@ impl Stopwatch {
     }
 }
 
-/// A provider call attempt ended: its latency, its error, and whether its step runs
-/// again for it.
-pub(crate) fn provider_call(
+/// What the engine tells the metrics of each provider call: how long it took and how it
+/// ended. `None` without the `metrics` feature, so calls are not timed for nobody.
+pub(crate) const CALL_OBSERVER: Option<crate::provider::call::CallObserver> =
+    if cfg!(feature = "metrics") {
+        Some(provider_call)
+    } else {
+        None
+    };
+
+/// A provider call ended after `elapsed`.
+fn provider_call(
     provider: &str,
     kind: RequestKind,
-    watch: Stopwatch,
+    elapsed: std::time::Duration,
     result: Result<(), &ProviderError>,
-    retry: bool,
 ) {
     #[cfg(feature = "metrics")]
     {
         let kind = request_kind_name(kind);
         metrics::histogram!(PROVIDER_CALL_SECONDS, "provider" => provider.to_owned(), "kind" => kind)
-            .record(watch.seconds());
+            .record(elapsed.as_secs_f64());
         if let Err(e) = result {
             count!(
                 PROVIDER_ERRORS,
@@ -304,12 +311,19 @@ pub(crate) fn provider_call(
                 "error" => provider_error_name(e.kind()),
             );
         }
-        if retry {
-            count!(PROVIDER_RETRIES, "provider" => provider.to_owned(), "kind" => kind);
-        }
     }
     #[cfg(not(feature = "metrics"))]
-    let _ = (provider, kind, watch, result, retry);
+    let _ = (provider, kind, elapsed, result);
+}
+
+/// A step runs again after its calls of these kinds to `provider` failed retryably.
+pub(crate) fn provider_retries(provider: &str, kinds: &[RequestKind]) {
+    #[cfg(feature = "metrics")]
+    for kind in kinds {
+        count!(PROVIDER_RETRIES, "provider" => provider.to_owned(), "kind" => request_kind_name(*kind));
+    }
+    #[cfg(not(feature = "metrics"))]
+    let _ = (provider, kinds);
 }
 
 /// A claim on a shared store ended, taking `claimed` orders (`None`: it failed).

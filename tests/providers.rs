@@ -1,12 +1,15 @@
 //! Provider calls on virtual time: retries on durable timers with their exact schedule,
 //! timeouts, hangs, panics, fatal errors, jitter and idempotency keys.
 
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use futures::FutureExt;
+use orderflow::action::{Action, ActionError, action_fn};
 use orderflow::clock::{Clock, ManualClock, Timestamp};
-use orderflow::document::{Order, OrderLine};
+use orderflow::document::{Order, OrderLine, RecordId};
 use orderflow::engine::Config;
 use orderflow::flow::{ActionStep, Flow, RetryPolicy};
 use orderflow::journey::Journey;
@@ -427,4 +430,159 @@ async fn the_timer_worker_runs_due_retries_on_its_own() {
     let journey = engine.journey("SO-1").await.unwrap();
     assert_eq!(invoice(&journey).outcome, Outcome::Succeeded);
     assert_eq!(rig.billing.starts(), [0, 100, 300]);
+}
+
+/// The billing rig with the invoice step's action replaced by `action`.
+async fn custom_rig(script: &[Script], retry: RetryPolicy, action: impl Action) -> Rig {
+    let clock = ManualClock::new(Timestamp::from_millis(0));
+    let billing = Scripted::new(&clock, script);
+    let engine = Engine::builder()
+        .clock(clock.clone())
+        .provider(billing.clone())
+        .builtin(ActionKind::SendToInvoice, action)
+        .config(Config::default().with_retry(retry))
+        .build()
+        .await
+        .unwrap();
+    let flow = Flow::builder("Bill")
+        .steps(|s| {
+            s.action(
+                ActionStep::new("Invoice", ActionKind::SendToInvoice)
+                    .input_event(EventKind::NEW_ORDER)
+                    .provider("Billing"),
+            )
+        })
+        .build()
+        .unwrap();
+    engine.create_flow(flow).await.unwrap();
+    engine.publish("Bill").await.unwrap();
+    Rig {
+        engine,
+        clock,
+        billing,
+    }
+}
+
+/// Submits an order and fires every durable timer as it falls due.
+async fn submit_and_settle(rig: &Rig) -> Journey {
+    let order = Order::new("SO-1").with_line(OrderLine::new("1", "Pen", 1));
+    rig.engine.submit(Event::new_order(order)).await.unwrap();
+    settle(&rig.engine, &rig.clock).await.unwrap();
+    rig.engine.journey("SO-1").await.unwrap()
+}
+
+/// Sends the invoice and hands the provider's answer to `finish`, counting the runs.
+fn invoicing(
+    runs: Arc<AtomicU32>,
+    finish: fn(Result<Reply, ProviderError>) -> Result<(), ActionError>,
+) -> impl Action {
+    action_fn(move |cx| {
+        let runs = runs.clone();
+        async move {
+            runs.fetch_add(1, Ordering::SeqCst);
+            let answer = cx
+                .call(&RecordId::Order, Request::SendInvoice { order: cx.order() })
+                .await;
+            finish(answer)
+        }
+        .boxed()
+    })
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn an_action_that_handles_a_retryable_error_and_succeeds_is_not_retried() {
+    let runs = Arc::new(AtomicU32::new(0));
+    let action = invoicing(runs.clone(), |answer| {
+        assert!(answer.is_err(), "the script fails the call");
+        Ok(())
+    });
+    let rig = custom_rig(
+        &[Script::Retryable],
+        RetryPolicy::new(3, Duration::from_millis(100)),
+        action,
+    )
+    .await;
+    let journey = submit_and_settle(&rig).await;
+    assert_eq!(invoice(&journey).outcome, Outcome::Succeeded);
+    assert_eq!(rig.billing.starts(), [0]);
+    assert_eq!(runs.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn the_retry_is_decided_on_the_error_the_action_returns() {
+    // The provider's outage returned as a business failure: final.
+    let runs = Arc::new(AtomicU32::new(0));
+    let action = invoicing(runs.clone(), |answer| match answer {
+        Ok(_) => Ok(()),
+        Err(_) => Err(ActionError::new("the customer is not billable today")),
+    });
+    let rig = custom_rig(
+        &[Script::Retryable],
+        RetryPolicy::new(3, Duration::from_millis(100)),
+        action,
+    )
+    .await;
+    let journey = submit_and_settle(&rig).await;
+    let step = invoice(&journey);
+    assert_eq!(step.outcome, Outcome::Failed);
+    assert!(
+        step.details
+            .iter()
+            .any(|d| d.contains("not billable today")),
+        "{:?}",
+        step.details
+    );
+    assert_eq!(rig.billing.starts(), [0]);
+    assert_eq!(runs.load(Ordering::SeqCst), 1);
+
+    // A refusal the action marks retryable runs again on the policy's schedule.
+    let runs = Arc::new(AtomicU32::new(0));
+    let action = invoicing(runs.clone(), |answer| match answer {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            assert_eq!(e.kind(), ProviderErrorKind::Rejected);
+            Err(ActionError::from(e).with_retryable(true))
+        }
+    });
+    let rig = custom_rig(
+        &[Script::Fatal, Script::Fatal],
+        RetryPolicy::new(3, Duration::from_millis(100)),
+        action,
+    )
+    .await;
+    let journey = submit_and_settle(&rig).await;
+    let step = invoice(&journey);
+    assert_eq!(step.outcome, Outcome::Succeeded);
+    assert_eq!(step.attempts, 3);
+    assert_eq!(rig.billing.starts(), [0, 100, 300]);
+    assert_eq!(runs.load(Ordering::SeqCst), 3);
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_panicking_action_fails_its_step_without_a_retry() {
+    let runs = Arc::new(AtomicU32::new(0));
+    let counted = runs.clone();
+    let action = action_fn(move |_cx| {
+        let runs = counted.clone();
+        async move {
+            runs.fetch_add(1, Ordering::SeqCst);
+            if runs.load(Ordering::SeqCst) > 0 {
+                panic!("invoice template missing");
+            }
+            Ok(())
+        }
+        .boxed()
+    });
+    let rig = custom_rig(&[], RetryPolicy::new(3, Duration::from_millis(100)), action).await;
+    let journey = submit_and_settle(&rig).await;
+    let step = invoice(&journey);
+    assert_eq!(step.outcome, Outcome::Failed);
+    assert!(
+        step.details
+            .iter()
+            .any(|d| d == "action panicked: invoice template missing"),
+        "{:?}",
+        step.details
+    );
+    assert_eq!(runs.load(Ordering::SeqCst), 1);
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use crate::action::{Action, ActionContext, ActionError, Effects, Sourcing};
+use crate::action::{Action, ActionContext, ActionError, ActionErrorKind, Effects, Sourcing};
 use crate::document::{Decimal, FulfillmentOrderId, LineId, RecordId, State, StatusReason};
 use crate::orchestration::ActionKind;
 use crate::provider::{FulfillmentPlan, ProviderError, ProviderErrorKind, Reply, Request};
@@ -327,6 +327,7 @@ impl Action for SendToFulfillment {
             cx.note(format!("not sent: {}", reasons.join("; ")));
         }
         let mut failures = Vec::new();
+        let mut kind: Option<(ProviderErrorKind, bool)> = None;
         let mut sent = sent_before;
         for id in to_send {
             let record = RecordId::FulfillmentOrder(id.clone());
@@ -346,7 +347,14 @@ impl Action for SendToFulfillment {
             };
             match result {
                 Ok(_) => sent.push(id),
-                Err(e) => failures.push(format!("{id}: {e}")),
+                Err(e) => {
+                    // The step's error takes the kind of a retryable failure if there was
+                    // one, so the step runs again for what did not go through.
+                    if kind.is_none_or(|(_, retryable)| !retryable && e.is_retryable()) {
+                        kind = Some((e.kind(), e.is_retryable()));
+                    }
+                    failures.push(format!("{id}: {e}"));
+                }
             }
         }
         let order = cx.order_mut();
@@ -368,13 +376,13 @@ impl Action for SendToFulfillment {
         {
             order.status_reason = Some(StatusReason::SENT_TO_FULFILLMENT);
         }
-        if failures.is_empty() {
-            Ok(())
-        } else {
-            Err(ActionError::new(format!(
-                "sending failed for {}",
-                failures.join("; ")
-            )))
+        match kind {
+            None => Ok(()),
+            Some((kind, retryable)) => Err(ActionError::of_kind(
+                ActionErrorKind::Provider(kind),
+                format!("sending failed for {}", failures.join("; ")),
+            )
+            .with_retryable(retryable)),
         }
     }
 }

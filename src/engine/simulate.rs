@@ -2,14 +2,24 @@
 //! engine's store.
 
 use std::fmt;
-use std::sync::{Mutex, PoisonError};
+use std::sync::Arc;
 
+use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 
+use super::Engine;
+use super::catalog::Catalog;
+use super::dry_run::{Change, DryRun, FilterDecision};
+use super::inner::Inner;
+use super::plan;
 use crate::document::{Order, RecordId};
-use crate::event::EventKind;
+use crate::error::{Error, Result};
+use crate::event::{Event, EventKind};
+use crate::execution;
+use crate::flow::{Flow, FlowStatus};
 use crate::journey::{Journey, Outcome};
-use crate::provider::{Allocation, FulfillmentPlan, PlannedLine, Reply, Request, RequestKind};
+use crate::provider::dry_run::SimulatedCall;
+use crate::store::MemoryStore;
 
 /// What [`Engine::simulate`](super::Engine::simulate) found: the path the order would take
 /// and everything the run would decide on the way.
@@ -34,48 +44,6 @@ pub struct Simulation {
     pub changes: Vec<Change>,
     /// Where the order would wait for an event.
     pub waits: Vec<Wait>,
-}
-
-/// A provider call a dry run would make.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[non_exhaustive]
-pub struct SimulatedCall {
-    /// The step.
-    pub step: String,
-    /// The provider.
-    pub provider: String,
-    /// The request.
-    pub request: RequestKind,
-    /// The record it is about.
-    pub record: RecordId,
-}
-
-/// What a step's filter would do.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[non_exhaustive]
-pub struct FilterDecision {
-    /// The step.
-    pub step: String,
-    /// The filter policy.
-    pub policy: String,
-    /// Records it would let through.
-    pub admitted: Vec<RecordId>,
-    /// Records it would turn away.
-    pub rejected: Vec<RecordId>,
-}
-
-/// One field a step would change.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[non_exhaustive]
-pub struct Change {
-    /// The step.
-    pub step: String,
-    /// The field, as a path into the order (`lines[1].fulfillment_source`, by line id).
-    pub field: String,
-    /// The value before (`null` when absent).
-    pub before: serde_json::Value,
-    /// The value after (`null` when removed).
-    pub after: serde_json::Value,
 }
 
 /// A step where the order would wait.
@@ -149,135 +117,89 @@ fn list(records: &[RecordId]) -> String {
         .join(", ")
 }
 
-/// What a dry-run engine records as its turn goes.
-#[derive(Debug, Default)]
-pub(crate) struct DryRun {
-    pub(crate) calls: Mutex<Vec<SimulatedCall>>,
-    pub(crate) filters: Mutex<Vec<FilterDecision>>,
-    pub(crate) changes: Mutex<Vec<Change>>,
-}
-
-impl DryRun {
-    fn push<T>(list: &Mutex<Vec<T>>, item: T) {
-        list.lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(item);
-    }
-
-    /// Records a call and answers it as the dry run does.
-    pub(crate) fn call(
-        &self,
-        step: &str,
-        provider: &str,
-        request: &Request<'_>,
-        record: &RecordId,
-    ) -> Reply {
-        Self::push(
-            &self.calls,
-            SimulatedCall {
-                step: step.to_owned(),
-                provider: provider.to_owned(),
-                request: request.kind(),
-                record: record.clone(),
-            },
-        );
-        match request {
-            Request::DetermineFulfillment { order } => Reply::FulfillmentPlan(FulfillmentPlan {
-                lines: order
-                    .lines
-                    .iter()
-                    .filter_map(|l| {
-                        l.fulfillment_source.as_ref().map(|source| PlannedLine {
-                            line: l.id.clone(),
-                            allocations: vec![Allocation {
-                                source: source.clone(),
-                                quantity: l.quantity,
-                            }],
-                        })
-                    })
-                    .collect(),
-            }),
-            _ => Reply::Done,
-        }
-    }
-
-    pub(crate) fn filter(&self, decision: FilterDecision) {
-        Self::push(&self.filters, decision);
-    }
-
-    /// Records what a step changed, from the order before and after it.
-    pub(crate) fn changed(&self, step: &str, before: &Order, after: &Order) {
-        let (Ok(before), Ok(after)) = (serde_json::to_value(before), serde_json::to_value(after))
-        else {
-            return;
+impl Engine {
+    /// A dry run: what `flow` would do with `order`, without calling a provider or touching
+    /// this engine's store. The flow is checked as [`publish`](Self::publish) would check
+    /// it (against this engine's providers, actions and published policies) but need not be
+    /// created or published; it starts on the first input event of its entry actions. See
+    /// [`Simulation`] for what the report holds and how provider answers are simulated.
+    pub async fn simulate(&self, flow: &Flow, order: &Order) -> Result<Simulation> {
+        let mut flow = flow.clone();
+        flow.status = FlowStatus::Published;
+        flow.last_published = Some(flow.version.clone());
+        let mut pins = IndexMap::new();
+        let plan = {
+            let catalog = self.inner.read_catalog();
+            let mut resolve = |name: &str| catalog.resolve_latest(name, &mut pins);
+            Arc::new(plan::compile(
+                &flow,
+                &self.inner.registry,
+                &mut resolve,
+                &self.inner.config,
+            )?)
         };
-        let mut changes = Vec::new();
-        diff(String::new(), &before, &after, &mut changes);
-        let mut list = self.changes.lock().unwrap_or_else(PoisonError::into_inner);
-        for (field, before, after) in changes {
-            list.push(Change {
-                step: step.to_owned(),
-                field,
-                before,
-                after,
-            });
+        flow.policy_versions = pins;
+        let Some(trigger) = plan.triggers.first().cloned() else {
+            return Err(Error::InvalidEvent(format!(
+                "flow '{}' has no input event to start a dry run on",
+                flow.name
+            )));
+        };
+        let mut catalog = Catalog::default();
+        catalog
+            .plans
+            .insert((flow.name.clone(), flow.version.clone()), plan.clone());
+        catalog.flows.insert(flow.name.clone(), flow);
+        catalog.reroute();
+        // The throwaway store's catalog is this one: nothing to reload from it.
+        catalog.revision = Some(0);
+        let dry = Self {
+            inner: Arc::new(Inner::new(
+                Arc::new(MemoryStore::new()),
+                None,
+                self.inner.clock.clone(),
+                self.inner.config.clone(),
+                self.inner.registry.clone(),
+                catalog,
+                1,
+                Some(DryRun::default()),
+            )),
+        };
+        let event = Event::new(format!("dry-run:{}", order.id), trigger, order.id.clone())
+            .with_order(order.clone());
+        dry.submit(event).await?;
+        let state = dry
+            .inner
+            .store
+            .load(&order.id)
+            .await?
+            .ok_or_else(|| Error::UnknownOrder(order.id.clone()))?;
+        let journey = dry.journey(&order.id).await?;
+        let mut waits = Vec::new();
+        for exec in &state.executions {
+            for token in &exec.tokens {
+                if token.phase != execution::Phase::Parked {
+                    continue;
+                }
+                if let execution::Position::Node(n) = token.at {
+                    if let plan::NodeKind::Action(a) = &plan.node(n).kind {
+                        waits.push(Wait {
+                            step: a.step.name.clone(),
+                            events: a.step.input_events.clone(),
+                        });
+                    }
+                }
+            }
         }
+        let (calls, filters, changes) =
+            dry.inner.dry.as_ref().map(DryRun::take).unwrap_or_default();
+        Ok(Simulation {
+            journey,
+            order: std::sync::Arc::unwrap_or_clone(state.order),
+            calls,
+            filters,
+            changes,
+            waits,
+        })
     }
-
-    pub(crate) fn take(&self) -> (Vec<SimulatedCall>, Vec<FilterDecision>, Vec<Change>) {
-        (take(&self.calls), take(&self.filters), take(&self.changes))
-    }
-}
-
-fn take<T>(list: &Mutex<Vec<T>>) -> Vec<T> {
-    std::mem::take(&mut *list.lock().unwrap_or_else(PoisonError::into_inner))
-}
-
-/// Leaf differences between two JSON values; arrays of objects with an `id` are matched by
-/// it, so a path names a line by its id rather than its position.
-fn diff(
-    path: String,
-    before: &serde_json::Value,
-    after: &serde_json::Value,
-    out: &mut Vec<(String, serde_json::Value, serde_json::Value)>,
-) {
-    use serde_json::Value;
-    let join = |key: &str| {
-        if path.is_empty() {
-            key.to_owned()
-        } else {
-            format!("{path}.{key}")
-        }
-    };
-    match (before, after) {
-        (Value::Object(a), Value::Object(b)) => {
-            for (k, va) in a {
-                diff(join(k), va, b.get(k).unwrap_or(&Value::Null), out);
-            }
-            for (k, vb) in b.iter().filter(|(k, _)| !a.contains_key(*k)) {
-                diff(join(k), &Value::Null, vb, out);
-            }
-        }
-        (Value::Array(a), Value::Array(b)) if keyed(a) && keyed(b) => {
-            let id = |v: &Value| v.get("id").map(ToString::to_string).unwrap_or_default();
-            for va in a {
-                let vb = b.iter().find(|vb| id(vb) == id(va)).unwrap_or(&Value::Null);
-                diff(format!("{path}[{}]", id(va).trim_matches('"')), va, vb, out);
-            }
-            for vb in b.iter().filter(|vb| !a.iter().any(|va| id(va) == id(vb))) {
-                diff(
-                    format!("{path}[{}]", id(vb).trim_matches('"')),
-                    &Value::Null,
-                    vb,
-                    out,
-                );
-            }
-        }
-        (a, b) if a != b => out.push((path, a.clone(), b.clone())),
-        _ => {}
-    }
-}
-
-fn keyed(items: &[serde_json::Value]) -> bool {
-    items.iter().all(|v| v.get("id").is_some())
 }

@@ -11,10 +11,11 @@ use std::sync::Arc;
 
 use futures::FutureExt;
 
+use super::Receipt;
+use super::inner::Inner;
 use super::machine::{self, Bounds, Command, Done, Env, Input, Machine, Route, Run};
 use super::plan::{NodeKind, Plan};
-use super::{Caller, Inner, Receipt};
-use crate::action::ActionContext;
+use crate::action::{ActionContext, ActionError, ActionErrorKind};
 use crate::clock::Timestamp;
 use crate::document::{Order, OrderId};
 use crate::error::{Error, Result};
@@ -22,6 +23,10 @@ use crate::event::{Event, EventId, EventKind};
 use crate::execution::{ExecutionId, ExecutionStatus, OrderState};
 use crate::flow::FlowStatus;
 use crate::journey::{StepRef, StepRow};
+use crate::provider::call::StepCalls;
+use crate::provider::catch_panic::panic_message;
+use crate::provider::idempotency::IdempotencyKey;
+use crate::provider::timeout::Timeout;
 use crate::store::Commit;
 use crate::update::OrderUpdate;
 
@@ -373,8 +378,9 @@ impl<'e> Turn<'e> {
         Ok(plan)
     }
 
-    /// Runs a step's action on the state: provider calls through the step's
-    /// [`Caller`], a panic caught, the order restored for a durable retry.
+    /// Runs a step's action on the state: provider calls through the step's call layers
+    /// (timeout, panic caught, idempotency key, dry run), a panic of the action caught, and
+    /// the durable retry decided on the error it returned.
     async fn run(&mut self, run: Run) -> Done {
         let plan = self.m.plans[run.e].clone().expect("a run's plan is loaded");
         let NodeKind::Action(a) = &plan.node(run.node).kind else {
@@ -396,29 +402,27 @@ impl<'e> Turn<'e> {
             self.running = Some((run.e, run.node, span.clone()));
             span
         };
+        let inner = self.inner;
         let state = &mut self.m.state;
         let exec = &mut state.executions[run.e];
         let token = &mut exec.tokens[run.t];
         let snapshot = run
             .external
             .then(|| (state.order.clone(), token.records.clone()));
+        let calls = StepCalls::new(
+            &step.name,
+            a.provider.as_ref(),
+            IdempotencyKey::new(&exec.id, &step.name, exec.round),
+            Timeout::new(a.timeout, &*inner.clock),
+            run.attempt,
+        )
+        .dry_run(inner.dry.as_ref().map(|d| &d.calls))
+        .observed(crate::metrics::CALL_OBSERVER);
         let mut cx = ActionContext {
             order: Arc::make_mut(&mut state.order),
             selection: &mut token.records,
             step,
-            caller: Caller {
-                inner: self.inner,
-                step: &step.name,
-                provider: a.provider.as_ref(),
-                retry: a.retry,
-                timeout: a.timeout,
-                execution: &exec.id,
-                round: exec.round,
-                attempt: run.attempt,
-                attempts: Default::default(),
-                retry_at: Default::default(),
-                accepted: Default::default(),
-            },
+            calls,
             accepted: &exec.accepted,
             findings: &run.findings,
             policy_failed: run.critical.is_some(),
@@ -429,20 +433,36 @@ impl<'e> Turn<'e> {
         #[cfg(feature = "tracing")]
         let action = tracing::Instrument::instrument(action, span);
         let ran = action.await;
-        let result = match (ran, &run.critical) {
-            (Ok(Ok(())), None) => Ok(()),
-            (Ok(Ok(())), Some(why)) => Err(why.clone()),
-            (Ok(Err(err)), _) => Err(err.to_string()),
-            (Err(panic), _) => Err(format!(
-                "action panicked: {}",
-                super::panic_message(&*panic)
+        let error = match ran {
+            Ok(Ok(())) => None,
+            Ok(Err(err)) => Some(err),
+            Err(panic) => Some(ActionError::of_kind(
+                ActionErrorKind::Panicked,
+                format!("action panicked: {}", panic_message(&*panic)),
             )),
+        };
+        // The step runs again only on a retryable error the action returned, from the
+        // state committed before it.
+        let retryable_calls = cx.calls.take_retryable_failures();
+        let mut retry_at = None;
+        if let (Some(err), Some(_)) = (&error, &snapshot) {
+            if let Some(wait) = a.retry.next_attempt(err, run.attempt, || inner.random()) {
+                retry_at = Some(inner.clock.now().after(wait));
+                if let Some(provider) = &a.provider {
+                    crate::metrics::provider_retries(provider.name(), &retryable_calls);
+                }
+            }
+        }
+        let result = match (error, &run.critical) {
+            (None, None) => Ok(()),
+            (None, Some(why)) => Err(why.clone()),
+            (Some(err), _) => Err(err.to_string()),
         };
         let done = Done {
             result,
-            retry_at: cx.caller.retry_at(),
-            attempts: cx.caller.attempts(),
-            accepted: cx.caller.take_accepted(),
+            retry_at,
+            attempts: cx.calls.made(),
+            accepted: cx.calls.take_accepted(),
             raised: std::mem::take(&mut cx.raised),
             notes: std::mem::take(&mut cx.notes),
             snapshot,

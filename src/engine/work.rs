@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use futures::StreamExt;
 
-use super::{CONCURRENT_ORDERS, Engine, check_event, turn};
+use super::orders::check_event;
+use super::recovery::CONCURRENT_ORDERS;
+use super::{Engine, turn};
 use crate::clock::Timestamp;
 use crate::document::AsOrderId;
 use crate::error::{Error, Result};
@@ -17,106 +19,6 @@ use crate::store::{DeadLetter, Lease, SharedStore, StoreErrorKind};
 
 /// How many queued events of one order are read at a time.
 const INBOX_BATCH: usize = 64;
-
-/// How an engine shares work with other instances over a [`SharedStore`]
-/// ([`Config::work`](super::Config::work)).
-///
-/// ```
-/// use std::time::Duration;
-/// use orderflow::{Config, engine::WorkConfig};
-///
-/// let config = Config::default().with_work(
-///     WorkConfig::default()
-///         .with_lease(Duration::from_secs(20))
-///         .with_batch(64),
-/// );
-/// assert_eq!(config.work.poll, Duration::from_secs(1));
-/// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct WorkConfig {
-    /// How long a claim holds an order, on the store's clock; every commit to the order
-    /// renews it. It bounds how long a dead instance's orders wait before another instance
-    /// takes them over, and it must be longer than the longest a step can run without
-    /// committing — the provider call timeout, [`Config::timeout`](super::Config::timeout)
-    /// — or a slow call would lose the order to another instance (which is safe, fenced,
-    /// but wasted work). Default: 60 seconds.
-    pub lease: Duration,
-    /// The longest an idle worker sleeps between looks for work when no wake-up arrives
-    /// (the store's notifications, e.g. PostgreSQL's `LISTEN`/`NOTIFY`, wake it at once).
-    /// Default: 1 second.
-    pub poll: Duration,
-    /// How many orders one claim takes (and runs concurrently). Default: 32.
-    pub batch: usize,
-    /// How often the worker runs the store's housekeeping
-    /// ([`SharedStore::maintain`]: PostgreSQL vacuums its work list and inbox). Default:
-    /// 30 seconds.
-    pub maintenance: Duration,
-}
-
-impl Default for WorkConfig {
-    fn default() -> Self {
-        Self {
-            lease: Duration::from_secs(60),
-            poll: Duration::from_secs(1),
-            batch: 32,
-            maintenance: Duration::from_secs(30),
-        }
-    }
-}
-
-impl WorkConfig {
-    /// Sets the lease length.
-    pub fn with_lease(mut self, lease: Duration) -> Self {
-        self.lease = lease;
-        self
-    }
-
-    /// Sets the poll interval.
-    pub fn with_poll(mut self, poll: Duration) -> Self {
-        self.poll = poll;
-        self
-    }
-
-    /// Sets the housekeeping interval.
-    pub fn with_maintenance(mut self, every: Duration) -> Self {
-        self.maintenance = every;
-        self
-    }
-
-    /// Sets the claim batch size.
-    pub fn with_batch(mut self, batch: usize) -> Self {
-        self.batch = batch;
-        self
-    }
-
-    /// Refuses settings that cannot work, given the provider call timeout.
-    pub(super) fn check(&self, timeout: Duration) -> Result<()> {
-        if self.batch == 0 {
-            return Err(Error::Configuration(
-                "work.batch must be at least 1".to_owned(),
-            ));
-        }
-        if self.maintenance.is_zero() {
-            return Err(Error::Configuration(
-                "work.maintenance must be longer than zero".to_owned(),
-            ));
-        }
-        if self.poll.is_zero() {
-            return Err(Error::Configuration(
-                "work.poll must be longer than zero".to_owned(),
-            ));
-        }
-        if self.lease <= timeout {
-            return Err(Error::Configuration(format!(
-                "work.lease ({:?}) must be longer than the provider call timeout ({timeout:?}): \
-                 a call that runs out its timeout would lose its order to another instance",
-                self.lease
-            )));
-        }
-        Ok(())
-    }
-}
 
 /// What one round of [`Engine::work`] did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -181,7 +83,7 @@ impl Engine {
         Ok(self.shared()?.dead_letters(&order).await?)
     }
 
-    /// One round of work: claims up to [`WorkConfig::batch`] ready orders, runs each to
+    /// One round of work: claims up to [`WorkConfig::batch`](super::WorkConfig::batch) ready orders, runs each to
     /// quiescence — what an earlier holder left in flight, due timers, then its queued
     /// events in order — and gives it back. Orders run concurrently. An error on one
     /// order does not stop the others; it is counted in the report.
@@ -325,8 +227,8 @@ impl Engine {
     /// The worker of an instance that shares its store: claims and runs ready orders
     /// ([`work`](Self::work)) for as long as it is polled; when there is nothing to do, it
     /// sleeps on the engine's clock until work arrives (the store's wake-up), the next
-    /// durable timer is due, or [`WorkConfig::poll`] has passed; every
-    /// [`WorkConfig::maintenance`] it runs the store's housekeeping. Spawn it on the host's
+    /// durable timer is due, or [`WorkConfig::poll`](super::WorkConfig::poll) has passed; every
+    /// [`WorkConfig::maintenance`](super::WorkConfig::maintenance) it runs the store's housekeeping. Spawn it on the host's
     /// runtime (`tokio::spawn(engine.clone().run_worker())`); it takes the place of
     /// [`recover`](Self::recover) and [`run_timers`](Self::run_timers), since claims find
     /// orders a dead instance left and orders whose timers are due.
@@ -335,7 +237,7 @@ impl Engine {
     ///
     /// Returns an error only at once, for an engine without a shared store. Store errors
     /// are traced (with the `tracing` feature) and tried again after
-    /// [`WorkConfig::poll`]; an order that cannot be decoded or run is set aside
+    /// [`WorkConfig::poll`](super::WorkConfig::poll); an order that cannot be decoded or run is set aside
     /// ([`Engine::set_aside_orders`]) and the others go on.
     pub async fn run_worker(self) -> Result<()> {
         self.shared()?;

@@ -59,11 +59,13 @@ use indexmap::IndexMap;
 use semver::Version;
 use serde::{Deserialize, Serialize};
 
-use crate::clock::Timestamp;
+pub(crate) use crate::clock::whole_millis;
+use crate::clock::{Timestamp, millis};
 use crate::event::EventKind;
 use crate::orchestration::ActionKind;
 
 pub use crate::orchestration::{ElementKind, ORDER_ORCHESTRATION};
+pub use crate::provider::RetryPolicy;
 pub use builder::{FlowBuilder, SequenceBuilder, SplitterBuilder};
 pub(crate) use names::NodeElement;
 pub use names::StepNames;
@@ -333,173 +335,6 @@ fn is_default<T: Default + PartialEq>(t: &T) -> bool {
     *t == T::default()
 }
 
-/// Retries of a provider call: attempts with exponential backoff, capped, with jitter.
-///
-/// The waits are [`Duration`]s counted in whole milliseconds, as the JSON form writes them
-/// (`backoff_ms`, `max_backoff_ms`): a fraction of a millisecond is dropped.
-///
-/// ```
-/// use std::time::Duration;
-/// use orderflow::flow::RetryPolicy;
-///
-/// let retry = RetryPolicy::new(4, Duration::from_millis(250)).with_max_backoff(Duration::from_secs(1));
-/// assert_eq!(retry.wait_before(3), Duration::from_millis(500));
-/// assert_eq!(retry.wait_before(4), Duration::from_secs(1));
-/// let json = serde_json::to_string(&retry).unwrap();
-/// assert_eq!(json, r#"{"attempts":4,"backoff_ms":250,"max_backoff_ms":1000,"jitter":0.0}"#);
-/// assert_eq!(serde_json::from_str::<RetryPolicy>(&json).unwrap(), retry);
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RetryPolicy {
-    /// Total attempts, at least 1.
-    pub attempts: u32,
-    /// The wait before the second attempt; doubled for each further one. JSON: `backoff_ms`.
-    #[serde(default, rename = "backoff_ms", with = "millis")]
-    pub backoff: Duration,
-    /// The longest wait between attempts. JSON: `max_backoff_ms`.
-    #[serde(
-        default = "default_max_backoff",
-        rename = "max_backoff_ms",
-        with = "millis"
-    )]
-    pub max_backoff: Duration,
-    /// Fraction of each wait (0 to 1) that is randomized. A value that is not finite is
-    /// refused when the policy is read (formats other than JSON can carry one); one out of
-    /// range fails [`check`](Self::check), which flow validation and
-    /// [`EngineBuilder::build`](crate::EngineBuilder::build) run.
-    #[serde(default, deserialize_with = "finite_jitter")]
-    pub jitter: f64,
-}
-
-fn default_max_backoff() -> Duration {
-    Duration::from_secs(60)
-}
-
-/// Whole milliseconds of a duration: a fraction dropped, saturating at `u64::MAX`. The unit
-/// of the flow document's durations and of the engine's clock.
-pub(crate) fn whole_millis(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
-}
-
-/// Serde for durations as integer milliseconds: the flow document's form.
-mod millis {
-    use std::time::Duration;
-
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub(super) fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_u64(super::whole_millis(*d))
-    }
-
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        u64::deserialize(d).map(Duration::from_millis)
-    }
-
-    /// The same for an optional duration.
-    pub(super) mod option {
-        use std::time::Duration;
-
-        use serde::{Deserialize, Deserializer, Serializer};
-
-        pub(in super::super) fn serialize<S: Serializer>(
-            d: &Option<Duration>,
-            s: S,
-        ) -> Result<S::Ok, S::Error> {
-            match d {
-                Some(d) => s.serialize_some(&super::super::whole_millis(*d)),
-                None => s.serialize_none(),
-            }
-        }
-
-        pub(in super::super) fn deserialize<'de, D: Deserializer<'de>>(
-            d: D,
-        ) -> Result<Option<Duration>, D::Error> {
-            Ok(Option::<u64>::deserialize(d)?.map(Duration::from_millis))
-        }
-    }
-}
-
-fn finite_jitter<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
-    let jitter = f64::deserialize(d)?;
-    if jitter.is_finite() {
-        Ok(jitter)
-    } else {
-        Err(serde::de::Error::custom(format!(
-            "jitter must be a finite number from 0 to 1, not {jitter}"
-        )))
-    }
-}
-
-impl RetryPolicy {
-    /// A single attempt.
-    pub const NONE: Self = Self {
-        attempts: 1,
-        backoff: Duration::ZERO,
-        max_backoff: Duration::ZERO,
-        jitter: 0.0,
-    };
-
-    /// `attempts` attempts with `backoff` before the second, doubling, capped at a minute,
-    /// without jitter.
-    pub fn new(attempts: u32, backoff: Duration) -> Self {
-        Self {
-            attempts,
-            backoff,
-            max_backoff: default_max_backoff(),
-            jitter: 0.0,
-        }
-    }
-
-    /// Sets the jitter fraction.
-    pub fn with_jitter(mut self, jitter: f64) -> Self {
-        self.jitter = jitter;
-        self
-    }
-
-    /// Sets the cap.
-    pub fn with_max_backoff(mut self, max: Duration) -> Self {
-        self.max_backoff = max;
-        self
-    }
-
-    /// Checks the policy's numbers: at least one attempt, and a jitter from 0 to 1 (not NaN,
-    /// not infinite). The error says which and why.
-    pub fn check(&self) -> Result<(), &'static str> {
-        if self.attempts == 0 {
-            return Err("attempts must be at least 1");
-        }
-        if !(0.0..=1.0).contains(&self.jitter) {
-            return Err("jitter must be between 0 and 1");
-        }
-        Ok(())
-    }
-
-    /// The wait before attempt `next` (2 for the first retry), before jitter: the backoff,
-    /// doubled for each attempt after the second, capped (a cap below the backoff counts as
-    /// the backoff). In whole milliseconds, as the engine waits.
-    pub fn wait_before(&self, next: u32) -> Duration {
-        let doublings = next.saturating_sub(2).min(63);
-        let backoff = whole_millis(self.backoff);
-        Duration::from_millis(
-            backoff
-                .saturating_mul(1u64 << doublings)
-                .min(whole_millis(self.max_backoff).max(backoff)),
-        )
-    }
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        Self {
-            attempts: 3,
-            backoff: Duration::from_secs(1),
-            max_backoff: Duration::from_secs(60),
-            jitter: 0.2,
-        }
-    }
-}
-
 impl Flow {
     /// Starts a builder for a flow of the order orchestration type at version 1.0.0.
     pub fn builder(name: impl Into<String>) -> FlowBuilder {
@@ -547,22 +382,6 @@ mod tests {
     }
 
     #[test]
-    fn backoff_doubles_and_caps() {
-        let r = RetryPolicy::new(10, ms(100)).with_max_backoff(ms(1_000));
-        let waits: Vec<u64> = (2..=7)
-            .map(|n| r.wait_before(n).as_millis() as u64)
-            .collect();
-        assert_eq!(waits, [100, 200, 400, 800, 1_000, 1_000]);
-        assert_eq!(r.wait_before(200), ms(1_000));
-        // A cap below the backoff counts as the backoff; a fraction of a millisecond is dropped.
-        let r = RetryPolicy::new(3, Duration::from_micros(2_700)).with_max_backoff(ms(1));
-        assert_eq!(r.wait_before(2), ms(2));
-        assert_eq!(r.wait_before(5), ms(2));
-        let huge = RetryPolicy::new(3, Duration::MAX);
-        assert_eq!(huge.wait_before(9), ms(u64::MAX));
-    }
-
-    #[test]
     fn durations_are_milliseconds_in_json() {
         let r = RetryPolicy::new(4, Duration::from_micros(1_500)).with_max_backoff(Duration::MAX);
         assert_eq!(
@@ -589,34 +408,5 @@ mod tests {
         );
         let none = super::ActionStep::new("A", crate::ActionKind::Custom);
         assert!(!serde_json::to_string(&none).unwrap().contains("timeout"));
-    }
-
-    #[test]
-    fn jitter_is_finite_and_in_range() {
-        assert_eq!(RetryPolicy::default().check(), Ok(()));
-        assert_eq!(RetryPolicy::new(3, ms(10)).with_jitter(1.0).check(), Ok(()));
-        for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY, -0.1, 1.5] {
-            assert_eq!(
-                RetryPolicy::new(3, ms(10)).with_jitter(bad).check(),
-                Err("jitter must be between 0 and 1"),
-                "{bad}"
-            );
-        }
-        assert_eq!(
-            RetryPolicy::new(0, ms(10)).check(),
-            Err("attempts must be at least 1")
-        );
-        // JSON carries no NaN or infinity; a serde_json::Value cannot hold them either, so
-        // the non-finite path is reached through a deserializer that hands one over.
-        use serde::de::IntoDeserializer;
-        use serde::de::value::{Error, F64Deserializer};
-        for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
-            let d: F64Deserializer<Error> = bad.into_deserializer();
-            let err = super::finite_jitter(d).unwrap_err().to_string();
-            assert!(err.contains("jitter must be a finite number"), "{err}");
-        }
-        let err =
-            serde_json::from_str::<RetryPolicy>(r#"{"attempts": 2, "jitter": 1e400}"#).unwrap_err();
-        assert!(err.to_string().contains("number out of range"), "{err}");
     }
 }

@@ -16,6 +16,15 @@
 //! - An error says whether it is worth retrying ([`ProviderError::is_retryable`]). A call that
 //!   outlives its timeout is abandoned (its future dropped) and counts as a retryable timeout;
 //!   a panic counts as a retryable failure of that attempt.
+//! - Whether a step runs again is decided on the error its action returns, by the step's
+//!   [`RetryPolicy`] ([`RetryPolicy::next_attempt`]): an action that handles a failed call
+//!   and returns `Ok` is not retried.
+//!
+//! Each concern of a call is a small layer of its own in this module, wrapped around the
+//! call: the idempotency key (`<execution>/<step>/<round>/<record>`), the timeout of the
+//! attempt on the engine's clock, panic catching, and in a dry run the substitution that
+//! records the call and answers it instead; the [`retry`] decision comes after, on the
+//! action's result.
 //!
 //! ```
 //! use async_trait::async_trait;
@@ -52,6 +61,15 @@ use serde::{Deserialize, Serialize};
 
 use crate::clock::Timestamp;
 use crate::document::{Decimal, FulfillmentOrder, LineId, Order, RecordId};
+
+pub(crate) mod call;
+pub(crate) mod catch_panic;
+pub(crate) mod dry_run;
+pub(crate) mod idempotency;
+pub mod retry;
+pub(crate) mod timeout;
+
+pub use retry::{RetryPolicy, Retryable};
 
 /// The kinds of provider actions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -229,6 +247,15 @@ pub enum ProviderErrorKind {
     Other,
 }
 
+impl ProviderErrorKind {
+    /// Whether an error of this kind is worth retrying unless it says otherwise
+    /// ([`ProviderError::with_retryable`]): every kind but
+    /// [`Rejected`](Self::Rejected) and [`InvalidReply`](Self::InvalidReply).
+    pub fn is_retryable(self) -> bool {
+        !matches!(self, Self::Rejected | Self::InvalidReply)
+    }
+}
+
 /// The kind in words, as [`ProviderError`]'s message starts: `rejected`, `unavailable`,
 /// `timed out`, `panicked`, `invalid reply`, `failed`.
 impl fmt::Display for ProviderErrorKind {
@@ -262,10 +289,7 @@ impl ProviderError {
     pub fn new(kind: ProviderErrorKind, message: impl Into<String>) -> Self {
         Self {
             kind,
-            retryable: !matches!(
-                kind,
-                ProviderErrorKind::Rejected | ProviderErrorKind::InvalidReply
-            ),
+            retryable: kind.is_retryable(),
             message: message.into(),
             source: None,
         }
@@ -306,6 +330,12 @@ impl ProviderError {
     /// The message.
     pub fn message(&self) -> &str {
         &self.message
+    }
+}
+
+impl Retryable for ProviderError {
+    fn is_retryable(&self) -> bool {
+        self.retryable
     }
 }
 
