@@ -19,8 +19,53 @@ use crate::document::{Order, OrderId, RecordId};
 use crate::event::EventKind;
 use crate::execution::{ExecutionId, ExecutionStatus, OrderState, Selection};
 pub use crate::execution::{Outcome, TimelineEntry};
-use crate::flow::{NodeElement, StepNames};
 use crate::policy::Criticality;
+
+/// What kind of element a plan node is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum NodeElement {
+    Action,
+    Condition,
+    Splitter,
+}
+
+/// One plan node's names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct NodeNames {
+    pub(crate) name: String,
+    pub(crate) element: NodeElement,
+    /// A splitter's branches.
+    pub(crate) branches: Vec<String>,
+    /// An action's filter policy.
+    pub(crate) filter: Option<String>,
+}
+
+/// One merge's names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct MergeNames {
+    pub(crate) name: String,
+    pub(crate) branches: Vec<String>,
+}
+
+/// The names of a flow's steps and merges by plan index, built by
+/// [`StepNames::of`](crate::flow::StepNames::of) from the flow's definition.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct StepNames {
+    pub(crate) nodes: Vec<NodeNames>,
+    pub(crate) merges: Vec<MergeNames>,
+}
+
+impl StepNames {
+    /// The name of plan node `n`.
+    pub(crate) fn node(&self, n: u32) -> Option<&NodeNames> {
+        self.nodes.get(n as usize)
+    }
+
+    /// The names of merge `j`.
+    pub(crate) fn merge(&self, j: u32) -> Option<&MergeNames> {
+        self.merges.get(j as usize)
+    }
+}
 
 /// A failed check of an execution policy on one record.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -179,3 +179,20 @@ impl From<OrderState1> for OrderState {
         }
     }
 }
+
+impl OrderState {
+    /// A state from its JSON form, as this version writes it or as orderflow 0.1 wrote it
+    /// (tokens with a status and flags), for stores that kept JSON rows.
+    ///
+    /// # Errors
+    ///
+    /// The text is neither form; the message names what did not parse.
+    pub fn from_json(text: &str) -> Result<Self, String> {
+        match serde_json::from_str::<Self>(text) {
+            Ok(state) => Ok(state),
+            Err(current) => serde_json::from_str::<OrderState1>(text)
+                .map(Self::from)
+                .map_err(|_| current.to_string()),
+        }
+    }
+}

@@ -64,11 +64,10 @@ use crate::clock::{Timestamp, millis};
 use crate::event::EventKind;
 use crate::orchestration::ActionKind;
 
+pub use crate::journey::StepNames;
 pub use crate::orchestration::{ElementKind, ORDER_ORCHESTRATION};
 pub use crate::provider::RetryPolicy;
 pub use builder::{FlowBuilder, SequenceBuilder, SplitterBuilder};
-pub(crate) use names::NodeElement;
-pub use names::StepNames;
 pub use validate::{Problem, ProblemKind, StepPath, ValidationError, validate, validate_with};
 
 /// A flow's lifecycle status.

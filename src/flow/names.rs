@@ -5,42 +5,11 @@
 //! steps exactly as the engine's plan compiler does — each sequence's steps take
 //! consecutive indexes, then the nested sequences of each, in order; merges in the order
 //! their elements are met — so a tool with only the flow document (the CLI reading a store)
-//! resolves the same names as the engine.
+//! resolves the same names as the engine. The table itself ([`StepNames`]) belongs to the
+//! journey module, which reads it.
 
 use super::{Flow, Sequence, Step};
-
-/// What kind of element a plan node is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub(crate) enum NodeElement {
-    Action,
-    Condition,
-    Splitter,
-}
-
-/// One plan node's names.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct NodeNames {
-    pub(crate) name: String,
-    pub(crate) element: NodeElement,
-    /// A splitter's branches.
-    pub(crate) branches: Vec<String>,
-    /// An action's filter policy.
-    pub(crate) filter: Option<String>,
-}
-
-/// One merge's names.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct MergeNames {
-    pub(crate) name: String,
-    pub(crate) branches: Vec<String>,
-}
-
-/// The names of a flow's steps and merges by plan index.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct StepNames {
-    pub(crate) nodes: Vec<NodeNames>,
-    pub(crate) merges: Vec<MergeNames>,
-}
+use crate::journey::{MergeNames, NodeElement, NodeNames, StepNames};
 
 impl StepNames {
     /// Numbers `flow`'s steps as the plan compiler does.
@@ -101,15 +70,5 @@ impl StepNames {
                 }
             }
         }
-    }
-
-    /// The name of plan node `n`.
-    pub(crate) fn node(&self, n: u32) -> Option<&NodeNames> {
-        self.nodes.get(n as usize)
-    }
-
-    /// The names of merge `j`.
-    pub(crate) fn merge(&self, j: u32) -> Option<&MergeNames> {
-        self.merges.get(j as usize)
     }
 }

@@ -6,7 +6,7 @@ use crate::execution::Outcome;
 use crate::execution::{Execution, Phase, Position, Resume, Token};
 use crate::journey::{CancelledWhile, Detail, StepRef};
 
-use super::Machine;
+use super::state::Machine;
 
 /// Wakes the tokens whose durable timers are due at `now`, and a turn that never finished
 /// (its `resume_at` passed): whether anything woke.

@@ -6,7 +6,7 @@ use crate::clock::Timestamp;
 use crate::execution::{BranchState, Outcome, Phase, Position, Resume, Token};
 use crate::journey::{BranchMark, Detail, StepRef};
 
-use super::Machine;
+use super::state::Machine;
 use crate::engine::plan::Plan;
 
 /// A merge's verdict from its branches: `Failed` if an entered branch failed (unless the

@@ -16,7 +16,8 @@ use reference::{
     ALL, G, ORDERS, build_seq, filter_name, mask_of, multiset, order_doc, visit, walk,
 };
 
-use super::{Bounds, Command, Done, Env, Input, Machine, Route, append_event};
+use super::append_event;
+use super::state::{Bounds, Command, Done, Env, Input, Machine, Route};
 use crate::action::{Action, ActionContext, ActionError, Effects};
 use crate::clock::Timestamp;
 use crate::document::{Entity, Order, RecordRef, Value};

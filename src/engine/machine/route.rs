@@ -11,7 +11,7 @@ use crate::execution::{
 };
 use crate::journey::{Detail, StepRef};
 
-use super::{Env, Machine};
+use super::state::{Env, Machine};
 
 /// Puts an event on the timeline, unparks waiting paths and starts the flows it triggers
 /// (rule 1: every matching flow with no live execution for the order, in creation order).

@@ -16,7 +16,7 @@ use crate::policy::{Check, Criticality, ExecutionPolicy, FilterPolicy};
 
 use super::merge::end_path;
 use super::route::append_event;
-use super::{Done, Env, Filtered, Machine, Run};
+use super::state::{Done, Env, Filtered, Machine, Run};
 use crate::engine::plan::{ActionNode, NodeKind, Plan};
 
 fn action_node(plan: &Plan, n: u32) -> &ActionNode {

@@ -1,238 +1,7 @@
-//! Unit tests of the machine, one group per rule of DESIGN §3, driven directly: no engine,
-//! no store, no runtime. A test compiles a flow, feeds events and action results, and reads
-//! the commands, the state and the journey rows.
-
-use std::collections::HashSet;
-use std::sync::Arc;
-
-use async_trait::async_trait;
-
-use super::merge::{marks, verdict};
-use super::{Bounds, Command, Done, Env, Input, Machine, Route, Run, append_event};
-use crate::action::{Action, ActionContext, ActionError, Effects};
-use crate::clock::Timestamp;
-use crate::document::{Entity, Order, OrderLine, RecordId, RecordMut, RecordRef};
-use crate::engine::plan::{self, Plan, Registry, Resolution};
-use crate::engine::{Config, builtin};
-use crate::error::Result;
-use crate::event::{EventId, EventKind};
-use crate::execution::{BranchState, ExecutionStatus, OrderState, Outcome, PathStatus, Phase};
-use crate::flow::{ActionStep, Flow, SequenceBuilder};
-use crate::journey::{BranchMark, Detail, StepRef, StepRow};
-use crate::orchestration::{OrchestrationType, OrderOrchestration};
-use crate::policy::{Check, Criticality, Policy, execution_fn, filter_fn};
-
-/// An action the tests never run: the machine only asks for it.
-#[derive(Debug)]
-struct Work(Effects);
-
-#[async_trait]
-impl Action for Work {
-    async fn run(&self, _cx: &mut ActionContext<'_>) -> std::result::Result<(), ActionError> {
-        Ok(())
-    }
-
-    fn effects(&self) -> Effects {
-        self.0
-    }
-}
-
-const START: EventKind = EventKind::NEW_ORDER;
-const SHIPPED: EventKind = EventKind::SHIPPED;
-
-/// An internal step (runs without a commit before it).
-fn step(name: &str) -> ActionStep {
-    ActionStep::custom(name, "Internal")
-}
-
-/// An external step (a provider call: committed before it runs).
-fn external(name: &str) -> ActionStep {
-    ActionStep::custom(name, "External")
-}
-
-fn registry() -> Registry {
-    let mut registry = Registry::default();
-    let kind: Arc<dyn OrchestrationType> = Arc::new(OrderOrchestration);
-    registry.types.insert(kind.name().to_owned(), kind);
-    builtin::register(&mut registry.builtins);
-    registry
-        .actions
-        .insert("Internal".into(), Arc::new(Work(Effects::Pure)));
-    registry
-        .actions
-        .insert("External".into(), Arc::new(Work(Effects::External)));
-    let policies: [(&str, Policy); 5] = [
-        (
-            "Everything",
-            Policy::from(filter_fn("Everything", Entity::Order, |_| true)),
-        ),
-        (
-            "Line 1 only",
-            Policy::from(filter_fn(
-                "Line 1 only",
-                Entity::OrderLine,
-                |r| matches!(r, RecordRef::Line(_, l) if l.id.as_str() == "1"),
-            )),
-        ),
-        (
-            "Nothing",
-            Policy::from(filter_fn("Nothing", Entity::Order, |_| false)),
-        ),
-        (
-            "Needs customer",
-            Policy::from(execution_fn(
-                "Needs customer",
-                Entity::Order,
-                Criticality::Critical,
-                |r| match r {
-                    RecordMut::Order(o) if o.customer.is_some() => Check::Passed,
-                    _ => Check::failed("no customer"),
-                },
-            )),
-        ),
-        (
-            "Note customer",
-            Policy::from(execution_fn(
-                "Note customer",
-                Entity::Order,
-                Criticality::Information,
-                |r| match r {
-                    RecordMut::Order(o) if o.customer.is_some() => Check::Passed,
-                    _ => Check::failed("no customer"),
-                },
-            )),
-        ),
-    ];
-    for (name, p) in policies {
-        registry.policies.insert(name.into(), p);
-    }
-    registry
-}
-
-fn compile(name: &str, steps: impl FnOnce(SequenceBuilder) -> SequenceBuilder) -> Arc<Plan> {
-    let flow = Flow::builder(name)
-        .steps(steps)
-        .build()
-        .expect("valid flow");
-    let mut rules = |_: &str| Resolution::Unknown;
-    Arc::new(plan::compile(&flow, &registry(), &mut rules, &Config::default()).expect("compiles"))
-}
-
-/// The catalog: flows by the events that start them, in creation order, and paused flows.
-#[derive(Default)]
-struct TestEnv {
-    flows: Vec<(String, Arc<Plan>)>,
-    paused: HashSet<String>,
-}
-
-impl TestEnv {
-    fn with(mut self, name: &str, plan: Arc<Plan>) -> Self {
-        self.flows.push((name.to_owned(), plan));
-        self
-    }
-}
-
-impl Env for TestEnv {
-    fn routes(&self, kind: &EventKind) -> Result<Vec<Route>> {
-        Ok(self
-            .flows
-            .iter()
-            .filter(|(_, p)| p.triggers.contains(kind))
-            .map(|(f, p)| Route {
-                flow: f.clone(),
-                version: semver::Version::new(1, 0, 0),
-                plan: p.clone(),
-            })
-            .collect())
-    }
-
-    fn paused(&self, flow: &str) -> bool {
-        self.paused.contains(flow)
-    }
-}
-
-fn order() -> Order {
-    Order::new("SO-1")
-        .with_line(OrderLine::new("1", "Pen", 1))
-        .with_line(OrderLine::new("2", "Ink", 2))
-}
-
-fn machine() -> Machine {
-    Machine::new(
-        OrderState::new(order()),
-        Bounds {
-            max_journey: 100,
-            max_steps_per_turn: 1_000,
-        },
-    )
-}
-
-const T: Timestamp = Timestamp(1_000);
-
-/// Puts an event on the timeline.
-fn event(m: &mut Machine, env: &TestEnv, id: &str, kind: EventKind) -> u64 {
-    append_event(m, env, EventId(id.into()), kind, None, None, T).expect("routes")
-}
-
-/// Drives the machine to `Idle`, answering every run with `answer`; the commands seen.
-fn drive(m: &mut Machine, env: &TestEnv, mut answer: impl FnMut(&Run) -> Done) -> Vec<Command> {
-    let mut seen = Vec::new();
-    let mut input = Input::Go;
-    loop {
-        let command = m.advance(env, input, T).expect("advances");
-        input = match &command {
-            Command::Idle => {
-                seen.push(command);
-                return seen;
-            }
-            Command::Load(e) => panic!("execution {e} has no plan"),
-            Command::Commit { .. } => {
-                m.committed();
-                Input::Go
-            }
-            Command::Run(run) => Input::Done(answer(run)),
-        };
-        seen.push(command);
-    }
-}
-
-fn ok(_: &Run) -> Done {
-    Done::default()
-}
-
-fn fail(why: &str) -> Done {
-    Done {
-        result: Err(why.to_owned()),
-        ..Done::default()
-    }
-}
-
-/// The journey rows as (step name, outcome), names from the plan.
-fn rows(m: &Machine, plan: &Plan) -> Vec<(String, Outcome)> {
-    m.journey
-        .iter()
-        .map(|r| (name(plan, r), r.outcome()))
-        .collect()
-}
-
-fn name(plan: &Plan, row: &StepRow) -> String {
-    match row.step() {
-        StepRef::Node(n) => plan.node(n).name.clone(),
-        StepRef::Merge(j) => format!("{} (merge)", plan.join(j).name),
-        StepRef::End => "end".into(),
-    }
-}
-
-fn row(name: &str, outcome: Outcome) -> (String, Outcome) {
-    (name.to_owned(), outcome)
-}
-
-fn status(m: &Machine, e: usize) -> ExecutionStatus {
-    m.state.executions[e].status()
-}
+//! One group of tests per rule of DESIGN §3.
 
 mod rule_1_start {
-    use super::*;
+    use super::super::*;
 
     #[test]
     fn an_event_starts_every_flow_that_takes_it_in_creation_order_once() {
@@ -282,7 +51,7 @@ mod rule_1_start {
 }
 
 mod rule_2_chaining {
-    use super::*;
+    use super::super::*;
 
     fn plan() -> Arc<Plan> {
         compile("F", |s| {
@@ -339,7 +108,7 @@ mod rule_2_chaining {
 }
 
 mod rule_3_filter {
-    use super::*;
+    use super::super::*;
 
     #[test]
     fn a_filter_narrows_the_records_and_none_left_is_skipped() {
@@ -388,7 +157,7 @@ mod rule_3_filter {
 }
 
 mod rule_4_outcome {
-    use super::*;
+    use super::super::*;
 
     #[test]
     fn a_failed_step_ends_its_path_failed_and_reprocess_runs_it_again() {
@@ -406,7 +175,7 @@ mod rule_4_outcome {
             m.state.executions[0].paths().collect::<Vec<_>>(),
             [PathStatus::Failed]
         );
-        assert!(super::super::reprocess(&mut m, 0));
+        assert!(reprocess(&mut m, 0));
         assert_eq!(m.state.executions[0].round, 1);
         drive(&mut m, &env, ok);
         assert_eq!(status(&m, 0), ExecutionStatus::Completed);
@@ -450,7 +219,7 @@ mod rule_4_outcome {
 }
 
 mod rule_5_condition {
-    use super::*;
+    use super::super::*;
 
     #[test]
     fn a_condition_routes_on_the_previous_outcome() {
@@ -478,7 +247,7 @@ mod rule_5_condition {
 }
 
 mod rule_6_splitter {
-    use super::*;
+    use super::super::*;
 
     #[test]
     fn every_branch_is_offered_the_token_and_runs() {
@@ -504,7 +273,7 @@ mod rule_6_splitter {
 }
 
 mod rule_7_merge {
-    use super::*;
+    use super::super::*;
 
     fn branches(spec: &[(bool, bool)]) -> Vec<BranchState> {
         spec.iter()
@@ -625,7 +394,7 @@ mod rule_7_merge {
                 let failure = m.state.executions[0].failure().expect("a reason");
                 assert_eq!(failure, "merge 'Both' failed: branch waits failed");
                 // Reprocess revives the failed branch, and the merge fires again.
-                assert!(super::super::reprocess(&mut m, 0));
+                assert!(reprocess(&mut m, 0));
                 drive(&mut m, &env, ok);
                 assert_eq!(status(&m, 0), ExecutionStatus::Completed);
                 assert_eq!(rows(&m, &p).last(), Some(&row("After", Outcome::Succeeded)));
@@ -639,7 +408,7 @@ mod rule_7_merge {
 }
 
 mod rule_8_policies {
-    use super::*;
+    use super::super::*;
 
     #[test]
     fn a_critical_failure_fails_the_step_and_an_information_one_is_recorded() {
@@ -686,7 +455,7 @@ mod rule_8_policies {
 }
 
 mod rule_9_output_events {
-    use super::*;
+    use super::super::*;
 
     #[test]
     fn a_finished_step_raises_its_outcome_event_which_starts_other_flows() {
@@ -715,235 +484,4 @@ mod rule_9_output_events {
         assert_eq!(m.state.executions.len(), 2);
         assert_eq!(status(&m, 1), ExecutionStatus::Completed);
     }
-}
-
-mod durability {
-    use super::*;
-
-    #[test]
-    fn a_provider_call_is_committed_before_it_runs() {
-        let p = compile("F", |s| {
-            s.action(step("Check").input_event(START))
-                .action(external("Send"))
-        });
-        let env = TestEnv::default().with("F", p);
-        let mut m = machine();
-        event(&mut m, &env, "e1", START);
-        let commands = drive(&mut m, &env, ok);
-        let kinds: Vec<&str> = commands
-            .iter()
-            .map(|c| match c {
-                Command::Run(r) if r.external => "run external",
-                Command::Run(_) => "run",
-                Command::Commit { .. } => "commit",
-                Command::Load(_) => "load",
-                Command::Idle => "idle",
-            })
-            .collect();
-        assert_eq!(kinds, ["run", "commit", "run external", "idle"]);
-    }
-
-    #[test]
-    fn a_retryable_failure_parks_the_token_on_a_durable_timer() {
-        let p = compile("F", |s| s.action(external("Send").input_event(START)));
-        let env = TestEnv::default().with("F", p);
-        let mut m = machine();
-        event(&mut m, &env, "e1", START);
-        let at = Timestamp(5_000);
-        let commands = drive(&mut m, &env, |_| Done {
-            result: Err("unavailable".into()),
-            retry_at: Some(at),
-            attempts: 1,
-            snapshot: Some((Arc::new(order()), Default::default())),
-            ..Done::default()
-        });
-        assert!(commands.contains(&Command::Commit { wake: Some(at) }));
-        assert_eq!(m.state.next_wake(), Some(at));
-        assert!(m.journey.is_empty(), "no row until the step settles");
-        assert!(!super::super::wake_due(&mut m, Timestamp(4_999)));
-        assert!(super::super::wake_due(&mut m, at));
-        let mut attempts = Vec::new();
-        drive(&mut m, &env, |run| {
-            attempts.push(run.attempt);
-            Done {
-                attempts: 1,
-                ..Done::default()
-            }
-        });
-        assert_eq!(attempts, [2]);
-        let last = m.journey.last().expect("the settled row");
-        assert_eq!(last.outcome(), Outcome::Succeeded);
-        assert_eq!(last.attempts, 2, "both attempts' calls count");
-        assert_eq!(
-            last.details()[0],
-            Detail::Error("attempt 1 failed: unavailable".into())
-        );
-    }
-
-    #[test]
-    fn a_step_committed_as_under_way_runs_again_after_a_crash() {
-        let p = compile("F", |s| s.action(external("Send").input_event(START)));
-        let env = TestEnv::default().with("F", p.clone());
-        let mut m = machine();
-        event(&mut m, &env, "e1", START);
-        // Stop at the commit before the call, as a process that dies in the call.
-        let first = m.advance(&env, Input::Go, T).expect("advances");
-        assert_eq!(first, Command::Commit { wake: None });
-        let committed = m.state.clone();
-        assert_eq!(
-            committed.executions[0].paths().collect::<Vec<_>>(),
-            [PathStatus::Running]
-        );
-        let mut again = Machine::new(
-            committed,
-            Bounds {
-                max_journey: 100,
-                max_steps_per_turn: 1_000,
-            },
-        );
-        again.set_plan(0, p);
-        let commands = drive(&mut again, &env, ok);
-        assert!(matches!(commands[0], Command::Commit { wake: None }));
-        assert!(matches!(&commands[1], Command::Run(r) if r.external));
-        assert_eq!(
-            again.state.executions[0].status(),
-            ExecutionStatus::Completed
-        );
-    }
-
-    #[test]
-    fn a_paused_flow_does_not_move_and_an_execution_without_a_plan_asks_for_it() {
-        let p = compile("F", |s| s.action(step("Work").input_event(START)));
-        let mut env = TestEnv::default().with("F", p.clone());
-        let mut m = machine();
-        event(&mut m, &env, "e1", START);
-        env.paused.insert("F".into());
-        assert_eq!(
-            m.advance(&env, Input::Go, T).expect("advances"),
-            Command::Idle
-        );
-        env.paused.clear();
-        let mut fresh = Machine::new(
-            m.state.clone(),
-            Bounds {
-                max_journey: 100,
-                max_steps_per_turn: 1_000,
-            },
-        );
-        assert_eq!(
-            fresh.advance(&env, Input::Go, T).expect("advances"),
-            Command::Load(0)
-        );
-        assert!(matches!(
-            fresh.advance(&env, Input::Plan(0, p), T).expect("advances"),
-            Command::Run(_)
-        ));
-    }
-
-    #[test]
-    fn cancel_ends_every_path_where_it_stands() {
-        let p = compile("F", |s| {
-            s.action(step("Validate").input_event(START))
-                .action(step("On shipment").input_event(SHIPPED))
-        });
-        let env = TestEnv::default().with("F", p);
-        let mut m = machine();
-        event(&mut m, &env, "e1", START);
-        drive(&mut m, &env, ok);
-        super::super::cancel(&mut m, 0, T);
-        assert_eq!(status(&m, 0), ExecutionStatus::Cancelled);
-        let last = m.journey.last().expect("a row");
-        assert_eq!(last.outcome(), Outcome::Cancelled);
-        assert_eq!(
-            last.details(),
-            [Detail::Cancelled(crate::journey::CancelledWhile::Waiting)]
-        );
-        assert!(!m.state.executions[0].is_live());
-    }
-
-    #[test]
-    fn flows_that_start_each_other_fail_past_the_step_budget() {
-        let ping = compile("Ping", |s| {
-            s.action(step("Ping").input_event(EventKind::new("Pong has Succeeded")))
-        });
-        let pong = compile("Pong", |s| {
-            s.action(step("Pong").input_event(EventKind::new("Ping has Succeeded")))
-        });
-        let env = TestEnv::default().with("Ping", ping).with("Pong", pong);
-        let mut m = Machine::new(
-            OrderState::new(order()),
-            Bounds {
-                max_journey: 1_000,
-                max_steps_per_turn: 20,
-            },
-        );
-        event(&mut m, &env, "e1", EventKind::new("Pong has Succeeded"));
-        drive(&mut m, &env, ok);
-        let failed: Vec<String> = m
-            .state
-            .executions
-            .iter()
-            .filter_map(|e| e.failure())
-            .collect();
-        assert!(!failed.is_empty());
-        assert!(
-            failed[0].contains("more than 20 steps in one turn"),
-            "{failed:?}"
-        );
-    }
-
-    #[test]
-    fn a_path_past_the_journey_bound_fails() {
-        let p = compile("F", |s| {
-            s.action(step("One").input_event(START))
-                .action(step("Two"))
-                .action(step("Three"))
-        });
-        let env = TestEnv::default().with("F", p);
-        let mut m = Machine::new(
-            OrderState::new(order()),
-            Bounds {
-                max_journey: 2,
-                max_steps_per_turn: 1_000,
-            },
-        );
-        event(&mut m, &env, "e1", START);
-        drive(&mut m, &env, ok);
-        assert_eq!(m.journey.len(), 2);
-        let failure = m.state.executions[0].failure().expect("failed");
-        assert!(failure.contains("journey limit of 2"), "{failure}");
-    }
-}
-
-#[test]
-fn step_names_number_a_flow_as_the_compiler_does() {
-    let p = compile("F", |s| {
-        s.action(step("Start").input_event(START))
-            .condition_merge(
-                "Valid?",
-                |yes| {
-                    yes.splitter_merge("Split", |b| {
-                        b.branch("a", |s| {
-                            s.action(step("A1").filter("Everything")).action(step("A2"))
-                        })
-                        .branch("b", |s| {
-                            s.action(step("B1").filter("Everything")).condition(
-                                "Inner?",
-                                |y| y.action(step("Y")),
-                                |n| n.action(step("N")),
-                            )
-                        })
-                    })
-                },
-                |no| no.action(step("Report")),
-            )
-            .action(step("After"))
-    });
-    let names: Vec<&str> = p.names.nodes.iter().map(|n| n.name.as_str()).collect();
-    let compiled: Vec<&str> = p.nodes.iter().map(|n| n.name.as_str()).collect();
-    assert_eq!(names, compiled);
-    let merges: Vec<&str> = p.names.merges.iter().map(|j| j.name.as_str()).collect();
-    let joins: Vec<&str> = p.joins.iter().map(|j| j.name.as_str()).collect();
-    assert_eq!(merges, joins);
-    assert_eq!(merges, ["Valid?", "Split"]);
 }
