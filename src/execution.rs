@@ -10,6 +10,7 @@
 //! [`Engine::order_state`](crate::Engine::order_state); only the engine changes it.
 
 use std::fmt;
+use std::sync::Arc;
 
 use semver::Version;
 use serde::{Deserialize, Serialize};
@@ -53,10 +54,10 @@ pub enum ExecutionStatus {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Selection {
     /// Selected lines, or all.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub lines: Option<Vec<LineId>>,
     /// Selected fulfillment orders, or all.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub fulfillment_orders: Option<Vec<FulfillmentOrderId>>,
 }
 
@@ -191,40 +192,36 @@ pub struct Token {
     /// The outcome of the last action (or merge) on its path, for Conditions.
     pub last: Option<Outcome>,
     /// The event that started the execution, offered to the path's first action.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub trigger: Option<u64>,
     /// Whether the action it is at has admitted its records (its filter ran).
     pub admitted: bool,
     /// Whether the action it is at has already taken its input event.
     pub waited: bool,
     /// The timeline position of the event the action it is at took.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub took: Option<u64>,
     /// The merges it is inside, innermost last.
     pub frames: Vec<Frame>,
     /// For a failed merge: the failed branch tokens, revived by reprocess.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default)]
     pub absorbed: Vec<Self>,
     /// Why it failed (or, while retrying, why the last attempt failed).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub error: Option<String>,
     /// The attempt its action is on: 1 for the first, bumped by each durable retry.
     #[serde(default = "first_attempt")]
     pub attempt: u32,
     /// Provider calls its action made in earlier attempts of the current step.
-    #[serde(default, skip_serializing_if = "is_zero")]
+    #[serde(default)]
     pub calls: u32,
     /// When a retrying token runs again.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub wake_at: Option<Timestamp>,
 }
 
 fn first_attempt() -> u32 {
     1
-}
-
-fn is_zero(n: &u32) -> bool {
-    *n == 0
 }
 
 impl Token {
@@ -279,12 +276,12 @@ pub struct Execution {
     /// Its merges.
     pub joins: Vec<JoinState>,
     /// Timeline positions of the events its steps took.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default)]
     pub consumed: Vec<u64>,
     /// Provider calls that succeeded in steps that may run again: a step parked for a
     /// durable retry, or whose path ended Failed and waits for reprocess. A step that moves
     /// on drops its entries. See [`Accepted`].
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default)]
     pub accepted: Vec<Accepted>,
     /// Next token id.
     pub next_token: u32,
@@ -295,7 +292,7 @@ pub struct Execution {
     /// When it completed (or was cancelled).
     pub ended: Option<Timestamp>,
     /// When [`Engine::cancel`](crate::Engine::cancel) ended it; `None` unless cancelled.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub cancelled: Option<Timestamp>,
 }
 
@@ -383,8 +380,10 @@ impl Execution {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct OrderState {
-    /// The order document.
-    pub order: Order,
+    /// The order document, shared with the store and with the commits that carry it: a
+    /// turn changes it through [`Arc::make_mut`], which copies it only while another
+    /// holder keeps the old one.
+    pub order: Arc<Order>,
     /// Bumped by every commit; a commit names the revision it read.
     pub revision: u64,
     /// Every event, in arrival order.
@@ -397,19 +396,31 @@ pub struct OrderState {
     /// its process gone. Cleared when the turn ends. A durable timer like a retry's
     /// ([`next_wake`](Self::next_wake)), so the timer worker or a claim resumes the order
     /// without a restart or a new event.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub resume_at: Option<Timestamp>,
 }
 
 impl OrderState {
     /// A fresh state for a new order document.
     pub fn new(order: Order) -> Self {
+        Self::from_parts(Arc::new(order), 0, Vec::new(), Vec::new(), None)
+    }
+
+    /// A state from what a store keeps in rows of its own: the document, the revision, the
+    /// timeline in arrival order, the executions in start order and the resume timer.
+    pub fn from_parts(
+        order: Arc<Order>,
+        revision: u64,
+        timeline: Vec<TimelineEntry>,
+        executions: Vec<Execution>,
+        resume_at: Option<Timestamp>,
+    ) -> Self {
         Self {
             order,
-            revision: 0,
-            timeline: Vec::new(),
-            executions: Vec::new(),
-            resume_at: None,
+            revision,
+            timeline,
+            executions,
+            resume_at,
         }
     }
 

@@ -171,7 +171,7 @@ async fn run(scenario: &Scenario, cancel_at: Option<usize>) -> Run {
             .unwrap_or_else(|| panic!("{}: order {id} is lost", scenario.name));
         let journey = engine.journey(&id).await.unwrap();
         orders.push((
-            state.order,
+            std::sync::Arc::unwrap_or_clone(state.order),
             state
                 .timeline
                 .into_iter()

@@ -1101,7 +1101,7 @@ async fn correct_and_cancel(at: Option<usize>) -> (Left, usize, bool) {
         .collect();
     effects.sort();
     let left = (
-        state.order,
+        std::sync::Arc::unwrap_or_clone(state.order),
         state
             .timeline
             .iter()

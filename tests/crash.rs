@@ -102,7 +102,12 @@ async fn run(scenario: &Scenario, fault: Option<(u64, Fault)>, base: Arc<dyn Sto
             .unwrap()
             .unwrap_or_else(|| panic!("order {id} is lost"));
         let journey = reader.journey(&id).await.unwrap();
-        orders.push((state.order, state.timeline, state.executions, journey.steps));
+        orders.push((
+            std::sync::Arc::unwrap_or_clone(state.order),
+            state.timeline,
+            state.executions,
+            journey.steps,
+        ));
     }
     let mut effects = Vec::new();
     let mut duplicate_calls = 0;

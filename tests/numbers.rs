@@ -11,7 +11,7 @@ use orderflow::execution::OrderState;
 use orderflow::flow::{ActionStep, Flow, RetryPolicy};
 use orderflow::provider::{Allocation, FulfillmentPlan, PlannedLine};
 use orderflow::rules::PolicyDocument;
-use orderflow::store::{Commit, MemoryStore, Store};
+use orderflow::store::{ChangeSet, MemoryStore, Store};
 use orderflow::testing::provider::ScriptedProvider;
 use orderflow::{ActionKind, Decimal, Engine, ErrorKind, Event, EventKind, Outcome, Policy};
 use proptest::prelude::*;
@@ -476,9 +476,9 @@ proptest! {
         let store = MemoryStore::new();
         let order = order_with(&numbers);
         let state = OrderState::new(order.clone());
-        futures::executor::block_on(store.commit(Commit::new(None, state, Vec::new()))).unwrap();
+        futures::executor::block_on(store.commit(ChangeSet::diff(None, &state))).unwrap();
         let loaded = futures::executor::block_on(store.load(&order.id)).unwrap().unwrap();
-        prop_assert_eq!(&loaded.order, &order);
+        prop_assert_eq!(&*loaded.order, &order);
         prop_assert_eq!(digits(&loaded.order), digits(&order));
     }
 }

@@ -1358,7 +1358,7 @@ impl Engine {
             .unwrap_or_default();
         Ok(Simulation {
             journey,
-            order: state.order,
+            order: Arc::unwrap_or_clone(state.order),
             calls,
             filters,
             changes,
@@ -1725,7 +1725,12 @@ impl Engine {
     /// The order document as the engine holds it.
     pub async fn order(&self, order: impl AsOrderId) -> Result<Option<Order>> {
         let order = order.as_order_id();
-        Ok(self.inner.store.load(&order).await?.map(|s| s.order))
+        Ok(self
+            .inner
+            .store
+            .load(&order)
+            .await?
+            .map(|s| Arc::unwrap_or_clone(s.order)))
     }
 
     /// Everything the store holds about an order's executions.

@@ -22,7 +22,7 @@ use crate::execution::{
 use crate::flow::FlowStatus;
 use crate::journey::{Finding, Outcome, StepRecord, TimelineEntry};
 use crate::policy::{Check, Criticality, Policy};
-use crate::store::Commit;
+use crate::store::ChangeSet;
 use crate::update::OrderUpdate;
 
 /// One order's state in memory while the engine works on it (under the order's lock).
@@ -31,6 +31,10 @@ pub(super) struct Turn<'e> {
     state: OrderState,
     expected: Option<u64>,
     journey: Vec<StepRecord>,
+    /// The document as last committed (or loaded), and how many timeline entries were:
+    /// a commit sends the document only when it changed, and the entries past these.
+    committed_document: Arc<Order>,
+    committed_timeline: usize,
     dirty: bool,
     started: Vec<ExecutionId>,
     /// The compiled plan of each execution (by index) this turn has looked up.
@@ -77,6 +81,8 @@ impl<'e> Turn<'e> {
         Self {
             inner,
             expected: Some(state.revision),
+            committed_document: state.order.clone(),
+            committed_timeline: state.timeline.len(),
             state,
             journey: Vec::new(),
             dirty: false,
@@ -176,7 +182,7 @@ impl<'e> Turn<'e> {
                 return Err(e);
             }
         };
-        self.state.order = order;
+        self.state.order = Arc::new(order);
         let seq = self.append_event(id, EventKind::ORDER_UPDATED, None, None)?;
         self.run().await?;
         let started = self.finish().await?;
@@ -361,10 +367,9 @@ impl<'e> Turn<'e> {
             self.state.resume_at = None;
         }
         if self.dirty {
-            let mut state = self.state;
-            state.revision += 1;
-            let commit = Commit::new(self.expected, state, self.journey);
-            self.inner.store.commit(commit).await?;
+            self.state.revision += 1;
+            let change = self.change();
+            self.inner.store.commit(change).await?;
             self.inner.commits.notify();
             accepted(self.accepting);
         }
@@ -384,21 +389,37 @@ impl<'e> Turn<'e> {
         let grace = self.inner.config.timeout;
         self.state.resume_at = under_way.then(|| self.now().after(grace));
         self.state.revision += 1;
-        let commit = Commit::new(
-            self.expected,
-            self.state.clone(),
-            std::mem::take(&mut self.journey),
-        );
-        if let Err(e) = self.inner.store.commit(commit).await {
+        let change = self.change();
+        if let Err(e) = self.inner.store.commit(change).await {
             self.state.revision -= 1;
             self.state.resume_at = previous;
             return Err(e.into());
         }
         self.expected = Some(self.state.revision);
+        self.committed_document = self.state.order.clone();
+        self.committed_timeline = self.state.timeline.len();
         self.dirty = false;
         self.inner.commits.notify();
         accepted(self.accepting.take());
         Ok(())
+    }
+
+    /// What changed since the last commit (or the load), at the state's revision: the
+    /// document if it differs from the committed one, every execution (the turn does not
+    /// track which of them moved), the timeline entries and journey rows added since.
+    fn change(&mut self) -> ChangeSet {
+        let mut change = ChangeSet::indexes(self.expected, &self.state);
+        let document = &self.state.order;
+        if self.expected.is_none()
+            || !(Arc::ptr_eq(&self.committed_document, document)
+                || *self.committed_document == **document)
+        {
+            change.document = Some(document.clone());
+        }
+        change.executions = self.state.executions.clone();
+        change.timeline = self.state.timeline[self.committed_timeline..].to_vec();
+        change.journey = std::mem::take(&mut self.journey);
+        change
     }
 
     /// Puts an event on the timeline, wakes waiting paths and starts the flows it triggers.
@@ -1058,7 +1079,11 @@ impl<'e> Turn<'e> {
                 order, executions, ..
             } = &mut self.state;
             let token = &executions[e].tokens[t];
-            run_policies(&a.policies, order, &token.records)
+            if a.policies.is_empty() {
+                (Vec::new(), None)
+            } else {
+                run_policies(&a.policies, Arc::make_mut(order), &token.records)
+            }
         };
 
         let runs = critical.is_none() || a.action.handles_policy_failures();
@@ -1088,7 +1113,7 @@ impl<'e> Turn<'e> {
             let exec = &mut executions[e];
             let token = &mut exec.tokens[t];
             let mut cx = ActionContext {
-                order,
+                order: Arc::make_mut(order),
                 selection: &mut token.records,
                 step,
                 caller: Caller {
