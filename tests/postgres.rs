@@ -21,7 +21,7 @@ use orderflow::execution::OrderState;
 use orderflow::flow::Flow;
 use orderflow::journey::StepRecord;
 use orderflow::rules::{PolicyDocument, PolicyRecord, PolicyStatus};
-use orderflow::store::{Commit, PostgresConfig, PostgresStore, Store, StoreErrorKind};
+use orderflow::store::{ChangeSet, PostgresConfig, PostgresStore, Store, StoreErrorKind};
 use orderflow::testing::conformance::check_store;
 use serde_json::json;
 
@@ -158,6 +158,14 @@ fn state(id: &str, revision: u64, live: bool, wake: Option<u64>) -> OrderState {
     serde_json::from_value(value).unwrap()
 }
 
+/// The commit of `state` over revision `expected`, carrying its document, every execution
+/// and timeline entry, and `rows`.
+fn change(expected: Option<u64>, state: OrderState, rows: Vec<StepRecord>) -> ChangeSet {
+    let mut change = ChangeSet::diff(None, &state);
+    change.expected = expected;
+    change.with_journey(rows)
+}
+
 fn step(order: &str, name: &str) -> StepRecord {
     serde_json::from_value(json!({
         "execution": {"order": order, "seq": 1}, "flow": "Reference lab", "version": "1.0.0",
@@ -186,7 +194,7 @@ async fn fill(store: &PostgresStore) -> (Flow, PolicyRecord) {
     store.save_policy(&record, true).await.unwrap();
 
     store
-        .commit(Commit::new(
+        .commit(change(
             None,
             state("A", 1, true, Some(7)),
             vec![step("A", "Validate")],
@@ -194,7 +202,7 @@ async fn fill(store: &PostgresStore) -> (Flow, PolicyRecord) {
         .await
         .unwrap();
     store
-        .commit(Commit::new(
+        .commit(change(
             Some(1),
             state("A", 2, true, Some(5)),
             vec![step("A", "Route"), step("A", "Send")],
@@ -202,7 +210,7 @@ async fn fill(store: &PostgresStore) -> (Flow, PolicyRecord) {
         .await
         .unwrap();
     store
-        .commit(Commit::new(None, state("B", 1, false, None), Vec::new()))
+        .commit(change(None, state("B", 1, false, None), Vec::new()))
         .await
         .unwrap();
     (flow, record)
@@ -268,7 +276,7 @@ async fn a_new_store_on_the_schema_sees_everything() {
     check(&store, &flow, &record).await;
     // It goes on where the other left off: the journey keeps its order.
     store
-        .commit(Commit::new(
+        .commit(change(
             Some(2),
             state("A", 3, false, None),
             vec![step("A", "Done")],
@@ -304,11 +312,11 @@ async fn stores_starting_together_migrate_once() {
         .collect();
     // They share the orders: a commit through one conflicts through another.
     stores[0]
-        .commit(Commit::new(None, state("S", 1, false, None), Vec::new()))
+        .commit(change(None, state("S", 1, false, None), Vec::new()))
         .await
         .unwrap();
     let err = stores[5]
-        .commit(Commit::new(None, state("S", 1, false, None), Vec::new()))
+        .commit(change(None, state("S", 1, false, None), Vec::new()))
         .await
         .unwrap_err();
     assert_eq!(err.kind(), StoreErrorKind::Conflict, "{err}");
@@ -398,7 +406,7 @@ async fn an_order_written_with_json_numbers_reads_as_the_decimals_written() {
     let store = PostgresStore::connect_with(config.clone()).await.unwrap();
     let fresh = OrderState::new(Order::new("SO-OLD"));
     store
-        .commit(Commit::new(None, fresh.clone(), Vec::new()))
+        .commit(change(None, fresh.clone(), Vec::new()))
         .await
         .unwrap();
     // The row's state as earlier versions wrote it: the order's numbers are JSON numbers.
@@ -734,7 +742,7 @@ async fn orders_stored_before_retention_are_purged_after_the_migration() {
         state("LIVE", 1, true, None),
     ] {
         store
-            .commit(Commit::new(None, state, vec![step("x", "Validate")]))
+            .commit(change(None, state, vec![step("x", "Validate")]))
             .await
             .unwrap();
     }

@@ -15,7 +15,7 @@ use orderflow::execution::OrderState;
 use orderflow::flow::Flow;
 use orderflow::journey::StepRecord;
 use orderflow::rules::{PolicyDocument, PolicyRecord, PolicyStatus};
-use orderflow::store::{Commit, SqliteStore, Store, StoreError, StoreErrorKind};
+use orderflow::store::{ChangeSet, SqliteStore, Store, StoreError, StoreErrorKind};
 use orderflow::{Event, StatusReason};
 use serde_json::json;
 use tempfile::TempDir;
@@ -54,6 +54,14 @@ fn state(id: &str, revision: u64, live: bool, wake: Option<u64>) -> OrderState {
     serde_json::from_value(value).unwrap()
 }
 
+/// The commit of `state` over revision `expected`, carrying its document, every execution
+/// and timeline entry, and `rows`.
+fn change(expected: Option<u64>, state: OrderState, rows: Vec<StepRecord>) -> ChangeSet {
+    let mut change = ChangeSet::diff(None, &state);
+    change.expected = expected;
+    change.with_journey(rows)
+}
+
 fn step(order: &str, name: &str) -> StepRecord {
     serde_json::from_value(json!({
         "execution": {"order": order, "seq": 1}, "flow": "Reference lab", "version": "1.0.0",
@@ -88,7 +96,7 @@ async fn fill(store: &SqliteStore) -> (Flow, PolicyRecord) {
     store.save_policy(&record, true).await.unwrap();
 
     store
-        .commit(Commit::new(
+        .commit(change(
             None,
             state("A", 1, true, Some(5_000)),
             vec![step("A", "Validate")],
@@ -96,7 +104,7 @@ async fn fill(store: &SqliteStore) -> (Flow, PolicyRecord) {
         .await
         .unwrap();
     store
-        .commit(Commit::new(
+        .commit(change(
             Some(1),
             state("A", 2, true, Some(3_000)),
             vec![step("A", "Send"), step("A", "Wait")],
@@ -104,11 +112,11 @@ async fn fill(store: &SqliteStore) -> (Flow, PolicyRecord) {
         .await
         .unwrap();
     store
-        .commit(Commit::new(None, state("B", 1, true, None), Vec::new()))
+        .commit(change(None, state("B", 1, true, None), Vec::new()))
         .await
         .unwrap();
     store
-        .commit(Commit::new(None, state("C", 1, false, None), Vec::new()))
+        .commit(change(None, state("C", 1, false, None), Vec::new()))
         .await
         .unwrap();
     (flow, record)
@@ -185,7 +193,7 @@ async fn every_operation_round_trips_and_survives_reopening() {
 
     // The order's timer moves with each commit; a finished order leaves both lists.
     store
-        .commit(Commit::new(
+        .commit(change(
             Some(2),
             state("A", 3, false, None),
             vec![step("A", "Done")],
@@ -253,7 +261,7 @@ async fn a_stale_commit_conflicts_and_changes_nothing() {
     let (_dir, path) = temp();
     let store = SqliteStore::open(&path).unwrap();
     store
-        .commit(Commit::new(
+        .commit(change(
             None,
             state("A", 1, true, Some(7)),
             vec![step("A", "one")],
@@ -261,10 +269,10 @@ async fn a_stale_commit_conflicts_and_changes_nothing() {
         .await
         .unwrap();
     let attempts = [
-        Commit::new(None, state("A", 1, false, None), vec![step("A", "x")]),
-        Commit::new(Some(0), state("A", 1, false, None), vec![step("A", "x")]),
-        Commit::new(Some(2), state("A", 3, false, None), vec![step("A", "x")]),
-        Commit::new(
+        change(None, state("A", 1, false, None), vec![step("A", "x")]),
+        change(Some(0), state("A", 1, false, None), vec![step("A", "x")]),
+        change(Some(2), state("A", 3, false, None), vec![step("A", "x")]),
+        change(
             Some(1),
             state("Nope", 2, false, None),
             vec![step("Nope", "x")],
@@ -297,7 +305,7 @@ async fn concurrent_commits_land_in_few_transactions() {
             let order = format!("O-{n:03}");
             let journey = vec![step(&order, "Validate")];
             store
-                .commit(Commit::new(None, state(&order, 1, true, None), journey))
+                .commit(change(None, state(&order, 1, true, None), journey))
                 .await
         })
     });
@@ -306,7 +314,7 @@ async fn concurrent_commits_land_in_few_transactions() {
         let store = store.clone();
         tokio::spawn(async move {
             store
-                .commit(Commit::new(None, state("RACE", 1, false, None), Vec::new()))
+                .commit(change(None, state("RACE", 1, false, None), Vec::new()))
                 .await
         })
     });
@@ -364,7 +372,7 @@ async fn many_orders(path: &Path) {
         let mut state = OrderState::new(doc);
         state.revision = 1;
         store
-            .commit(Commit::new(None, state, vec![step(&order, "Validate")]))
+            .commit(change(None, state, vec![step(&order, "Validate")]))
             .await
             .unwrap();
     }
@@ -429,7 +437,7 @@ async fn a_read_only_database_refuses_writes_and_loses_nothing() {
     check(&store, &flow, &record).await;
     let (kind, message) = failure(
         store
-            .commit(Commit::new(
+            .commit(change(
                 Some(2),
                 state("A", 3, false, None),
                 vec![step("A", "x")],
@@ -472,7 +480,7 @@ async fn a_write_protected_file_refuses_writes_and_loses_nothing() {
             Ok(store) => {
                 let (kind, message) = failure(
                     store
-                        .commit(Commit::new(Some(2), state("A", 3, false, None), Vec::new()))
+                        .commit(change(Some(2), state("A", 3, false, None), Vec::new()))
                         .await,
                 );
                 assert_eq!(kind, StoreErrorKind::Refused, "{message}");
@@ -502,13 +510,72 @@ async fn a_database_from_the_future_is_refused() {
     assert_eq!(kind, StoreErrorKind::Refused);
 }
 
+/// A database file as the migrations up to `version` (2 or 3) left it, before orders were
+/// stored in rows per part: each order's whole state as JSON in `orders.state`, one JSON row
+/// per step in `journeys`. The SQL is those migrations' own.
+fn old_file(path: &Path, version: u32) -> rusqlite::Connection {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL;
+        CREATE TABLE flows (seq INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, json TEXT NOT NULL);
+        CREATE TABLE flow_versions (name TEXT NOT NULL REFERENCES flows (name),
+            version TEXT NOT NULL, json TEXT NOT NULL, PRIMARY KEY (name, version));
+        CREATE TABLE policies (seq INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE,
+            json TEXT NOT NULL);
+        CREATE TABLE policy_versions (name TEXT NOT NULL REFERENCES policies (name),
+            version INTEGER NOT NULL, json TEXT NOT NULL, PRIMARY KEY (name, version));
+        CREATE TABLE orders (id TEXT PRIMARY KEY NOT NULL, revision INTEGER NOT NULL,
+            state TEXT NOT NULL, live INTEGER NOT NULL, next_wake INTEGER);
+        CREATE INDEX orders_live ON orders (id) WHERE live = 1;
+        CREATE INDEX orders_next_wake ON orders (next_wake, id) WHERE next_wake IS NOT NULL;
+        CREATE TABLE journeys (order_id TEXT NOT NULL REFERENCES orders (id),
+            seq INTEGER NOT NULL, json TEXT NOT NULL, PRIMARY KEY (order_id, seq));
+        CREATE TABLE aside (seq INTEGER PRIMARY KEY, order_id TEXT NOT NULL UNIQUE,
+            reason TEXT NOT NULL);
+        PRAGMA application_id = 1330007127;",
+    )
+    .unwrap();
+    if version >= 3 {
+        conn.execute_batch(
+            "ALTER TABLE orders ADD COLUMN completed_at INTEGER;
+            CREATE INDEX orders_completed ON orders (completed_at)
+                WHERE completed_at IS NOT NULL;",
+        )
+        .unwrap();
+    }
+    conn.pragma_update(None, "user_version", version).unwrap();
+    conn
+}
+
+/// Stores order `id` at `revision` in a file from [`old_file`], as those versions wrote it.
+fn old_order(
+    conn: &rusqlite::Connection,
+    (id, revision): (&str, i64),
+    state: &str,
+    live: bool,
+    steps: &[StepRecord],
+) {
+    conn.execute(
+        "INSERT INTO orders (id, revision, state, live, next_wake) VALUES (?1, ?2, ?3, ?4, NULL)",
+        rusqlite::params![id, revision, state, live],
+    )
+    .unwrap();
+    for (seq, step) in (1..).zip(steps) {
+        conn.execute(
+            "INSERT INTO journeys (order_id, seq, json) VALUES (?1, ?2, ?3)",
+            rusqlite::params![id, seq, serde_json::to_string(step).unwrap()],
+        )
+        .unwrap();
+    }
+}
+
 #[tokio::test]
-async fn orders_written_with_json_numbers_read_as_the_decimals_written() {
+async fn orders_of_schema_3_move_to_binary_rows_and_their_json_numbers_read_as_the_decimals_written()
+ {
     let (_dir, path) = temp();
-    drop(SqliteStore::open(&path).unwrap());
-    // The row as earlier versions wrote it: the order's numbers are JSON numbers. Documents
-    // are stored as JSON text, so reading them needs no migration.
-    let mut state = serde_json::to_value(OrderState::new(Order::new("SO-OLD"))).unwrap();
+    // The row as earlier versions wrote it: the order's numbers are JSON numbers, and the
+    // whole state is one JSON value with its timeline.
+    let mut state = serde_json::to_value(state("SO-OLD", 3, true, Some(9_000))).unwrap();
     state["order"] = json!({
         "id": "SO-OLD",
         "custom": {"weight": 0.3},
@@ -519,18 +586,26 @@ async fn orders_written_with_json_numbers_read_as_the_decimals_written() {
         "fulfillment_orders": [{"id": "FO-1", "fulfillment_source": "East",
             "lines": [{"order_line": "2", "product": "Coffee", "quantity": 0.3}]}],
     });
+    state["timeline"] = json!([
+        {"seq": 1, "id": "evt-1", "kind": "New Order", "record": null, "at": 5, "raised_by": null},
+        {"seq": 2, "id": "evt-2", "kind": "Shipped", "record": {"line": "1"}, "at": 6,
+         "raised_by": "Send"},
+    ]);
+    state["resume_at"] = json!(12_000);
     let text = serde_json::to_string(&state).unwrap();
     assert!(text.contains(r#""quantity":0.3"#), "{text}");
-    let conn = rusqlite::Connection::open(&path).unwrap();
-    conn.execute(
-        "INSERT INTO orders (id, revision, state, live, next_wake) VALUES ('SO-OLD', 0, ?1, 0, NULL)",
-        [&text],
-    )
-    .unwrap();
+    let conn = old_file(&path, 3);
+    let steps = [step("SO-OLD", "Validate"), step("SO-OLD", "Send")];
+    old_order(&conn, ("SO-OLD", 3), &text, true, &steps);
+    old_order(&conn, ("BAD", 7), r#"{"order": 42"#, false, &[]);
     drop(conn);
 
     let store = SqliteStore::open(&path).unwrap();
     let loaded = store.load(&OrderId::from("SO-OLD")).await.unwrap().unwrap();
+    let expected: OrderState = serde_json::from_value(state).unwrap();
+    assert_eq!(loaded, expected, "the whole state moved over");
+    assert_eq!(loaded.timeline.len(), 2);
+    assert_eq!(loaded.resume_at, Some(Timestamp(12_000)));
     let order = &loaded.order;
     let numbers: Vec<String> = order
         .lines
@@ -544,27 +619,49 @@ async fn orders_written_with_json_numbers_read_as_the_decimals_written() {
         Decimal::new(3, 1)
     );
     assert_eq!(order.custom["weight"], Value::Number(Decimal::new(3, 1)));
+    assert_eq!(
+        store.journey(&id("SO-OLD")).await.unwrap(),
+        [step("SO-OLD", "Validate"), step("SO-OLD", "Send")]
+    );
+    assert_eq!(store.live_orders().await.unwrap(), [id("SO-OLD")]);
+    // The row that did not decode still does not: it is reported, not lost or guessed at.
+    let err = store.load(&id("BAD")).await.unwrap_err();
+    assert_eq!(err.kind(), StoreErrorKind::Corrupt, "{err}");
 
-    // Committed again, the row holds strings; it reads back equal.
+    // Committed again, the document holds strings; it reads back equal, and the timeline
+    // goes on from the moved entries.
     let mut next = loaded.clone();
-    next.revision = 1;
+    next.revision = 4;
+    let mut entry = next.timeline[1].clone();
+    entry.seq = 3;
+    next.timeline.push(entry);
+    Arc::make_mut(&mut next.order).customer = Some("Contoso".into());
     store
-        .commit(Commit::new(Some(0), next.clone(), Vec::new()))
+        .commit(ChangeSet::diff(Some(&loaded), &next).with_journey(vec![step("SO-OLD", "Bill")]))
         .await
         .unwrap();
     drop(store);
     let conn = rusqlite::Connection::open(&path).unwrap();
     let row: String = conn
-        .query_row("SELECT state FROM orders WHERE id = 'SO-OLD'", [], |r| {
+        .query_row("SELECT document FROM orders WHERE id = 'SO-OLD'", [], |r| {
             r.get(0)
         })
         .unwrap();
     assert!(row.contains(r#""quantity":"0.3""#), "{row}");
     assert!(row.contains(r#""price":"19.99""#), "{row}");
+    let old_tables: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM sqlite_schema WHERE name IN ('journeys', 'orders_v3', 'journeys_v3')",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(old_tables, 0, "the old tables are gone");
     drop(conn);
     let store = SqliteStore::open(&path).unwrap();
     let again = store.load(&OrderId::from("SO-OLD")).await.unwrap().unwrap();
     assert_eq!(again, next);
+    assert_eq!(store.journey(&id("SO-OLD")).await.unwrap().len(), 3);
 }
 
 /// A decimal of any scale (0 to 28) and up to 28 digits, sign included.
@@ -597,8 +694,7 @@ fn random_decimals_read_back_digit_for_digit() {
                     order.lines.push(line);
                 }
                 let state = OrderState::new(order.clone());
-                futures::executor::block_on(store.commit(Commit::new(None, state, Vec::new())))
-                    .unwrap();
+                futures::executor::block_on(store.commit(change(None, state, Vec::new()))).unwrap();
                 let loaded = futures::executor::block_on(store.load(&order.id))
                     .unwrap()
                     .unwrap();
@@ -608,7 +704,7 @@ fn random_decimals_read_back_digit_for_digit() {
                         .map(|l| format!("{} {:?}", l.quantity, l.price.map(|p| p.to_string())))
                         .collect::<Vec<_>>()
                 };
-                proptest::prop_assert_eq!(&loaded.order, &order);
+                proptest::prop_assert_eq!(&*loaded.order, &order);
                 proptest::prop_assert_eq!(digits(&loaded.order), digits(&order));
                 Ok(())
             },
@@ -728,7 +824,7 @@ async fn a_second_store_on_one_file_is_refused_by_any_spelling() {
     }
     // The refused openers changed nothing: the owner goes on.
     first
-        .commit(Commit::new(None, state("A", 1, false, None), Vec::new()))
+        .commit(change(None, state("A", 1, false, None), Vec::new()))
         .await
         .unwrap();
     // A reader takes no ownership.
@@ -763,11 +859,7 @@ async fn owner_child_process() {
     let db = PathBuf::from(std::env::var("ORDERFLOW_OWNER_DB").unwrap());
     let store = SqliteStore::open(&db).unwrap();
     store
-        .commit(Commit::new(
-            None,
-            state("CHILD", 1, false, None),
-            Vec::new(),
-        ))
+        .commit(change(None, state("CHILD", 1, false, None), Vec::new()))
         .await
         .unwrap();
     println!("OPEN");
@@ -875,7 +967,7 @@ async fn a_replaced_file_gets_no_commit_and_the_store_stays_refusing() {
     let (dir, path) = temp();
     let store = SqliteStore::open(&path).unwrap();
     store
-        .commit(Commit::new(None, state("A", 1, false, None), Vec::new()))
+        .commit(change(None, state("A", 1, false, None), Vec::new()))
         .await
         .unwrap();
     let replacement = dir.path().join("replacement.db");
@@ -884,7 +976,7 @@ async fn a_replaced_file_gets_no_commit_and_the_store_stays_refusing() {
 
     let (kind, message) = failure(
         store
-            .commit(Commit::new(None, state("B", 1, false, None), Vec::new()))
+            .commit(change(None, state("B", 1, false, None), Vec::new()))
             .await,
     );
     assert_eq!(kind, StoreErrorKind::Refused, "{message}");
@@ -926,25 +1018,16 @@ fn completed_state(id: &str, ended: u64, event: u64) -> OrderState {
 #[tokio::test]
 async fn orders_stored_before_retention_are_purged_after_the_migration() {
     let (_dir, path) = temp();
-    let store = SqliteStore::open(&path).unwrap();
-    for state in [
-        completed_state("DONE", 5_000, 7_000),
-        state("LIVE", 1, true, None),
+    // As schema version 2 wrote them.
+    let conn = old_file(&path, 2);
+    for (state, live) in [
+        (completed_state("DONE", 5_000, 7_000), false),
+        (state("LIVE", 1, true, None), true),
     ] {
-        store
-            .commit(Commit::new(None, state, vec![step("x", "Validate")]))
-            .await
-            .unwrap();
+        let text = serde_json::to_string(&state).unwrap();
+        let id = state.id().as_str();
+        old_order(&conn, (id, 1), &text, live, &[step("x", "Validate")]);
     }
-    drop(store);
-    // Back to the schema as version 2 wrote it.
-    let conn = rusqlite::Connection::open(&path).unwrap();
-    conn.execute_batch(
-        "DROP INDEX orders_completed;
-         ALTER TABLE orders DROP COLUMN completed_at;
-         PRAGMA user_version = 2;",
-    )
-    .unwrap();
     drop(conn);
 
     let store = SqliteStore::open(&path).unwrap();
@@ -956,5 +1039,12 @@ async fn orders_stored_before_retention_are_purged_after_the_migration() {
     );
     assert_eq!(store.load(&id("DONE")).await.unwrap(), None);
     assert!(store.journey(&id("DONE")).await.unwrap().is_empty());
-    assert!(store.load(&id("LIVE")).await.unwrap().is_some());
+    assert_eq!(
+        store.load(&id("LIVE")).await.unwrap(),
+        Some(state("LIVE", 1, true, None))
+    );
+    assert_eq!(
+        store.journey(&id("LIVE")).await.unwrap(),
+        [step("x", "Validate")]
+    );
 }

@@ -146,6 +146,8 @@
 //! # }).unwrap();
 //! ```
 
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub(crate) mod codec;
 mod memory;
 #[cfg(feature = "postgres")]
 mod postgres;
