@@ -576,7 +576,7 @@ async fn the_migration_sql_run_by_hand_makes_a_working_store() {
     let message = e.to_string();
     for expected in [
         "at version 0",
-        "expects version 4",
+        "expects version 5",
         "PostgresStore::migration_sql",
         "with_migrate(false)",
     ] {
@@ -603,7 +603,7 @@ async fn the_migration_sql_run_by_hand_makes_a_working_store() {
         .iter()
         .map(|row| row.get(0))
         .collect();
-    assert_eq!(versions, vec![1, 2, 3, 4]);
+    assert_eq!(versions, vec![1, 2, 3, 4, 5]);
 
     let store = PostgresStore::connect_with(config.clone()).await.unwrap();
     round_trip(&store, "SO-DBA").await;

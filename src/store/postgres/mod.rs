@@ -69,10 +69,12 @@ static INSTANCES: AtomicU64 = AtomicU64::new(0);
 ///   reused; an operation waits at most [`PostgresConfig::acquire_timeout`] for one.
 ///   Statements are prepared once per connection.
 /// - **One statement per commit.** [`Store::commit`] is a single SQL statement — so a single
-///   transaction and a single round trip — that checks the revision, writes the state and
-///   appends the journey rows: `INSERT … ON CONFLICT (id) DO NOTHING` for a new order,
-///   `UPDATE … WHERE id = $1 AND revision = $2` otherwise, with the journey rows inserted by
-///   a data-modifying `WITH` over the changed row. No changed row means
+///   transaction and a single round trip — that checks the revision and writes what the
+///   [`ChangeSet`] carries: `INSERT … ON CONFLICT (id) DO NOTHING` for a new order,
+///   `UPDATE … WHERE id = $1 AND revision = $2` otherwise (the document only when the change
+///   carries one), with the changed executions upserted and the commit's one journal row
+///   inserted by data-modifying `WITH`s over the changed row. Nothing of the order is read
+///   back. `load` is one statement too, so it reads the order's rows from one snapshot. No changed row means
 ///   [`Conflict`](StoreErrorKind::Conflict), and then nothing was written. Two commits to
 ///   one order from any number of processes serialize on the order's row lock, so exactly
 ///   one of two commits naming the same revision lands. `save_flow` and `save_policy` are
@@ -169,15 +171,18 @@ static INSTANCES: AtomicU64 = AtomicU64::new(0);
 ///   autovacuum thresholds of 2% (and `work` with `fillfactor = 70` for in-place updates),
 ///   and [`SharedStore::maintain`], which workers call every
 ///   [`WorkConfig::maintenance`](crate::engine::WorkConfig::maintenance), runs
-///   `VACUUM (SKIP_LOCKED, ANALYZE)` on the two tables. `orders` and `journeys` keep every order, as the source of
-///   truth; archiving old orders is the host's choice.
+///   `VACUUM (SKIP_LOCKED, ANALYZE)` on the two tables. `orders`, `executions` and `journal`
+///   keep every order, as the source of truth, until [`Store::purge`] removes it.
 ///
 /// # Schema
 ///
 /// Every table lives in the configured [schema](PostgresConfig::schema), created if it is
-/// missing, so one database can hold several independent stores. Values are the
-/// `serde_json` text of the crate's types, kept as `text` exactly as written (`jsonb` would
-/// reorder keys and re-round numbers). Document numbers are exact decimals written as JSON
+/// missing, so one database can hold several independent stores. Catalog rows, events and
+/// order documents are the `serde_json` text of the crate's types, kept as `text` exactly as
+/// written (`jsonb` would reorder keys and re-round numbers); execution state and journal
+/// entries are compact binary rows (`bytea`: a format version byte, then postcard; a
+/// version this code does not know is [`Corrupt`](StoreErrorKind::Corrupt), naming the
+/// order and the row). Document numbers are exact decimals written as JSON
 /// strings; rows written with JSON numbers by earlier versions read as the decimals their
 /// text says, so exact decimals needed no migration. Migrations are numbered in the schema's
 /// `schema_migrations` table (`version`, `applied_at`); [`PostgresStore::connect`] applies
@@ -216,12 +221,28 @@ static INSTANCES: AtomicU64 = AtomicU64::new(0);
 /// ([`OrderState::completed_at`], a wake key; null while it is live), with a partial index
 /// that [`Store::purge`] reads, filled in from the stored state for the rows already there.
 ///
-/// `orders` has partial indexes on its live orders and on its durable timers. `next_wake`
-/// holds [`OrderState::next_wake`] in milliseconds with the top bit flipped, so a signed
+/// Migration 5 stores orders in rows per part: `orders` gains `document`
+/// ([`Order`](crate::document::Order) as JSON) and `resume_at`, loses `journey_len`, and
+/// its `state` may be null; it adds
+///
+/// | table | columns |
+/// |---|---|
+/// | `executions` | `order_id`, `seq`, `state` (an [`Execution`](crate::execution::Execution), binary): upserted when it changed |
+/// | `journal` | `order_id`, `revision`, `entries` (the [`TimelineEntry`](crate::journey::TimelineEntry)s and [`StepRecord`]s one commit appended, binary) |
+///
+/// An order's timeline and journey are its journal rows in revision order. SQL cannot write
+/// the binary rows, so the migration (run by a store or by a DBA's script) leaves the orders
+/// stored before it as they were, and a store moves them over when it opens, 100 orders per
+/// transaction, skipping rows another opening store is moving (a `load` of such an order
+/// meanwhile is [`Unavailable`](StoreErrorKind::Unavailable), worth retrying). An order whose
+/// old state does not decode keeps its `state` and `journeys` rows: loading it fails as
+/// before (`Corrupt`), and its journey still reads.
+///
+/// `orders` has partial indexes on its live orders and on its durable timers. `next_wake`,
+/// `resume_at` and `completed_at` hold milliseconds with the top bit flipped, so a signed
 /// `bigint` sorts every `u64` timestamp in order; `revision` holds the `u64` revision's
-/// bits as a `bigint` (it is only compared for equality). `journey_len` counts the order's
-/// journey rows, so a commit numbers the rows it appends without reading the journey. Key
-/// columns use the `"C"` collation: bytewise, the same on every server.
+/// bits as a `bigint`. Key columns use the `"C"` collation: bytewise, the same on every
+/// server.
 ///
 /// # Errors
 ///
@@ -243,18 +264,18 @@ static INSTANCES: AtomicU64 = AtomicU64::new(0);
 /// ```no_run
 /// use orderflow::document::{Order, OrderId};
 /// use orderflow::execution::OrderState;
-/// use orderflow::store::{Commit, PostgresConfig, PostgresStore, Store, StoreErrorKind};
+/// use orderflow::store::{ChangeSet, PostgresConfig, PostgresStore, Store, StoreErrorKind};
 ///
 /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 /// let config = PostgresConfig::new("postgres://orderflow@127.0.0.1:5432/shop")
 ///     .with_schema("orderflow");
 /// let store = PostgresStore::connect_with(config.clone()).await?;
-/// let state = OrderState::new(Order::new("SO-1"));
-/// store.commit(Commit::new(None, state, Vec::new())).await?;
+/// let mut state = OrderState::new(Order::new("SO-1"));
+/// state.revision = 1;
+/// store.commit(ChangeSet::diff(None, &state)).await?;
 ///
 /// // A second commit computed from the same (missing) revision conflicts.
-/// let again = OrderState::new(Order::new("SO-1"));
-/// let err = store.commit(Commit::new(None, again, Vec::new())).await.unwrap_err();
+/// let err = store.commit(ChangeSet::diff(None, &state)).await.unwrap_err();
 /// assert_eq!(err.kind(), StoreErrorKind::Conflict);
 /// drop(store);
 ///
