@@ -1048,3 +1048,54 @@ async fn orders_stored_before_retention_are_purged_after_the_migration() {
         [step("x", "Validate")]
     );
 }
+
+/// Bytes the process has written so far (`wchar` of `/proc/self/io`), on Linux.
+fn bytes_written() -> Option<u64> {
+    let io = std::fs::read_to_string("/proc/self/io").ok()?;
+    io.lines()
+        .find_map(|l| l.strip_prefix("wchar: "))
+        .and_then(|n| n.trim().parse().ok())
+}
+
+/// A measurement, not a check: what 1,000 reference-lab orders (each submitted and run to
+/// its first wait) write to a SQLite file and leave in it.
+/// `cargo test --features sqlite --test sqlite -- --ignored --nocapture bytes_per_order`
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement: prints the bytes written and stored per order"]
+async fn bytes_per_order() {
+    let (_dir, path) = temp();
+    let store = Arc::new(SqliteStore::open(&path).unwrap());
+    let (engine, _, _) = common::lab_engine(store.clone()).await;
+    common::publish_lab(&engine).await;
+    let pages = || {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        let count: i64 = conn
+            .query_row("PRAGMA page_count", [], |r| r.get(0))
+            .unwrap();
+        let size: i64 = conn
+            .query_row("PRAGMA page_size", [], |r| r.get(0))
+            .unwrap();
+        (count * size) as u64
+    };
+    let orders = 1_000u64;
+    let (stored, written) = (pages(), bytes_written());
+    for i in 0..orders {
+        let order = common::lab_order(&format!("B-{i}"), if i % 2 == 0 { 150 } else { 10 });
+        engine.submit(Event::new_order(order)).await.unwrap();
+    }
+    let written = bytes_written()
+        .zip(written)
+        .map(|(after, before)| after - before);
+    drop(engine);
+    drop(store);
+    // Reopened: the write-ahead log is checkpointed into the file.
+    let reopened = SqliteStore::open(&path).unwrap();
+    drop(reopened);
+    let stored = pages() - stored;
+    println!(
+        "SQLite, {orders} reference-lab orders: {} bytes written per order (write calls, \
+         database and log), {} bytes of file per order",
+        written.map_or("?".to_owned(), |w| (w / orders).to_string()),
+        stored / orders
+    );
+}
