@@ -23,18 +23,20 @@
 //!   the definition; frozen versions never change (saving one again leaves it as it
 //!   was). `save_policy` with `published = true` does the same for a policy's published
 //!   version.
-//! - `live_orders` lists exactly the orders whose last committed state has a live
-//!   execution.
-//! - `due(now, limit)` lists the orders whose committed state's
-//!   [`OrderState::next_wake`] is at or before `now`, earliest first; `next_due` is the
-//!   earliest such time over all orders. Both follow every commit.
+//! - `live_orders` lists exactly the orders whose last commit said they are
+//!   [`live`](ChangeSet::live) (the engine computes it as [`OrderState::has_live`]).
+//! - `due(now, limit)` lists the orders whose last commit's
+//!   [`next_wake`](ChangeSet::next_wake) ([`OrderState::next_wake`]) is at or before `now`,
+//!   earliest first; `next_due` is the earliest such time over all orders. Both follow
+//!   every commit.
 //! - `catalog_revision` rises with every `save_flow` and `save_policy`, atomically with
 //!   it, as every process sharing the store sees it.
 //! - An order [`set_aside`](Store::set_aside) is in neither `live_orders` nor `due` (nor a
 //!   shared store's claims) until [`restore`](Store::restore)d; nothing else about it
 //!   changes.
-//! - `purge(before, limit)` removes up to `limit` *completed* orders whose
-//!   [`OrderState::completed_at`] is earlier than `before`, oldest first, each atomically
+//! - `purge(before, limit)` removes up to `limit` *completed* orders whose last commit's
+//!   [`completed_at`](ChangeSet::completed_at) ([`OrderState::completed_at`]) is earlier
+//!   than `before`, oldest first, each atomically
 //!   with everything the store keeps for it (journey, and for a [`SharedStore`] its dead
 //!   letters), and returns their ids. Completed means no live execution and nothing
 //!   pending: no durable timer and, in a shared store, no queued event and no lease. An
@@ -292,7 +294,9 @@ pub struct ChangeSet {
     pub order: OrderId,
     /// The revision the change was computed from; `None` for a new order.
     pub expected: Option<u64>,
-    /// The order's revision once the change is applied.
+    /// The order's revision once the change is applied: a revision the order has not had
+    /// since it was created (the engine counts up), as the SQL stores key the commit's
+    /// journal row by it.
     pub revision: u64,
     /// The document, when the order is new or the document changed since `expected`;
     /// shared with the turn that changed it, not copied.

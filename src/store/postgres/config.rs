@@ -11,6 +11,8 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 use super::PostgresStore;
 use super::tls;
 use crate::redact;
+#[cfg(doc)]
+use crate::store::StoreErrorKind;
 
 /// The longest identifier PostgreSQL keeps; it silently cuts longer ones.
 pub(super) const MAX_IDENTIFIER: usize = 63;
