@@ -1058,44 +1058,63 @@ fn bytes_written() -> Option<u64> {
 }
 
 /// A measurement, not a check: what 1,000 reference-lab orders (each submitted and run to
-/// its first wait) write to a SQLite file and leave in it.
-/// `cargo test --features sqlite --test sqlite -- --ignored --nocapture bytes_per_order`
+/// its first wait, one at a time and then 64 at a time) write to a SQLite file and leave in
+/// it. `cargo test --features sqlite --test sqlite -- --ignored --nocapture bytes_per_order`
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "a measurement: prints the bytes written and stored per order"]
 async fn bytes_per_order() {
-    let (_dir, path) = temp();
-    let store = Arc::new(SqliteStore::open(&path).unwrap());
-    let (engine, _, _) = common::lab_engine(store.clone()).await;
-    common::publish_lab(&engine).await;
-    let pages = || {
+    use futures::StreamExt;
+    for in_flight in [1, 64] {
+        let (_dir, path) = temp();
+        let store = Arc::new(SqliteStore::open(&path).unwrap());
+        let (engine, _, _) = common::lab_engine(store.clone()).await;
+        common::publish_lab(&engine).await;
+        let pages = || {
+            let conn = rusqlite::Connection::open(&path).unwrap();
+            let count: i64 = conn
+                .query_row("PRAGMA page_count", [], |r| r.get(0))
+                .unwrap();
+            let size: i64 = conn
+                .query_row("PRAGMA page_size", [], |r| r.get(0))
+                .unwrap();
+            (count * size) as u64
+        };
+        let orders = 1_000u64;
+        let (stored, written) = (pages(), bytes_written());
+        futures::stream::iter(0..orders)
+            .for_each_concurrent(in_flight, |i| {
+                let engine = &engine;
+                async move {
+                    let quantity = if i % 2 == 0 { 150 } else { 10 };
+                    let order = common::lab_order(&format!("B-{i}"), quantity);
+                    engine.submit(Event::new_order(order)).await.unwrap();
+                }
+            })
+            .await;
+        let written = bytes_written()
+            .zip(written)
+            .map(|(after, before)| after - before);
+        drop(engine);
+        drop(store);
+        // Reopened: the write-ahead log is checkpointed into the file.
+        drop(SqliteStore::open(&path).unwrap());
+        let stored = pages() - stored;
+        println!(
+            "SQLite, {orders} reference-lab orders, {in_flight} at a time: {} bytes written \
+             per order (write calls, database and log), {} bytes of file per order",
+            written.map_or("?".to_owned(), |w| (w / orders).to_string()),
+            stored / orders
+        );
         let conn = rusqlite::Connection::open(&path).unwrap();
-        let count: i64 = conn
-            .query_row("PRAGMA page_count", [], |r| r.get(0))
-            .unwrap();
-        let size: i64 = conn
-            .query_row("PRAGMA page_size", [], |r| r.get(0))
-            .unwrap();
-        (count * size) as u64
-    };
-    let orders = 1_000u64;
-    let (stored, written) = (pages(), bytes_written());
-    for i in 0..orders {
-        let order = common::lab_order(&format!("B-{i}"), if i % 2 == 0 { 150 } else { 10 });
-        engine.submit(Event::new_order(order)).await.unwrap();
+        let average = |sql: &str| -> f64 { conn.query_row(sql, [], |r| r.get(0)).unwrap() };
+        println!(
+            "  per order: document {:.0} bytes; {:.2} executions of {:.0} bytes each; \
+             {:.1} journal rows of {:.0} bytes each",
+            average("SELECT avg(length(document)) FROM orders"),
+            average("SELECT count(*) * 1.0 / (SELECT count(*) FROM orders) FROM executions"),
+            average("SELECT avg(length(state)) FROM executions"),
+            average("SELECT count(*) * 1.0 / (SELECT count(*) FROM orders) FROM journal"),
+            average("SELECT avg(length(entries)) FROM journal"),
+        );
     }
-    let written = bytes_written()
-        .zip(written)
-        .map(|(after, before)| after - before);
-    drop(engine);
-    drop(store);
-    // Reopened: the write-ahead log is checkpointed into the file.
-    let reopened = SqliteStore::open(&path).unwrap();
-    drop(reopened);
-    let stored = pages() - stored;
-    println!(
-        "SQLite, {orders} reference-lab orders: {} bytes written per order (write calls, \
-         database and log), {} bytes of file per order",
-        written.map_or("?".to_owned(), |w| (w / orders).to_string()),
-        stored / orders
-    );
 }
