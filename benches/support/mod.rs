@@ -13,7 +13,7 @@ use orderflow::flow::Flow;
 use orderflow::provider::{CallContext, Reply, Request, RequestKind};
 use orderflow::rules::PolicyDocument;
 use orderflow::{
-    Engine, Event, MemoryStore, Policy, Provider, ProviderError, RulePolicy, StatusReason,
+    Engine, Event, MemoryStore, Policy, Provider, ProviderError, RulePolicy, StatusReason, Store,
 };
 
 pub(crate) const POLICIES: &str = include_str!("../../examples/reference-lab/policies.json");
@@ -97,8 +97,14 @@ pub(crate) fn lab_order(i: u64) -> Order {
 /// An engine on the memory store with the reference lab's policies and flow published and
 /// no-op store providers.
 pub(crate) async fn lab_engine() -> Engine {
+    lab_engine_on(MemoryStore::new()).await
+}
+
+/// An engine on `store` with the reference lab's policies and flow published and no-op
+/// store providers.
+pub(crate) async fn lab_engine_on(store: impl Store) -> Engine {
     let engine = Engine::builder()
-        .store(MemoryStore::new())
+        .store(store)
         .provider(NoopProvider::new("Seattle store 3PL"))
         .provider(NoopProvider::new("Chicago store 3PL"))
         .build()
