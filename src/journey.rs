@@ -90,6 +90,8 @@ pub enum StepRef {
     Merge(u32),
     /// The end of a path.
     End,
+    /// A step named in the row itself ([`StepRow::from_json`] on a row written by 0.1).
+    Named,
 }
 
 /// What one branch of a merge did when the merge fired.
@@ -168,9 +170,69 @@ pub struct StepRow {
     pub(crate) ended: Timestamp,
     pub(crate) details: Vec<Detail>,
     pub(crate) findings: Vec<Finding>,
+    /// The step's name, for a row written by 0.1 ([`StepRef::Named`]).
+    pub(crate) name: Option<String>,
+}
+
+/// A journey row as orderflow 0.1 wrote it: names and formatted text.
+#[derive(Deserialize)]
+struct StepRecord1 {
+    execution: ExecutionId,
+    step: String,
+    records: Vec<RecordId>,
+    outcome: Outcome,
+    attempts: u32,
+    round: u32,
+    started: Timestamp,
+    ended: Timestamp,
+    details: Vec<String>,
+    findings: Vec<Finding>,
 }
 
 impl StepRow {
+    /// A row from its JSON form, as this version writes it or as orderflow 0.1 wrote it
+    /// (with the step's name, its record ids and its details as text, all kept), for stores
+    /// that kept JSON rows.
+    ///
+    /// # Errors
+    ///
+    /// The text is neither form; the message names what did not parse.
+    pub fn from_json(text: &str) -> Result<Self, String> {
+        let current = match serde_json::from_str::<Self>(text) {
+            Ok(row) => return Ok(row),
+            Err(e) => e.to_string(),
+        };
+        let old: StepRecord1 = serde_json::from_str(text).map_err(|_| current)?;
+        let mut records = Selection {
+            lines: Some(Vec::new()),
+            fulfillment_orders: Some(Vec::new()),
+        };
+        for r in old.records {
+            match r {
+                RecordId::Line(id) => records.lines.get_or_insert_with(Vec::new).push(id),
+                RecordId::FulfillmentOrder(id) => records
+                    .fulfillment_orders
+                    .get_or_insert_with(Vec::new)
+                    .push(id),
+                RecordId::Order | RecordId::FulfillmentOrderLine(..) => {}
+            }
+        }
+        Ok(Self {
+            execution: old.execution.seq,
+            round: old.round,
+            step: StepRef::Named,
+            records,
+            sizes: (0, 0),
+            outcome: old.outcome,
+            attempts: old.attempts,
+            started: old.started,
+            ended: old.ended,
+            details: old.details.into_iter().map(Detail::Note).collect(),
+            findings: old.findings,
+            name: Some(old.step),
+        })
+    }
+
     /// A row for execution `execution` (its sequence number).
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
@@ -201,6 +263,7 @@ impl StepRow {
             ended,
             details,
             findings,
+            name: None,
         }
     }
 
@@ -444,6 +507,7 @@ fn resolve_row(
             StepKind::Merge,
         ),
         StepRef::End => ("end".to_owned(), StepKind::End),
+        StepRef::Named => (row.name.clone().unwrap_or_default(), StepKind::Action),
     };
     let mut details = Vec::with_capacity(row.details.len());
     for d in &row.details {

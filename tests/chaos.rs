@@ -239,7 +239,9 @@ async fn chaos_on_postgres() {
                         )
                         .await;
                         db.execute(
-                            &format!("UPDATE \"{schema}\".orders SET state = '{{' WHERE id = $1"),
+                            &format!(
+                                "UPDATE \"{schema}\".orders SET document = '{{' WHERE id = $1"
+                            ),
                             &[&id],
                         )
                         .await

@@ -563,7 +563,8 @@ mod outage {
     use orderflow::journey::StepRow;
     use orderflow::rules::{PolicyDocument, PolicyRecord};
     use orderflow::store::{
-        Commit, DeadLetter, Lease, Queued, SetAside, SharedStore, Store, StoreError, StoreErrorKind,
+        ChangeSet, DeadLetter, Lease, Queued, SetAside, SharedStore, Store, StoreError,
+        StoreErrorKind,
     };
     use orderflow::{Event, Timestamp};
     use semver::Version;
@@ -610,8 +611,8 @@ mod outage {
         async fn load(&self, order: &OrderId) -> Result<Option<OrderState>, StoreError> {
             self.inner.load(order).await
         }
-        async fn commit(&self, commit: Commit) -> Result<(), StoreError> {
-            self.inner.commit(commit).await
+        async fn commit(&self, change: ChangeSet) -> Result<(), StoreError> {
+            self.inner.commit(change).await
         }
         async fn journey(&self, order: &OrderId) -> Result<Vec<StepRow>, StoreError> {
             self.inner.journey(order).await

@@ -12,7 +12,7 @@ use orderflow::flow::{ActionStep, Flow, RetryPolicy};
 use orderflow::policy::ExecutionPolicy;
 use orderflow::provider::{Allocation, FulfillmentPlan, PlannedLine};
 use orderflow::rules::PolicyDocument;
-use orderflow::store::{Commit, MemoryStore, Store};
+use orderflow::store::{ChangeSet, MemoryStore, Store};
 use orderflow::testing::provider::ScriptedProvider;
 use orderflow::{ActionKind, Decimal, Engine, ErrorKind, Event, EventKind, Outcome};
 use proptest::prelude::*;
@@ -479,7 +479,7 @@ proptest! {
         let store = MemoryStore::new();
         let order = order_with(&numbers);
         let state = OrderState::new(order.clone());
-        futures::executor::block_on(store.commit(Commit::new(None, state, Vec::new()))).unwrap();
+        futures::executor::block_on(store.commit(ChangeSet::diff(None, &state))).unwrap();
         let loaded = futures::executor::block_on(store.load(&order.id)).unwrap().unwrap();
         prop_assert_eq!(loaded.order(), &order);
         prop_assert_eq!(digits(loaded.order()), digits(&order));

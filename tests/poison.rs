@@ -99,11 +99,14 @@ async fn a_poison_row_among_healthy_orders_is_set_aside_and_the_rest_runs() {
     // The bad rows, written next to the healthy ones.
     {
         let conn = rusqlite::Connection::open(&path).unwrap();
-        conn.execute(
-            "UPDATE orders SET state = '{\"order\": 42' WHERE id = 'POISON'",
-            [],
-        )
-        .unwrap();
+        // An execution row of a format no orderflow wrote.
+        let changed = conn
+            .execute(
+                "UPDATE executions SET state = x'7f00' WHERE order_id = 'POISON'",
+                [],
+            )
+            .unwrap();
+        assert_eq!(changed, 1);
         conn.execute(
             "UPDATE flows SET json = '{\"name\": \"Draft\", \"steps\": \"not steps\"}' \
              WHERE name = 'Draft'",

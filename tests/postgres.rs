@@ -21,7 +21,7 @@ use orderflow::execution::OrderState;
 use orderflow::flow::Flow;
 use orderflow::journey::StepRow;
 use orderflow::rules::{PolicyDocument, PolicyRecord, PolicyStatus};
-use orderflow::store::{Commit, PostgresConfig, PostgresStore, Store, StoreErrorKind};
+use orderflow::store::{ChangeSet, PostgresConfig, PostgresStore, Store, StoreErrorKind};
 use orderflow::testing::conformance::check_store;
 use serde_json::json;
 
@@ -160,6 +160,14 @@ fn state(id: &str, revision: u64, live: bool, wake: Option<u64>) -> OrderState {
     serde_json::from_value(value).unwrap()
 }
 
+/// The commit of `state` over revision `expected`, carrying its document, every execution
+/// and timeline entry, and `rows`.
+fn change(expected: Option<u64>, state: OrderState, rows: Vec<StepRow>) -> ChangeSet {
+    let mut change = ChangeSet::diff(None, &state);
+    change.expected = expected;
+    change.with_journey(rows)
+}
+
 fn step(order: &str, name: &str) -> StepRow {
     let _ = order;
     serde_json::from_value(json!({
@@ -198,7 +206,7 @@ async fn fill(store: &PostgresStore) -> (Flow, PolicyRecord) {
     store.save_policy(&record, true).await.unwrap();
 
     store
-        .commit(Commit::new(
+        .commit(change(
             None,
             state("A", 1, true, Some(7)),
             vec![step("A", "Validate")],
@@ -206,7 +214,7 @@ async fn fill(store: &PostgresStore) -> (Flow, PolicyRecord) {
         .await
         .unwrap();
     store
-        .commit(Commit::new(
+        .commit(change(
             Some(1),
             state("A", 2, true, Some(5)),
             vec![step("A", "Route"), step("A", "Send")],
@@ -214,7 +222,7 @@ async fn fill(store: &PostgresStore) -> (Flow, PolicyRecord) {
         .await
         .unwrap();
     store
-        .commit(Commit::new(None, state("B", 1, false, None), Vec::new()))
+        .commit(change(None, state("B", 1, false, None), Vec::new()))
         .await
         .unwrap();
     (flow, record)
@@ -280,7 +288,7 @@ async fn a_new_store_on_the_schema_sees_everything() {
     check(&store, &flow, &record).await;
     // It goes on where the other left off: the journey keeps its order.
     store
-        .commit(Commit::new(
+        .commit(change(
             Some(2),
             state("A", 3, false, None),
             vec![step("A", "Done")],
@@ -316,11 +324,11 @@ async fn stores_starting_together_migrate_once() {
         .collect();
     // They share the orders: a commit through one conflicts through another.
     stores[0]
-        .commit(Commit::new(None, state("S", 1, false, None), Vec::new()))
+        .commit(change(None, state("S", 1, false, None), Vec::new()))
         .await
         .unwrap();
     let err = stores[5]
-        .commit(Commit::new(None, state("S", 1, false, None), Vec::new()))
+        .commit(change(None, state("S", 1, false, None), Vec::new()))
         .await
         .unwrap_err();
     assert_eq!(err.kind(), StoreErrorKind::Conflict, "{err}");
@@ -386,10 +394,23 @@ async fn dropped_tables_read_as_corrupt() {
     tokio::spawn(connection);
     client
         .batch_execute(&format!(
-            "UPDATE \"{0}\".orders SET state = 'not json' WHERE id = 'A';
-             DROP TABLE \"{0}\".journeys",
+            "UPDATE \"{0}\".executions SET state = '\\x7f00'::bytea WHERE order_id = 'A'",
             config.schema
         ))
+        .await
+        .unwrap();
+    let err = store.load(&id("A")).await.unwrap_err();
+    assert_eq!(err.kind(), StoreErrorKind::Corrupt, "{err}");
+    for part in [
+        config.schema.as_str(),
+        "order A",
+        "execution 1",
+        "format version 127",
+    ] {
+        assert!(err.to_string().contains(part), "{part}: {err}");
+    }
+    client
+        .batch_execute(&format!("DROP TABLE \"{0}\".journal", config.schema))
         .await
         .unwrap();
     let err = store.load(&id("A")).await.unwrap_err();
@@ -407,14 +428,10 @@ async fn an_order_written_with_json_numbers_reads_as_the_decimals_written() {
     };
     let schemas = Schemas::new(&url);
     let config = schemas.config();
-    let store = PostgresStore::connect_with(config.clone()).await.unwrap();
-    let fresh = OrderState::new(Order::new("SO-OLD"));
-    store
-        .commit(Commit::new(None, fresh.clone(), Vec::new()))
-        .await
-        .unwrap();
+    let client = client(&url).await;
+    schema_before(&client, &config.schema, 5).await;
     // The row's state as earlier versions wrote it: the order's numbers are JSON numbers.
-    let mut state = serde_json::to_value(&fresh).unwrap();
+    let mut state = serde_json::to_value(OrderState::new(Order::new("SO-OLD"))).unwrap();
     state["order"] = json!({
         "id": "SO-OLD",
         "custom": {"weight": 0.3},
@@ -423,22 +440,10 @@ async fn an_order_written_with_json_numbers_reads_as_the_decimals_written() {
             {"id": "2", "product": "Coffee", "quantity": 0.3},
         ],
     });
-    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(connection);
     let text = serde_json::to_string(&state).unwrap();
     assert!(text.contains(r#""quantity":0.3"#), "{text}");
-    client
-        .execute(
-            &format!(
-                "UPDATE \"{}\".orders SET state = $1 WHERE id = 'SO-OLD'",
-                config.schema
-            ),
-            &[&text],
-        )
-        .await
-        .unwrap();
+    old_order(&client, &config.schema, ("SO-OLD", 0), &text, false, &[]).await;
+    let store = PostgresStore::connect_with(config.clone()).await.unwrap();
     let loaded = store.load(&id("SO-OLD")).await.unwrap().unwrap();
     let numbers: Vec<String> = loaded
         .order()
@@ -718,6 +723,61 @@ async fn a_connection_lost_during_a_commit() {
 
 /// A completed order: one execution, tokens all gone, ended at `ended` ms; one event on
 /// its timeline at `event` ms.
+/// A client of the server at `url`.
+async fn client(url: &str) -> tokio_postgres::Client {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    client
+}
+
+/// Brings `schema` to the version before `version`, as the migrations of that release left
+/// it: the DBA script of [`PostgresStore::migration_sql`] cut before migration `version`.
+async fn schema_before(client: &tokio_postgres::Client, schema: &str, version: u32) {
+    let script = PostgresStore::migration_sql(schema);
+    let cut = script
+        .find(&format!("\n-- Migration {version}."))
+        .unwrap_or_else(|| panic!("the script has a migration {version}"));
+    client
+        .batch_execute(&format!("{}\nCOMMIT;", &script[..cut]))
+        .await
+        .unwrap();
+}
+
+/// Stores order `id` in a schema from [`schema_before`] (version 5 or below), as those
+/// versions wrote it: its whole state as JSON text, a JSON row per journey step.
+async fn old_order(
+    client: &tokio_postgres::Client,
+    schema: &str,
+    (id, revision): (&str, i64),
+    state: &str,
+    live: bool,
+    steps: &[StepRow],
+) {
+    client
+        .execute(
+            &format!(
+                "INSERT INTO \"{schema}\".orders (id, revision, state, live, next_wake, journey_len)
+                 VALUES ($1, $2, $3, $4, NULL, $5)"
+            ),
+            &[&id, &revision, &state, &live, &(steps.len() as i64)],
+        )
+        .await
+        .unwrap();
+    for (seq, step) in (1i64..).zip(steps) {
+        client
+            .execute(
+                &format!(
+                    "INSERT INTO \"{schema}\".journeys (order_id, seq, json) VALUES ($1, $2, $3)"
+                ),
+                &[&id, &seq, &serde_json::to_string(step).unwrap()],
+            )
+            .await
+            .unwrap();
+    }
+}
+
 fn completed_state(id: &str, ended: u64, event: u64) -> OrderState {
     let mut value = serde_json::to_value(OrderState::new(Order::new(id))).unwrap();
     value["revision"] = json!(1);
@@ -727,8 +787,9 @@ fn completed_state(id: &str, ended: u64, event: u64) -> OrderState {
     }]);
     value["executions"] = json!([{
         "id": {"order": id, "seq": 1}, "flow": "Reference lab", "version": "1.0.0",
-        "trigger": 1, "round": 0, "tokens": [], "joins": [], "next_token": 1,
-        "steps": 0, "started": 100, "ended": ended,
+        "plan": 0, "trigger": 1, "round": 0, "tokens": [], "joins": [], "consumed": [],
+        "accepted": [], "next_token": 1, "steps": 0, "started": 100, "ended": ended,
+        "cancelled": null,
     }]);
     serde_json::from_value(value).unwrap()
 }
@@ -740,35 +801,27 @@ async fn orders_stored_before_retention_are_purged_after_the_migration() {
     };
     let schemas = Schemas::new(&url);
     let config = schemas.config();
-    let store = PostgresStore::connect_with(config.clone()).await.unwrap();
-    for state in [
-        completed_state("DONE", 5_000, 7_000),
-        state("LIVE", 1, true, None),
+    // The schema as version 3 wrote it, with a row that does not decode (which the
+    // migrations leave alone, never purged).
+    let client = client(&url).await;
+    schema_before(&client, &config.schema, 4).await;
+    for (state, live) in [
+        (completed_state("DONE", 5_000, 7_000), false),
+        (state("LIVE", 1, true, None), true),
     ] {
-        store
-            .commit(Commit::new(None, state, vec![step("x", "Validate")]))
-            .await
-            .unwrap();
+        let text = serde_json::to_string(&state).unwrap();
+        let steps = [step("x", "Validate")];
+        old_order(
+            &client,
+            &config.schema,
+            (state.id().as_str(), 1),
+            &text,
+            live,
+            &steps,
+        )
+        .await;
     }
-    drop(store);
-    // Back to the schema as version 3 wrote it, with a row that does not decode (which
-    // the migration leaves alone, never purged).
-    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(connection);
-    client
-        .batch_execute(&format!(
-            "SET search_path TO \"{}\";
-             DROP INDEX orders_completed;
-             ALTER TABLE orders DROP COLUMN completed_at;
-             DELETE FROM schema_migrations WHERE version = 4;
-             INSERT INTO orders (id, revision, state, live, next_wake, journey_len)
-             VALUES ('POISON', 1, '{{', false, NULL, 0);",
-            config.schema
-        ))
-        .await
-        .unwrap();
+    old_order(&client, &config.schema, ("POISON", 1), "{", false, &[]).await;
 
     let store = PostgresStore::connect_with(config).await.unwrap();
     // Completed at its last event (7,000 ms), not at its execution's end.
@@ -778,5 +831,14 @@ async fn orders_stored_before_retention_are_purged_after_the_migration() {
         [OrderId::from("DONE")]
     );
     assert!(store.load(&OrderId::from("DONE")).await.unwrap().is_none());
-    assert!(store.load(&OrderId::from("LIVE")).await.unwrap().is_some());
+    assert_eq!(
+        store.load(&OrderId::from("LIVE")).await.unwrap(),
+        Some(state("LIVE", 1, true, None))
+    );
+    assert_eq!(
+        store.journey(&OrderId::from("LIVE")).await.unwrap(),
+        [step("x", "Validate")]
+    );
+    let err = store.load(&OrderId::from("POISON")).await.unwrap_err();
+    assert_eq!(err.kind(), StoreErrorKind::Corrupt, "{err}");
 }

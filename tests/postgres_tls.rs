@@ -23,7 +23,7 @@ use orderflow::Event;
 use orderflow::document::{Order, OrderId};
 use orderflow::execution::OrderState;
 use orderflow::store::{
-    Commit, PostgresConfig, PostgresStore, SharedStore, Store, StoreError, StoreErrorKind,
+    ChangeSet, PostgresConfig, PostgresStore, SharedStore, Store, StoreError, StoreErrorKind,
 };
 use orderflow::testing::conformance::check_store;
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose};
@@ -321,10 +321,7 @@ async fn plain_client(url: &str) -> tokio_postgres::Client {
 /// An order written and read back, with its journey.
 async fn round_trip(store: &dyn Store, id: &str) {
     let state = OrderState::new(Order::new(id));
-    store
-        .commit(Commit::new(None, state, Vec::new()))
-        .await
-        .unwrap();
+    store.commit(ChangeSet::diff(None, &state)).await.unwrap();
     let loaded = store.load(&OrderId::from(id)).await.unwrap().unwrap();
     assert_eq!(loaded.order().id.as_str(), id);
     assert!(store.journey(&OrderId::from(id)).await.unwrap().is_empty());
@@ -579,7 +576,7 @@ async fn the_migration_sql_run_by_hand_makes_a_working_store() {
     let message = e.to_string();
     for expected in [
         "at version 0",
-        "expects version 4",
+        "expects version 5",
         "PostgresStore::migration_sql",
         "with_migrate(false)",
     ] {
@@ -606,7 +603,7 @@ async fn the_migration_sql_run_by_hand_makes_a_working_store() {
         .iter()
         .map(|row| row.get(0))
         .collect();
-    assert_eq!(versions, vec![1, 2, 3, 4]);
+    assert_eq!(versions, vec![1, 2, 3, 4, 5]);
 
     let store = PostgresStore::connect_with(config.clone()).await.unwrap();
     round_trip(&store, "SO-DBA").await;

@@ -78,7 +78,8 @@ mod broken {
     use orderflow::journey::StepRow;
     use orderflow::rules::{PolicyDocument, PolicyRecord};
     use orderflow::store::{
-        Commit, DeadLetter, Lease, Queued, SetAside, SharedStore, Store, StoreError, StoreErrorKind,
+        ChangeSet, DeadLetter, Lease, Queued, SetAside, SharedStore, Store, StoreError,
+        StoreErrorKind,
     };
     use orderflow::{Event, Timestamp};
     use semver::Version;
@@ -111,7 +112,7 @@ mod broken {
         async fn load(&self, order: &OrderId) -> Result<Option<OrderState>, StoreError> {
             self.inner.load(order).await
         }
-        async fn commit(&self, commit: Commit) -> Result<(), StoreError> {
+        async fn commit(&self, change: ChangeSet) -> Result<(), StoreError> {
             if self.fault == Fault::SecondCommitFails
                 && super::COMMITS.fetch_add(1, std::sync::atomic::Ordering::Relaxed) == 1
             {
@@ -120,7 +121,7 @@ mod broken {
                     "the server went away",
                 ));
             }
-            match self.inner.commit(commit).await {
+            match self.inner.commit(change).await {
                 Err(e)
                     if e.kind() == StoreErrorKind::LeaseLost
                         && self.fault == Fault::CommitSwallowsLeaseLost =>

@@ -15,7 +15,7 @@ use orderflow::execution::OrderState;
 use orderflow::flow::Flow;
 use orderflow::journey::StepRow;
 use orderflow::rules::{PolicyDocument, PolicyRecord, PolicyStatus};
-use orderflow::store::{Commit, SqliteStore, Store, StoreError, StoreErrorKind};
+use orderflow::store::{ChangeSet, SqliteStore, Store, StoreError, StoreErrorKind};
 use orderflow::{Event, StatusReason};
 use serde_json::json;
 use tempfile::TempDir;
@@ -54,6 +54,14 @@ fn state(id: &str, revision: u64, live: bool, wake: Option<u64>) -> OrderState {
         }]);
     }
     serde_json::from_value(value).unwrap()
+}
+
+/// The commit of `state` over revision `expected`, carrying its document, every execution
+/// and timeline entry, and `rows`.
+fn change(expected: Option<u64>, state: OrderState, rows: Vec<StepRow>) -> ChangeSet {
+    let mut change = ChangeSet::diff(None, &state);
+    change.expected = expected;
+    change.with_journey(rows)
 }
 
 fn step(order: &str, name: &str) -> StepRow {
@@ -100,7 +108,7 @@ async fn fill(store: &SqliteStore) -> (Flow, PolicyRecord) {
     store.save_policy(&record, true).await.unwrap();
 
     store
-        .commit(Commit::new(
+        .commit(change(
             None,
             state("A", 1, true, Some(5_000)),
             vec![step("A", "Validate")],
@@ -108,7 +116,7 @@ async fn fill(store: &SqliteStore) -> (Flow, PolicyRecord) {
         .await
         .unwrap();
     store
-        .commit(Commit::new(
+        .commit(change(
             Some(1),
             state("A", 2, true, Some(3_000)),
             vec![step("A", "Send"), step("A", "Wait")],
@@ -116,11 +124,11 @@ async fn fill(store: &SqliteStore) -> (Flow, PolicyRecord) {
         .await
         .unwrap();
     store
-        .commit(Commit::new(None, state("B", 1, true, None), Vec::new()))
+        .commit(change(None, state("B", 1, true, None), Vec::new()))
         .await
         .unwrap();
     store
-        .commit(Commit::new(None, state("C", 1, false, None), Vec::new()))
+        .commit(change(None, state("C", 1, false, None), Vec::new()))
         .await
         .unwrap();
     (flow, record)
@@ -197,7 +205,7 @@ async fn every_operation_round_trips_and_survives_reopening() {
 
     // The order's timer moves with each commit; a finished order leaves both lists.
     store
-        .commit(Commit::new(
+        .commit(change(
             Some(2),
             state("A", 3, false, None),
             vec![step("A", "Done")],
@@ -265,7 +273,7 @@ async fn a_stale_commit_conflicts_and_changes_nothing() {
     let (_dir, path) = temp();
     let store = SqliteStore::open(&path).unwrap();
     store
-        .commit(Commit::new(
+        .commit(change(
             None,
             state("A", 1, true, Some(7)),
             vec![step("A", "one")],
@@ -273,10 +281,10 @@ async fn a_stale_commit_conflicts_and_changes_nothing() {
         .await
         .unwrap();
     let attempts = [
-        Commit::new(None, state("A", 1, false, None), vec![step("A", "x")]),
-        Commit::new(Some(0), state("A", 1, false, None), vec![step("A", "x")]),
-        Commit::new(Some(2), state("A", 3, false, None), vec![step("A", "x")]),
-        Commit::new(
+        change(None, state("A", 1, false, None), vec![step("A", "x")]),
+        change(Some(0), state("A", 1, false, None), vec![step("A", "x")]),
+        change(Some(2), state("A", 3, false, None), vec![step("A", "x")]),
+        change(
             Some(1),
             state("Nope", 2, false, None),
             vec![step("Nope", "x")],
@@ -309,7 +317,7 @@ async fn concurrent_commits_land_in_few_transactions() {
             let order = format!("O-{n:03}");
             let journey = vec![step(&order, "Validate")];
             store
-                .commit(Commit::new(None, state(&order, 1, true, None), journey))
+                .commit(change(None, state(&order, 1, true, None), journey))
                 .await
         })
     });
@@ -318,7 +326,7 @@ async fn concurrent_commits_land_in_few_transactions() {
         let store = store.clone();
         tokio::spawn(async move {
             store
-                .commit(Commit::new(None, state("RACE", 1, false, None), Vec::new()))
+                .commit(change(None, state("RACE", 1, false, None), Vec::new()))
                 .await
         })
     });
@@ -376,7 +384,7 @@ async fn many_orders(path: &Path) {
         let mut state = OrderState::new(doc);
         state.set_revision(1);
         store
-            .commit(Commit::new(None, state, vec![step(&order, "Validate")]))
+            .commit(change(None, state, vec![step(&order, "Validate")]))
             .await
             .unwrap();
     }
@@ -441,7 +449,7 @@ async fn a_read_only_database_refuses_writes_and_loses_nothing() {
     check(&store, &flow, &record).await;
     let (kind, message) = failure(
         store
-            .commit(Commit::new(
+            .commit(change(
                 Some(2),
                 state("A", 3, false, None),
                 vec![step("A", "x")],
@@ -484,7 +492,7 @@ async fn a_write_protected_file_refuses_writes_and_loses_nothing() {
             Ok(store) => {
                 let (kind, message) = failure(
                     store
-                        .commit(Commit::new(Some(2), state("A", 3, false, None), Vec::new()))
+                        .commit(change(Some(2), state("A", 3, false, None), Vec::new()))
                         .await,
                 );
                 assert_eq!(kind, StoreErrorKind::Refused, "{message}");
@@ -514,13 +522,72 @@ async fn a_database_from_the_future_is_refused() {
     assert_eq!(kind, StoreErrorKind::Refused);
 }
 
+/// A database file as the migrations up to `version` (2 or 3) left it, before orders were
+/// stored in rows per part: each order's whole state as JSON in `orders.state`, one JSON row
+/// per step in `journeys`. The SQL is those migrations' own.
+fn old_file(path: &Path, version: u32) -> rusqlite::Connection {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL;
+        CREATE TABLE flows (seq INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, json TEXT NOT NULL);
+        CREATE TABLE flow_versions (name TEXT NOT NULL REFERENCES flows (name),
+            version TEXT NOT NULL, json TEXT NOT NULL, PRIMARY KEY (name, version));
+        CREATE TABLE policies (seq INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE,
+            json TEXT NOT NULL);
+        CREATE TABLE policy_versions (name TEXT NOT NULL REFERENCES policies (name),
+            version INTEGER NOT NULL, json TEXT NOT NULL, PRIMARY KEY (name, version));
+        CREATE TABLE orders (id TEXT PRIMARY KEY NOT NULL, revision INTEGER NOT NULL,
+            state TEXT NOT NULL, live INTEGER NOT NULL, next_wake INTEGER);
+        CREATE INDEX orders_live ON orders (id) WHERE live = 1;
+        CREATE INDEX orders_next_wake ON orders (next_wake, id) WHERE next_wake IS NOT NULL;
+        CREATE TABLE journeys (order_id TEXT NOT NULL REFERENCES orders (id),
+            seq INTEGER NOT NULL, json TEXT NOT NULL, PRIMARY KEY (order_id, seq));
+        CREATE TABLE aside (seq INTEGER PRIMARY KEY, order_id TEXT NOT NULL UNIQUE,
+            reason TEXT NOT NULL);
+        PRAGMA application_id = 1330007127;",
+    )
+    .unwrap();
+    if version >= 3 {
+        conn.execute_batch(
+            "ALTER TABLE orders ADD COLUMN completed_at INTEGER;
+            CREATE INDEX orders_completed ON orders (completed_at)
+                WHERE completed_at IS NOT NULL;",
+        )
+        .unwrap();
+    }
+    conn.pragma_update(None, "user_version", version).unwrap();
+    conn
+}
+
+/// Stores order `id` at `revision` in a file from [`old_file`], as those versions wrote it.
+fn old_order(
+    conn: &rusqlite::Connection,
+    (id, revision): (&str, i64),
+    state: &str,
+    live: bool,
+    steps: &[StepRow],
+) {
+    conn.execute(
+        "INSERT INTO orders (id, revision, state, live, next_wake) VALUES (?1, ?2, ?3, ?4, NULL)",
+        rusqlite::params![id, revision, state, live],
+    )
+    .unwrap();
+    for (seq, step) in (1..).zip(steps) {
+        conn.execute(
+            "INSERT INTO journeys (order_id, seq, json) VALUES (?1, ?2, ?3)",
+            rusqlite::params![id, seq, serde_json::to_string(step).unwrap()],
+        )
+        .unwrap();
+    }
+}
+
 #[tokio::test]
-async fn orders_written_with_json_numbers_read_as_the_decimals_written() {
+async fn orders_of_schema_3_move_to_binary_rows_and_their_json_numbers_read_as_the_decimals_written()
+ {
     let (_dir, path) = temp();
-    drop(SqliteStore::open(&path).unwrap());
-    // The row as earlier versions wrote it: the order's numbers are JSON numbers. Documents
-    // are stored as JSON text, so reading them needs no migration.
-    let mut state = serde_json::to_value(OrderState::new(Order::new("SO-OLD"))).unwrap();
+    // The row as earlier versions wrote it: the order's numbers are JSON numbers, and the
+    // whole state is one JSON value with its timeline.
+    let mut state = serde_json::to_value(state("SO-OLD", 3, true, Some(9_000))).unwrap();
     state["order"] = json!({
         "id": "SO-OLD",
         "custom": {"weight": 0.3},
@@ -531,18 +598,26 @@ async fn orders_written_with_json_numbers_read_as_the_decimals_written() {
         "fulfillment_orders": [{"id": "FO-1", "fulfillment_source": "East",
             "lines": [{"order_line": "2", "product": "Coffee", "quantity": 0.3}]}],
     });
+    state["timeline"] = json!([
+        {"seq": 1, "id": "evt-1", "kind": "New Order", "record": null, "at": 5, "raised_by": null},
+        {"seq": 2, "id": "evt-2", "kind": "Shipped", "record": {"line": "1"}, "at": 6,
+         "raised_by": "Send"},
+    ]);
+    state["resume_at"] = json!(12_000);
     let text = serde_json::to_string(&state).unwrap();
     assert!(text.contains(r#""quantity":0.3"#), "{text}");
-    let conn = rusqlite::Connection::open(&path).unwrap();
-    conn.execute(
-        "INSERT INTO orders (id, revision, state, live, next_wake) VALUES ('SO-OLD', 0, ?1, 0, NULL)",
-        [&text],
-    )
-    .unwrap();
+    let conn = old_file(&path, 3);
+    let steps = [step("SO-OLD", "Validate"), step("SO-OLD", "Send")];
+    old_order(&conn, ("SO-OLD", 3), &text, true, &steps);
+    old_order(&conn, ("BAD", 7), r#"{"order": 42"#, false, &[]);
     drop(conn);
 
     let store = SqliteStore::open(&path).unwrap();
     let loaded = store.load(&OrderId::from("SO-OLD")).await.unwrap().unwrap();
+    let expected: OrderState = serde_json::from_value(state).unwrap();
+    assert_eq!(loaded, expected, "the whole state moved over");
+    assert_eq!(loaded.timeline().len(), 2);
+    assert_eq!(loaded.resume_at(), Some(Timestamp(12_000)));
     let order = &loaded.order();
     let numbers: Vec<String> = order
         .lines
@@ -556,27 +631,49 @@ async fn orders_written_with_json_numbers_read_as_the_decimals_written() {
         Decimal::new(3, 1)
     );
     assert_eq!(order.custom["weight"], Value::Number(Decimal::new(3, 1)));
+    assert_eq!(
+        store.journey(&id("SO-OLD")).await.unwrap(),
+        [step("SO-OLD", "Validate"), step("SO-OLD", "Send")]
+    );
+    assert_eq!(store.live_orders().await.unwrap(), [id("SO-OLD")]);
+    // The row that did not decode still does not: it is reported, not lost or guessed at.
+    let err = store.load(&id("BAD")).await.unwrap_err();
+    assert_eq!(err.kind(), StoreErrorKind::Corrupt, "{err}");
 
-    // Committed again, the row holds strings; it reads back equal.
+    // Committed again, the document holds strings; it reads back equal, and the timeline
+    // goes on from the moved entries.
     let mut next = loaded.clone();
-    next.set_revision(1);
+    next.set_revision(4);
+    let mut entry = next.timeline()[1].clone();
+    entry.seq = 3;
+    next.timeline_mut().push(entry);
+    next.order_mut().customer = Some("Contoso".into());
     store
-        .commit(Commit::new(Some(0), next.clone(), Vec::new()))
+        .commit(ChangeSet::diff(Some(&loaded), &next).with_journey(vec![step("SO-OLD", "Bill")]))
         .await
         .unwrap();
     drop(store);
     let conn = rusqlite::Connection::open(&path).unwrap();
     let row: String = conn
-        .query_row("SELECT state FROM orders WHERE id = 'SO-OLD'", [], |r| {
+        .query_row("SELECT document FROM orders WHERE id = 'SO-OLD'", [], |r| {
             r.get(0)
         })
         .unwrap();
     assert!(row.contains(r#""quantity":"0.3""#), "{row}");
     assert!(row.contains(r#""price":"19.99""#), "{row}");
+    let old_tables: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM sqlite_schema WHERE name IN ('journeys', 'orders_v3', 'journeys_v3')",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(old_tables, 0, "the old tables are gone");
     drop(conn);
     let store = SqliteStore::open(&path).unwrap();
     let again = store.load(&OrderId::from("SO-OLD")).await.unwrap().unwrap();
     assert_eq!(again, next);
+    assert_eq!(store.journey(&id("SO-OLD")).await.unwrap().len(), 3);
 }
 
 /// A decimal of any scale (0 to 28) and up to 28 digits, sign included.
@@ -609,8 +706,7 @@ fn random_decimals_read_back_digit_for_digit() {
                     order.lines.push(line);
                 }
                 let state = OrderState::new(order.clone());
-                futures::executor::block_on(store.commit(Commit::new(None, state, Vec::new())))
-                    .unwrap();
+                futures::executor::block_on(store.commit(change(None, state, Vec::new()))).unwrap();
                 let loaded = futures::executor::block_on(store.load(&order.id))
                     .unwrap()
                     .unwrap();
@@ -620,8 +716,8 @@ fn random_decimals_read_back_digit_for_digit() {
                         .map(|l| format!("{} {:?}", l.quantity, l.price.map(|p| p.to_string())))
                         .collect::<Vec<_>>()
                 };
-                proptest::prop_assert_eq!(loaded.order(), &order);
-                proptest::prop_assert_eq!(digits(loaded.order()), digits(&order));
+                proptest::prop_assert_eq!(&*loaded.order(), &order);
+                proptest::prop_assert_eq!(digits(&loaded.order()), digits(&order));
                 Ok(())
             },
         )
@@ -740,7 +836,7 @@ async fn a_second_store_on_one_file_is_refused_by_any_spelling() {
     }
     // The refused openers changed nothing: the owner goes on.
     first
-        .commit(Commit::new(None, state("A", 1, false, None), Vec::new()))
+        .commit(change(None, state("A", 1, false, None), Vec::new()))
         .await
         .unwrap();
     // A reader takes no ownership.
@@ -775,11 +871,7 @@ async fn owner_child_process() {
     let db = PathBuf::from(std::env::var("ORDERFLOW_OWNER_DB").unwrap());
     let store = SqliteStore::open(&db).unwrap();
     store
-        .commit(Commit::new(
-            None,
-            state("CHILD", 1, false, None),
-            Vec::new(),
-        ))
+        .commit(change(None, state("CHILD", 1, false, None), Vec::new()))
         .await
         .unwrap();
     println!("OPEN");
@@ -887,7 +979,7 @@ async fn a_replaced_file_gets_no_commit_and_the_store_stays_refusing() {
     let (dir, path) = temp();
     let store = SqliteStore::open(&path).unwrap();
     store
-        .commit(Commit::new(None, state("A", 1, false, None), Vec::new()))
+        .commit(change(None, state("A", 1, false, None), Vec::new()))
         .await
         .unwrap();
     let replacement = dir.path().join("replacement.db");
@@ -896,7 +988,7 @@ async fn a_replaced_file_gets_no_commit_and_the_store_stays_refusing() {
 
     let (kind, message) = failure(
         store
-            .commit(Commit::new(None, state("B", 1, false, None), Vec::new()))
+            .commit(change(None, state("B", 1, false, None), Vec::new()))
             .await,
     );
     assert_eq!(kind, StoreErrorKind::Refused, "{message}");
@@ -939,25 +1031,16 @@ fn completed_state(id: &str, ended: u64, event: u64) -> OrderState {
 #[tokio::test]
 async fn orders_stored_before_retention_are_purged_after_the_migration() {
     let (_dir, path) = temp();
-    let store = SqliteStore::open(&path).unwrap();
-    for state in [
-        completed_state("DONE", 5_000, 7_000),
-        state("LIVE", 1, true, None),
+    // As schema version 2 wrote them.
+    let conn = old_file(&path, 2);
+    for (state, live) in [
+        (completed_state("DONE", 5_000, 7_000), false),
+        (state("LIVE", 1, true, None), true),
     ] {
-        store
-            .commit(Commit::new(None, state, vec![step("x", "Validate")]))
-            .await
-            .unwrap();
+        let text = serde_json::to_string(&state).unwrap();
+        let id = state.id().as_str();
+        old_order(&conn, (id, 1), &text, live, &[step("x", "Validate")]);
     }
-    drop(store);
-    // Back to the schema as version 2 wrote it.
-    let conn = rusqlite::Connection::open(&path).unwrap();
-    conn.execute_batch(
-        "DROP INDEX orders_completed;
-         ALTER TABLE orders DROP COLUMN completed_at;
-         PRAGMA user_version = 2;",
-    )
-    .unwrap();
     drop(conn);
 
     let store = SqliteStore::open(&path).unwrap();
@@ -969,5 +1052,82 @@ async fn orders_stored_before_retention_are_purged_after_the_migration() {
     );
     assert_eq!(store.load(&id("DONE")).await.unwrap(), None);
     assert!(store.journey(&id("DONE")).await.unwrap().is_empty());
-    assert!(store.load(&id("LIVE")).await.unwrap().is_some());
+    assert_eq!(
+        store.load(&id("LIVE")).await.unwrap(),
+        Some(state("LIVE", 1, true, None))
+    );
+    assert_eq!(
+        store.journey(&id("LIVE")).await.unwrap(),
+        [step("x", "Validate")]
+    );
+}
+
+/// Bytes the process has written so far (`wchar` of `/proc/self/io`), on Linux.
+fn bytes_written() -> Option<u64> {
+    let io = std::fs::read_to_string("/proc/self/io").ok()?;
+    io.lines()
+        .find_map(|l| l.strip_prefix("wchar: "))
+        .and_then(|n| n.trim().parse().ok())
+}
+
+/// A measurement, not a check: what 1,000 reference-lab orders (each submitted and run to
+/// its first wait, one at a time and then 64 at a time) write to a SQLite file and leave in
+/// it. `cargo test --features sqlite --test sqlite -- --ignored --nocapture bytes_per_order`
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement: prints the bytes written and stored per order"]
+async fn bytes_per_order() {
+    use futures::StreamExt;
+    for in_flight in [1, 64] {
+        let (_dir, path) = temp();
+        let store = Arc::new(SqliteStore::open(&path).unwrap());
+        let (engine, _, _) = common::lab_engine(store.clone()).await;
+        common::publish_lab(&engine).await;
+        let pages = || {
+            let conn = rusqlite::Connection::open(&path).unwrap();
+            let count: i64 = conn
+                .query_row("PRAGMA page_count", [], |r| r.get(0))
+                .unwrap();
+            let size: i64 = conn
+                .query_row("PRAGMA page_size", [], |r| r.get(0))
+                .unwrap();
+            (count * size) as u64
+        };
+        let orders = 1_000u64;
+        let (stored, written) = (pages(), bytes_written());
+        futures::stream::iter(0..orders)
+            .for_each_concurrent(in_flight, |i| {
+                let engine = &engine;
+                async move {
+                    let quantity = if i % 2 == 0 { 150 } else { 10 };
+                    let order = common::lab_order(&format!("B-{i}"), quantity);
+                    engine.submit(Event::new_order(order)).await.unwrap();
+                }
+            })
+            .await;
+        let written = bytes_written()
+            .zip(written)
+            .map(|(after, before)| after - before);
+        drop(engine);
+        drop(store);
+        // Reopened: the write-ahead log is checkpointed into the file.
+        drop(SqliteStore::open(&path).unwrap());
+        let stored = pages() - stored;
+        println!(
+            "SQLite, {orders} reference-lab orders, {in_flight} at a time: {} bytes written \
+             per order (write calls, database and log), {} bytes of file per order",
+            written.map_or("?".to_owned(), |w| (w / orders).to_string()),
+            stored / orders
+        );
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        let average = |sql: &str| -> f64 { conn.query_row(sql, [], |r| r.get(0)).unwrap() };
+        println!(
+            "  per order: document {:.0} bytes; {:.2} executions of {:.0} bytes each; \
+             {:.1} journal rows of {:.0} bytes each",
+            average("SELECT avg(length(document)) FROM orders"),
+            average("SELECT count(*) * 1.0 / (SELECT count(*) FROM orders) FROM executions"),
+            average("SELECT avg(length(state)) FROM executions"),
+            average("SELECT count(*) * 1.0 / (SELECT count(*) FROM orders) FROM journal"),
+            average("SELECT avg(length(entries)) FROM journal"),
+        );
+    }
 }

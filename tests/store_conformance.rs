@@ -5,12 +5,12 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use orderflow::clock::Timestamp;
-use orderflow::document::OrderId;
+use orderflow::document::{Order, OrderId};
 use orderflow::execution::OrderState;
 use orderflow::flow::Flow;
 use orderflow::journey::StepRow;
 use orderflow::rules::{PolicyDocument, PolicyRecord};
-use orderflow::store::{Commit, MemoryStore, SetAside, Store, StoreError};
+use orderflow::store::{ChangeSet, MemoryStore, SetAside, Store, StoreError};
 use orderflow::testing::conformance::check_store;
 use orderflow::testing::store::FaultyStore;
 
@@ -74,6 +74,10 @@ enum Bug {
     PurgeIgnoresCutoff,
     /// Ignores the purge's `limit`.
     PurgeUnlimited,
+    /// Drops the timeline entries of every commit but the creating one.
+    DropsAppendedTimeline,
+    /// Takes a commit without a document as one that empties it.
+    EmptiesUnsentDocument,
 }
 
 impl Broken {
@@ -122,17 +126,25 @@ impl Store for Broken {
     async fn load(&self, order: &OrderId) -> Result<Option<OrderState>, StoreError> {
         self.inner.load(order).await
     }
-    async fn commit(&self, commit: Commit) -> Result<(), StoreError> {
+    async fn commit(&self, mut change: ChangeSet) -> Result<(), StoreError> {
         let expected = match self.bug {
-            Bug::IgnoresExpected => self
-                .inner
-                .load(commit.state.id())
-                .await?
-                .map(|s| s.revision()),
-            _ => commit.expected,
+            Bug::IgnoresExpected => self.inner.load(&change.order).await?.map(|s| s.revision()),
+            _ => change.expected,
         };
+        if change.expected.is_some() {
+            match self.bug {
+                Bug::DropsAppendedTimeline => change.timeline.clear(),
+                Bug::EmptiesUnsentDocument if change.document.is_none() => {
+                    change.document = Some(Arc::new(Order::new(change.order.as_str())));
+                }
+                _ => {}
+            }
+        }
         self.inner
-            .commit(Commit::new(expected, commit.state, commit.journey))
+            .commit({
+                change.expected = expected;
+                change
+            })
             .await
     }
     async fn journey(&self, order: &OrderId) -> Result<Vec<StepRow>, StoreError> {
@@ -275,4 +287,18 @@ async fn catches_a_purge_past_its_cutoff() {
 #[should_panic(expected = "check `purge_removes_completed_orders` failed: purge(T+500, 0)")]
 async fn catches_a_purge_ignoring_its_limit() {
     broken(Bug::PurgeUnlimited).await;
+}
+
+#[tokio::test]
+#[should_panic(expected = "timeline")]
+async fn catches_a_store_dropping_appended_timeline_entries() {
+    broken(Bug::DropsAppendedTimeline).await;
+}
+
+#[tokio::test]
+#[should_panic(
+    expected = "check `revisions_round_trip` failed: load after a commit ending the execution"
+)]
+async fn catches_a_store_emptying_a_document_the_commit_did_not_carry() {
+    broken(Bug::EmptiesUnsentDocument).await;
 }

@@ -27,7 +27,7 @@ use crate::provider::call::StepCalls;
 use crate::provider::catch_panic::panic_message;
 use crate::provider::idempotency::IdempotencyKey;
 use crate::provider::timeout::Timeout;
-use crate::store::Commit;
+use crate::store::ChangeSet;
 use crate::update::OrderUpdate;
 
 /// The machine's view of the engine's catalog.
@@ -604,18 +604,26 @@ impl<'e> Turn<'e> {
                 accepting,
                 ..
             } = self;
-            let Machine {
-                mut state,
-                journey,
-                started,
-                ..
-            } = m;
-            state.revision += 1;
-            let commit = Commit::new(expected, state, journey);
-            inner.store.commit(commit).await?;
+            let mut m = m;
+            m.state.revision += 1;
+            // The last commit of the turn: what changed moves into the change set.
+            let mut change = ChangeSet::indexes(expected, &m.state);
+            let changes = std::mem::take(&mut m.changes);
+            if changes.document || expected.is_none() {
+                change.document = Some(m.state.order.clone());
+            }
+            change.timeline = m.state.timeline.split_off(changes.timeline_from);
+            change.executions = std::mem::take(&mut m.state.executions)
+                .into_iter()
+                .enumerate()
+                .filter(|(e, _)| changes.executions.get(*e).copied().unwrap_or(false))
+                .map(|(_, x)| x)
+                .collect();
+            change.journey = m.journey;
+            inner.store.commit(change).await?;
             inner.commits.notify();
             accepted(accepting);
-            return Ok(started);
+            return Ok(m.started);
         }
         Ok(std::mem::take(&mut self.m.started))
     }
@@ -629,12 +637,8 @@ impl<'e> Turn<'e> {
         let grace = self.inner.config.timeout;
         state.resume_at = under_way.then(|| self.inner.clock.now().after(grace));
         state.revision += 1;
-        let commit = Commit::new(
-            self.expected,
-            state.clone(),
-            std::mem::take(&mut self.m.journey),
-        );
-        if let Err(e) = self.inner.store.commit(commit).await {
+        let change = self.change_set();
+        if let Err(e) = self.inner.store.commit(change).await {
             let state = &mut self.m.state;
             state.revision -= 1;
             state.resume_at = previous;
@@ -648,12 +652,37 @@ impl<'e> Turn<'e> {
     }
 }
 
+impl Turn<'_> {
+    /// What changed since the last commit, at the state's revision: the document when an
+    /// action or a policy may have changed it (or the order is new), the executions the
+    /// machine moved, the timeline entries and journey rows added since.
+    fn change_set(&mut self) -> ChangeSet {
+        let m = &mut self.m;
+        let mut change = ChangeSet::indexes(self.expected, &m.state);
+        if m.changes.document || self.expected.is_none() {
+            change.document = Some(m.state.order.clone());
+        }
+        change.timeline = m.state.timeline[m.changes.timeline_from..].to_vec();
+        change.executions = m
+            .state
+            .executions
+            .iter()
+            .enumerate()
+            .filter(|(e, _)| m.changes.executions.get(*e).copied().unwrap_or(false))
+            .map(|(_, x)| x.clone())
+            .collect();
+        change.journey = std::mem::take(&mut m.journey);
+        change
+    }
+}
+
 /// The name of the step a journey row is about.
-fn step_name<'p>(plan: &'p Plan, row: &StepRow) -> &'p str {
+fn step_name<'p>(plan: &'p Plan, row: &'p StepRow) -> &'p str {
     match row.step() {
         StepRef::Node(n) => plan.node(n).name.as_str(),
         StepRef::Merge(j) => plan.join(j).name.as_str(),
         StepRef::End => "end",
+        StepRef::Named => row.name.as_deref().unwrap_or("?"),
     }
 }
 

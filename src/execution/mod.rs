@@ -646,12 +646,24 @@ pub struct OrderState {
 impl OrderState {
     /// A fresh state for a new order document.
     pub fn new(order: Order) -> Self {
+        Self::from_parts(Arc::new(order), 0, Vec::new(), Vec::new(), None)
+    }
+
+    /// A state from what a store keeps in rows of its own: the document, the revision, the
+    /// timeline in arrival order, the executions in start order and the resume timer.
+    pub fn from_parts(
+        order: Arc<Order>,
+        revision: u64,
+        timeline: Vec<TimelineEntry>,
+        executions: Vec<Execution>,
+        resume_at: Option<Timestamp>,
+    ) -> Self {
         Self {
-            order: Arc::new(order),
-            revision: 0,
-            timeline: Vec::new(),
-            executions: Vec::new(),
-            resume_at: None,
+            order,
+            revision,
+            timeline,
+            executions,
+            resume_at,
         }
     }
 
@@ -683,6 +695,20 @@ impl OrderState {
     /// Every event, in arrival order.
     pub fn timeline(&self) -> &[TimelineEntry] {
         &self.timeline
+    }
+
+    /// The timeline, to change: for tests of stores, which build the states they commit
+    /// (feature `testing`).
+    #[cfg(feature = "testing")]
+    pub fn timeline_mut(&mut self) -> &mut Vec<TimelineEntry> {
+        &mut self.timeline
+    }
+
+    /// The order document, to change (copied first if shared): for tests of stores, which
+    /// build the states they commit (feature `testing`).
+    #[cfg(feature = "testing")]
+    pub fn order_mut(&mut self) -> &mut Order {
+        Arc::make_mut(&mut self.order)
     }
 
     /// Every execution, in start order.

@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use indexmap::IndexMap;
 use semver::Version;
 
-use super::{Commit, SetAside, Store, StoreError, StoreErrorKind};
+use super::{ChangeSet, SetAside, Store, StoreError, StoreErrorKind};
 use crate::clock::Timestamp;
 use crate::document::OrderId;
 use crate::execution::OrderState;
@@ -26,8 +26,17 @@ pub struct MemoryStore {
 struct Stored {
     state: OrderState,
     journey: Vec<StepRow>,
+    /// Its liveness and earliest timer as its last commit gave them, for `restore`.
+    live: bool,
+    wake: Option<Timestamp>,
     /// Its entry in the completion index.
     completed: Option<Timestamp>,
+}
+
+/// What a commit does to the map: store a new order, or change a stored one.
+enum Write {
+    Create(OrderState),
+    Apply(ChangeSet),
 }
 
 #[derive(Debug, Default)]
@@ -215,22 +224,30 @@ impl Store for MemoryStore {
         Ok(self.lock().orders.get(order).map(|s| s.state.clone()))
     }
 
-    async fn commit(&self, mut commit: Commit) -> Result<(), StoreError> {
-        // Held until the next turn, which works on a copy: keep no spare capacity.
-        commit.state.shrink_to_fit();
+    async fn commit(&self, mut change: ChangeSet) -> Result<(), StoreError> {
         // Kept for the order's life: no spare capacity in what each entry holds.
-        for step in &mut commit.journey {
+        for step in &mut change.journey {
             step.details.shrink_to_fit();
             step.findings.shrink_to_fit();
         }
         let mut inner = self.lock();
-        let id = commit.state.order.id.clone();
+        let id = change.order.clone();
         let stored = inner.orders.get(&id).map(|s| s.state.revision);
-        if stored != commit.expected {
-            return Err(StoreError::conflict(&id, stored, commit.expected));
+        if stored != change.expected {
+            return Err(StoreError::conflict(&id, stored, change.expected));
         }
-        inner.index(&id, commit.state.has_live(), commit.state.next_wake());
-        let completed = commit.state.completed_at();
+        let journey = std::mem::take(&mut change.journey);
+        let (live, wake, completed) = (change.live, change.next_wake, change.completed_at);
+        let write = match stored {
+            Some(_) => Write::Apply(change),
+            None => Write::Create(OrderState::created(change).ok_or_else(|| {
+                StoreError::new(
+                    StoreErrorKind::Refused,
+                    format!("order {id} is new, and the commit creating it carries no document"),
+                )
+            })?),
+        };
+        inner.index(&id, live, wake);
         let was = inner.orders.get(&id).and_then(|s| s.completed);
         if was != completed {
             if let Some(at) = was {
@@ -240,21 +257,32 @@ impl Store for MemoryStore {
                 inner.completed.insert((at, id.clone()));
             }
         }
-        match inner.orders.entry(id) {
-            std::collections::hash_map::Entry::Occupied(mut o) => {
-                let stored = o.get_mut();
-                stored.state = commit.state;
-                stored.journey.extend(commit.journey);
-                stored.completed = completed;
+        match write {
+            Write::Apply(change) => {
+                if let Some(stored) = inner.orders.get_mut(&id) {
+                    stored.state.apply(change);
+                    // Held until the next turn loads a copy: keep no spare capacity.
+                    stored.state.shrink_to_fit();
+                    stored.journey.extend(journey);
+                    stored.live = live;
+                    stored.wake = wake;
+                    stored.completed = completed;
+                }
             }
-            std::collections::hash_map::Entry::Vacant(v) => {
-                let mut journey = commit.journey;
+            Write::Create(mut state) => {
+                state.shrink_to_fit();
+                let mut journey = journey;
                 journey.shrink_to_fit();
-                v.insert(Box::new(Stored {
-                    state: commit.state,
-                    journey,
-                    completed,
-                }));
+                inner.orders.insert(
+                    id,
+                    Box::new(Stored {
+                        state,
+                        journey,
+                        live,
+                        wake,
+                        completed,
+                    }),
+                );
             }
         }
         Ok(())
@@ -316,7 +344,7 @@ impl Store for MemoryStore {
         let (live, wake) = inner
             .orders
             .get(order)
-            .map_or((false, None), |s| (s.state.has_live(), s.state.next_wake()));
+            .map_or((false, None), |s| (s.live, s.wake));
         inner.index(order, live, wake);
         Ok(true)
     }

@@ -2,32 +2,41 @@
 //! journeys.
 //!
 //! The store's unit is the **order**: [`Store::load`] returns everything about one order as an
-//! [`OrderState`], and [`Store::commit`] writes a [`Commit`] — the new state and the journey
-//! rows it adds — atomically. The trait is coarse on purpose, so a SQL backend needs few round
-//! trips per step. [`MemoryStore`] is always compiled; durable backends come behind features.
+//! [`OrderState`], and [`Store::commit`] applies a [`ChangeSet`] — what changed since the
+//! revision it was computed from: the document if it changed, the executions that changed,
+//! the timeline entries and journey rows it appends — atomically. The trait is coarse on
+//! purpose, so a SQL backend needs few round trips per step, and a commit writes what
+//! changed, not the whole order again. [`MemoryStore`] is always compiled; durable backends come behind features.
 //!
 //! # Contract
 //!
 //! - `commit` is atomic: after it returns `Ok`, a `load` sees the whole commit; after an error,
 //!   it sees none of it or all of it, never part.
-//! - `commit` applies only if the stored revision is `commit.expected` (`None`: the order is
+//! - `commit` applies only if the stored revision is `change.expected` (`None`: the order is
 //!   not stored yet); otherwise it fails with [`StoreErrorKind::Conflict`] and changes nothing.
+//! - A commit changes what it carries and nothing else, as [`OrderState::apply`] says: a
+//!   document it does not carry stays; an execution it carries replaces the one with its
+//!   sequence number and the others stay; its timeline entries and journey rows come after
+//!   the ones already stored. The state a `load` returns is the stored one with every
+//!   commit applied in order.
 //! - `save_flow` with `frozen = true` also records the flow under its version, atomically with
 //!   the definition; frozen versions never change (saving one again leaves it as it
 //!   was). `save_policy` with `published = true` does the same for a policy's published
 //!   version.
-//! - `live_orders` lists exactly the orders whose last committed state has a live
-//!   execution.
-//! - `due(now, limit)` lists the orders whose committed state's
-//!   [`OrderState::next_wake`] is at or before `now`, earliest first; `next_due` is the
-//!   earliest such time over all orders. Both follow every commit.
+//! - `live_orders` lists exactly the orders whose last commit said they are
+//!   [`live`](ChangeSet::live) (the engine computes it as [`OrderState::has_live`]).
+//! - `due(now, limit)` lists the orders whose last commit's
+//!   [`next_wake`](ChangeSet::next_wake) ([`OrderState::next_wake`]) is at or before `now`,
+//!   earliest first; `next_due` is the earliest such time over all orders. Both follow
+//!   every commit.
 //! - `catalog_revision` rises with every `save_flow` and `save_policy`, atomically with
 //!   it, as every process sharing the store sees it.
 //! - An order [`set_aside`](Store::set_aside) is in neither `live_orders` nor `due` (nor a
 //!   shared store's claims) until [`restore`](Store::restore)d; nothing else about it
 //!   changes.
-//! - `purge(before, limit)` removes up to `limit` *completed* orders whose
-//!   [`OrderState::completed_at`] is earlier than `before`, oldest first, each atomically
+//! - `purge(before, limit)` removes up to `limit` *completed* orders whose last commit's
+//!   [`completed_at`](ChangeSet::completed_at) ([`OrderState::completed_at`]) is earlier
+//!   than `before`, oldest first, each atomically
 //!   with everything the store keeps for it (journey, and for a [`SharedStore`] its dead
 //!   letters), and returns their ids. Completed means no live execution and nothing
 //!   pending: no durable timer and, in a shared store, no queued event and no lease. An
@@ -50,7 +59,7 @@
 //! use orderflow::flow::Flow;
 //! use orderflow::journey::StepRow;
 //! use orderflow::rules::{PolicyDocument, PolicyRecord};
-//! use orderflow::store::{Commit, MemoryStore, SetAside, Store, StoreError, Unreadable};
+//! use orderflow::store::{ChangeSet, MemoryStore, SetAside, Store, StoreError, Unreadable};
 //!
 //! #[derive(Debug, Default)]
 //! struct Counting<S> {
@@ -87,9 +96,9 @@
 //!     async fn load(&self, order: &OrderId) -> Result<Option<OrderState>, StoreError> {
 //!         self.inner.load(order).await
 //!     }
-//!     async fn commit(&self, commit: Commit) -> Result<(), StoreError> {
+//!     async fn commit(&self, change: ChangeSet) -> Result<(), StoreError> {
 //!         self.commits.fetch_add(1, Ordering::Relaxed);
-//!         self.inner.commit(commit).await
+//!         self.inner.commit(change).await
 //!     }
 //!     async fn journey(&self, order: &OrderId) -> Result<Vec<StepRow>, StoreError> {
 //!         self.inner.journey(order).await
@@ -128,10 +137,19 @@
 //!     }
 //! }
 //!
+//! # futures::executor::block_on(async {
 //! let store = Counting::<MemoryStore>::default();
-//! # let _ = store;
+//! let mut state = OrderState::new(orderflow::document::Order::new("SO-1"));
+//! state.revision = 1;
+//! store.commit(ChangeSet::diff(None, &state)).await?;
+//! assert_eq!(store.commits.load(Ordering::Relaxed), 1);
+//! assert_eq!(store.load(state.id()).await?, Some(state));
+//! # Ok::<(), StoreError>(())
+//! # }).unwrap();
 //! ```
 
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub(crate) mod codec;
 mod memory;
 #[cfg(feature = "postgres")]
 mod postgres;
@@ -146,10 +164,10 @@ use async_trait::async_trait;
 use semver::Version;
 
 use crate::clock::Timestamp;
-use crate::document::OrderId;
-use crate::execution::OrderState;
+use crate::document::{Order, OrderId};
+use crate::execution::{Execution, OrderState};
 use crate::flow::Flow;
-use crate::journey::StepRow;
+use crate::journey::{StepRow, TimelineEntry};
 use crate::rules::{PolicyDocument, PolicyRecord};
 
 pub use memory::MemoryStore;
@@ -258,26 +276,141 @@ impl StoreError {
     }
 }
 
-/// An atomic change to one order.
-#[derive(Debug, Clone)]
+/// An atomic change to one order: what changed since the revision it was computed from.
+///
+/// A store checks `expected` against the revision it holds and then applies the change as
+/// [`OrderState::apply`] says: the document if the change carries one, each execution it
+/// carries in place of the stored one with the same sequence number, its timeline entries
+/// and journey rows appended. What it does not carry stays as stored. The indexes
+/// ([`live`](Self::live), [`next_wake`](Self::next_wake),
+/// [`completed_at`](Self::completed_at)) are computed from the whole state after the
+/// change, so a store that keeps rows need not rebuild it.
+///
+/// [`ChangeSet::diff`] computes one from two states.
+#[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
-pub struct Commit {
+pub struct ChangeSet {
+    /// The order.
+    pub order: OrderId,
     /// The revision the change was computed from; `None` for a new order.
     pub expected: Option<u64>,
-    /// The new state; its `revision` is the one stored.
-    pub state: OrderState,
-    /// Journey rows to append.
+    /// The order's revision once the change is applied: a revision the order has not had
+    /// since it was created (the engine counts up), as the SQL stores key the commit's
+    /// journal row by it.
+    pub revision: u64,
+    /// The document, when the order is new or the document changed since `expected`;
+    /// shared with the turn that changed it, not copied.
+    pub document: Option<Arc<Order>>,
+    /// Executions that are new or changed since `expected`, each whole: it replaces the
+    /// stored execution with its sequence number (`id.seq`), or is added.
+    pub executions: Vec<Execution>,
+    /// Timeline entries appended since `expected`, in arrival order.
+    pub timeline: Vec<TimelineEntry>,
+    /// Journey rows appended since `expected`, in order.
     pub journey: Vec<StepRow>,
+    /// The order's resume timer after the change ([`OrderState::resume_at`]).
+    pub resume_at: Option<Timestamp>,
+    /// Whether the order has a live execution after the change
+    /// ([`OrderState::has_live`]): what [`Store::live_orders`] lists.
+    pub live: bool,
+    /// The order's earliest durable timer after the change ([`OrderState::next_wake`]):
+    /// what [`Store::due`] and [`Store::next_due`] read.
+    pub next_wake: Option<Timestamp>,
+    /// When the order completed, after the change ([`OrderState::completed_at`]): what
+    /// [`Store::purge`] reads.
+    pub completed_at: Option<Timestamp>,
 }
 
-impl Commit {
-    /// A commit of `state` computed from revision `expected`.
-    pub fn new(expected: Option<u64>, state: OrderState, journey: Vec<StepRow>) -> Self {
+impl ChangeSet {
+    /// The change that takes an order from `before` (`None`: not stored yet) to `after`:
+    /// `after`'s revision, resume timer and indexes; its document when `before` has none
+    /// or another one; its executions that are new or differ from `before`'s; its
+    /// timeline entries past `before`'s. No journey rows: add them with
+    /// [`with_journey`](Self::with_journey).
+    pub fn diff(before: Option<&OrderState>, after: &OrderState) -> Self {
+        let document = match before {
+            Some(b) if Arc::ptr_eq(&b.order, &after.order) || b.order == after.order => None,
+            _ => Some(after.order.clone()),
+        };
+        let executions = after
+            .executions
+            .iter()
+            .filter(|e| {
+                before.is_none_or(|b| {
+                    b.executions
+                        .binary_search_by_key(&e.id.seq, |x| x.id.seq)
+                        .map_or(true, |i| b.executions[i] != **e)
+                })
+            })
+            .cloned()
+            .collect();
+        let seen = before.map_or(0, |b| b.timeline.len());
         Self {
-            expected,
-            state,
-            journey,
+            document,
+            executions,
+            timeline: after.timeline.get(seen..).unwrap_or_default().to_vec(),
+            ..Self::indexes(before.map(|b| b.revision), after)
         }
+    }
+
+    /// A change from revision `expected` to `state` that carries no document, execution,
+    /// timeline entry or journey row yet: `state`'s id, revision, resume timer and
+    /// indexes. The engine fills in what it changed.
+    pub fn indexes(expected: Option<u64>, state: &OrderState) -> Self {
+        Self {
+            order: state.order.id.clone(),
+            expected,
+            revision: state.revision,
+            document: None,
+            executions: Vec::new(),
+            timeline: Vec::new(),
+            journey: Vec::new(),
+            resume_at: state.resume_at,
+            live: state.has_live(),
+            next_wake: state.next_wake(),
+            completed_at: state.completed_at(),
+        }
+    }
+
+    /// The change with `rows` as its journey rows.
+    pub fn with_journey(mut self, rows: Vec<StepRow>) -> Self {
+        self.journey = rows;
+        self
+    }
+}
+
+// Here rather than in `execution`, which has no business knowing the store's types.
+impl OrderState {
+    /// Applies a [`ChangeSet`] computed from this state's revision: the new revision and
+    /// resume timer, the document if the change carries one, each execution it carries in
+    /// place of the one with the same sequence number (or added in start order), and its
+    /// timeline entries appended. What a store that keeps whole states does on a commit,
+    /// once it has checked the revision; journey rows are not part of the state.
+    pub fn apply(&mut self, change: ChangeSet) {
+        self.revision = change.revision;
+        self.resume_at = change.resume_at;
+        if let Some(document) = change.document {
+            self.order = document;
+        }
+        for execution in change.executions {
+            match self
+                .executions
+                .binary_search_by_key(&execution.id.seq, |e| e.id.seq)
+            {
+                Ok(i) => self.executions[i] = execution,
+                Err(i) => self.executions.insert(i, execution),
+            }
+        }
+        self.timeline.extend(change.timeline);
+    }
+
+    /// The state a [`ChangeSet`] for a new order creates (`None` if it carries no
+    /// document): what [`apply`](Self::apply) makes of it on an empty state.
+    pub fn created(change: ChangeSet) -> Option<Self> {
+        let document = change.document.clone()?;
+        let mut state = Self::from_parts(document, 0, Vec::new(), Vec::new(), None);
+        state.apply(change);
+        Some(state)
     }
 }
 
@@ -304,8 +437,9 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     ) -> Result<Option<PolicyDocument>, StoreError>;
     /// Everything about one order.
     async fn load(&self, order: &OrderId) -> Result<Option<OrderState>, StoreError>;
-    /// Applies a change to one order atomically.
-    async fn commit(&self, commit: Commit) -> Result<(), StoreError>;
+    /// Applies a change to one order atomically, if the order is at the revision the
+    /// change was computed from.
+    async fn commit(&self, change: ChangeSet) -> Result<(), StoreError>;
     /// The journey rows of an order, in order.
     async fn journey(&self, order: &OrderId) -> Result<Vec<StepRow>, StoreError>;
     /// Orders that have a live execution.
@@ -442,8 +576,8 @@ macro_rules! forward_store {
             async fn load(&self, order: &OrderId) -> Result<Option<OrderState>, StoreError> {
                 (**self).load(order).await
             }
-            async fn commit(&self, commit: Commit) -> Result<(), StoreError> {
-                (**self).commit(commit).await
+            async fn commit(&self, change: ChangeSet) -> Result<(), StoreError> {
+                (**self).commit(change).await
             }
             async fn journey(&self, order: &OrderId) -> Result<Vec<StepRow>, StoreError> {
                 (**self).journey(order).await

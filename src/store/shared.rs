@@ -48,7 +48,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use semver::Version;
 
-use super::{Commit, MemoryStore, SetAside, Store, StoreError, StoreErrorKind};
+use super::{ChangeSet, MemoryStore, SetAside, Store, StoreError, StoreErrorKind};
 use crate::clock::{Clock, Timestamp};
 use crate::document::OrderId;
 use crate::event::Event;
@@ -442,17 +442,17 @@ impl Store for SharedMemoryStore {
         self.shared.store.load(order).await
     }
 
-    async fn commit(&self, commit: Commit) -> Result<(), StoreError> {
-        let fence = self.held().get(&commit.state.order.id).copied();
+    async fn commit(&self, change: ChangeSet) -> Result<(), StoreError> {
+        let fence = self.held().get(&change.order).copied();
         let Some(fence) = fence else {
-            return self.shared.store.commit(commit).await;
+            return self.shared.store.commit(change).await;
         };
-        let lease = Lease::new(commit.state.order.id.clone(), fence);
+        let lease = Lease::new(change.order.clone(), fence);
         // The queue stays locked across the write, so no claim comes between the fence
         // check and the commit.
         let mut queue = self.shared.lock().await;
         let work = Self::current(&mut queue, &lease)?;
-        self.shared.store.commit(commit).await?;
+        self.shared.store.commit(change).await?;
         if let Some((_, until, length)) = &mut work.lease {
             *until = self.shared.clock.now().after(*length);
         }

@@ -21,13 +21,13 @@
 //! use std::sync::Arc;
 //! use orderflow::document::Order;
 //! use orderflow::execution::OrderState;
-//! use orderflow::store::{Commit, MemoryStore, Store, StoreErrorKind};
+//! use orderflow::store::{ChangeSet, MemoryStore, Store, StoreErrorKind};
 //! use orderflow::testing::store::{Fault, FaultyStore};
 //!
 //! let store = FaultyStore::new(Arc::new(MemoryStore::new()));
 //! store.fail_at(0, Fault::CrashAfter);
 //! let state = OrderState::new(Order::new("SO-1"));
-//! let err = store.commit(Commit::new(None, state, Vec::new())).await.unwrap_err();
+//! let err = store.commit(ChangeSet::diff(None, &state)).await.unwrap_err();
 //! assert_eq!(err.kind(), StoreErrorKind::Unavailable);
 //! assert!(store.is_down());
 //! // The write landed before the "crash".
@@ -51,7 +51,7 @@ use crate::execution::OrderState;
 use crate::flow::Flow;
 use crate::journey::StepRow;
 use crate::rules::{PolicyDocument, PolicyRecord};
-use crate::store::{Commit, SetAside, Store, StoreError, StoreErrorKind, Unreadable};
+use crate::store::{ChangeSet, SetAside, Store, StoreError, StoreErrorKind, Unreadable};
 
 /// What happens to the operation a fault is armed for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -365,9 +365,9 @@ impl Store for FaultyStore {
         self.run("load", Some(order), self.inner.load(order)).await
     }
 
-    async fn commit(&self, commit: Commit) -> Result<(), StoreError> {
-        let order = commit.state.order.id.clone();
-        self.run("commit", Some(&order), self.inner.commit(commit))
+    async fn commit(&self, change: ChangeSet) -> Result<(), StoreError> {
+        let order = change.order.clone();
+        self.run("commit", Some(&order), self.inner.commit(change))
             .await
     }
 
@@ -443,8 +443,8 @@ mod tests {
         state
     }
 
-    fn create(id: &str) -> Commit {
-        Commit::new(None, state(id, 1), Vec::new())
+    fn create(id: &str) -> ChangeSet {
+        ChangeSet::diff(None, &state(id, 1))
     }
 
     fn faulty() -> FaultyStore {
@@ -561,7 +561,7 @@ mod tests {
         let store = faulty();
         store.commit(create("SO-1")).await.unwrap();
         store.fail_at(1, Fault::CrashAfter);
-        let next = Commit::new(Some(1), state("SO-1", 2), Vec::new());
+        let next = ChangeSet::diff(Some(&state("SO-1", 1)), &state("SO-1", 2));
         let err = store.commit(next).await.unwrap_err();
         assert_eq!(err.kind(), StoreErrorKind::Unavailable);
         assert!(store.is_down());

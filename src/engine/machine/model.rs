@@ -177,6 +177,7 @@ fn run_order(plan: &Arc<Plan>, order: Order) -> std::result::Result<Ran, String>
             crate::journey::StepRef::Node(n) => plan.node(n).name.clone(),
             crate::journey::StepRef::Merge(j) => plan.join(j).name.clone(),
             crate::journey::StepRef::End => "end".into(),
+            crate::journey::StepRef::Named => "?".into(),
         };
         let mask = if row.outcome() == Outcome::Skipped {
             None

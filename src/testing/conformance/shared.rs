@@ -9,7 +9,7 @@ use crate::clock::Timestamp;
 use crate::document::{Order, OrderId};
 use crate::event::{Event, EventKind};
 use crate::execution::OrderState;
-use crate::store::{Commit, SharedStore, StoreErrorKind};
+use crate::store::{ChangeSet, SharedStore, StoreErrorKind};
 
 fn new_order(id: &str) -> Event {
     Event::new_order(Order::new(id))
@@ -78,9 +78,7 @@ where
 
     // A commit by the holder is fenced and lands.
     let state = OrderState::new(Order::new("SH-1"));
-    a.commit(Commit::new(None, state.clone(), Vec::new()))
-        .await
-        .unwrap();
+    a.commit(ChangeSet::diff(None, &state)).await.unwrap();
     a.consume(&held, inbox[0].seq, None).await.unwrap();
     assert!(
         a.inbox(&held, 10).await.unwrap().is_empty(),
@@ -135,13 +133,9 @@ where
     // and writes nothing.
     a.enqueue(&new_order("SH-2")).await.unwrap();
     let stale = a.claim(now, 10, lease).await.unwrap().remove(0);
-    a.commit(Commit::new(
-        None,
-        OrderState::new(Order::new("SH-2")),
-        Vec::new(),
-    ))
-    .await
-    .unwrap();
+    a.commit(ChangeSet::diff(None, &OrderState::new(Order::new("SH-2"))))
+        .await
+        .unwrap();
     expire().await;
     let taken = b.claim(now, 10, lease).await.unwrap();
     assert_eq!(taken.len(), 1, "a lapsed lease is taken over");
@@ -151,7 +145,7 @@ where
     next.revision += 1;
     std::sync::Arc::make_mut(&mut next.order).order_source = Some("stale write".to_owned());
     let err = a
-        .commit(Commit::new(Some(stored.revision), next.clone(), Vec::new()))
+        .commit(ChangeSet::diff(Some(&stored), &next))
         .await
         .unwrap_err();
     assert_eq!(err.kind(), StoreErrorKind::LeaseLost, "{err}");
@@ -161,7 +155,7 @@ where
         "nothing written"
     );
     // The new holder's commit lands.
-    b.commit(Commit::new(Some(stored.revision), next.clone(), Vec::new()))
+    b.commit(ChangeSet::diff(Some(&stored), &next))
         .await
         .unwrap();
     assert_eq!(b.load(&OrderId::from("SH-2")).await.unwrap().unwrap(), next);
@@ -176,9 +170,7 @@ where
     let held_timed = a.claim(now, 10, lease).await.unwrap().remove(0);
     let state = timed("SH-3", 0, &[50_000]);
     let wake = state.next_wake().expect("the state has a timer");
-    a.commit(Commit::new(None, state, Vec::new()))
-        .await
-        .unwrap();
+    a.commit(ChangeSet::diff(None, &state)).await.unwrap();
     for q in a.inbox(&held_timed, 10).await.unwrap() {
         a.consume(&held_timed, q.seq, None).await.unwrap();
     }
@@ -298,13 +290,9 @@ where
     let held = a.claim(now, 10, lease).await.unwrap();
     assert_eq!(held.len(), 1, "the retention order is claimed");
     let held = held[0].clone();
-    a.commit(Commit::new(
-        None,
-        OrderState::new(Order::new("RET-1")),
-        Vec::new(),
-    ))
-    .await
-    .unwrap();
+    a.commit(ChangeSet::diff(None, &OrderState::new(Order::new("RET-1"))))
+        .await
+        .unwrap();
     let first = a.inbox(&held, 10).await.unwrap();
     a.consume(&held, first[0].seq, Some("cannot be processed"))
         .await

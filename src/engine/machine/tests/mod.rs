@@ -226,6 +226,7 @@ fn name(plan: &Plan, row: &StepRow) -> String {
         StepRef::Node(n) => plan.node(n).name.clone(),
         StepRef::Merge(j) => format!("{} (merge)", plan.join(j).name),
         StepRef::End => "end".into(),
+        StepRef::Named => "?".into(),
     }
 }
 

@@ -1,0 +1,111 @@
+use super::*;
+use crate::document::OrderId;
+use crate::execution::OrderState;
+use crate::store::{ChangeSet, Store};
+
+fn big_order(id: &str) -> OrderState {
+    let mut order = crate::document::Order::new(id);
+    for n in 0..2_000 {
+        order = order.with_line(crate::document::OrderLine::new(n.to_string(), "Pen", 1));
+    }
+    OrderState::new(order)
+}
+
+#[test]
+fn a_full_disk_refuses_the_batch_and_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path().join("full.db")).unwrap();
+    futures::executor::block_on(async {
+        let small = OrderState::new(crate::document::Order::new("small"));
+        store.commit(ChangeSet::diff(None, &small)).await.unwrap();
+        // The database may grow no more: what SQLite reports on a full disk.
+        let limit = |pages: Option<i64>| {
+            store.write(move |conn, _| {
+                let count: i64 = conn
+                    .pragma_query_value(None, "page_count", |row| row.get(0))
+                    .unwrap();
+                conn.pragma_update(None, "max_page_count", pages.unwrap_or(count))
+                    .unwrap();
+                Ok(())
+            })
+        };
+        limit(None).await.unwrap();
+        let err = store
+            .commit(ChangeSet::diff(None, &big_order("big")))
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), StoreErrorKind::Refused, "{err}");
+        assert!(err.to_string().contains("full"), "{err}");
+        assert_eq!(store.load(&OrderId::from("big")).await.unwrap(), None);
+        assert!(store.load(&OrderId::from("small")).await.unwrap().is_some());
+
+        limit(Some(1 << 30)).await.unwrap();
+        store
+            .commit(ChangeSet::diff(None, &big_order("big")))
+            .await
+            .unwrap();
+        assert_eq!(
+            store.load(&OrderId::from("big")).await.unwrap(),
+            Some(big_order("big"))
+        );
+    });
+}
+
+#[test]
+fn a_dead_writer_fails_every_later_call() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path().join("dead.db")).unwrap();
+    futures::executor::block_on(async {
+        let err = store
+            .write(|_, _| panic!("the writer thread dies"))
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), StoreErrorKind::Unavailable);
+        let state = OrderState::new(crate::document::Order::new("A"));
+        let err = store
+            .commit(ChangeSet::diff(None, &state))
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), StoreErrorKind::Unavailable);
+        assert!(err.is_retryable());
+        // Reads go on: they have a thread of their own.
+        assert_eq!(store.load(&OrderId::from("A")).await.unwrap(), None);
+    });
+}
+
+#[test]
+fn a_binary_row_of_an_unknown_format_is_corrupt_naming_the_order_and_the_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path().join("future.db")).unwrap();
+    futures::executor::block_on(async {
+        let mut state = OrderState::new(crate::document::Order::new("SO-9"));
+        state.executions.push(
+            serde_json::from_value(serde_json::json!({
+                "id": {"order": "SO-9", "seq": 3}, "flow": "F", "version": "1.0.0",
+                "trigger": 1, "round": 0, "tokens": [], "joins": [], "next_token": 1,
+                "steps": 0, "started": 100, "ended": null,
+            }))
+            .unwrap(),
+        );
+        store.commit(ChangeSet::diff(None, &state)).await.unwrap();
+        assert_eq!(store.load(state.id()).await.unwrap(), Some(state.clone()));
+        // As a newer orderflow would write it: another format version.
+        store
+            .write(|conn, _| {
+                conn.execute(
+                    "UPDATE executions SET state = x'7f00' WHERE order_id = 'SO-9'",
+                    [],
+                )
+                .unwrap();
+                Ok(())
+            })
+            .await
+            .unwrap();
+        let err = store.load(state.id()).await.unwrap_err();
+        assert_eq!(err.kind(), StoreErrorKind::Corrupt, "{err}");
+        let message = err.to_string();
+        for part in ["SO-9", "execution 3", "format version 127", "future.db"] {
+            assert!(message.contains(part), "{part}: {message}");
+        }
+    });
+}
