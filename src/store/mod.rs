@@ -140,7 +140,7 @@
 //! # futures::executor::block_on(async {
 //! let store = Counting::<MemoryStore>::default();
 //! let mut state = OrderState::new(orderflow::document::Order::new("SO-1"));
-//! state.revision = 1;
+//! state.set_revision(1);
 //! store.commit(ChangeSet::diff(None, &state)).await?;
 //! assert_eq!(store.commits.load(Ordering::Relaxed), 1);
 //! assert_eq!(store.load(state.id()).await?, Some(state));

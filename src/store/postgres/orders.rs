@@ -242,8 +242,7 @@ impl PostgresStore {
                 let id: &str = row.try_get(0).map_err(|e| self.corrupt(what, e))?;
                 let revision: i64 = row.try_get(1).map_err(|e| self.corrupt(what, e))?;
                 let state: Option<&str> = row.try_get(2).map_err(|e| self.corrupt(what, e))?;
-                let Some(state) = state.and_then(|s| OrderState::from_json(s).ok())
-                else {
+                let Some(state) = state.and_then(|s| OrderState::from_json(s).ok()) else {
                     continue;
                 };
                 let steps: Vec<StepRow> = tx

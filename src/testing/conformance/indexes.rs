@@ -100,13 +100,7 @@ pub(super) async fn due_follows_timers(store: &dyn Store) {
     c.eq(
         "fixture: the orders' next_wake()",
         states.iter().map(OrderState::next_wake).collect(),
-        vec![
-            Some(at(300)),
-            Some(at(100)),
-            Some(at(200)),
-            None,
-            None,
-        ],
+        vec![Some(at(300)), Some(at(100)), Some(at(200)), None, None],
     );
 
     c.eq("next_due()", c.next_due(store).await, Some(at(100)));

@@ -55,7 +55,6 @@ use serde::de::DeserializeOwned;
 
 use crate::clock::Timestamp;
 use crate::document::{Entity, Order, OrderId, OrderLine};
-use rust_decimal::Decimal;
 use crate::event::EventKind;
 use crate::execution::{
     Execution, ExecutionId, OrderState, Phase, Position, Resume, Selection, Token,
@@ -66,6 +65,7 @@ use crate::orchestration::ActionKind;
 use crate::policy::{Criticality, PolicyKind};
 use crate::rules::{Condition, PolicyDocument, PolicyRecord, PolicyStatus, Rule};
 use crate::store::{ChangeSet, Store, StoreError, StoreErrorKind};
+use rust_decimal::Decimal;
 
 /// Runs every conformance check, each on a fresh, empty store from `make`.
 ///
