@@ -139,3 +139,46 @@ fn check_exact(what: &'static str, json: &str, part: &str, offset: usize) -> Res
         ),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::error::Error;
+    use crate::event::Event;
+
+    #[test]
+    fn an_inexact_number_in_an_order_document_is_named_at_its_line_and_column() {
+        let digits = "0.12345678901234567891";
+        // The payload is the host's: the same number there is left alone.
+        let json = format!(
+            "{{\"id\": \"e-1\", \"kind\": \"New Order\", \"order\": \"SO-1\",\n\
+             \"payload\": {{\"note\": {digits}}},\n\
+             \"document\": {{\"id\": \"SO-1\",\n  \"custom\": {{\"weight\": {digits}}}}}}}"
+        );
+        let e = Event::from_json(&json).unwrap_err();
+        let Error::Document {
+            what,
+            line,
+            column,
+            message,
+        } = &e
+        else {
+            panic!("a document error: {e}");
+        };
+        assert_eq!((*what, *line, *column), ("event", 4, 24), "{e}");
+        assert!(message.contains(&format!("\"{digits}\"")), "{message}");
+
+        let exact = json.replacen(&format!("\"weight\": {digits}"), "\"weight\": 0.5", 1);
+        Event::from_json(&exact).unwrap();
+    }
+
+    #[test]
+    fn a_record_written_as_an_array_is_refused_with_its_place() {
+        let json = r#"{"id": "e-1", "kind": "New Order", "order": "SO-1", "document": ["SO-1"]}"#;
+        let e = Event::from_json(json).unwrap_err();
+        assert!(
+            matches!(&e, Error::Document { line: 0, message, .. }
+                if message.contains("expected an object at $.document, found an array")),
+            "{e}"
+        );
+    }
+}
