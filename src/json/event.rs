@@ -18,10 +18,10 @@ impl Event {
 
     /// Parses an event within `limits`: its size before parsing
     /// (`max_event_bytes`), every string's length, then the payload's and order
-    /// document's sizes. Past a limit: [`Error::Limit`](crate::Error::Limit); malformed, or
+    /// document's sizes. Past a limit: [`Error::Limit`]; malformed, or
     /// with a number in the order document that does not read as the decimal it writes
     /// (more than 15 significant digits: write it as a string):
-    /// [`Error::Document`](crate::Error::Document).
+    /// [`Error::Document`].
     pub fn from_json_with(json: &str, limits: &Limits) -> Result<Self, Error> {
         event_text(json, limits)?;
         let event: Self = parse_document(

@@ -15,8 +15,8 @@ impl Flow {
 
     /// Parses a flow from JSON within `limits`: the document's size before parsing, every
     /// string's length, then steps, branches and element nesting
-    /// ([`check_limits`](Self::check_limits)). Past a limit: [`Error::Limit`](crate::Error::Limit)
-    /// naming it and the place; malformed: [`Error::Document`](crate::Error::Document).
+    /// ([`check_limits`](Self::check_limits)). Past a limit: [`Error::Limit`]
+    /// naming it and the place; malformed: [`Error::Document`].
     pub fn from_json_with(json: &str, limits: &Limits) -> Result<Self, Error> {
         let flow: Self = parse_document(
             "flow",

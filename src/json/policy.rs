@@ -7,7 +7,7 @@ use crate::limits::Limits;
 use crate::rules::PolicyDocument;
 
 impl PolicyDocument {
-    /// Parses a policy from JSON. Fails with [`Error::Document`](crate::Error::Document) on
+    /// Parses a policy from JSON. Fails with [`Error::Document`] on
     /// malformed JSON, unknown fields, wrong types, a number that does not read as the
     /// decimal it writes (more than 15 significant digits: write `{"decimal": "…"}`),
     /// nesting past the parser's bound, or a
@@ -18,7 +18,7 @@ impl PolicyDocument {
     }
 
     /// Parses a policy within `limits`: size, strings, then rules and the nesting of their
-    /// conditions ([`check_limits`](Self::check_limits)). Past a limit: [`Error::Limit`](crate::Error::Limit).
+    /// conditions ([`check_limits`](Self::check_limits)). Past a limit: [`Error::Limit`].
     pub fn from_json_with(json: &str, limits: &Limits) -> Result<Self, Error> {
         let policy: Self = parse_document(
             "policy",
