@@ -32,6 +32,7 @@ pub mod policy;
 pub mod prelude;
 pub mod provider;
 pub mod redact;
+pub mod render;
 pub mod rules;
 pub mod store;
 #[cfg(feature = "testing")]

@@ -49,7 +49,6 @@ pub mod analysis;
 mod builder;
 mod limits;
 mod names;
-pub mod render;
 mod validate;
 
 use std::fmt;
