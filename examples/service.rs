@@ -29,7 +29,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use orderflow::document::OrderId;
 use orderflow::execution::ExecutionId;
-use orderflow::flow::{Flow, render};
+use orderflow::flow::Flow;
+use orderflow::render;
 use orderflow::rules::PolicyDocument;
 use orderflow::{Engine, Error, ErrorKind, Event, MemoryProvider};
 

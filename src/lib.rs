@@ -22,15 +22,17 @@ pub mod execution;
 pub mod flow;
 pub mod guide;
 pub mod journey;
+mod json;
 pub mod limits;
+mod measure;
 pub mod metrics;
 mod number;
 pub mod orchestration;
-mod parse;
 pub mod policy;
 pub mod prelude;
 pub mod provider;
 pub mod redact;
+pub mod render;
 pub mod rules;
 pub mod store;
 #[cfg(feature = "testing")]

@@ -112,33 +112,6 @@ fn reads_exactly(token: &str) -> bool {
     }
 }
 
-/// Refuses a document whose JSON numbers do not all read as the decimals written (see
-/// [`first_inexact`]); `offset` is where `part` starts in `json`, for the position.
-pub(crate) fn check_exact(
-    what: &'static str,
-    json: &str,
-    part: &str,
-    offset: usize,
-) -> Result<(), crate::Error> {
-    let Some((at, token)) = first_inexact(part) else {
-        return Ok(());
-    };
-    let before = &json[..(offset + at).min(json.len())];
-    let line = before.matches('\n').count() + 1;
-    let column = before.len() - before.rfind('\n').map_or(0, |n| n + 1) + 1;
-    Err(crate::Error::Document {
-        what,
-        line,
-        column,
-        message: format!(
-            "the number {token} has more digits than a JSON number carries exactly (15 \
-             significant digits): write it as a string (\"{token}\") for a quantity or a \
-             price, or as {{\"decimal\": \"{token}\"}} for a rule's value or a custom \
-             attribute"
-        ),
-    })
-}
-
 /// The double that reads back as exactly `value` (see [`from_f64`]), if there is one.
 pub(crate) fn exact_f64(value: Decimal) -> Option<f64> {
     let f: f64 = value.to_string().parse().ok()?;

@@ -11,7 +11,8 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use orderflow::document::{Order, OrderLine};
-use orderflow::flow::{ActionStep, Flow, RetryPolicy, SequenceBuilder, render};
+use orderflow::flow::{ActionStep, Flow, RetryPolicy, SequenceBuilder};
+use orderflow::render;
 use orderflow::rules::PolicyDocument;
 use orderflow::{
     ActionKind, Engine, Event, EventKind, Journey, MemoryProvider, MemoryStore, Outcome,

@@ -25,7 +25,7 @@ impl Order {
                 format!("{} (order document)", place()),
             ));
         }
-        let size = crate::parse::serialized_size(self);
+        let size = crate::measure::serialized_size(self);
         if size > limits.max_order_bytes {
             return Err(LimitError::new(
                 what,

@@ -1,10 +1,10 @@
-//! An event within the [`Limits`]: its text, measured before it is parsed, and the typed
-//! event.
+//! An event within the [`Limits`]: its strings, its payload and the order document it
+//! brings, checked on the typed event.
 
 use super::Event;
 use crate::document::RecordId;
 use crate::limits::{LimitError, Limits};
-use crate::parse::{check_strings, serialized_size, shorten};
+use crate::measure::{check_strings, serialized_size, shorten};
 
 impl Event {
     /// Checks the event within `limits` — its strings, its payload's size and strings, and
@@ -66,81 +66,6 @@ impl Event {
         }
         Ok(())
     }
-}
-
-/// An event's payload and order document as written in its text, measured without building
-/// them, so an oversize one is turned away in time and memory independent of its content.
-pub(crate) fn event_text(json: &str, limits: &Limits) -> Result<(), crate::Error> {
-    use serde_json::value::RawValue;
-    #[derive(serde::Deserialize)]
-    struct Parts<'a> {
-        #[serde(borrow, default)]
-        id: Option<&'a RawValue>,
-        #[serde(borrow, default)]
-        payload: Option<&'a RawValue>,
-        #[serde(borrow, default)]
-        document: Option<&'a RawValue>,
-    }
-    if json.len() > limits.max_event_bytes {
-        return Err(LimitError::new(
-            "event",
-            "max_event_bytes",
-            limits.max_event_bytes,
-            json.len(),
-            "the document".into(),
-        )
-        .into());
-    }
-    // A text that is not an event object is left to the full parse to report.
-    let Ok(parts) = serde_json::from_str::<Parts<'_>>(json) else {
-        return Ok(());
-    };
-    let id = parts.id.map_or("", |r| r.get().trim_matches('"'));
-    let place = || format!("event '{}'", shorten(id));
-    if let Some(payload) = parts.payload {
-        let size = payload.get().len();
-        if size > limits.max_payload_bytes {
-            return Err(LimitError::new(
-                "event",
-                "max_payload_bytes",
-                limits.max_payload_bytes,
-                size,
-                place(),
-            )
-            .into());
-        }
-    }
-    if let Some(document) = parts.document {
-        let size = document.get().len();
-        if size > limits.max_order_bytes {
-            return Err(LimitError::new(
-                "event",
-                "max_order_bytes",
-                limits.max_order_bytes,
-                size,
-                place(),
-            )
-            .into());
-        }
-    }
-    Ok(())
-}
-
-/// An event's order document as written in its text, and where it starts: its numbers are
-/// decimals and must read as written (the payload is the host's and may hold any number).
-pub(crate) fn event_document_text(json: &str) -> Option<(&str, usize)> {
-    #[derive(serde::Deserialize)]
-    struct Parts<'a> {
-        #[serde(borrow, default)]
-        document: Option<&'a serde_json::value::RawValue>,
-    }
-    let document = serde_json::from_str::<Parts<'_>>(json)
-        .ok()?
-        .document?
-        .get();
-    // The raw value borrows from `json`: its start is an offset into it.
-    let offset = (document.as_ptr() as usize).checked_sub(json.as_ptr() as usize)?;
-    Some((document, offset))
 }
 
 #[cfg(test)]

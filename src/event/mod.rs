@@ -189,38 +189,6 @@ pub struct Event {
 }
 
 impl Event {
-    /// Parses an event from JSON (as a host receives it from a commerce site or a 3PL)
-    /// within the default [`Limits`](crate::limits::Limits): see
-    /// [`from_json_with`](Self::from_json_with).
-    pub fn from_json(json: &str) -> Result<Self, crate::Error> {
-        Self::from_json_with(json, &crate::limits::Limits::default())
-    }
-
-    /// Parses an event within `limits`: its size before parsing
-    /// (`max_event_bytes`), every string's length, then the payload's and order
-    /// document's sizes. Past a limit: [`Error::Limit`](crate::Error::Limit); malformed, or
-    /// with a number in the order document that does not read as the decimal it writes
-    /// (more than 15 significant digits: write it as a string):
-    /// [`Error::Document`](crate::Error::Document).
-    pub fn from_json_with(
-        json: &str,
-        limits: &crate::limits::Limits,
-    ) -> Result<Self, crate::Error> {
-        self::limits::event_text(json, limits)?;
-        let event: Self = crate::parse::parse_document(
-            "event",
-            json,
-            limits,
-            ("max_event_bytes", limits.max_event_bytes),
-            |_| Ok(()),
-        )?;
-        event.check_limits(limits)?;
-        if let Some((document, offset)) = self::limits::event_document_text(json) {
-            crate::number::check_exact("event", json, document, offset)?;
-        }
-        Ok(event)
-    }
-
     /// An event of a kind about an order.
     pub fn new(id: impl Into<EventId>, kind: EventKind, order: impl Into<OrderId>) -> Self {
         Self {

@@ -1,9 +1,8 @@
-//! A flow within the [`Limits`]: its parsed JSON before the typed flow is built, and the
+//! A flow within the [`Limits`]: its steps, branches and element nesting, checked on the
 //! typed flow (one read from JSON or built in code).
 
 use super::{Flow, Step, StepPath};
 use crate::limits::{LimitError, Limits};
-use crate::parse::{document_error, shorten};
 
 impl Flow {
     /// Checks the flow within `limits` — its name, and its steps, branches and element
@@ -111,104 +110,6 @@ impl Flow {
         }
         Ok(())
     }
-}
-
-/// The step kinds a flow document writes, one per step object.
-const STEP_KINDS: [&str; 5] = [
-    "action",
-    "condition",
-    "condition_merge",
-    "splitter",
-    "splitter_merge",
-];
-
-/// The form and size of a flow document on its parsed JSON, before the typed flow is
-/// built: each step an object with exactly one step kind (so a mistake reads as itself
-/// rather than as the parser's complaint at a comma), and the step, branch and nesting
-/// limits, checked as the walk goes so it never holds more than the limits allow.
-pub(crate) fn flow_shape(value: &serde_json::Value, limits: &Limits) -> Result<(), crate::Error> {
-    use serde_json::Value;
-    // (a sequence, its place, element nesting)
-    let mut stack: Vec<(&Value, String, usize)> = Vec::new();
-    if let Some(steps) = value.get("steps") {
-        stack.push((steps, "$.steps".to_owned(), 0));
-    }
-    let mut count = 0usize;
-    while let Some((sequence, path, depth)) = stack.pop() {
-        let Value::Array(steps) = sequence else {
-            continue;
-        };
-        for (i, step) in steps.iter().enumerate() {
-            count += 1;
-            if count > limits.max_steps {
-                return Err(LimitError::new(
-                    "flow",
-                    "max_steps",
-                    limits.max_steps,
-                    count,
-                    format!("{path}[{i}]"),
-                )
-                .into());
-            }
-            let Value::Object(map) = step else {
-                continue;
-            };
-            if map.len() != 1 || !map.keys().all(|k| STEP_KINDS.contains(&k.as_str())) {
-                let keys: Vec<String> = map.keys().map(|k| format!("`{}`", shorten(k))).collect();
-                return Err(document_error(
-                    "flow",
-                    format!(
-                        "a step has exactly one of `action`, `condition`, `condition_merge`, `splitter`, `splitter_merge`; found {} at {path}[{i}]",
-                        if keys.is_empty() {
-                            "none".to_owned()
-                        } else {
-                            keys.join(", ")
-                        }
-                    ),
-                ));
-            }
-            for (kind, body) in map {
-                let nested = body.get("yes").is_some()
-                    || body.get("no").is_some()
-                    || body.get("branches").is_some();
-                if !nested {
-                    continue;
-                }
-                let at = format!("{path}[{i}].{kind}");
-                if depth + 1 > limits.max_nesting {
-                    return Err(LimitError::new(
-                        "flow",
-                        "max_nesting",
-                        limits.max_nesting,
-                        depth + 1,
-                        at,
-                    )
-                    .into());
-                }
-                for key in ["yes", "no"] {
-                    if let Some(seq) = body.get(key) {
-                        stack.push((seq, format!("{at}.{key}"), depth + 1));
-                    }
-                }
-                if let Some(Value::Object(branches)) = body.get("branches") {
-                    if branches.len() > limits.max_branches {
-                        return Err(LimitError::new(
-                            "flow",
-                            "max_branches",
-                            limits.max_branches,
-                            branches.len(),
-                            at,
-                        )
-                        .into());
-                    }
-                    for (name, seq) in branches {
-                        stack.push((seq, format!("{at}.branches.{}", shorten(name)), depth + 1));
-                    }
-                }
-            }
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

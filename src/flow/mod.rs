@@ -49,7 +49,6 @@ pub mod analysis;
 mod builder;
 mod limits;
 mod names;
-pub mod render;
 mod validate;
 
 use std::fmt;
@@ -338,30 +337,6 @@ impl Flow {
     /// Starts a builder for a flow of the order orchestration type at version 1.0.0.
     pub fn builder(name: impl Into<String>) -> FlowBuilder {
         FlowBuilder::new(name)
-    }
-
-    /// Parses a flow document, rejecting unknown fields and wrong types with the place.
-    pub fn from_json(json: &str) -> Result<Self, crate::Error> {
-        Self::from_json_with(json, &crate::limits::Limits::default())
-    }
-
-    /// Parses a flow from JSON within `limits`: the document's size before parsing, every
-    /// string's length, then steps, branches and element nesting
-    /// ([`check_limits`](Self::check_limits)). Past a limit: [`Error::Limit`](crate::Error::Limit)
-    /// naming it and the place; malformed: [`Error::Document`](crate::Error::Document).
-    pub fn from_json_with(
-        json: &str,
-        limits: &crate::limits::Limits,
-    ) -> Result<Self, crate::Error> {
-        let flow: Self = crate::parse::parse_document(
-            "flow",
-            json,
-            limits,
-            ("max_document_bytes", limits.max_document_bytes),
-            |value| limits::flow_shape(value, limits),
-        )?;
-        flow.check_limits(limits)?;
-        Ok(flow)
     }
 
     /// The flow as pretty JSON.

@@ -55,59 +55,6 @@ impl PolicyDocument {
         self
     }
 
-    /// Parses a policy from JSON. Fails with [`Error::Document`](crate::Error::Document) on
-    /// malformed JSON, unknown fields, wrong types, a number that does not read as the
-    /// decimal it writes (more than 15 significant digits: write `{"decimal": "…"}`),
-    /// nesting past the parser's bound, or a
-    /// document larger than [`MAX_POLICY_BYTES`](super::MAX_POLICY_BYTES) (by default). Parsing does not check the rules; compile
-    /// (or publish) does.
-    pub fn from_json(json: &str) -> Result<Self, crate::Error> {
-        Self::from_json_with(json, &crate::limits::Limits::default())
-    }
-
-    /// Parses a policy within `limits`: size, strings, then rules and the nesting of their
-    /// conditions ([`check_limits`](Self::check_limits)). Past a limit: [`Error::Limit`](crate::Error::Limit).
-    pub fn from_json_with(
-        json: &str,
-        limits: &crate::limits::Limits,
-    ) -> Result<Self, crate::Error> {
-        let policy: Self = crate::parse::parse_document(
-            "policy",
-            json,
-            limits,
-            ("max_document_bytes", limits.max_document_bytes),
-            |_| Ok(()),
-        )?;
-        policy.check_limits(limits)?;
-        crate::number::check_exact("policy", json, json, 0)?;
-        Ok(policy)
-    }
-
-    /// Parses a JSON array of policies (a bundle kept in one file), with the same checks as
-    /// [`from_json`](Self::from_json); the size limit applies to the whole file.
-    pub fn list_from_json(json: &str) -> Result<Vec<Self>, crate::Error> {
-        Self::list_from_json_with(json, &crate::limits::Limits::default())
-    }
-
-    /// [`list_from_json`](Self::list_from_json) within `limits`.
-    pub fn list_from_json_with(
-        json: &str,
-        limits: &crate::limits::Limits,
-    ) -> Result<Vec<Self>, crate::Error> {
-        let policies: Vec<Self> = crate::parse::parse_document(
-            "policy",
-            json,
-            limits,
-            ("max_document_bytes", limits.max_document_bytes),
-            |_| Ok(()),
-        )?;
-        for policy in &policies {
-            policy.check_limits(limits)?;
-        }
-        crate::number::check_exact("policy", json, json, 0)?;
-        Ok(policies)
-    }
-
     /// The policy as pretty JSON.
     pub fn to_json(&self) -> String {
         serde_json::to_string_pretty(self).expect("a policy always serializes")

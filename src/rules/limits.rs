@@ -2,7 +2,7 @@
 
 use super::{Condition, PolicyDocument};
 use crate::limits::{LimitError, Limits};
-use crate::parse::shorten;
+use crate::measure::shorten;
 
 impl PolicyDocument {
     /// Checks the document within `limits` — its name, its rules and the nesting of their conditions

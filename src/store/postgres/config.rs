@@ -7,8 +7,6 @@ use std::time::Duration;
 
 use tokio_postgres_rustls::MakeRustlsConnect;
 
-#[cfg(doc)]
-use super::PostgresStore;
 use super::tls;
 use crate::redact;
 #[cfg(doc)]
@@ -17,7 +15,7 @@ use crate::store::StoreErrorKind;
 /// The longest identifier PostgreSQL keeps; it silently cuts longer ones.
 pub(super) const MAX_IDENTIFIER: usize = 63;
 
-/// Where and how a [`PostgresStore`] connects.
+/// Where and how a [`PostgresStore`](crate::store::PostgresStore) connects.
 ///
 /// Build one with [`PostgresConfig::new`] and adjust it with the `with_` methods (or set the
 /// fields). `Debug` shows the URL as [`redact::connection_string`] does: every password
@@ -49,7 +47,7 @@ pub struct PostgresConfig {
     /// driver would read part of the password as a host or database name.
     ///
     /// TLS follows libpq's `sslmode` and `sslrootcert` options (see
-    /// [TLS](PostgresStore#tls)): `sslmode` is `disable`, `prefer` (the default),
+    /// [TLS](crate::store::PostgresStore#tls)): `sslmode` is `disable`, `prefer` (the default),
     /// `require`, `verify-ca` or `verify-full`; `sslrootcert` names a PEM file of trusted
     /// roots, or is `system` for the bundled Mozilla roots. Client certificates
     /// (`sslcert`, `sslkey`) are not supported.
@@ -74,10 +72,10 @@ pub struct PostgresConfig {
     pub ca_file: Option<PathBuf>,
     /// Root certificates as PEM text, used as [`ca_file`](Self::ca_file) is. Default: empty.
     pub ca_pem: Vec<u8>,
-    /// Whether [`PostgresStore::connect_with`] applies missing migrations (under an
+    /// Whether [`PostgresStore::connect_with`](crate::store::PostgresStore::connect_with) applies missing migrations (under an
     /// advisory lock). When false, it only checks that the schema is at the version this
     /// code writes and refuses otherwise: the schema is then the DBA's, who runs
-    /// [`PostgresStore::migration_sql`]. Default: true.
+    /// [`PostgresStore::migration_sql`](crate::store::PostgresStore::migration_sql). Default: true.
     pub migrate: bool,
 }
 

@@ -24,7 +24,7 @@ use crate::{
 use errors::sql_error;
 use file::{FileId, Watch, connect, take_ownership};
 use schema::{check_schema, migrate};
-use writer::{WriteJob, write_loop};
+use writer::{WriteJob, WriteOp, write_loop};
 
 mod errors;
 mod file;
@@ -35,8 +35,6 @@ mod schema;
 mod tests;
 mod writer;
 
-type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
-type WriteOp = Box<dyn FnOnce(&Connection, &Path) -> Result<(), StoreError> + Send>;
 type ReadJob = Box<dyn FnOnce(&Connection, &Path) + Send>;
 
 /// A [`Store`] in one SQLite database file: durable, for an engine on one machine.

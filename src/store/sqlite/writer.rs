@@ -8,8 +8,13 @@ use rusqlite::{Connection, TransactionBehavior};
 
 use super::errors::sql_error;
 use super::file::Watch;
-use super::{Reply, WriteOp};
 use crate::store::StoreError;
+
+/// Where a write's result goes.
+pub(super) type Reply<T> = futures::channel::oneshot::Sender<Result<T, StoreError>>;
+/// One write, run on the writer thread's connection.
+pub(super) type WriteOp =
+    Box<dyn FnOnce(&Connection, &std::path::Path) -> Result<(), StoreError> + Send>;
 
 /// The most changes one transaction takes.
 const MAX_BATCH: usize = 256;

@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 
 use semver::Version;
 
-use super::{Check, change, flow, idle, policy, record};
+use super::fixtures::{Check, change, flow, idle, policy, record};
 use crate::rules::PolicyStatus;
 use crate::store::Store;
 

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use futures::future::join_all;
 use serde_json::json;
 
-use super::{
+use super::fixtures::{
     Check, TokenStatus, at, change, from_json, id_set, idle, ids, running, step, timed, token,
 };
 use crate::document::OrderId;

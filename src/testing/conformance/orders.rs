@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use serde_json::json;
 
-use super::{
+use super::fixtures::{
     Check, TokenStatus, at, change, execution, from_json, id_set, idle, running, step, timed, token,
 };
 use crate::document::{

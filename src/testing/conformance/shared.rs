@@ -4,7 +4,7 @@ use std::collections::HashSet;
 use std::future::Future;
 use std::time::Duration;
 
-use super::timed;
+use super::fixtures::timed;
 use crate::clock::Timestamp;
 use crate::document::{Order, OrderId};
 use crate::event::{Event, EventKind};

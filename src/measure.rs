@@ -1,6 +1,7 @@
-//! Reading untrusted JSON documents (flows, policies, events) within the [`Limits`]: the
-//! text's size before parsing, every string's length on the parsed JSON, records written as
-//! objects. What each document checks on its typed form lives beside the document.
+//! Measuring documents against the [`Limits`]: every string of parsed JSON, the size a value
+//! serializes to, and a key cut short for the place an error names. Reading a document's
+//! text is [`json`](crate::json)'s; what each document checks on its typed form lives beside
+//! the document.
 
 use crate::limits::{LimitError, Limits};
 
@@ -116,105 +117,10 @@ impl std::io::Write for Counter {
     }
 }
 
+/// The length of `value`'s JSON text, counted without building it.
 pub(crate) fn serialized_size(value: &impl serde::Serialize) -> usize {
     let mut counter = Counter(0);
     // Writing to a counter cannot fail; a value that does not serialize counts as nothing.
     let _ = serde_json::to_writer(&mut counter, value);
     counter.0
-}
-
-/// Parses a document within the limits on its text: the size first, then strings (and
-/// `shape`, a check of the document's form) on the parsed JSON, then the typed value (each
-/// parse keeps its line and column in errors), and finally that every record was written
-/// as a JSON object: serde would otherwise take a struct from an array, by position.
-pub(crate) fn parse_document<T: serde::de::DeserializeOwned + serde::Serialize>(
-    what: &'static str,
-    json: &str,
-    limits: &Limits,
-    max_bytes: (&'static str, usize),
-    shape: impl FnOnce(&serde_json::Value) -> Result<(), crate::Error>,
-) -> Result<T, crate::Error> {
-    if json.len() > max_bytes.1 {
-        return Err(LimitError::new(
-            what,
-            max_bytes.0,
-            max_bytes.1,
-            json.len(),
-            "the document".into(),
-        )
-        .into());
-    }
-    let located = |e: serde_json::Error| crate::Error::Document {
-        what,
-        line: e.line(),
-        column: e.column(),
-        message: json_message(&e),
-    };
-    let unlocated = |message: String| crate::Error::Document {
-        what,
-        line: 0,
-        column: 0,
-        message,
-    };
-    let value: serde_json::Value = serde_json::from_str(json).map_err(located)?;
-    shape(&value)?;
-    check_strings(what, &value, limits)?;
-    let typed: T = serde_json::from_str(json).map_err(located)?;
-    let written = serde_json::to_value(&typed).map_err(|e| unlocated(e.to_string()))?;
-    objects_where_records(&value, &written).map_err(unlocated)?;
-    Ok(typed)
-}
-
-/// A document error without a position in the text (the message names the place).
-pub(crate) fn document_error(what: &'static str, message: String) -> crate::Error {
-    crate::Error::Document {
-        what,
-        line: 0,
-        column: 0,
-        message,
-    }
-}
-
-/// Compares a document as read with its typed value written back: where the typed value is
-/// an object the document must have one, not an array.
-fn objects_where_records(
-    read: &serde_json::Value,
-    written: &serde_json::Value,
-) -> Result<(), String> {
-    use serde_json::Value;
-    let mut stack = vec![(read, written, "$".to_owned())];
-    while let Some((r, w, path)) = stack.pop() {
-        match (r, w) {
-            (Value::Array(_), Value::Object(_)) => {
-                return Err(format!(
-                    "expected an object at {path}, found an array (records are written as objects with named fields)"
-                ));
-            }
-            (Value::Object(r), Value::Object(w)) => {
-                for (k, rv) in r {
-                    if let Some(wv) = w.get(k) {
-                        stack.push((rv, wv, format!("{path}.{}", shorten(k))));
-                    }
-                }
-            }
-            (Value::Array(r), Value::Array(w)) => {
-                for (i, (rv, wv)) in r.iter().zip(w).enumerate() {
-                    stack.push((rv, wv, format!("{path}[{i}]")));
-                }
-            }
-            _ => {}
-        }
-    }
-    Ok(())
-}
-
-/// A `serde_json` error's message without the ` at line L column C` it ends with: the
-/// position is kept in [`Error::Document`]'s fields and shown once.
-pub(crate) fn json_message(e: &serde_json::Error) -> String {
-    let text = e.to_string();
-    let suffix = format!(" at line {} column {}", e.line(), e.column());
-    match text.strip_suffix(&suffix) {
-        Some(message) if e.line() != 0 => message.to_owned(),
-        _ => text,
-    }
 }

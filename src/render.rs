@@ -21,7 +21,8 @@
 //! text (quotes, brackets, `#`, `<`, newlines) stays inside its label.
 //!
 //! ```
-//! use orderflow::flow::{ActionStep, Flow, render};
+//! use orderflow::flow::{ActionStep, Flow};
+//! use orderflow::render;
 //! use orderflow::{ActionKind, EventKind};
 //!
 //! let flow = Flow::builder("Validate")
@@ -51,7 +52,8 @@
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 
-use super::{ActionStep, ConditionStep, Flow, Sequence, SplitterStep, Step};
+use crate::clock::whole_millis;
+use crate::flow::{ActionStep, ConditionStep, Flow, Sequence, SplitterStep, Step};
 use crate::journey::{Journey, Outcome, StepRecord};
 use crate::orchestration::ActionKind;
 
@@ -437,11 +439,11 @@ fn action_lines(a: &ActionStep) -> Vec<String> {
         lines.push(format!(
             "Retry: {} attempts, {} ms backoff",
             retry.attempts,
-            super::whole_millis(retry.backoff)
+            whole_millis(retry.backoff)
         ));
     }
     if let Some(timeout) = a.timeout {
-        lines.push(format!("Timeout: {} ms", super::whole_millis(timeout)));
+        lines.push(format!("Timeout: {} ms", whole_millis(timeout)));
     }
     if let Some(event) = &a.on_failure {
         lines.push(format!("On failure: {event}"));
