@@ -84,7 +84,7 @@ fn main() {
         .block_on(engine.order_state("SO-0"))
         .expect("loads")
         .expect("stored")
-        .executions[0]
+        .executions()[0]
         .status();
     assert_eq!(waiting, orderflow::execution::ExecutionStatus::Waiting);
 
@@ -122,14 +122,13 @@ fn main() {
     if std::env::var_os("ORDERFLOW_SIZES").is_some() {
         use std::mem::size_of;
         println!(
-            "  sizes: Order {} OrderLine {} OrderState {} Execution {} Token {} TimelineEntry {} StepRecord {}",
+            "  sizes: Order {} OrderLine {} OrderState {} Execution {} TimelineEntry {} StepRow {}",
             size_of::<Order>(),
             size_of::<OrderLine>(),
             size_of::<orderflow::execution::OrderState>(),
             size_of::<orderflow::execution::Execution>(),
-            size_of::<orderflow::execution::Token>(),
             size_of::<orderflow::journey::TimelineEntry>(),
-            size_of::<orderflow::journey::StepRecord>(),
+            size_of::<orderflow::journey::StepRow>(),
         );
     }
 }

@@ -174,7 +174,7 @@ async fn run(scenario: &Scenario, cancel_at: Option<usize>) -> Run {
             state.order().clone(),
             state
                 .timeline()
-                .into_iter()
+                .iter()
                 .map(|e| {
                     (
                         e.seq,

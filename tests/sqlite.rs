@@ -716,8 +716,8 @@ fn random_decimals_read_back_digit_for_digit() {
                         .map(|l| format!("{} {:?}", l.quantity, l.price.map(|p| p.to_string())))
                         .collect::<Vec<_>>()
                 };
-                proptest::prop_assert_eq!(&*loaded.order(), &order);
-                proptest::prop_assert_eq!(digits(&loaded.order()), digits(&order));
+                proptest::prop_assert_eq!(loaded.order(), &order);
+                proptest::prop_assert_eq!(digits(loaded.order()), digits(&order));
                 Ok(())
             },
         )

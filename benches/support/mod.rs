@@ -14,7 +14,7 @@ use orderflow::flow::Flow;
 use orderflow::policy::{ExecutionPolicy, FilterPolicy};
 use orderflow::provider::{CallContext, Reply, Request, RequestKind};
 use orderflow::rules::{PolicyDocument, RuleExecution, RuleFilter, RulePolicy};
-use orderflow::{Engine, Event, MemoryStore, Policy, Provider, ProviderError, StatusReason, Store};
+use orderflow::{Engine, Event, MemoryStore, Provider, ProviderError, StatusReason, Store};
 
 pub(crate) const POLICIES: &str = include_str!("../../examples/reference-lab/policies.json");
 pub(crate) const FLOW: &str = include_str!("../../examples/reference-lab/flow.json");

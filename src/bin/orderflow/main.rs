@@ -541,12 +541,12 @@ async fn journey(path: &Path, order: &str, format: JourneyFormat) -> Outcome {
     let mut names = std::collections::HashMap::new();
     for exec in state.executions() {
         let key = (exec.flow().to_owned(), exec.version().clone());
-        if !names.contains_key(&key) {
+        if let std::collections::hash_map::Entry::Vacant(slot) = names.entry(key) {
             let flow = store
                 .flow_version(exec.flow(), exec.version())
                 .await
                 .map_err(usage)?;
-            names.insert(key, flow.map(|f| std::sync::Arc::new(StepNames::of(&f))));
+            slot.insert(flow.map(|f| std::sync::Arc::new(StepNames::of(&f))));
         }
     }
     let journey = Journey::resolve(&state, &steps, |flow, version| {
