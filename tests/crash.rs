@@ -139,6 +139,22 @@ async fn every_crash_point_converges_to_the_fault_free_result() {
     .await;
 }
 
+/// The same enumeration on SQLite: every run on a fresh file.
+#[cfg(feature = "sqlite")]
+#[tokio::test(flavor = "current_thread")]
+async fn every_crash_point_converges_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let next = std::sync::atomic::AtomicU64::new(0);
+    enumerate_crash_points("SQLite", || {
+        let path = dir.path().join(format!(
+            "run-{}.db",
+            next.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
+        async move { Arc::new(orderflow::store::SqliteStore::open(path).unwrap()) as Arc<dyn Store> }
+    })
+    .await;
+}
+
 /// The same enumeration on PostgreSQL: every run on a fresh schema of the server at
 /// `ORDERFLOW_PG_URL` (skipped without it), all dropped at the end.
 #[cfg(feature = "postgres")]

@@ -21,7 +21,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use futures::FutureExt;
-use orderflow::document::{Entity, Order, RecordRef, Value};
+use orderflow::document::{Entity, Order, Value};
 use orderflow::execution::ExecutionStatus;
 use orderflow::flow::{ActionStep, Flow};
 use orderflow::policy::filter_fn;
@@ -59,32 +59,8 @@ async fn engine_for(flow: &[G], runs: Runs) -> Result<Engine, String> {
             .boxed()
         }),
     );
-    let mut filters = Vec::new();
-    visit(flow, &mut |g| {
-        if let G::Action {
-            name,
-            filter: Some(f),
-            ..
-        } = g
-        {
-            filters.push((name.clone(), f.lines));
-        }
-    });
-    for (name, lines) in filters {
-        let order_key = format!("admit:{name}");
-        let line_prefix = format!("admit:{name}:");
-        let entity = if lines {
-            Entity::OrderLine
-        } else {
-            Entity::Order
-        };
-        builder = builder.policy(filter_fn(filter_name(&name), entity, move |r| match r {
-            RecordRef::Order(o) => o.custom.get(&order_key) == Some(&Value::Bool(true)),
-            RecordRef::Line(o, l) => {
-                o.custom.get(&format!("{line_prefix}{}", l.id)) == Some(&Value::Bool(true))
-            }
-            _ => false,
-        }));
+    for (name, entity) in filters(flow) {
+        builder = builder.policy(filter_fn(filter_name(&name), entity, admits(&name)));
     }
     builder.build().await.map_err(|e| e.to_string())
 }

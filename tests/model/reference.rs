@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 
-use orderflow::document::{Order, OrderLine, RecordId};
+use orderflow::document::{Entity, Order, OrderLine, RecordId, RecordRef, Value};
 use orderflow::flow::{ActionStep, SequenceBuilder};
 use orderflow::{EventKind, Outcome};
 use proptest::prelude::*;
@@ -508,4 +508,38 @@ pub(crate) fn multiset(
             .or_default() += 1;
     }
     m
+}
+
+/// Every filter the flow names: its action's name and the entity it reads.
+pub(crate) fn filters(flow: &[G]) -> Vec<(String, Entity)> {
+    let mut filters = Vec::new();
+    visit(flow, &mut |g| {
+        if let G::Action {
+            name,
+            filter: Some(f),
+            ..
+        } = g
+        {
+            let entity = if f.lines {
+                Entity::OrderLine
+            } else {
+                Entity::Order
+            };
+            filters.push((name.clone(), entity));
+        }
+    });
+    filters
+}
+
+/// What the filter of action `name` admits: what the order's custom fields say for it.
+pub(crate) fn admits(name: &str) -> impl Fn(RecordRef<'_>) -> bool + Send + Sync + 'static {
+    let order_key = format!("admit:{name}");
+    let line_prefix = format!("admit:{name}:");
+    move |r| match r {
+        RecordRef::Order(o) => o.custom.get(&order_key) == Some(&Value::Bool(true)),
+        RecordRef::Line(o, l) => {
+            o.custom.get(&format!("{line_prefix}{}", l.id)) == Some(&Value::Bool(true))
+        }
+        _ => false,
+    }
 }

@@ -13,14 +13,14 @@ use proptest::test_runner::TestCaseError;
 mod reference;
 
 use reference::{
-    ALL, G, ORDERS, build_seq, filter_name, mask_of, multiset, order_doc, visit, walk,
+    ALL, G, ORDERS, admits, build_seq, filter_name, filters, mask_of, multiset, order_doc, walk,
 };
 
 use super::append_event;
 use super::state::{Bounds, Command, Done, Env, Input, Machine, Route};
 use crate::action::{Action, ActionContext, ActionError, Effects};
 use crate::clock::Timestamp;
-use crate::document::{Entity, Order, RecordRef, Value};
+use crate::document::{Order, Value};
 use crate::engine::plan::{self, Plan, Registry, Resolution};
 use crate::engine::{Config, builtin};
 use crate::error::Result;
@@ -74,34 +74,10 @@ fn compile(tree: &[G]) -> std::result::Result<Arc<Plan>, String> {
     registry.types.insert(kind.name().to_owned(), kind);
     builtin::register(&mut registry.builtins);
     registry.actions.insert("planned".into(), Arc::new(Planned));
-    let mut filters = Vec::new();
-    visit(tree, &mut |g| {
-        if let G::Action {
-            name,
-            filter: Some(f),
-            ..
-        } = g
-        {
-            filters.push((name.clone(), f.lines));
-        }
-    });
-    for (name, lines) in filters {
-        let order_key = format!("admit:{name}");
-        let line_prefix = format!("admit:{name}:");
-        let entity = if lines {
-            Entity::OrderLine
-        } else {
-            Entity::Order
-        };
+    for (name, entity) in filters(tree) {
         registry.policies.insert(
             filter_name(&name),
-            Policy::from(filter_fn(filter_name(&name), entity, move |r| match r {
-                RecordRef::Order(o) => o.custom.get(&order_key) == Some(&Value::Bool(true)),
-                RecordRef::Line(o, l) => {
-                    o.custom.get(&format!("{line_prefix}{}", l.id)) == Some(&Value::Bool(true))
-                }
-                _ => false,
-            })),
+            Policy::from(filter_fn(filter_name(&name), entity, admits(&name))),
         );
     }
     let mut rules = |_: &str| Resolution::Unknown;

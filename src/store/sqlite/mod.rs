@@ -14,6 +14,7 @@ use rusqlite::{Connection, OpenFlags};
 #[cfg(doc)]
 use super::{ChangeSet, Store};
 use super::{StoreError, StoreErrorKind};
+use crate::document::OrderId;
 #[cfg(doc)]
 use crate::{
     execution::OrderState,
@@ -192,6 +193,10 @@ pub struct SqliteStore {
     /// The catalog revision: this process is the file's one writer, so it counts its own
     /// catalog saves.
     catalog: Arc<AtomicU64>,
+    /// Orders with commits queued for the writer and not yet committed (a commit whose
+    /// caller stopped waiting — its future dropped — still counts until the writer is
+    /// done with it): a load of such an order waits for them, so it reads its own writes.
+    pending: Arc<std::sync::Mutex<std::collections::HashMap<OrderId, usize>>>,
     /// The ownership lock; released (dropped) after the threads have stopped.
     _owner: Option<File>,
 }
@@ -308,6 +313,7 @@ impl SqliteStore {
             threads: Vec::with_capacity(2),
             transactions: transactions.clone(),
             catalog: Arc::new(AtomicU64::new(0)),
+            pending: Arc::default(),
             _owner: owner,
         };
         let spawn_error = |e: std::io::Error| {
@@ -465,13 +471,56 @@ impl SqliteStore {
         self.send_write(Box::new(op), true, false).await
     }
 
+    /// Queues an order's commit: the order counts as pending until the writer is done.
+    async fn write_order(
+        &self,
+        order: &OrderId,
+        op: impl FnOnce(&Connection, &Path) -> Result<(), StoreError> + Send + 'static,
+    ) -> Result<(), StoreError> {
+        let guard = Pending::new(&self.pending, order);
+        self.send_job(Box::new(op), false, false, Some(guard)).await
+    }
+
+    /// Waits until the writer is done with the commits queued for `order`, if any: a read
+    /// sees every commit the store accepted, even one whose caller stopped waiting.
+    async fn settle_order(&self, order: &OrderId) -> Result<(), StoreError> {
+        let queued = lock(&self.pending).contains_key(order);
+        if queued {
+            // The writer takes jobs in order: once this one is done, so are the earlier.
+            self.write_alone(|_, _| Ok(())).await?;
+        }
+        Ok(())
+    }
+
+    /// Waits until the writer is done with every order's queued commits, if any: what the
+    /// timer and recovery queries list includes them.
+    async fn settle_orders(&self) -> Result<(), StoreError> {
+        let queued = !lock(&self.pending).is_empty();
+        if queued {
+            // The writer takes jobs in order: once this one is done, so are the earlier.
+            self.write_alone(|_, _| Ok(())).await?;
+        }
+        Ok(())
+    }
+
     async fn send_write(&self, op: WriteOp, alone: bool, catalog: bool) -> Result<(), StoreError> {
+        self.send_job(op, alone, catalog, None).await
+    }
+
+    async fn send_job(
+        &self,
+        op: WriteOp,
+        alone: bool,
+        catalog: bool,
+        pending: Option<Pending>,
+    ) -> Result<(), StoreError> {
         let (reply, rx) = oneshot::channel();
         let job = WriteJob {
             op,
             reply,
             alone,
             catalog,
+            pending,
         };
         self.writer
             .as_ref()
@@ -491,6 +540,43 @@ impl SqliteStore {
             ),
         )
     }
+}
+
+/// An order's commit queued for the writer: counted in [`SqliteStore::pending`] from the
+/// moment it is queued until the writer drops its job, after its batch committed (or
+/// failed).
+pub(super) struct Pending {
+    orders: Arc<std::sync::Mutex<std::collections::HashMap<OrderId, usize>>>,
+    order: OrderId,
+}
+
+impl Pending {
+    fn new(
+        orders: &Arc<std::sync::Mutex<std::collections::HashMap<OrderId, usize>>>,
+        order: &OrderId,
+    ) -> Self {
+        *lock(orders).entry(order.clone()).or_default() += 1;
+        Self {
+            orders: orders.clone(),
+            order: order.clone(),
+        }
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        let mut orders = lock(&self.orders);
+        if let Some(n) = orders.get_mut(&self.order) {
+            *n -= 1;
+            if *n == 0 {
+                orders.remove(&self.order);
+            }
+        }
+    }
+}
+
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl Drop for SqliteStore {

@@ -115,6 +115,7 @@ impl Store for SqliteStore {
     }
 
     async fn load(&self, order: &OrderId) -> Result<Option<OrderState>, StoreError> {
+        self.settle_order(order).await?;
         let id = order.as_str().to_owned();
         let rows = self
             .read(move |conn, path| orders::read_order(conn, path, &id))
@@ -124,7 +125,7 @@ impl Store for SqliteStore {
 
     async fn commit(&self, change: ChangeSet) -> Result<(), StoreError> {
         let encoded = orders::Encoded::new(&self.path, &change)?;
-        self.write(move |conn, path| encoded.write(conn, path))
+        self.write_order(&change.order, move |conn, path| encoded.write(conn, path))
             .await
     }
 
@@ -137,6 +138,7 @@ impl Store for SqliteStore {
     }
 
     async fn live_orders(&self) -> Result<Vec<OrderId>, StoreError> {
+        self.settle_orders().await?;
         self.read(|conn, path| {
             conn.prepare_cached(
                 "SELECT id FROM orders WHERE live = 1
@@ -152,6 +154,7 @@ impl Store for SqliteStore {
     }
 
     async fn due(&self, now: Timestamp, limit: usize) -> Result<Vec<OrderId>, StoreError> {
+        self.settle_orders().await?;
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let now = wake_key(now);
         self.read(move |conn, path| {
@@ -239,6 +242,7 @@ impl Store for SqliteStore {
     }
 
     async fn next_due(&self) -> Result<Option<Timestamp>, StoreError> {
+        self.settle_orders().await?;
         self.read(|conn, path| {
             conn.prepare_cached(
                 "SELECT next_wake FROM orders WHERE next_wake IS NOT NULL

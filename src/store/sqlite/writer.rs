@@ -27,6 +27,9 @@ pub(super) struct WriteJob {
     pub(super) catalog: bool,
     /// Runs outside any transaction, on its own (a checkpoint, `VACUUM`).
     pub(super) alone: bool,
+    /// For an order's commit: keeps the order pending until the job is dropped, after its
+    /// reply is sent.
+    pub(super) pending: Option<super::Pending>,
 }
 
 /// The writer thread: applies queued changes in batches until the store is dropped.
@@ -64,7 +67,15 @@ pub(super) fn write_loop(
             }
         }
         let catalogs: Vec<bool> = batch.iter().map(|j| j.catalog).collect();
-        let (ops, replies): (Vec<_>, Vec<_>) = batch.into_iter().map(|j| (j.op, j.reply)).unzip();
+        let mut ops = Vec::with_capacity(batch.len());
+        let mut replies = Vec::with_capacity(batch.len());
+        // Orders stay pending until their batch has committed and they have their replies.
+        let mut pending = Vec::with_capacity(batch.len());
+        for job in batch {
+            ops.push(job.op);
+            replies.push(job.reply);
+            pending.push(job.pending);
+        }
         let results = match apply_batch(&mut conn, path, &mut watch, ops) {
             Ok((results, committed)) => {
                 if committed {
@@ -89,6 +100,7 @@ pub(super) fn write_loop(
         for (reply, result) in replies.into_iter().zip(results) {
             let _ = reply.send(result);
         }
+        drop(pending);
     }
 }
 
