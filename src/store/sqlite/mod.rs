@@ -25,7 +25,7 @@ use crate::{
 use errors::sql_error;
 use file::{FileId, Watch, connect, take_ownership};
 use schema::{check_schema, migrate};
-use writer::{WriteJob, WriteOp, write_loop};
+use writer::{Pending, WriteJob, WriteOp, lock, write_loop};
 
 mod errors;
 mod file;
@@ -196,7 +196,7 @@ pub struct SqliteStore {
     /// Orders with commits queued for the writer and not yet committed (a commit whose
     /// caller stopped waiting — its future dropped — still counts until the writer is
     /// done with it): a load of such an order waits for them, so it reads its own writes.
-    pending: Arc<std::sync::Mutex<std::collections::HashMap<OrderId, usize>>>,
+    pending: Arc<std::sync::Mutex<writer::PendingOrders>>,
     /// The ownership lock; released (dropped) after the threads have stopped.
     _owner: Option<File>,
 }
@@ -540,43 +540,6 @@ impl SqliteStore {
             ),
         )
     }
-}
-
-/// An order's commit queued for the writer: counted in [`SqliteStore::pending`] from the
-/// moment it is queued until the writer drops its job, after its batch committed (or
-/// failed).
-pub(super) struct Pending {
-    orders: Arc<std::sync::Mutex<std::collections::HashMap<OrderId, usize>>>,
-    order: OrderId,
-}
-
-impl Pending {
-    fn new(
-        orders: &Arc<std::sync::Mutex<std::collections::HashMap<OrderId, usize>>>,
-        order: &OrderId,
-    ) -> Self {
-        *lock(orders).entry(order.clone()).or_default() += 1;
-        Self {
-            orders: orders.clone(),
-            order: order.clone(),
-        }
-    }
-}
-
-impl Drop for Pending {
-    fn drop(&mut self) {
-        let mut orders = lock(&self.orders);
-        if let Some(n) = orders.get_mut(&self.order) {
-            *n -= 1;
-            if *n == 0 {
-                orders.remove(&self.order);
-            }
-        }
-    }
-}
-
-fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl Drop for SqliteStore {

@@ -1,13 +1,15 @@
 //! The writer thread: group commit of queued changes, each in a savepoint of one transaction.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, mpsc};
 
 use rusqlite::{Connection, TransactionBehavior};
 
 use super::errors::sql_error;
 use super::file::Watch;
+use crate::document::OrderId;
 use crate::store::StoreError;
 
 /// Where a write's result goes.
@@ -29,7 +31,7 @@ pub(super) struct WriteJob {
     pub(super) alone: bool,
     /// For an order's commit: keeps the order pending until the job is dropped, after its
     /// reply is sent.
-    pub(super) pending: Option<super::Pending>,
+    pub(super) pending: Option<Pending>,
 }
 
 /// The writer thread: applies queued changes in batches until the store is dropped.
@@ -151,4 +153,41 @@ pub(super) fn apply_batch(
         tx.commit().map_err(sql)?;
     }
     Ok((results, applied > 0))
+}
+
+/// The orders with commits queued for the writer, and how many each.
+pub(super) type PendingOrders = HashMap<OrderId, usize>;
+
+/// An order's commit queued for the writer: counted in the store's pending orders from the
+/// moment it is queued until the writer drops its job, after its batch committed (or
+/// failed).
+pub(super) struct Pending {
+    orders: Arc<Mutex<PendingOrders>>,
+    order: OrderId,
+}
+
+impl Pending {
+    pub(super) fn new(orders: &Arc<Mutex<PendingOrders>>, order: &OrderId) -> Self {
+        *lock(orders).entry(order.clone()).or_default() += 1;
+        Self {
+            orders: orders.clone(),
+            order: order.clone(),
+        }
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        let mut orders = lock(&self.orders);
+        if let Some(n) = orders.get_mut(&self.order) {
+            *n -= 1;
+            if *n == 0 {
+                orders.remove(&self.order);
+            }
+        }
+    }
+}
+
+pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
