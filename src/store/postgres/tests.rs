@@ -47,13 +47,19 @@ fn identifiers_are_quoted() {
     assert_eq!(quote("a\"b"), "\"a\"\"b\"");
 }
 
-fn step(order: &str, name: &str) -> StepRow {
-    serde_json::from_value(json!({
+/// A journey row as orderflow 0.1 wrote it (names and text).
+fn old_step(order: &str, name: &str) -> String {
+    json!({
         "execution": {"order": order, "seq": 1}, "flow": "Reference lab", "version": "1.0.0",
         "step": name, "records": ["order"], "outcome": "succeeded", "attempts": 1,
         "round": 0, "started": 10, "ended": 20, "details": [], "findings": [],
-    }))
-    .unwrap()
+    })
+    .to_string()
+}
+
+/// The row a 0.1 row reads as.
+fn step(order: &str, name: &str) -> StepRow {
+    StepRow::from_json(&old_step(order, name)).unwrap()
 }
 
 /// A schema as migrations 1 to 4 left it, with orders stored as those versions wrote them
@@ -90,7 +96,8 @@ async fn orders_of_schema_4_move_to_binary_rows() {
             .await
             .unwrap();
     }
-    let state: OrderState = serde_json::from_value(json!({
+    // A state as orderflow 0.1 wrote it: tokens with a status and flags.
+    let written = json!({
         "order": {"id": "SO-OLD", "lines": [{"id": "1", "product": "Pen", "quantity": 0.3}]},
         "revision": 3,
         "timeline": [
@@ -108,15 +115,11 @@ async fn orders_of_schema_4_move_to_binary_rows() {
                 "attempt": 2, "wake_at": 9000}],
         }],
         "resume_at": 12000,
-    }))
-    .unwrap();
+    })
+    .to_string();
+    let state = OrderState::from_json(&written).unwrap();
     for (id, text, live, wake) in [
-        (
-            "SO-OLD",
-            serde_json::to_string(&state).unwrap(),
-            true,
-            Some(9_000),
-        ),
+        ("SO-OLD", written.clone(), true, Some(9_000)),
         ("BAD", r#"{"order": 42"#.to_owned(), false, None),
     ] {
         client
@@ -136,7 +139,7 @@ async fn orders_of_schema_4_move_to_binary_rows() {
             client
                 .execute(
                     "INSERT INTO journeys (order_id, seq, json) VALUES ($1, $2, $3)",
-                    &[&id, &seq, &serde_json::to_string(&step(id, name)).unwrap()],
+                    &[&id, &seq, &old_step(id, name)],
                 )
                 .await
                 .unwrap();

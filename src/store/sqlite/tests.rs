@@ -82,8 +82,9 @@ fn a_binary_row_of_an_unknown_format_is_corrupt_naming_the_order_and_the_row() {
         state.executions.push(
             serde_json::from_value(serde_json::json!({
                 "id": {"order": "SO-9", "seq": 3}, "flow": "F", "version": "1.0.0",
-                "trigger": 1, "round": 0, "tokens": [], "joins": [], "next_token": 1,
-                "steps": 0, "started": 100, "ended": null,
+                "plan": 0, "trigger": 1, "round": 0, "tokens": [], "joins": [],
+                "consumed": [], "accepted": [], "next_token": 1, "steps": 0, "started": 100,
+                "ended": null, "cancelled": null,
             }))
             .unwrap(),
         );
