@@ -11,7 +11,7 @@ use std::time::Duration;
 use futures::executor::block_on;
 use orderflow::document::{Entity, OrderId, RecordId, RecordRef};
 use orderflow::event::EventId;
-use orderflow::execution::{ExecutionId, TokenStatus};
+use orderflow::execution::{ExecutionId, PathStatus};
 use orderflow::flow::Flow;
 use orderflow::policy::{Check, Criticality, execution_fn, filter_fn};
 use orderflow::rules::{Condition, Operator, PolicyDocument, Rule};
@@ -316,12 +316,12 @@ impl World {
             .expect("an order with an accepted event has a state");
         assert!(
             state
-                .timeline
+                .timeline()
                 .iter()
                 .any(|e| e.id == id && e.seq == receipt.seq),
             "the receipt's seq {} for '{id}' is not the event's place on the timeline: {:?}",
             receipt.seq,
-            state.timeline
+            state.timeline()
         );
     }
 
@@ -406,8 +406,9 @@ impl World {
                     .failed_executions(&order)
                     .await
                     .expect("failed executions");
-                for id in failed.into_iter().take(1 + r.below(2)) {
-                    let res = e.reprocess(&id).await;
+                for failed in failed.into_iter().take(1 + r.below(2)) {
+                    let res = e.reprocess(&failed).await;
+                    let id = &failed.id;
                     trace!("engine: reprocess {id}: {res:?}");
                     if let Err(orderflow::Error::NotReprocessable(_)) = res {
                         panic!("{id} was listed failed but is not reprocessable");
@@ -484,17 +485,16 @@ impl World {
             let Some(state) = self.engine.order_state(order).await.expect("state") else {
                 continue;
             };
-            for exec in &state.executions {
-                if self.engine.flow(&exec.flow).map(|f| f.status) == Some(FlowStatus::Paused) {
+            for exec in state.executions() {
+                if self.engine.flow(exec.flow()).map(|f| f.status) == Some(FlowStatus::Paused) {
                     continue;
                 }
-                for t in &exec.tokens {
-                    if t.status == TokenStatus::Retrying {
+                for path in exec.paths() {
+                    if let PathStatus::Retrying { at } = path {
                         assert!(
-                            t.wake_at.is_some_and(|at| at > now),
-                            "{} token {} is still due after run_due at {now:?}: {t:?}",
-                            exec.id,
-                            t.id
+                            at > now,
+                            "{}: a path is still due after run_due at {now:?}: {path:?}",
+                            exec.id()
                         );
                     }
                 }
@@ -516,61 +516,54 @@ impl World {
                 .journey(order)
                 .await
                 .expect("the journey of an accepted order is readable");
-            assert_eq!(journey.timeline, state.timeline);
-            for w in state.timeline.windows(2) {
+            assert_eq!(journey.timeline, state.timeline());
+            for w in state.timeline().windows(2) {
                 assert!(
                     w[0].seq < w[1].seq,
                     "{order}: timeline seq not increasing: {:?}",
-                    state.timeline
+                    state.timeline()
                 );
             }
-            let seqs: HashSet<u64> = state.timeline.iter().map(|e| e.seq).collect();
-            assert_eq!(journey.executions.len(), state.executions.len());
-            for w in state.executions.windows(2) {
+            let seqs: HashSet<u64> = state.timeline().iter().map(|e| e.seq).collect();
+            assert_eq!(journey.executions.len(), state.executions().len());
+            for w in state.executions().windows(2) {
                 assert!(
-                    w[0].id.seq < w[1].id.seq,
+                    w[0].id().seq < w[1].id().seq,
                     "{order}: execution ids not increasing"
                 );
             }
-            for (summary, exec) in journey.executions.iter().zip(&state.executions) {
-                assert_eq!(summary.id, exec.id);
+            for (summary, exec) in journey.executions.iter().zip(state.executions()) {
+                assert_eq!(&summary.id, exec.id());
                 assert_eq!(summary.status, exec.status());
                 assert_eq!(
-                    exec.tokens.is_empty(),
-                    exec.ended.is_some(),
-                    "{}: ended {:?} with {} tokens ({:?})",
-                    exec.id,
-                    exec.ended,
-                    exec.tokens.len(),
+                    exec.paths().next().is_none(),
+                    exec.ended().is_some(),
+                    "{}: ended {:?} with paths {:?} ({:?})",
+                    exec.id(),
+                    exec.ended(),
+                    exec.paths().collect::<Vec<_>>(),
                     exec.status()
                 );
                 assert!(
-                    seqs.contains(&exec.trigger),
+                    seqs.contains(&exec.trigger()),
                     "{}: trigger {} is not on the timeline",
-                    exec.id,
-                    exec.trigger
+                    exec.id(),
+                    exec.trigger()
                 );
                 let paused =
-                    self.engine.flow(&exec.flow).map(|f| f.status) == Some(FlowStatus::Paused);
-                let mut ids = HashSet::new();
-                for t in &exec.tokens {
-                    assert!(ids.insert(t.id), "{}: token id {} twice", exec.id, t.id);
-                    match t.status {
-                        TokenStatus::Running => {
-                            panic!("{}: token {} is Running between operations", exec.id, t.id)
+                    self.engine.flow(exec.flow()).map(|f| f.status) == Some(FlowStatus::Paused);
+                for path in exec.paths() {
+                    match path {
+                        PathStatus::Running => {
+                            panic!("{}: a path is Running between operations", exec.id())
                         }
-                        TokenStatus::Ready => assert!(
+                        PathStatus::Ready => assert!(
                             paused,
-                            "{}: token {} is Ready but flow '{}' is not paused: {t:?}",
-                            exec.id, t.id, exec.flow
+                            "{}: a path is Ready but flow '{}' is not paused",
+                            exec.id(),
+                            exec.flow()
                         ),
-                        TokenStatus::Retrying => assert!(
-                            t.wake_at.is_some(),
-                            "{}: retrying token {} has no wake time",
-                            exec.id,
-                            t.id
-                        ),
-                        TokenStatus::Waiting | TokenStatus::Failed => {}
+                        _ => {}
                     }
                 }
             }

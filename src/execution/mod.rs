@@ -503,6 +503,11 @@ impl Execution {
         self.plan
     }
 
+    /// The timeline position of the event that started it.
+    pub fn trigger(&self) -> u64 {
+        self.trigger
+    }
+
     /// Reprocess round: 0 before any reprocess.
     pub fn round(&self) -> u32 {
         self.round
