@@ -6,8 +6,8 @@ use std::collections::BTreeSet;
 use futures::executor::block_on;
 use orderflow::document::{Entity, Order, OrderLine, RecordRef};
 use orderflow::flow::{Flow, Step, validate};
-use orderflow::render;
 use orderflow::policy::{Check, Criticality, execution_fn, filter_fn};
+use orderflow::render;
 use orderflow::{Config, Engine, Event, ManualClock, MemoryProvider, MemoryStore, Timestamp};
 
 /// Provider, custom action, filter and execution policy names a flow refers to.

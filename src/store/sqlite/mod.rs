@@ -486,8 +486,10 @@ impl SqliteStore {
     async fn settle_order(&self, order: &OrderId) -> Result<(), StoreError> {
         let queued = lock(&self.pending).contains_key(order);
         if queued {
-            // The writer takes jobs in order: once this one is done, so are the earlier.
-            self.write_alone(|_, _| Ok(())).await?;
+            // The writer takes jobs in order: once this one is done, so are the earlier. A
+            // writer that cannot take it (its thread gone) lands nothing later either: the
+            // read goes on, on its own thread.
+            let _ = self.write_alone(|_, _| Ok(())).await;
         }
         Ok(())
     }
@@ -497,8 +499,10 @@ impl SqliteStore {
     async fn settle_orders(&self) -> Result<(), StoreError> {
         let queued = !lock(&self.pending).is_empty();
         if queued {
-            // The writer takes jobs in order: once this one is done, so are the earlier.
-            self.write_alone(|_, _| Ok(())).await?;
+            // The writer takes jobs in order: once this one is done, so are the earlier. A
+            // writer that cannot take it (its thread gone) lands nothing later either: the
+            // read goes on, on its own thread.
+            let _ = self.write_alone(|_, _| Ok(())).await;
         }
         Ok(())
     }
