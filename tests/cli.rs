@@ -198,6 +198,41 @@ fn simulate_runs_the_lab_on_an_order_without_calling_anything() {
 }
 
 #[test]
+fn simulate_asserts_how_the_order_path_ends_for_ci() {
+    let run = |expect: &str| {
+        orderflow()
+            .args([
+                "simulate",
+                LAB_FLOW,
+                ORDER,
+                "--policies",
+                LAB_POLICIES,
+                "--expect",
+                expect,
+            ])
+            .assert()
+    };
+    let met = run("completed").code(0);
+    let report = String::from_utf8(met.get_output().stdout.clone()).unwrap();
+    assert!(report.contains("Send to Seattle would succeed"), "{report}");
+    for other in ["failed", "waiting"] {
+        let missed = run(other).code(3);
+        let out = missed.get_output();
+        let stderr = String::from_utf8(out.stderr.clone()).unwrap();
+        assert!(
+            stderr.contains(&format!(
+                "was expected to end {other}, its path ended Completed"
+            )),
+            "{stderr}"
+        );
+        // The report is printed either way.
+        assert!(!out.stdout.is_empty());
+    }
+    // An unknown end is a usage error.
+    run("shipped").code(2);
+}
+
+#[test]
 fn journey_reads_an_order_from_a_sqlite_store() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("orders.db");

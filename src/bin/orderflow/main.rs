@@ -4,13 +4,15 @@
 //! ```text
 //! orderflow validate flow.json policies.json       # errors point at the place; exit 1
 //! orderflow render flow.json --format mermaid      # or dot
-//! orderflow simulate flow.json order.json --policies policies.json
+//! orderflow simulate flow.json order.json --policies policies.json --expect completed
 //! orderflow journey orders.db SO-1 --format text   # or mermaid, dot, json
 //! ```
 //!
 //! Exit codes: 0 when everything checked is valid (warnings allowed unless `--strict`), 1
 //! when a document is invalid (or a warning under `--strict`, or a dry run fails), 2 when
-//! the command cannot run (a missing file, bad arguments, an unreadable store).
+//! the command cannot run (a missing file, bad arguments, an unreadable store), 3 when a
+//! simulated order's path did not end as `--expect` said (for a CI pipeline that asserts a
+//! sample order's path; the report is printed either way).
 //!
 //! Every file is read through a bounded reader: no more than the limit for its kind
 //! ([`Limits::max_document_bytes`] for flows and policies, [`Limits::max_order_bytes`] for
@@ -28,6 +30,7 @@ use async_trait::async_trait;
 use clap::{Parser, Subcommand, ValueEnum};
 use indexmap::IndexMap;
 use orderflow::document::{Order, OrderId};
+use orderflow::execution::ExecutionStatus;
 use orderflow::flow::analysis::{self, Context};
 use orderflow::flow::{Flow, Step, StepNames};
 use orderflow::journey::Journey;
@@ -85,6 +88,9 @@ enum Command {
         /// The output format.
         #[arg(long, value_enum, default_value_t = Report::Text)]
         format: Report,
+        /// How the order's path must end: exit 3 (after the report) when it ends otherwise.
+        #[arg(long, value_enum, value_name = "END")]
+        expect: Option<Expect>,
     },
     /// Show an order's journey from a SQLite store file, as text or drawn on its flow.
     Journey {
@@ -110,6 +116,29 @@ enum Report {
     Json,
 }
 
+/// How a simulated order's path ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Expect {
+    /// Every path ended.
+    Completed,
+    /// A path ended Failed.
+    Failed,
+    /// Every live path waits for an event.
+    Waiting,
+}
+
+impl Expect {
+    /// How a dry run's execution ended, if it started one.
+    fn of(status: ExecutionStatus) -> Option<Self> {
+        match status {
+            ExecutionStatus::Completed => Some(Self::Completed),
+            ExecutionStatus::Failed => Some(Self::Failed),
+            ExecutionStatus::Waiting => Some(Self::Waiting),
+            _ => None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum JourneyFormat {
     Text,
@@ -118,11 +147,13 @@ enum JourneyFormat {
     Json,
 }
 
-/// Why the tool stops: invalid input (exit 1) or a command that cannot run (exit 2).
+/// Why the tool stops: invalid input (exit 1), a command that cannot run (exit 2), or a
+/// simulation that did not end as expected (exit 3).
 #[derive(Debug)]
 enum Failure {
     Invalid,
     Usage(String),
+    Unexpected(String),
 }
 
 type Outcome = Result<(), Failure>;
@@ -146,6 +177,10 @@ fn main() -> ExitCode {
         Err(Failure::Usage(message)) => {
             eprintln!("error: {message}");
             ExitCode::from(2)
+        }
+        Err(Failure::Unexpected(message)) => {
+            eprintln!("error: {message}");
+            ExitCode::from(3)
         }
     }
 }
@@ -173,7 +208,8 @@ async fn run(command: Command) -> Outcome {
             order,
             policies,
             format,
-        } => simulate(&flow, &order, &policies, format).await,
+            expect,
+        } => simulate(&flow, &order, &policies, format, expect).await,
         Command::Journey {
             store,
             order,
@@ -494,7 +530,13 @@ async fn validate(files: &[PathBuf], external: &[String], strict: bool) -> Outco
     }
 }
 
-async fn simulate(flow: &Path, order: &Path, policies: &[PathBuf], format: Report) -> Outcome {
+async fn simulate(
+    flow: &Path,
+    order: &Path,
+    policies: &[PathBuf],
+    format: Report,
+    expect: Option<Expect>,
+) -> Outcome {
     let flow_doc = read_flow(flow)?;
     let order_doc: Order = serde_json::from_str(&read(order, Input::Order)?).map_err(|e| {
         report_json(order, &e);
@@ -519,7 +561,28 @@ async fn simulate(flow: &Path, order: &Path, policies: &[PathBuf], format: Repor
             serde_json::to_string_pretty(&simulation).unwrap_or_default()
         ),
     }
-    Ok(())
+    let Some(expected) = expect else {
+        return Ok(());
+    };
+    let ended = simulation
+        .journey
+        .executions
+        .first()
+        .map(|e| (e.status, e.failure.clone()));
+    match ended {
+        Some((status, _)) if Expect::of(status) == Some(expected) => Ok(()),
+        Some((status, failure)) => Err(Failure::Unexpected(format!(
+            "order '{}' was expected to end {}, its path ended {status:?}{}",
+            order_doc.id,
+            format!("{expected:?}").to_lowercase(),
+            failure.map(|why| format!(": {why}")).unwrap_or_default()
+        ))),
+        None => Err(Failure::Unexpected(format!(
+            "order '{}' was expected to end {}, the flow did not start for it",
+            order_doc.id,
+            format!("{expected:?}").to_lowercase()
+        ))),
+    }
 }
 
 async fn journey(path: &Path, order: &str, format: JourneyFormat) -> Outcome {
