@@ -143,16 +143,8 @@ async fn every_crash_point_converges_to_the_fault_free_result() {
 #[cfg(feature = "sqlite")]
 #[tokio::test(flavor = "current_thread")]
 async fn every_crash_point_converges_on_sqlite() {
-    let dir = tempfile::tempdir().unwrap();
-    let next = std::sync::atomic::AtomicU64::new(0);
-    enumerate_crash_points("SQLite", || {
-        let path = dir.path().join(format!(
-            "run-{}.db",
-            next.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-        ));
-        async move { Arc::new(orderflow::store::SqliteStore::open(path).unwrap()) as Arc<dyn Store> }
-    })
-    .await;
+    let fresh = common::fresh::FreshSqlite::new();
+    enumerate_crash_points("SQLite", || fresh.open()).await;
 }
 
 /// The same enumeration on PostgreSQL: every run on a fresh schema of the server at
@@ -160,40 +152,11 @@ async fn every_crash_point_converges_on_sqlite() {
 #[cfg(feature = "postgres")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_crash_point_converges_on_postgres() {
-    use orderflow::store::{PostgresConfig, PostgresStore};
-    let Ok(url) = std::env::var("ORDERFLOW_PG_URL") else {
-        eprintln!("ORDERFLOW_PG_URL is not set; skipping (CI sets it)");
+    let Some(fresh) = common::fresh::FreshPostgres::from_env("crash") else {
         return;
     };
-    let prefix = format!("orderflow_crash_{}", std::process::id());
-    let next = std::sync::atomic::AtomicU64::new(0);
-    enumerate_crash_points("PostgreSQL", || {
-        let config = PostgresConfig::new(&url).with_schema(format!(
-            "{prefix}_{}",
-            next.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-        ));
-        async move { Arc::new(PostgresStore::connect_with(config).await.unwrap()) as Arc<dyn Store> }
-    })
-    .await;
-    // Drop the run's schemas.
-    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(connection);
-    let rows = client
-        .query(
-            "SELECT nspname FROM pg_catalog.pg_namespace WHERE starts_with(nspname, $1)",
-            &[&format!("{prefix}_")],
-        )
-        .await
-        .unwrap();
-    for row in rows {
-        let name: String = row.get(0);
-        client
-            .batch_execute(&format!("DROP SCHEMA \"{name}\" CASCADE"))
-            .await
-            .unwrap();
-    }
+    enumerate_crash_points("PostgreSQL", || fresh.open()).await;
+    fresh.drop_all().await;
 }
 
 /// Runs each scenario fault-free, then crashed before and after each of its store

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub(crate) mod canonical;
+pub(crate) mod fresh;
 #[cfg(feature = "postgres")]
 pub(crate) mod ledger;
 
