@@ -1076,7 +1076,7 @@ fn re_exports_are_followed_to_where_the_item_lives() {
             "src/d/y.rs",
             "pub struct Thing;\nfn f() { super::x::g() }\n",
         ),
-        ("src/e.rs", "fn f() -> crate::Thing { todo!() }\n"),
+        ("src/e.rs", "fn f() -> crate::Thing { crate::Thing }\n"),
     ];
     // `super::Thing` in x is y's; the root's `Thing` is d's.
     assert_eq!(
