@@ -51,10 +51,58 @@ macro_rules! id_type {
     };
 }
 
-id_type!(
-    /// Identifies an order (the sales order header); unique within a store.
-    OrderId
-);
+/// Identifies an order (the sales order header); unique within a store.
+///
+/// Shared text: the engine copies an order's id into its indexes, locks, executions and
+/// commits, and a copy is a reference count, not an allocation. Build one from text with
+/// [`From`] (`OrderId::from("SO-1")`, `"SO-1".into()`); read it with
+/// [`as_str`](Self::as_str) or [`Display`](fmt::Display).
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct OrderId(std::sync::Arc<str>);
+
+impl OrderId {
+    /// The identifier as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for OrderId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+impl fmt::Display for OrderId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<&str> for OrderId {
+    fn from(s: &str) -> Self {
+        Self(s.into())
+    }
+}
+
+impl From<String> for OrderId {
+    fn from(s: String) -> Self {
+        Self(s.into())
+    }
+}
+
+impl From<OrderId> for String {
+    fn from(id: OrderId) -> Self {
+        id.0.as_ref().to_owned()
+    }
+}
+
+impl std::borrow::Borrow<str> for OrderId {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
 /// An order id as the engine's order calls take it ([`Engine::order`], [`Engine::journey`],
 /// [`Engine::restore`], …): text (`"SO-1"`, a `&String`) or an [`OrderId`], by value or by
 /// reference, so `engine.order("SO-1")` and `engine.order(&id)` both read.

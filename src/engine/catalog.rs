@@ -18,8 +18,9 @@ use crate::rules::{PolicyRecord, RulePolicy};
 pub(super) struct Catalog {
     pub(super) flows: IndexMap<String, Flow>,
     pub(super) plans: HashMap<(String, Version), Arc<Plan>>,
-    /// Event kind → flows (in creation order) whose entry actions list it.
-    pub(super) routes: HashMap<EventKind, Vec<(String, Version)>>,
+    /// Event kind → flows (in creation order) whose entry actions list it, each with its
+    /// compiled plan (`None` for a broken version: the event is refused).
+    pub(super) routes: HashMap<EventKind, Vec<(String, Version, Option<Arc<Plan>>)>>,
     /// Rule policies (drafts and status), in creation order.
     pub(super) policies: IndexMap<String, PolicyRecord>,
     /// The last published version of each rule policy, compiled.
@@ -62,16 +63,18 @@ impl Catalog {
                 continue;
             };
             let key = (flow.name.clone(), version.clone());
-            let triggers = match self.plans.get(&key) {
+            let plan = self.plans.get(&key);
+            let triggers = match plan {
                 Some(plan) => plan.triggers.clone(),
                 None if self.broken.contains_key(&key) => entry_events(&flow.steps),
                 None => continue,
             };
             for kind in triggers {
-                self.routes
-                    .entry(kind)
-                    .or_default()
-                    .push((flow.name.clone(), version.clone()));
+                self.routes.entry(kind).or_default().push((
+                    flow.name.clone(),
+                    version.clone(),
+                    plan.cloned(),
+                ));
             }
         }
     }

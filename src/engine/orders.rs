@@ -252,7 +252,7 @@ impl Engine {
 }
 
 pub(super) fn check_event(event: &Event) -> Result<()> {
-    if event.id.0.trim().is_empty() {
+    if event.id.as_str().trim().is_empty() {
         return Err(Error::InvalidEvent("the event id is empty".into()));
     }
     if event.kind.as_str().trim().is_empty() {

@@ -36,16 +36,19 @@ struct Catalog<'e>(&'e Inner);
 impl Env for Catalog<'_> {
     fn routes(&self, kind: &EventKind) -> Result<Vec<Route>> {
         let catalog = self.0.read_catalog();
-        let mut routes = Vec::new();
-        for (f, v) in catalog.routes.get(kind).into_iter().flatten() {
-            let key = (f.clone(), v.clone());
-            match catalog.plans.get(&key) {
+        let Some(entries) = catalog.routes.get(kind) else {
+            return Ok(Vec::new());
+        };
+        let mut routes = Vec::with_capacity(entries.len());
+        for (f, v, plan) in entries {
+            match plan {
                 Some(p) => routes.push(Route {
                     flow: f.clone(),
                     version: v.clone(),
                     plan: p.clone(),
                 }),
                 None => {
+                    let key = (f.clone(), v.clone());
                     return Err(Error::FlowBroken {
                         flow: f.clone(),
                         version: v.clone(),

@@ -12,7 +12,7 @@ impl Event {
     /// with [`Event::from_json_with`] met them as it was parsed.
     pub fn check_limits(&self, limits: &Limits) -> Result<(), LimitError> {
         let event = self;
-        let id = event.id.0.as_str();
+        let id = event.id.as_str();
         let place = || format!("event '{}'", shorten(id));
         for (s, what) in [
             (id, "id"),

@@ -124,9 +124,13 @@ impl From<&str> for EventKind {
 }
 
 /// Identifies an event for de-duplication; unique per order.
+///
+/// Shared text, like [`OrderId`]: a copy (onto the timeline, into a commit) is a reference
+/// count. Build one with [`From`] (`EventId::from("e-1")`); read it with
+/// [`as_str`](Self::as_str) or [`Display`](fmt::Display).
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]
-pub struct EventId(pub String);
+pub struct EventId(std::sync::Arc<str>);
 
 impl EventId {
     /// The id as text.
@@ -137,7 +141,7 @@ impl EventId {
 
 impl fmt::Debug for EventId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&self.0, f)
+        fmt::Debug::fmt(&*self.0, f)
     }
 }
 
@@ -149,13 +153,13 @@ impl fmt::Display for EventId {
 
 impl From<&str> for EventId {
     fn from(s: &str) -> Self {
-        Self(s.to_owned())
+        Self(s.into())
     }
 }
 
 impl From<String> for EventId {
     fn from(s: String) -> Self {
-        Self(s)
+        Self(s.into())
     }
 }
 

@@ -33,20 +33,16 @@ struct Stored {
     completed: Option<Timestamp>,
 }
 
-/// What a commit does to the map: store a new order, or change a stored one.
-enum Write {
-    Create(OrderState),
-    Apply(ChangeSet),
-}
-
 #[derive(Debug, Default)]
 struct Inner {
     flows: IndexMap<String, Flow>,
     versions: HashMap<(String, Version), Flow>,
     policies: IndexMap<String, PolicyRecord>,
     policy_versions: HashMap<(String, u32), PolicyDocument>,
-    /// Boxed: a map's spare slots then cost a pointer each, not a whole order's state.
-    orders: HashMap<OrderId, Box<Stored>>,
+    /// Boxed: a map's spare slots then cost a pointer each, not a whole order's state. An
+    /// `IndexMap` keeps each key's hash beside it, so growing the map moves entries without
+    /// hashing every order id again.
+    orders: IndexMap<OrderId, Box<Stored>>,
     live: BTreeSet<OrderId>,
     /// Durable timers: (when, order), and each order's entry in it.
     timers: BTreeSet<(Timestamp, OrderId)>,
@@ -101,7 +97,7 @@ impl Inner {
         let mut purged = Vec::with_capacity(chosen.len());
         for key in chosen {
             self.completed.remove(&key);
-            self.orders.remove(&key.1);
+            self.orders.swap_remove(&key.1);
             purged.push(key.1);
         }
         if self.orders.len() < self.orders.capacity() / 4 {
@@ -230,49 +226,64 @@ impl Store for MemoryStore {
             step.details.shrink_to_fit();
             step.findings.shrink_to_fit();
         }
-        let mut inner = self.lock();
-        let id = change.order.clone();
-        let stored = inner.orders.get(&id).map(|s| s.state.revision);
-        if stored != change.expected {
-            return Err(StoreError::conflict(&id, stored, change.expected));
-        }
         let journey = std::mem::take(&mut change.journey);
         let (live, wake, completed) = (change.live, change.next_wake, change.completed_at);
-        let write = match stored {
-            Some(_) => Write::Apply(change),
-            None => Write::Create(OrderState::created(change).ok_or_else(|| {
-                StoreError::new(
-                    StoreErrorKind::Refused,
-                    format!("order {id} is new, and the commit creating it carries no document"),
-                )
-            })?),
-        };
-        inner.index(&id, live, wake);
-        let was = inner.orders.get(&id).and_then(|s| s.completed);
-        if was != completed {
-            if let Some(at) = was {
-                inner.completed.remove(&(at, id.clone()));
-            }
-            if let Some(at) = completed {
-                inner.completed.insert((at, id.clone()));
-            }
-        }
-        match write {
-            Write::Apply(change) => {
-                if let Some(stored) = inner.orders.get_mut(&id) {
-                    stored.state.apply(change);
-                    // Held until the next turn loads a copy: keep no spare capacity.
-                    stored.state.shrink_to_fit();
-                    stored.journey.extend(journey);
-                    stored.live = live;
-                    stored.wake = wake;
-                    stored.completed = completed;
+        let mut inner = self.lock();
+        let inner = &mut *inner;
+        // One lookup of the order: its slot, or where a new one goes.
+        match inner.orders.get_index_of(&change.order) {
+            Some(i) => {
+                let stored = &mut inner.orders[i];
+                if Some(stored.state.revision) != change.expected {
+                    return Err(StoreError::conflict(
+                        &change.order,
+                        Some(stored.state.revision),
+                        change.expected,
+                    ));
+                }
+                let (was_live, was_wake, was_completed) =
+                    (stored.live, stored.wake, stored.completed);
+                let id = change.order.clone();
+                stored.state.apply(change);
+                // Held until the next turn loads a copy: keep no spare capacity.
+                stored.state.shrink_to_fit();
+                stored.journey.reserve_exact(journey.len());
+                stored.journey.extend(journey);
+                stored.live = live;
+                stored.wake = wake;
+                stored.completed = completed;
+                if (was_live, was_wake) != (live, wake) {
+                    inner.index(&id, live, wake);
+                }
+                if was_completed != completed {
+                    if let Some(at) = was_completed {
+                        inner.completed.remove(&(at, id.clone()));
+                    }
+                    if let Some(at) = completed {
+                        inner.completed.insert((at, id));
+                    }
                 }
             }
-            Write::Create(mut state) => {
+            None => {
+                if change.expected.is_some() {
+                    return Err(StoreError::conflict(&change.order, None, change.expected));
+                }
+                let id = change.order.clone();
+                let mut state = OrderState::created(change).ok_or_else(|| {
+                    StoreError::new(
+                        StoreErrorKind::Refused,
+                        format!(
+                            "order {id} is new, and the commit creating it carries no document"
+                        ),
+                    )
+                })?;
                 state.shrink_to_fit();
                 let mut journey = journey;
                 journey.shrink_to_fit();
+                inner.index(&id, live, wake);
+                if let Some(at) = completed {
+                    inner.completed.insert((at, id.clone()));
+                }
                 inner.orders.insert(
                     id,
                     Box::new(Stored {

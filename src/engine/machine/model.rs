@@ -108,7 +108,7 @@ fn run_order(plan: &Arc<Plan>, order: Order) -> std::result::Result<Ran, String>
     append_event(
         &mut m,
         &env,
-        EventId("e1".into()),
+        EventId::from("e1"),
         EventKind::NEW_ORDER,
         None,
         None,

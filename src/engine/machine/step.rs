@@ -238,7 +238,12 @@ pub(super) fn settle(
     }
     let token = &mut m.state.executions[e].tokens[t];
     let attempts = attempts + token.calls;
-    let mut details = Vec::with_capacity(2 + notes.len());
+    // Sized exactly: the row is kept for the order's life.
+    let count = usize::from(token.earlier.is_some())
+        + usize::from(token.took.is_some())
+        + notes.len()
+        + usize::from(result.is_err());
+    let mut details = Vec::with_capacity(count);
     // Earlier attempts' failures, kept on the token while it waited for its retries.
     if let Some(earlier) = token.earlier.take() {
         details.push(Detail::Error(earlier));
@@ -271,12 +276,7 @@ pub(super) fn settle(
     );
 
     let exec = &mut m.state.executions[e];
-    let mut event_prefix = String::with_capacity(64);
-    let _ = write!(
-        event_prefix,
-        "{}/{}/{}/{}/",
-        exec.id, exec.tokens[t].id, step.name, exec.round
-    );
+    let (token_id, round) = (exec.tokens[t].id, exec.round);
     if ok || plan.routes_failure(a.next) {
         exec.forget_accepted(&step.name);
         let token = &mut exec.tokens[t];
@@ -313,21 +313,46 @@ pub(super) fn settle(
         .chain(std::iter::once((outcome_event, None)))
         .chain(extra.map(|kind| (kind, None)));
     for (i, (kind, record)) in events.enumerate() {
-        // Stored on the timeline: sized to fit.
-        let mut id = String::with_capacity(event_prefix.len() + 4);
-        id.push_str(&event_prefix);
-        let _ = write!(id, "{i}");
-        append_event(
-            m,
-            env,
-            EventId(id),
-            kind,
-            record,
-            Some(step.name.clone()),
-            now,
-        )?;
+        let id = outcome_event_id(&m.state.executions[e].id, token_id, &step.name, round, i);
+        append_event(m, env, id, kind, record, Some(step.name.clone()), now)?;
     }
     Ok(None)
+}
+
+/// An outcome event's id, `execution/token/step/round/i`, formatted on the stack and
+/// copied once into the shared text the timeline keeps.
+fn outcome_event_id(
+    exec: &crate::execution::ExecutionId,
+    token: impl std::fmt::Display,
+    step: &str,
+    round: u32,
+    i: usize,
+) -> EventId {
+    /// A fixed buffer that gives up (and the id is formatted on the heap) when full.
+    struct Stack {
+        buf: [u8; 128],
+        len: usize,
+    }
+    impl std::fmt::Write for Stack {
+        fn write_str(&mut self, s: &str) -> std::fmt::Result {
+            let end = self.len + s.len();
+            let room = self.buf.get_mut(self.len..end).ok_or(std::fmt::Error)?;
+            room.copy_from_slice(s.as_bytes());
+            self.len = end;
+            Ok(())
+        }
+    }
+    let mut stack = Stack {
+        buf: [0; 128],
+        len: 0,
+    };
+    if write!(stack, "{exec}/{token}/{step}/{round}/{i}").is_ok() {
+        // Whole `&str`s were copied in, so the bytes are UTF-8.
+        if let Ok(id) = std::str::from_utf8(&stack.buf[..stack.len]) {
+            return EventId::from(id);
+        }
+    }
+    EventId::from(format!("{exec}/{token}/{step}/{round}/{i}"))
 }
 
 fn carries(order: &Order, selection: &Selection, record: &RecordId) -> bool {

@@ -121,7 +121,7 @@ where
         .unwrap();
     let dead = b.dead_letters(&id).await.unwrap();
     assert_eq!(dead.len(), 1, "a failed event is kept as a dead letter");
-    assert_eq!(dead[0].event.id.0, "SH-1-e2");
+    assert_eq!(dead[0].event.id.as_str(), "SH-1-e2");
     assert_eq!(dead[0].reason, "cannot be processed");
     b.release(&held_b).await.unwrap();
     assert!(
@@ -236,7 +236,7 @@ where
             break;
         }
         for q in page {
-            read.push(q.event.id.0.clone());
+            read.push(q.event.id.to_string());
             a.consume(&long, q.seq, None).await.unwrap();
         }
     }

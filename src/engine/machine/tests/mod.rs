@@ -177,7 +177,7 @@ const T: Timestamp = Timestamp(1_000);
 
 /// Puts an event on the timeline.
 fn event(m: &mut Machine, env: &TestEnv, id: &str, kind: EventKind) -> u64 {
-    append_event(m, env, EventId(id.into()), kind, None, None, T).expect("routes")
+    append_event(m, env, EventId::from(id), kind, None, None, T).expect("routes")
 }
 
 /// Drives the machine to `Idle`, answering every run with `answer`; the commands seen.
