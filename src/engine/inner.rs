@@ -28,9 +28,22 @@ pub(super) fn is_outage(e: &Error) -> bool {
     matches!(e, Error::Store(s) if s.kind() == crate::store::StoreErrorKind::Unavailable)
 }
 
+/// The engine's store, called as the trait object itself: `Arc<dyn Store>` implements
+/// [`Store`] by forwarding, and a call through that impl boxes its future twice.
+#[derive(Clone, Debug)]
+pub(super) struct StoreRef(pub(super) Arc<dyn Store>);
+
+impl std::ops::Deref for StoreRef {
+    type Target = dyn Store;
+
+    fn deref(&self) -> &dyn Store {
+        &*self.0
+    }
+}
+
 pub(super) struct Inner {
     pub(super) admission: Admission,
-    pub(super) store: Arc<dyn Store>,
+    pub(super) store: StoreRef,
     /// The same store as [`SharedStore`], when instances share it.
     pub(super) shared: Option<Arc<dyn SharedStore>>,
     pub(super) clock: Arc<dyn Clock>,
@@ -81,7 +94,7 @@ impl Inner {
     ) -> Self {
         Self {
             admission: Admission::new(max_in_flight),
-            store,
+            store: StoreRef(store),
             shared,
             clock,
             jitter: Mutex::new(Jitter::new(config.seed)),

@@ -85,7 +85,7 @@ impl Engine {
 
     /// The store the engine writes.
     pub fn store(&self) -> &Arc<dyn Store> {
-        &self.inner.store
+        &self.inner.store.0
     }
 }
 

@@ -133,7 +133,12 @@ impl<'a> StepCalls<'a> {
         let started = self.observer.map(|_| std::time::Instant::now());
         let result = self
             .timeout
-            .bound(name, CatchPanic::call(name, provider.call(request, &cx)))
+            // Through the trait object itself: `Arc<dyn Provider>` forwards, which would box
+            // the call's future twice.
+            .bound(
+                name,
+                CatchPanic::call(name, (**provider).call(request, &cx)),
+            )
             .await;
         match &result {
             Ok(_) => self
