@@ -132,9 +132,21 @@ mod tests {
         assert_eq!(p.name, "Ship: US");
         assert_eq!(p.kind, PolicyKind::Execution);
         assert_eq!(p.entity, Entity::OrderLine);
-        assert!(parse_policy("P:filter").unwrap_err().contains("NAME:TYPE:ENTITY"));
-        assert!(parse_policy("P:check:order").unwrap_err().contains("filter or execution"));
-        assert!(parse_policy("P:filter:line").unwrap_err().contains("order_line"));
+        assert!(
+            parse_policy("P:filter")
+                .unwrap_err()
+                .contains("NAME:TYPE:ENTITY")
+        );
+        assert!(
+            parse_policy("P:check:order")
+                .unwrap_err()
+                .contains("filter or execution")
+        );
+        assert!(
+            parse_policy("P:filter:line")
+                .unwrap_err()
+                .contains("order_line")
+        );
         assert!(parse_policy(":filter:order").unwrap_err().contains("empty"));
     }
 }

@@ -235,14 +235,11 @@ impl Reporter {
                 if let Some(label) = &d.label {
                     annotation = annotation.label(label.as_str());
                 }
-                level
-                    .primary_title(d.message.as_str())
-                    .id(d.code)
-                    .element(
-                        Snippet::source(text.as_str())
-                            .path(file.as_str())
-                            .annotation(annotation),
-                    )
+                level.primary_title(d.message.as_str()).id(d.code).element(
+                    Snippet::source(text.as_str())
+                        .path(file.as_str())
+                        .annotation(annotation),
+                )
             }
             // Not at one place: the file opens the message, as `file: message`.
             (_, _, Some(file)) => Group::with_title(

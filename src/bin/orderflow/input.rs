@@ -299,9 +299,12 @@ pub(crate) fn diagnostics(
                         problem.field.as_deref(),
                     )
                 });
-                Diagnostic::error("invalid-policy", format!("policy '{}': {problem}", p.policy))
-                    .in_file(path)
-                    .at(place)
+                Diagnostic::error(
+                    "invalid-policy",
+                    format!("policy '{}': {problem}", p.policy),
+                )
+                .in_file(path)
+                .at(place)
             })
             .collect(),
         Error::Limit(_) => vec![Diagnostic::error("limit", e.to_string()).in_file(path)],

@@ -50,7 +50,8 @@ impl Source {
     /// Opens the store for reading: SQLite read-only; PostgreSQL with migrations off (the
     /// schema is checked, never created or changed) on one connection.
     async fn open(&self) -> Result<Arc<dyn Store>, Failure> {
-        let cannot = |e: StoreError| Failure::Usage(format!("cannot read {}: {e}", self.describe()));
+        let cannot =
+            |e: StoreError| Failure::Usage(format!("cannot read {}: {e}", self.describe()));
         match self {
             Self::Sqlite(path) => {
                 if !path.exists() {

@@ -148,7 +148,12 @@ enum Command {
         args: Vec<String>,
         /// A PostgreSQL store's URL (a file given before the order id takes precedence over
         /// the environment variable).
-        #[arg(long, env = "ORDERFLOW_PG_URL", value_name = "URL", hide_env_values = true)]
+        #[arg(
+            long,
+            env = "ORDERFLOW_PG_URL",
+            value_name = "URL",
+            hide_env_values = true
+        )]
         postgres: Option<String>,
         /// The PostgreSQL schema holding the store's tables.
         #[arg(long, default_value = "orderflow", value_name = "NAME")]
@@ -207,7 +212,10 @@ fn main() -> ExitCode {
     {
         Ok(rt) => rt,
         Err(e) => {
-            out.emit(Diagnostic::error("cannot-run", format!("cannot start: {e}")));
+            out.emit(Diagnostic::error(
+                "cannot-run",
+                format!("cannot start: {e}"),
+            ));
             return ExitCode::from(2);
         }
     };

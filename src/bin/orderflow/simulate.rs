@@ -58,7 +58,12 @@ pub(crate) async fn simulate(
         out.emit(
             Diagnostic::error("invalid-order", input::json_message(&e))
                 .in_file(order)
-                .at(input::syntax_place(&text, e.line(), e.column(), root.as_ref())),
+                .at(input::syntax_place(
+                    &text,
+                    e.line(),
+                    e.column(),
+                    root.as_ref(),
+                )),
         );
         Failure::Invalid
     })?;

@@ -145,71 +145,70 @@ impl Parser<'_> {
         }
         self.skip_space();
         let start = self.at;
-        let value = match *self.bytes.get(self.at)? {
-            b'{' => {
-                self.at += 1;
-                let mut members = Vec::new();
-                self.skip_space();
-                if self.bytes.get(self.at) == Some(&b'}') {
+        let value =
+            match *self.bytes.get(self.at)? {
+                b'{' => {
                     self.at += 1;
-                } else {
-                    loop {
-                        self.skip_space();
-                        let key = self.string()?;
-                        self.skip_space();
-                        self.expect(b':')?;
-                        let node = self.value(depth + 1)?;
-                        members.push(Member { key, node });
-                        self.skip_space();
-                        match *self.bytes.get(self.at)? {
-                            b',' => self.at += 1,
-                            b'}' => {
-                                self.at += 1;
-                                break;
+                    let mut members = Vec::new();
+                    self.skip_space();
+                    if self.bytes.get(self.at) == Some(&b'}') {
+                        self.at += 1;
+                    } else {
+                        loop {
+                            self.skip_space();
+                            let key = self.string()?;
+                            self.skip_space();
+                            self.expect(b':')?;
+                            let node = self.value(depth + 1)?;
+                            members.push(Member { key, node });
+                            self.skip_space();
+                            match *self.bytes.get(self.at)? {
+                                b',' => self.at += 1,
+                                b'}' => {
+                                    self.at += 1;
+                                    break;
+                                }
+                                _ => return None,
                             }
-                            _ => return None,
                         }
                     }
+                    Value::Object(members)
                 }
-                Value::Object(members)
-            }
-            b'[' => {
-                self.at += 1;
-                let mut items = Vec::new();
-                self.skip_space();
-                if self.bytes.get(self.at) == Some(&b']') {
+                b'[' => {
                     self.at += 1;
-                } else {
-                    loop {
-                        items.push(self.value(depth + 1)?);
-                        self.skip_space();
-                        match *self.bytes.get(self.at)? {
-                            b',' => self.at += 1,
-                            b']' => {
-                                self.at += 1;
-                                break;
+                    let mut items = Vec::new();
+                    self.skip_space();
+                    if self.bytes.get(self.at) == Some(&b']') {
+                        self.at += 1;
+                    } else {
+                        loop {
+                            items.push(self.value(depth + 1)?);
+                            self.skip_space();
+                            match *self.bytes.get(self.at)? {
+                                b',' => self.at += 1,
+                                b']' => {
+                                    self.at += 1;
+                                    break;
+                                }
+                                _ => return None,
                             }
-                            _ => return None,
                         }
                     }
+                    Value::Array(items)
                 }
-                Value::Array(items)
-            }
-            b'"' => Value::String(self.string()?),
-            _ => {
-                while self
-                    .bytes
-                    .get(self.at)
-                    .is_some_and(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'+' | b'.'))
-                {
-                    self.at += 1;
+                b'"' => Value::String(self.string()?),
+                _ => {
+                    while self.bytes.get(self.at).is_some_and(|b| {
+                        b.is_ascii_alphanumeric() || matches!(b, b'-' | b'+' | b'.')
+                    }) {
+                        self.at += 1;
+                    }
+                    if self.at == start {
+                        return None;
+                    }
+                    Value::Other
                 }
-                if self.at == start {
-                    return None;
-                }
-                Value::Other
-            }
-        };
+            };
         Some(Node {
             span: start..self.at,
             value,
@@ -259,8 +258,9 @@ impl Parser<'_> {
                             {
                                 self.at += 2;
                                 let second = self.hex4()?;
-                                let joined =
-                                    0x10000 + ((first - 0xD800) << 10) + (second.wrapping_sub(0xDC00));
+                                let joined = 0x10000
+                                    + ((first - 0xD800) << 10)
+                                    + (second.wrapping_sub(0xDC00));
                                 char::from_u32(joined).unwrap_or('\u{fffd}')
                             } else {
                                 char::from_u32(first).unwrap_or('\u{fffd}')
@@ -424,27 +424,35 @@ pub(crate) fn flow_problem(
         ProblemKind::DuplicateStepName(_) => duplicates_before + 1,
         _ => 0,
     };
-    let step = step(root, path, skip)?;
-    let name = || field(&step, "name");
-    let found = match kind {
-        ProblemKind::UnknownPolicy(p) | ProblemKind::UnpublishedPolicy(p) => reference(&step, p),
-        ProblemKind::WrongPolicyType { policy, .. } => reference(&step, policy),
-        ProblemKind::UnknownProvider(p) => reference(&step, p),
-        ProblemKind::ProviderLacksRequest { provider, .. } => reference(&step, provider),
-        ProblemKind::UnknownCustomAction(a) => reference(&step, a),
-        ProblemKind::UnknownOrchestrationType(_) => field(&step, "orchestration_type"),
+    let first = step(root, path, skip)?;
+    // A reference is looked for in every step of the path's name, since a duplicate name
+    // makes the path ambiguous.
+    let found = (0..MAX_DEPTH)
+        .map_while(|skip| step(root, path, skip))
+        .find_map(|step| target(&step, kind, path));
+    found.or_else(|| field(&first, "name")).map(|f| f.place())
+}
+
+/// What a problem points at inside its step.
+fn target<'n>(step: &Found<'n>, kind: &ProblemKind, path: &StepPath) -> Option<Found<'n>> {
+    match kind {
+        ProblemKind::UnknownPolicy(p) | ProblemKind::UnpublishedPolicy(p) => reference(step, p),
+        ProblemKind::WrongPolicyType { policy, .. } => reference(step, policy),
+        ProblemKind::UnknownProvider(p) => reference(step, p),
+        ProblemKind::ProviderLacksRequest { provider, .. } => reference(step, provider),
+        ProblemKind::UnknownCustomAction(a) => reference(step, a),
+        ProblemKind::UnknownOrchestrationType(_) => field(step, "orchestration_type"),
         ProblemKind::ActionKindNotAllowed(_)
         | ProblemKind::CustomActionMismatch
-        | ProblemKind::MissingProvider => field(&step, "kind"),
-        ProblemKind::InvalidRetry(_) => field(&step, "retry"),
-        ProblemKind::InvalidTimeout => field(&step, "timeout_ms"),
-        ProblemKind::EmptySplitter => field(&step, "branches"),
+        | ProblemKind::MissingProvider => field(step, "kind"),
+        ProblemKind::InvalidRetry(_) => field(step, "retry"),
+        ProblemKind::InvalidTimeout => field(step, "timeout_ms"),
+        ProblemKind::EmptySplitter => field(step, "branches"),
         ProblemKind::EmptyFlow | ProblemKind::NoTrigger if path.0.is_empty() => {
-            field(&step, "steps")
+            field(step, "steps")
         }
         _ => None,
-    };
-    found.or_else(name).map(|f| f.place())
+    }
 }
 
 /// Where a step is named: for warnings about a step, and unknown names under
