@@ -207,6 +207,50 @@ fn simulate_runs_the_lab_on_an_order_without_calling_anything() {
         .code(1);
 }
 
+/// The members of `simulate --format json` the guide documents as stable.
+#[test]
+fn simulate_json_has_its_documented_shape() {
+    let json = stdout(orderflow().args([
+        "simulate",
+        LAB_FLOW,
+        ORDER,
+        "--policies",
+        LAB_POLICIES,
+        "--format",
+        "json",
+    ]));
+    let value: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let keys = |v: &serde_json::Value| -> Vec<String> {
+        let mut k: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+        k.sort();
+        k
+    };
+    assert_eq!(
+        keys(&value),
+        ["calls", "changes", "filters", "journey", "order", "waits"]
+    );
+    for key in ["order", "executions", "steps", "timeline"] {
+        assert!(value["journey"].get(key).is_some(), "journey.{key}");
+    }
+    assert_eq!(value["journey"]["executions"][0]["status"], "completed");
+    assert_eq!(
+        keys(&value["calls"][0]),
+        ["provider", "record", "request", "step"]
+    );
+    assert_eq!(
+        keys(&value["filters"][0]),
+        ["admitted", "policy", "rejected", "step"]
+    );
+    assert_eq!(
+        keys(&value["changes"][0]),
+        ["after", "before", "field", "step"]
+    );
+    let step = &value["journey"]["steps"][0];
+    for key in ["step", "outcome", "records", "details", "findings"] {
+        assert!(step.get(key).is_some(), "journey.steps[].{key}");
+    }
+}
+
 #[test]
 fn simulate_asserts_how_the_order_path_ends_for_ci() {
     let run = |expect: &str| {

@@ -269,10 +269,10 @@ impl Reporter {
             "diagnostics": self.gathered.iter().map(|d| d.to_json(&self.sources)).collect::<Vec<_>>(),
             "files": checked,
         });
-        println!(
-            "{}",
+        crate::output(format!(
+            "{}\n",
             serde_json::to_string_pretty(&document).unwrap_or_default()
-        );
+        ));
     }
 }
 

@@ -87,12 +87,12 @@ pub(crate) async fn journey(source: &Source, order: &str, format: JourneyFormat)
     let mut flows: HashMap<(String, semver::Version), Option<Flow>> = HashMap::new();
     for exec in state.executions() {
         let key = (exec.flow().to_owned(), exec.version().clone());
-        if !flows.contains_key(&key) {
+        if let std::collections::hash_map::Entry::Vacant(slot) = flows.entry(key) {
             let flow = store
                 .flow_version(exec.flow(), exec.version())
                 .await
                 .map_err(usage)?;
-            flows.insert(key, flow);
+            slot.insert(flow);
         }
     }
     let names: HashMap<_, _> = flows
@@ -106,20 +106,17 @@ pub(crate) async fn journey(source: &Source, order: &str, format: JourneyFormat)
             .flatten()
     });
     match format {
-        JourneyFormat::Text => print!("{journey}"),
-        JourneyFormat::Json => println!(
-            "{}",
+        JourneyFormat::Text => crate::output(&journey),
+        JourneyFormat::Json => crate::output(format!(
+            "{}\n",
             serde_json::to_string_pretty(&journey).unwrap_or_default()
-        ),
+        )),
         JourneyFormat::Mermaid | JourneyFormat::Dot => {
             for flow in drawn_flows(&journey, &flows, source)? {
-                print!(
-                    "{}",
-                    match format {
-                        JourneyFormat::Mermaid => render::journey_mermaid(flow, &journey),
-                        _ => render::journey_dot(flow, &journey),
-                    }
-                );
+                crate::output(match format {
+                    JourneyFormat::Mermaid => render::journey_mermaid(flow, &journey),
+                    _ => render::journey_dot(flow, &journey),
+                });
             }
         }
     }

@@ -196,6 +196,21 @@ enum Failure {
 
 type Outcome = Result<(), Failure>;
 
+/// Writes a command's output to standard output. A reader that goes away (`| head`) ends
+/// the output quietly, as for any Unix tool, instead of a panic.
+fn output(text: impl std::fmt::Display) {
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    let written = write!(stdout, "{text}").and_then(|()| stdout.flush());
+    if let Err(e) = written {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("error: cannot write the output: {e}");
+        std::process::exit(2);
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let json = matches!(
@@ -262,13 +277,10 @@ async fn run(command: Command, out: &mut Reporter) -> Outcome {
         }
         Command::Render { flow, format } => {
             let flow = input::read_flow(&flow, out)?;
-            print!(
-                "{}",
-                match format {
-                    Diagram::Mermaid => render::mermaid(&flow),
-                    Diagram::Dot => render::dot(&flow),
-                }
-            );
+            output(match format {
+                Diagram::Mermaid => render::mermaid(&flow),
+                Diagram::Dot => render::dot(&flow),
+            });
             Ok(())
         }
         Command::Simulate {
@@ -298,16 +310,18 @@ async fn run(command: Command, out: &mut Reporter) -> Outcome {
             journey::journey(&source, order, format).await
         }
         Command::Completions { shell } => {
-            clap_complete::generate(
-                shell,
-                &mut Cli::command(),
-                "orderflow",
-                &mut std::io::stdout(),
-            );
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "orderflow", &mut script);
+            output(String::from_utf8_lossy(&script));
             Ok(())
         }
-        Command::Man => clap_mangen::Man::new(Cli::command())
-            .render(&mut std::io::stdout())
-            .map_err(|e| Failure::Usage(format!("cannot write the man page: {e}"))),
+        Command::Man => {
+            let mut page = Vec::new();
+            clap_mangen::Man::new(Cli::command())
+                .render(&mut page)
+                .map_err(|e| Failure::Usage(format!("cannot write the man page: {e}")))?;
+            output(String::from_utf8_lossy(&page));
+            Ok(())
+        }
     }
 }

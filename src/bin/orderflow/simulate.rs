@@ -85,11 +85,11 @@ pub(crate) async fn simulate(
         }
     };
     match format {
-        Report::Text => print!("{simulation}"),
-        Report::Json => println!(
-            "{}",
+        Report::Text => crate::output(&simulation),
+        Report::Json => crate::output(format!(
+            "{}\n",
             serde_json::to_string_pretty(&simulation).unwrap_or_default()
-        ),
+        )),
     }
     let Some(expected) = expect else {
         return Ok(());

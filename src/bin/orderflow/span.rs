@@ -55,7 +55,7 @@ pub(crate) struct Place {
 }
 
 impl Node {
-    fn get(&self, key: &str) -> Option<&Node> {
+    fn get(&self, key: &str) -> Option<&Self> {
         self.member(key).map(|m| &m.node)
     }
 
@@ -87,7 +87,7 @@ impl Node {
         if !(self.span.start < end && end <= self.span.end) {
             return None;
         }
-        let children: Vec<(Segment, &Node)> = match &self.value {
+        let children: Vec<(Segment, &Self)> = match &self.value {
             Value::Object(members) => members
                 .iter()
                 .map(|m| (Segment::Key(m.key.clone()), &m.node))

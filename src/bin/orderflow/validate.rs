@@ -237,7 +237,7 @@ fn policy_count(n: usize) -> String {
 /// `file: ok (…)` on standard output, for a file with no error.
 fn report_ok(out: &Reporter, path: &Path, ok: bool, what: &str) {
     if ok && !out.is_json() {
-        println!("{}: ok ({what})", path.display());
+        crate::output(format!("{}: ok ({what})\n", path.display()));
     }
 }
 
