@@ -160,7 +160,7 @@ ul.details{margin:0;padding-left:18px}\
 tr.changed td{background:#fff9db}tr.changed td.after{font-weight:600}\
 .missing{color:#adb5bd}\
 code,time{font-family:ui-monospace,'DejaVu Sans Mono','Liberation Mono',monospace;\
-font-size:12px}\
+font-size:12px}time{white-space:nowrap}\
 footer{color:#868e96;font-size:12px;margin-top:20px}";
 
 fn outcome_class(outcome: Outcome) -> &'static str {
@@ -191,13 +191,13 @@ pub(super) fn render(report: &Report<'_>) -> String {
     let flow_title = format!("{} v{}", flow.name, flow.version);
 
     let mut out =
-        String::from("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n");
+        String::from("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\"/>\n");
     // Nothing may be fetched: the page is the file.
     out.push_str(
         "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; \
-         style-src 'unsafe-inline'; img-src data:\">\n",
+         style-src 'unsafe-inline'; img-src data:\"/>\n",
     );
-    out.push_str("<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n");
+    out.push_str("<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"/>\n");
     let _ = writeln!(
         out,
         "<title>Order {} · {}</title>",
@@ -311,7 +311,7 @@ fn steps(out: &mut String, journey: &Journey) {
         let records: Vec<String> = s.records.iter().map(ToString::to_string).collect();
         let _ = write!(
             out,
-            "<tr class=\"step {class}\"><td><time>{}</time></td><td>{} v{}</td><td><b>{}</b>{kind}</td>\
+            "<tr class=\"step step-{class}\"><td><time>{}</time></td><td>{} v{}</td><td><b>{}</b>{kind}</td>\
              <td><span class=\"badge {class}\">{}</span></td><td class=\"num\">{ms} ms</td>\
              <td class=\"num\">{}</td><td class=\"num\">{}</td><td>{}</td><td>",
             s.started,
