@@ -184,6 +184,19 @@ fn render_draws_mermaid_and_dot() {
 }
 
 #[test]
+fn render_draws_svg_a_browser_opens() {
+    let svg = stdout(orderflow().args(["render", LAB_FLOW, "--format", "svg"]));
+    let doc = roxmltree::Document::parse(&svg).unwrap();
+    assert_eq!(doc.root_element().tag_name().name(), "svg");
+    let texts: String = doc
+        .descendants()
+        .filter_map(|n| n.text())
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(texts.contains("Send to Seattle"), "{texts}");
+}
+
+#[test]
 fn simulate_runs_the_lab_on_an_order_without_calling_anything() {
     let text = stdout(orderflow().args(["simulate", LAB_FLOW, ORDER, "--policies", LAB_POLICIES]));
     assert!(text.contains("Send to Seattle would succeed"), "{text}");
@@ -343,6 +356,46 @@ fn journey_reads_an_order_from_a_sqlite_store() {
             .args(["--format", "json"]),
     );
     assert!(serde_json::from_str::<serde_json::Value>(&json).is_ok());
+    let journey = |format: &str| {
+        stdout(
+            orderflow()
+                .arg("journey")
+                .arg(&db)
+                .arg("J-1")
+                .args(["--format", format]),
+        )
+    };
+    // The journey on its flow as SVG, the failed step marked; and as one HTML page.
+    let svg = journey("svg");
+    let doc = roxmltree::Document::parse(&svg).unwrap();
+    assert_eq!(doc.root_element().tag_name().name(), "svg");
+    assert!(svg.contains("Validate order lines"), "{svg}");
+    let html = journey("html");
+    assert!(html.starts_with("<!DOCTYPE html>"), "{html}");
+    for part in ["<svg", "J-1", "Validate order lines", "Surface Pen"] {
+        assert!(html.contains(part), "the report lacks {part}: {html}");
+    }
+    assert!(!html.contains("<script"), "one file, no script: {html}");
+    // --flow names the flow to draw; one the order did not go through is an error.
+    orderflow()
+        .arg("journey")
+        .arg(&db)
+        .args(["J-1", "--format", "svg", "--flow", "Reference lab"])
+        .assert()
+        .success();
+    let out = orderflow()
+        .arg("journey")
+        .arg(&db)
+        .args(["J-1", "--format", "html", "--flow", "Other"])
+        .assert()
+        .code(2)
+        .get_output()
+        .clone();
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.contains("order 'J-1' did not go through flow 'Other'; its flows: 'Reference lab'"),
+        "{err}"
+    );
     orderflow()
         .arg("journey")
         .arg(&db)

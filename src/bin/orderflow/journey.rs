@@ -24,6 +24,11 @@ pub(crate) enum JourneyFormat {
     Dot,
     /// The journey as JSON.
     Json,
+    /// The journey drawn on its flow, as a standalone SVG picture.
+    Svg,
+    /// One self-contained HTML page: the flow with the path, the timeline, each step's
+    /// records, attempts and findings, and the order's fields as they are now.
+    Html,
 }
 
 /// Where the journey is read from.
@@ -72,7 +77,12 @@ impl Source {
     }
 }
 
-pub(crate) async fn journey(source: &Source, order: &str, format: JourneyFormat) -> Outcome {
+pub(crate) async fn journey(
+    source: &Source,
+    order: &str,
+    format: JourneyFormat,
+    chosen: Option<&str>,
+) -> Outcome {
     let store = source.open().await?;
     let usage = |e: StoreError| Failure::Usage(format!("cannot read {}: {e}", source.describe()));
     let id = OrderId::from(order);
@@ -113,14 +123,62 @@ pub(crate) async fn journey(source: &Source, order: &str, format: JourneyFormat)
         )),
         JourneyFormat::Mermaid | JourneyFormat::Dot => {
             for flow in drawn_flows(&journey, &flows, source)? {
+                if chosen.is_some_and(|name| name != flow.name) {
+                    continue;
+                }
                 crate::output(match format {
                     JourneyFormat::Mermaid => render::journey_mermaid(flow, &journey),
                     _ => render::journey_dot(flow, &journey),
                 });
             }
         }
+        JourneyFormat::Svg | JourneyFormat::Html => {
+            let flow = one_flow(drawn_flows(&journey, &flows, source)?, chosen, order)?;
+            crate::output(match format {
+                JourneyFormat::Svg => render::journey_svg(flow, &journey),
+                _ => {
+                    render::journey_html(&render::Report::new(flow, &journey).after(state.order()))
+                }
+            });
+        }
     }
     Ok(())
+}
+
+/// The flow an SVG or HTML file draws: the one the order went through, or the one chosen
+/// with `--flow` when it went through several.
+fn one_flow<'f>(
+    drawn: Vec<&'f Flow>,
+    chosen: Option<&str>,
+    order: &str,
+) -> Result<&'f Flow, Failure> {
+    let names = || {
+        drawn
+            .iter()
+            .map(|f| format!("'{}'", f.name))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    match (chosen, drawn.as_slice()) {
+        (Some(name), _) => drawn
+            .iter()
+            .find(|f| f.name == name)
+            .copied()
+            .ok_or_else(|| {
+                Failure::Usage(format!(
+                    "order '{order}' did not go through flow '{name}'; its flows: {}",
+                    names()
+                ))
+            }),
+        (None, [flow]) => Ok(flow),
+        (None, []) => Err(Failure::Usage(format!(
+            "order '{order}' has not gone through any flow: there is nothing to draw"
+        ))),
+        (None, _) => Err(Failure::Usage(format!(
+            "order '{order}' went through {}: choose the one to draw with --flow NAME",
+            names()
+        ))),
+    }
 }
 
 /// The flow of each of the journey's executions, once each, in the journey's order.

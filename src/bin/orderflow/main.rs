@@ -5,9 +5,9 @@
 //! ```text
 //! orderflow validate flow.json policies.json       # errors point at the place; exit 1
 //! orderflow validate flow.json --policy 'Ship-to US:execution:order'
-//! orderflow render flow.json --format mermaid      # or dot
+//! orderflow render flow.json --format mermaid      # or dot, svg
 //! orderflow simulate flow.json order.json --policies policies.json --expect completed
-//! orderflow journey orders.db SO-1 --format text   # or mermaid, dot, json
+//! orderflow journey orders.db SO-1 --format text   # or json, mermaid, dot, svg, html
 //! orderflow journey --postgres postgres://… SO-1   # or ORDERFLOW_PG_URL
 //! orderflow completions bash                       # zsh, fish, powershell, elvish
 //! orderflow man > orderflow.1
@@ -111,7 +111,7 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Report::Text)]
         format: Report,
     },
-    /// Draw a flow as Mermaid or Graphviz DOT.
+    /// Draw a flow as Mermaid, Graphviz DOT or SVG.
     Render {
         /// The flow file.
         flow: PathBuf,
@@ -136,8 +136,8 @@ enum Command {
         #[arg(long, value_enum, value_name = "END")]
         expect: Option<Expect>,
     },
-    /// Show an order's journey from a SQLite store file or a PostgreSQL store (read-only),
-    /// as text or drawn on its flow.
+    /// Show an order's journey from a SQLite store file or a PostgreSQL store (read-only):
+    /// as text or JSON, drawn on its flow (Mermaid, DOT, SVG), or as one HTML report.
     #[command(
         override_usage = "orderflow journey [OPTIONS] <STORE.db> <ORDER>\n       \
                           orderflow journey [OPTIONS] --postgres <URL> <ORDER>"
@@ -158,6 +158,9 @@ enum Command {
         /// The PostgreSQL schema holding the store's tables.
         #[arg(long, default_value = "orderflow", value_name = "NAME")]
         schema: String,
+        /// The flow to draw the journey on (svg, html), when the order went through several.
+        #[arg(long, value_name = "NAME")]
+        flow: Option<String>,
         /// The output format.
         #[arg(long, value_enum, default_value_t = JourneyFormat::Text)]
         format: JourneyFormat,
@@ -174,8 +177,12 @@ enum Command {
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum Diagram {
+    /// Mermaid `flowchart`, for Markdown viewers.
     Mermaid,
+    /// Graphviz DOT.
     Dot,
+    /// A standalone SVG picture, for any browser.
+    Svg,
 }
 
 /// Text for people or JSON for tools.
@@ -280,6 +287,7 @@ async fn run(command: Command, out: &mut Reporter) -> Outcome {
             output(match format {
                 Diagram::Mermaid => render::mermaid(&flow),
                 Diagram::Dot => render::dot(&flow),
+                Diagram::Svg => render::svg(&flow),
             });
             Ok(())
         }
@@ -294,6 +302,7 @@ async fn run(command: Command, out: &mut Reporter) -> Outcome {
             args,
             postgres,
             schema,
+            flow,
             format,
         } => {
             let (source, order) = match (args.as_slice(), postgres) {
@@ -307,7 +316,7 @@ async fn run(command: Command, out: &mut Reporter) -> Outcome {
                     ));
                 }
             };
-            journey::journey(&source, order, format).await
+            journey::journey(&source, order, format, flow.as_deref()).await
         }
         Command::Completions { shell } => {
             let mut script = Vec::new();
