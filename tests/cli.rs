@@ -165,7 +165,19 @@ fn a_missing_file_is_a_usage_error() {
         .get_output()
         .clone();
     let err = String::from_utf8(out.stderr).unwrap();
-    assert!(err.contains("cannot read no/such/flow.json"), "{err}");
+    assert_eq!(
+        err,
+        "error: cannot read no/such/flow.json: No such file or directory (os error 2)\n\n"
+    );
+    // Under --format json too, the reason is on stderr: there is no document to print.
+    let out = orderflow()
+        .args(["validate", "--format", "json", "no/such/flow.json"])
+        .assert()
+        .code(2)
+        .get_output()
+        .clone();
+    assert!(out.stdout.is_empty());
+    assert!(String::from_utf8(out.stderr).unwrap().starts_with("error: cannot read"));
     orderflow()
         .args(["render", "no/such/flow.json"])
         .assert()

@@ -208,7 +208,13 @@ impl Reporter {
             self.gathered.push(diagnostic);
             return;
         }
-        let text = self.render(&diagnostic);
+        self.print(&diagnostic);
+    }
+
+    /// Prints a diagnostic on standard error even under `--format json`: why a command
+    /// could not run, when there is no JSON document to put it in.
+    pub(crate) fn print(&self, diagnostic: &Diagnostic) {
+        let text = self.render(diagnostic);
         let choice = match self.color {
             Color::Auto => anstream::ColorChoice::Auto,
             Color::Always => anstream::ColorChoice::Always,
@@ -242,12 +248,11 @@ impl Reporter {
                 )
             }
             // Not at one place: the file opens the message, as `file: message`.
-            (_, _, Some(file)) => Group::with_title(
-                level
-                    .primary_title(format!("{file}: {}", d.message))
-                    .id(d.code),
-            ),
-            _ => Group::with_title(level.primary_title(d.message.as_str()).id(d.code)),
+            (_, _, Some(file)) => Group::with_title(with_code(
+                level.primary_title(format!("{file}: {}", d.message)),
+                d.code,
+            )),
+            _ => Group::with_title(with_code(level.primary_title(d.message.as_str()), d.code)),
         };
         let group = d.notes.iter().fold(group, |g, (severity, note)| {
             let level = match severity {
@@ -273,6 +278,18 @@ impl Reporter {
             "{}\n",
             serde_json::to_string_pretty(&document).unwrap_or_default()
         ));
+    }
+}
+
+/// A title with its code in brackets (`error[syntax]`), or plain when it has none.
+fn with_code<'a>(
+    title: annotate_snippets::Title<'a>,
+    code: &'a str,
+) -> annotate_snippets::Title<'a> {
+    if code.is_empty() {
+        title
+    } else {
+        title.id(code)
     }
 }
 

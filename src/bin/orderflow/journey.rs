@@ -52,11 +52,19 @@ impl Source {
         }
     }
 
+    /// Why the store cannot be read; PostgreSQL's errors name the server and schema
+    /// themselves.
+    fn cannot(&self, e: &StoreError) -> Failure {
+        match self {
+            Self::Sqlite(path) => Failure::Usage(format!("cannot read {}: {e}", path.display())),
+            Self::Postgres { .. } => Failure::Usage(format!("cannot read the store: {e}")),
+        }
+    }
+
     /// Opens the store for reading: SQLite read-only; PostgreSQL with migrations off (the
     /// schema is checked, never created or changed) on one connection.
     async fn open(&self) -> Result<Arc<dyn Store>, Failure> {
-        let cannot =
-            |e: StoreError| Failure::Usage(format!("cannot read {}: {e}", self.describe()));
+        let cannot = |e: StoreError| self.cannot(&e);
         match self {
             Self::Sqlite(path) => {
                 if !path.exists() {
@@ -84,7 +92,7 @@ pub(crate) async fn journey(
     chosen: Option<&str>,
 ) -> Outcome {
     let store = source.open().await?;
-    let usage = |e: StoreError| Failure::Usage(format!("cannot read {}: {e}", source.describe()));
+    let usage = |e: StoreError| source.cannot(&e);
     let id = OrderId::from(order);
     let Some(state) = store.load(&id).await.map_err(usage)? else {
         return Err(Failure::Usage(format!(

@@ -244,12 +244,13 @@ fn main() -> ExitCode {
     match runtime.block_on(run(cli.command, &mut out)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure::Invalid) => ExitCode::from(1),
+        // Not about a place in a document: `error: …`, as rustc says what stops it.
         Err(Failure::Usage(message)) => {
-            out.emit(Diagnostic::error("cannot-run", message));
+            out.print(&Diagnostic::error("", message));
             ExitCode::from(2)
         }
         Err(Failure::Unexpected(message)) => {
-            out.emit(Diagnostic::error("unexpected-end", message));
+            out.print(&Diagnostic::error("", message));
             ExitCode::from(3)
         }
     }
