@@ -177,7 +177,11 @@ fn a_missing_file_is_a_usage_error() {
         .get_output()
         .clone();
     assert!(out.stdout.is_empty());
-    assert!(String::from_utf8(out.stderr).unwrap().starts_with("error: cannot read"));
+    assert!(
+        String::from_utf8(out.stderr)
+            .unwrap()
+            .starts_with("error: cannot read")
+    );
     orderflow()
         .args(["render", "no/such/flow.json"])
         .assert()

@@ -470,3 +470,45 @@ fn completions_and_the_man_page_come_from_the_commands() {
         "{page}"
     );
 }
+
+#[test]
+fn a_policy_defined_twice_is_an_error_at_the_second_definition() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    std::fs::copy(root.join(LAB_POLICIES), dir.path().join("copy.json")).unwrap();
+    let out = orderflow_in(dir.path())
+        .args(["validate", "--format", "json"])
+        .arg(root.join(LAB_FLOW))
+        .arg(root.join(LAB_POLICIES))
+        .arg("copy.json")
+        .args(["--policy", "Ship-to US:execution:order"])
+        .assert()
+        .code(1)
+        .get_output()
+        .clone();
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let duplicates: Vec<&serde_json::Value> = doc["diagnostics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["code"] == "duplicate-policy")
+        .collect();
+    // Five in the copy, and 'Ship-to US' in the first file too (declared before it).
+    assert_eq!(duplicates.len(), 6, "{doc:#}");
+    let first = duplicates[0];
+    assert_eq!(first["message"], "policy 'Ship-to US' is defined twice");
+    assert_eq!(
+        first["notes"][0],
+        "note: first declared with --policy or in a declarations file"
+    );
+    assert_eq!(first["json_path"], "$[0]['name']");
+    let copied = duplicates[2];
+    assert_eq!(copied["file"], "copy.json");
+    assert_eq!(
+        copied["notes"][0],
+        format!(
+            "note: first defined in {}",
+            root.join(LAB_POLICIES).display()
+        )
+    );
+}

@@ -32,7 +32,7 @@ pub(crate) struct Request {
 /// Where a policy name was first defined, for the duplicate's message.
 fn origin(file: Option<&PathBuf>) -> String {
     file.map_or_else(
-        || "declared on the command line or in a declarations file".to_owned(),
+        || "first declared with --policy or in a declarations file".to_owned(),
         |f| format!("first defined in {}", f.display()),
     )
 }
