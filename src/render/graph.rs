@@ -483,8 +483,7 @@ impl Overlay {
         let live = journey
             .executions
             .iter()
-            .filter(|e| e.flow == flow.name)
-            .last()
+            .rfind(|e| e.flow == flow.name)
             .is_some_and(|e| {
                 matches!(
                     e.status,

@@ -3,7 +3,8 @@
 use std::fmt::Write as _;
 
 use super::graph::{Graph, Overlay};
-use super::svg::{self, xml};
+use super::label::xml;
+use super::svg;
 use crate::document::Order;
 use crate::execution::{ExecutionStatus, OrderState};
 use crate::flow::Flow;

@@ -63,6 +63,7 @@
 
 mod graph;
 mod html;
+mod label;
 mod svg;
 mod text;
 

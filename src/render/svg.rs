@@ -11,12 +11,12 @@
 use std::fmt::Write as _;
 
 use super::graph::{Block, Graph, Overlay, Shape, Status};
+use super::label::{LINE, Style, label, text_size, width, wrap, xml};
 use crate::flow::Flow;
 use crate::journey::Journey;
 
 /// The fonts the drawing asks for: metric-compatible families found on most systems.
 const FONT: &str = "'Liberation Sans', Arial, Helvetica, sans-serif";
-const LINE: f64 = 16.0;
 const PAD_X: f64 = 12.0;
 const PAD_Y: f64 = 8.0;
 /// Vertical space between two blocks of a sequence.
@@ -29,139 +29,6 @@ const RAIL: f64 = 14.0;
 /// From the paths' bottoms to the merge's top.
 const FORK_BOTTOM: f64 = 34.0;
 const MARGIN: f64 = 24.0;
-/// The widest a label line may be before it wraps.
-const WRAP: f64 = 250.0;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Style {
-    Title,
-    Name,
-    Detail,
-    Note,
-    Legend,
-}
-
-impl Style {
-    fn size(self) -> f64 {
-        match self {
-            Self::Title => 16.0,
-            Self::Name => 13.0,
-            Self::Detail | Self::Legend => 11.5,
-            Self::Note => 12.0,
-        }
-    }
-
-    fn bold(self) -> bool {
-        matches!(self, Self::Title | Self::Name | Self::Note)
-    }
-}
-
-/// Text safe in XML (and HTML) content and attribute values: markup characters as entities,
-/// characters XML 1.0 does not allow as a space, newlines kept as character references so an
-/// attribute keeps them.
-pub(super) fn xml(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            '\n' => out.push_str("&#10;"),
-            '\t' | '\r' => out.push(' '),
-            '\u{FFFE}' | '\u{FFFF}' => out.push(' '),
-            c if c.is_control() => out.push(' '),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-/// An estimate of a character's advance, in ems, erring wide.
-fn char_em(c: char) -> f64 {
-    match c {
-        ' ' | 'i' | 'j' | 'l' | '!' | '|' | '.' | ',' | ':' | ';' | '\'' | 'I' => 0.32,
-        'f' | 't' | 'r' | '(' | ')' | '[' | ']' | '-' | '/' => 0.4,
-        'm' | 'w' => 0.92,
-        'M' | 'W' | '@' => 1.0,
-        c if c.is_ascii_uppercase() => 0.74,
-        c if c.is_ascii_alphanumeric() => 0.6,
-        c if c.is_ascii() => 0.62,
-        // CJK, Hangul, full-width forms and emoji take a full em or more.
-        '\u{1100}'..='\u{115F}'
-        | '\u{2E80}'..='\u{A4CF}'
-        | '\u{AC00}'..='\u{D7A3}'
-        | '\u{F900}'..='\u{FAFF}'
-        | '\u{FE30}'..='\u{FE4F}'
-        | '\u{FF00}'..='\u{FF60}'
-        | '\u{FFE0}'..='\u{FFE6}'
-        | '\u{1F000}'..='\u{1FAFF}'
-        | '\u{20000}'..='\u{3FFFD}' => 1.15,
-        _ => 0.7,
-    }
-}
-
-fn width(text: &str, style: Style) -> f64 {
-    let ems: f64 = text.chars().map(char_em).sum();
-    ems * style.size() * if style.bold() { 1.08 } else { 1.0 }
-}
-
-/// Splits text into lines no wider than `max`: at newlines, then between words, and inside a
-/// word too long for a line.
-fn wrap(text: &str, style: Style, max: f64) -> Vec<String> {
-    let mut lines = Vec::new();
-    let text = text.replace("\r\n", "\n").replace('\r', "\n");
-    for paragraph in text.split('\n') {
-        let mut line = String::new();
-        for word in paragraph.split(' ') {
-            let candidate = if line.is_empty() {
-                word.to_owned()
-            } else {
-                format!("{line} {word}")
-            };
-            if width(&candidate, style) <= max {
-                line = candidate;
-                continue;
-            }
-            if !line.is_empty() {
-                lines.push(std::mem::take(&mut line));
-            }
-            for c in word.chars() {
-                line.push(c);
-                if width(&line, style) > max && line.chars().count() > 1 {
-                    let c = line.pop().unwrap_or(c);
-                    lines.push(std::mem::take(&mut line));
-                    line.push(c);
-                }
-            }
-        }
-        lines.push(line);
-    }
-    lines
-}
-
-/// A node's text, wrapped, with the style of each line.
-fn label(lines: &[String], note: Option<&str>) -> Vec<(String, Style)> {
-    let mut out = Vec::new();
-    for (i, line) in lines.iter().enumerate() {
-        let style = if i == 0 { Style::Name } else { Style::Detail };
-        out.extend(wrap(line, style, WRAP).into_iter().map(|l| (l, style)));
-    }
-    if let Some(note) = note {
-        out.extend(
-            wrap(note, Style::Note, WRAP)
-                .into_iter()
-                .map(|l| (l, Style::Note)),
-        );
-    }
-    out
-}
-
-fn text_size(lines: &[(String, Style)]) -> (f64, f64) {
-    let w = lines.iter().map(|(l, s)| width(l, *s)).fold(0.0, f64::max);
-    (w, lines.len() as f64 * LINE)
-}
 
 /// A node's outline size for its text.
 fn shape_size(shape: Shape, (tw, th): (f64, f64)) -> (f64, f64) {
@@ -459,7 +326,7 @@ fn shape_class(shape: Shape) -> &'static str {
 /// Fill, stroke, text and note colours of a node.
 fn palette(shape: Shape, status: Option<Status>) -> [&'static str; 4] {
     match status {
-        Some(Status::Unreached) => ["#ffffff", "#ced4da", "#868e96", "#868e96"],
+        Some(Status::Unreached) => ["#ffffff", "#ced4da", "#868e96", "#adb5bd"],
         Some(s) => {
             let (fill, stroke, font) = s.colors();
             [fill, stroke, font, stroke]
@@ -475,16 +342,15 @@ fn palette(shape: Shape, status: Option<Status>) -> [&'static str; 4] {
 }
 
 /// Writes `lines` centred on `cx`, their block centred on `cy`.
-fn text_block(out: &mut String, lines: &[(String, Style)], cx: f64, cy: f64, colors: [&str; 2]) {
+/// `colors`: the name's, the details', the note's.
+fn text_block(out: &mut String, lines: &[(String, Style)], cx: f64, cy: f64, colors: [&str; 3]) {
     let top = cy - lines.len() as f64 * LINE / 2.0;
     out.push_str("<text text-anchor=\"middle\">");
     for (i, (line, style)) in lines.iter().enumerate() {
-        let fill = if *style == Style::Note {
-            colors[1]
-        } else if *style == Style::Detail {
-            "#495057"
-        } else {
-            colors[0]
+        let fill = match style {
+            Style::Note => colors[2],
+            Style::Detail => colors[1],
+            _ => colors[0],
         };
         let weight = if style.bold() {
             " font-weight=\"bold\""
@@ -666,7 +532,18 @@ pub(super) fn render(graph: &Graph, flow: &Flow, overlay: Option<(&Overlay, &Jou
             "{} fill=\"{fill}\" stroke=\"{stroke}\" stroke-width=\"{stroke_w}\"{dash}/>",
             outline(node.shape, r)
         );
-        text_block(&mut out, &labels[i], r.cx(), r.y + r.h / 2.0, [font, note]);
+        let detail = if status == Some(Status::Unreached) {
+            note
+        } else {
+            "#495057"
+        };
+        text_block(
+            &mut out,
+            &labels[i],
+            r.cx(),
+            r.y + r.h / 2.0,
+            [font, detail, note],
+        );
         out.push_str("</g>");
     }
     out.push_str("</g>");
