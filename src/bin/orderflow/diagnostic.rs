@@ -41,6 +41,24 @@ impl Severity {
     }
 }
 
+/// A line after a diagnostic's snippet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Aside {
+    /// `note:` — context, such as the step concerned.
+    Note,
+    /// `help:` — what to do about it.
+    Help,
+}
+
+impl Aside {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Note => "note",
+            Self::Help => "help",
+        }
+    }
+}
+
 /// One thing the tool has to say about a file.
 #[derive(Debug, Clone)]
 pub(crate) struct Diagnostic {
@@ -54,7 +72,7 @@ pub(crate) struct Diagnostic {
     /// The text under the caret.
     pub(crate) label: Option<String>,
     /// Lines after the snippet: `help: …`, `note: …`.
-    pub(crate) notes: Vec<(Severity, String)>,
+    pub(crate) notes: Vec<(Aside, String)>,
 }
 
 impl Diagnostic {
@@ -93,13 +111,12 @@ impl Diagnostic {
     }
 
     pub(crate) fn help(mut self, help: impl Into<String>) -> Self {
-        // rustc's `help:` lines; a warning-level note reads as `help` too.
-        self.notes.push((Severity::Warning, help.into()));
+        self.notes.push((Aside::Help, help.into()));
         self
     }
 
     pub(crate) fn note(mut self, note: impl Into<String>) -> Self {
-        self.notes.push((Severity::Error, note.into()));
+        self.notes.push((Aside::Note, note.into()));
         self
     }
 
@@ -135,15 +152,8 @@ impl Diagnostic {
             "span": self.place.as_ref().map(|p| json!({"start": p.span.start, "end": p.span.end})),
             "json_path": self.place.as_ref().and_then(|p| p.json_path.clone()),
             "label": self.label,
-            "notes": self.notes.iter().map(|(s, n)| format!("{}: {n}", note_name(*s))).collect::<Vec<_>>(),
+            "notes": self.notes.iter().map(|(s, n)| format!("{}: {n}", s.name())).collect::<Vec<_>>(),
         })
-    }
-}
-
-fn note_name(severity: Severity) -> &'static str {
-    match severity {
-        Severity::Warning => "help",
-        Severity::Error => "note",
     }
 }
 
@@ -254,10 +264,10 @@ impl Reporter {
             )),
             _ => Group::with_title(with_code(level.primary_title(d.message.as_str()), d.code)),
         };
-        let group = d.notes.iter().fold(group, |g, (severity, note)| {
-            let level = match severity {
-                Severity::Warning => Level::HELP,
-                Severity::Error => Level::NOTE,
+        let group = d.notes.iter().fold(group, |g, (aside, note)| {
+            let level = match aside {
+                Aside::Help => Level::HELP,
+                Aside::Note => Level::NOTE,
             };
             g.element(level.message(note.as_str()))
         });

@@ -92,11 +92,11 @@ enum Command {
         /// flow names is assumed to exist.
         #[arg(long = "custom-action", value_name = "NAME")]
         custom_actions: Vec<String>,
-        /// A declarations file: policies, providers, custom actions and external events
-        /// that live in code (JSON; see the guide).
+        /// A JSON file of what lives in code: {"policies": [{"name", "type", "entity"}],
+        /// "providers": [...], "custom_actions": [...], "external_events": [...]}.
         #[arg(long = "declarations", value_name = "FILE")]
         declarations: Vec<PathBuf>,
-        /// Events that come from outside (for the "nothing raises this event" warning).
+        /// An event that comes from outside, so no "nothing raises this event" warning.
         #[arg(long = "external-event", value_name = "EVENT")]
         external_events: Vec<String>,
         /// Report each name nothing defines (policy, provider, custom action) as one
