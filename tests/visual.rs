@@ -592,3 +592,28 @@ async fn the_report_marks_the_fields_the_journey_changed() {
     assert!(bare.contains("No order document was given to this report."));
     xhtml(&bare);
 }
+
+#[test]
+fn the_shipped_flows_draw_cleanly() {
+    for (name, json) in [
+        (
+            "quickstart.svg",
+            include_str!("../examples/flows/test-order-flow-sample.json"),
+        ),
+        (
+            "retry.svg",
+            include_str!("../examples/flows/fulfillment-with-retry.json"),
+        ),
+        ("lab.svg", LAB_FLOW),
+    ] {
+        let flow = Flow::from_json(json).unwrap();
+        let d = parse_svg(name, &render::svg(&flow));
+        let chart = render::mermaid(&flow);
+        assert_eq!(
+            d.nodes.len(),
+            chart.lines().skip(1).filter(|l| !l.contains("-->")).count(),
+            "{name}"
+        );
+        assert!(d.text.contains(&flow.name), "{name}");
+    }
+}

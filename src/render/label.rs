@@ -127,6 +127,30 @@ pub(super) fn wrap(text: &str, style: Style, max: f64) -> Vec<String> {
     lines
 }
 
+/// Text on one line no wider than `max`: newlines as spaces, and cut short with `…` when it
+/// is too wide.
+pub(super) fn fit(text: &str, style: Style, max: f64) -> String {
+    let one_line: String = text
+        .chars()
+        .map(|c| if c == '\n' || c == '\r' { ' ' } else { c })
+        .collect();
+    if width(&one_line, style) <= max {
+        return one_line;
+    }
+    let budget = max - char_em('…') * scale(style);
+    let (mut out, mut used) = (String::new(), 0.0);
+    for c in one_line.chars() {
+        let w = char_em(c) * scale(style);
+        if used + w > budget {
+            break;
+        }
+        out.push(c);
+        used += w;
+    }
+    out.push('…');
+    out
+}
+
 /// A node's text, wrapped, with the style of each line.
 pub(super) fn label(lines: &[String], note: Option<&str>) -> Vec<(String, Style)> {
     let mut out = Vec::new();
@@ -184,6 +208,15 @@ mod tests {
         let lines = wrap(&word, Style::Name, 250.0);
         assert_eq!(lines.concat(), word);
         assert!(lines.iter().all(|l| width(l, Style::Name) <= 250.0));
+    }
+
+    #[test]
+    fn a_long_branch_label_is_cut_short() {
+        assert_eq!(fit("Seattle\nstore", Style::Detail, 200.0), "Seattle store");
+        let long = "A branch name far too long to stand over one narrow column of the drawing";
+        let cut = fit(long, Style::Detail, 120.0);
+        assert!(cut.ends_with('…') && long.starts_with(cut.trim_end_matches('…')));
+        assert!(width(&cut, Style::Detail) <= 120.0);
     }
 
     #[test]

@@ -11,7 +11,7 @@
 use std::fmt::Write as _;
 
 use super::graph::{Block, Graph, Overlay, Shape, Status};
-use super::label::{LINE, Style, label, text_size, width, wrap, xml};
+use super::label::{LINE, Style, fit, label, text_size, width, wrap, xml};
 use crate::flow::Flow;
 use crate::journey::Journey;
 
@@ -29,6 +29,8 @@ const RAIL: f64 = 14.0;
 /// From the paths' bottoms to the merge's top.
 const FORK_BOTTOM: f64 = 34.0;
 const MARGIN: f64 = 24.0;
+/// The widest a branch label is drawn; a longer one is cut short (its tooltip has it all).
+const BRANCH: f64 = 220.0;
 
 /// A node's outline size for its text.
 fn shape_size(shape: Shape, (tw, th): (f64, f64)) -> (f64, f64) {
@@ -126,7 +128,9 @@ impl<'g> Layout<'g> {
                 let label = self.graph.edges[br.entry]
                     .label
                     .as_deref()
-                    .map_or(0.0, |l| width(l, Style::Detail) + 16.0);
+                    .map_or(0.0, |l| {
+                        width(&fit(l, Style::Detail, BRANCH), Style::Detail) + 16.0
+                    });
                 self.sequence(&br.blocks).0.max(label).max(40.0)
             })
             .collect()
@@ -486,10 +490,11 @@ pub(super) fn render(graph: &Graph, flow: &Flow, overlay: Option<(&Overlay, &Jou
                 out,
                 "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\" font-size=\"11.5\" \
                  font-style=\"italic\" fill=\"{fill}\" stroke=\"#ffffff\" stroke-width=\"4\" \
-                 paint-order=\"stroke\">{}</text>",
+                 paint-order=\"stroke\"><title>{}</title>{}</text>",
                 num(x),
                 num(y),
-                xml(text)
+                xml(text),
+                xml(&fit(text, Style::Detail, BRANCH))
             );
         }
     }
