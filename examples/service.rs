@@ -11,7 +11,10 @@
 //!   queued for whichever instance claims the order (202), otherwise run at once (200, the
 //!   receipt).
 //! - `GET /orders/{id}` — the order document; `GET /orders/{id}/journey` — its journey as
-//!   JSON; `GET /orders/{id}/journey.mmd` — the journey on each flow as a Mermaid diagram.
+//!   JSON; `GET /orders/{id}/journey.mmd` — the journey on each flow as a Mermaid diagram;
+//!   `GET /orders/{id}/journey.html` — a self-contained HTML report of the order on the flow
+//!   of its latest execution (`render::journey_html`): the path drawn as SVG, the timeline,
+//!   every step's details, the order's fields.
 //! - `POST /orders/{id}/executions/{seq}/reprocess` and `…/cancel`.
 //! - `GET /health`.
 //!
@@ -30,7 +33,7 @@ use axum::routing::{get, post};
 use orderflow::document::OrderId;
 use orderflow::execution::ExecutionId;
 use orderflow::flow::Flow;
-use orderflow::render;
+use orderflow::render::{self, Report};
 use orderflow::rules::PolicyDocument;
 use orderflow::{Engine, Error, ErrorKind, Event, MemoryProvider};
 
@@ -120,6 +123,29 @@ async fn get_mermaid(State(app): State<App>, Path(id): Path<String>) -> Result<R
         }
     }
     Ok(([(header::CONTENT_TYPE, "text/vnd.mermaid")], out).into_response())
+}
+
+async fn get_report(State(app): State<App>, Path(id): Path<String>) -> Result<Response, Failure> {
+    let order = OrderId::from(id.as_str());
+    let document = app
+        .engine
+        .order(&order)
+        .await?
+        .ok_or_else(|| Error::UnknownOrder(order.clone()))?;
+    let journey = app.engine.journey(&order).await?;
+    let latest = journey
+        .executions
+        .last()
+        .ok_or_else(|| Error::UnknownOrder(order.clone()))?;
+    let flow: Flow = app
+        .engine
+        .store()
+        .flow_version(&latest.flow, &latest.version)
+        .await
+        .map_err(Error::from)?
+        .ok_or_else(|| Error::UnknownFlow(latest.flow.clone()))?;
+    let html = render::journey_html(&Report::new(&flow, &journey).after(&document));
+    Ok(([(header::CONTENT_TYPE, "text/html; charset=utf-8")], html).into_response())
 }
 
 fn execution(order: &str, seq: u32) -> ExecutionId {
@@ -213,6 +239,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .route("/orders/{id}", get(get_order))
         .route("/orders/{id}/journey", get(get_journey))
         .route("/orders/{id}/journey.mmd", get(get_mermaid))
+        .route("/orders/{id}/journey.html", get(get_report))
         .route("/orders/{id}/executions/{seq}/reprocess", post(reprocess))
         .route("/orders/{id}/executions/{seq}/cancel", post(cancel))
         .with_state(App {

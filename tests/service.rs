@@ -1,5 +1,5 @@
 //! The service example end to end: built, started on a free local port with its own SQLite
-//! file, driven over HTTP (an order in, its document, journey and Mermaid diagram out,
+//! file, driven over HTTP (an order in, its document, journey, Mermaid diagram and HTML report out,
 //! reprocess and cancel refused for what cannot take them, a bad document refused), stopped
 //! with SIGTERM (it drains and exits cleanly), and started again on the same file.
 
@@ -142,6 +142,21 @@ fn the_service_takes_orders_over_http_and_stops_cleanly() {
     let (status, body) = http(&addr, "GET", "/orders/SO-1/journey.mmd", "");
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("flowchart"), "{body}");
+    // The HTML report: one page, the path drawn on the flow, nothing to run.
+    let (status, body) = http(&addr, "GET", "/orders/SO-1/journey.html", "");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.starts_with("<!DOCTYPE html>"), "{body}");
+    assert!(
+        body.contains("<h1>Order SO-1</h1>")
+            && body.contains("<svg ")
+            && body.contains("class=\"edge taken\"")
+            && body.contains("Validate order header")
+            && body.contains("id=\"timeline\""),
+        "{body}"
+    );
+    assert!(!body.contains("<script"), "{body}");
+    let (status, body) = http(&addr, "GET", "/orders/SO-404/journey.html", "");
+    assert_eq!(status, 404, "{body}");
 
     // What cannot be done is refused with the engine's reason.
     let (status, body) = http(&addr, "POST", "/orders/SO-1/executions/1/reprocess", "");

@@ -62,13 +62,29 @@ impl FreshPostgres {
 
     /// A store on a new schema.
     pub(crate) fn open(&self) -> impl Future<Output = Arc<dyn Store>> + use<> {
+        let named = self.open_named();
+        async move { named.await.0 }
+    }
+
+    /// A store on a new schema, and the schema's name (for a tool that opens it by name).
+    pub(crate) fn open_named(&self) -> impl Future<Output = (Arc<dyn Store>, String)> + use<> {
         use orderflow::store::{PostgresConfig, PostgresStore};
-        let config = PostgresConfig::new(&self.url).with_schema(format!(
+        let schema = format!(
             "{}_{}",
             self.prefix,
             self.next.fetch_add(1, Ordering::Relaxed)
-        ));
-        async move { Arc::new(PostgresStore::connect_with(config).await.unwrap()) as Arc<dyn Store> }
+        );
+        let config = PostgresConfig::new(&self.url).with_schema(schema.clone());
+        async move {
+            let store =
+                Arc::new(PostgresStore::connect_with(config).await.unwrap()) as Arc<dyn Store>;
+            (store, schema)
+        }
+    }
+
+    /// The server's URL.
+    pub(crate) fn url(&self) -> &str {
+        &self.url
     }
 
     /// Drops every schema [`open`](Self::open) made.

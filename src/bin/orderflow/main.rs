@@ -1,11 +1,16 @@
 //! `orderflow`, the command-line tool: check flow and policy files, draw flows, try a flow
-//! on an order without calling anything, and read an order's journey from a SQLite store.
+//! on an order without calling anything, and read an order's journey from a SQLite or
+//! PostgreSQL store.
 //!
 //! ```text
 //! orderflow validate flow.json policies.json       # errors point at the place; exit 1
-//! orderflow render flow.json --format mermaid      # or dot
+//! orderflow validate flow.json --policy 'Ship-to US:execution:order'
+//! orderflow render flow.json --format mermaid      # or dot, svg
 //! orderflow simulate flow.json order.json --policies policies.json --expect completed
-//! orderflow journey orders.db SO-1 --format text   # or mermaid, dot, json
+//! orderflow journey orders.db SO-1 --format text   # or json, mermaid, dot, svg, html
+//! orderflow journey --postgres postgres://… SO-1   # or ORDERFLOW_PG_URL
+//! orderflow completions bash                       # zsh, fish, powershell, elvish
+//! orderflow man > orderflow.1
 //! ```
 //!
 //! Exit codes: 0 when everything checked is valid (warnings allowed unless `--strict`), 1
@@ -14,40 +19,54 @@
 //! simulated order's path did not end as `--expect` said (for a CI pipeline that asserts a
 //! sample order's path; the report is printed either way).
 //!
+//! Diagnostics go to standard error, as rustc prints them (`annotate-snippets`): the
+//! problem's code, the file, line and column once, and the line with a caret under the
+//! place, in colour on a terminal (`--color`, `NO_COLOR`). `validate --format json` prints
+//! them as one JSON document on standard output instead.
+//!
 //! Every file is read through a bounded reader: no more than the limit for its kind
-//! ([`Limits::max_document_bytes`] for flows and policies, [`Limits::max_order_bytes`] for
-//! orders, 1 MiB each by default) plus one byte. A larger file, even one that never ends,
-//! and a file that is not UTF-8 are invalid documents (exit 1), reported with the limit or
-//! the byte offset of the first invalid byte.
+//! ([`Limits::max_document_bytes`] for flows, policies and declarations,
+//! [`Limits::max_order_bytes`] for orders, 1 MiB each by default) plus one byte. A larger
+//! file, even one that never ends, and a file that is not UTF-8 are invalid documents
+//! (exit 1), reported with the limit or the byte offset of the first invalid byte.
+//!
+//! [`Limits::max_document_bytes`]: orderflow::limits::Limits::max_document_bytes
+//! [`Limits::max_order_bytes`]: orderflow::limits::Limits::max_order_bytes
 
-use std::fs::File;
-use std::io::Read;
-use std::path::{Path, PathBuf};
+mod declarations;
+mod diagnostic;
+mod engine;
+mod input;
+mod journey;
+mod problems;
+mod simulate;
+mod span;
+mod validate;
+
+use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 
-use async_trait::async_trait;
-use clap::{Parser, Subcommand, ValueEnum};
-use indexmap::IndexMap;
-use orderflow::document::{Order, OrderId};
-use orderflow::execution::ExecutionStatus;
-use orderflow::flow::analysis::{self, Context};
-use orderflow::flow::{Flow, Step, StepNames};
-use orderflow::journey::Journey;
-use orderflow::limits::Limits;
-use orderflow::provider::{CallContext, Provider, ProviderError, Reply, Request, RequestKind};
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 use orderflow::render;
-use orderflow::rules::PolicyDocument;
-use orderflow::store::{SqliteStore, Store};
-use orderflow::{Engine, Error, EventKind};
+
+use crate::declarations::{CodePolicy, Declarations};
+use crate::diagnostic::{Color, Diagnostic, Reporter};
+use crate::journey::{JourneyFormat, Source};
+use crate::simulate::Expect;
 
 #[derive(Debug, Parser)]
 #[command(
     name = "orderflow",
     version,
-    about = "Check, draw and try order orchestration flows"
+    about = "Check, draw and try order orchestration flows",
+    after_help = "Exit codes: 0 valid, 1 invalid document (or a warning under --strict), \
+                  2 the command cannot run, 3 a simulated order ended otherwise than --expect"
 )]
 struct Cli {
+    /// When to colour diagnostics: auto (on a terminal, unless NO_COLOR is set), always,
+    /// never.
+    #[arg(long, value_enum, global = true, default_value_t = Color::Auto, value_name = "WHEN")]
+    color: Color,
     #[command(subcommand)]
     command: Command,
 }
@@ -57,17 +76,42 @@ enum Command {
     /// Check flow and policy files: syntax, structure, policy rules, and the references
     /// between them; print publish-time warnings.
     Validate {
-        /// Flow and policy files (JSON; a policy file holds one policy or a list).
+        /// Flow and policy files (JSON; a policy file holds one policy or a list). Several
+        /// versions of one flow are each checked on their own.
         #[arg(required = true)]
         files: Vec<PathBuf>,
-        /// Events that come from outside (for the "nothing raises this event" warning).
+        /// A policy that lives in code, as NAME:TYPE:ENTITY (TYPE: filter or execution;
+        /// ENTITY: order, order_line, fulfillment_order, fulfillment_order_line).
+        #[arg(long = "policy", value_name = "NAME:TYPE:ENTITY", value_parser = declarations::parse_policy)]
+        policies: Vec<CodePolicy>,
+        /// A provider the host registers. With none declared, every provider a flow names
+        /// is assumed to exist.
+        #[arg(long = "provider", value_name = "NAME")]
+        providers: Vec<String>,
+        /// A custom action the host registers. With none declared, every custom action a
+        /// flow names is assumed to exist.
+        #[arg(long = "custom-action", value_name = "NAME")]
+        custom_actions: Vec<String>,
+        /// A JSON file of what lives in code: {"policies": [{"name", "type", "entity"}],
+        /// "providers": [...], "custom_actions": [...], "external_events": [...]}.
+        #[arg(long = "declarations", value_name = "FILE")]
+        declarations: Vec<PathBuf>,
+        /// An event that comes from outside, so no "nothing raises this event" warning.
         #[arg(long = "external-event", value_name = "EVENT")]
         external_events: Vec<String>,
+        /// Report each name nothing defines (policy, provider, custom action) as one
+        /// warning, and check the rest as if it existed.
+        #[arg(long)]
+        allow_unknown: bool,
         /// Treat warnings as errors.
         #[arg(long)]
         strict: bool,
+        /// How to print diagnostics: text on standard error, or one JSON document on
+        /// standard output.
+        #[arg(long, value_enum, default_value_t = Report::Text)]
+        format: Report,
     },
-    /// Draw a flow as Mermaid or Graphviz DOT.
+    /// Draw a flow as Mermaid, Graphviz DOT or SVG.
     Render {
         /// The flow file.
         flow: PathBuf,
@@ -92,63 +136,64 @@ enum Command {
         #[arg(long, value_enum, value_name = "END")]
         expect: Option<Expect>,
     },
-    /// Show an order's journey from a SQLite store file, as text or drawn on its flow.
+    /// Show an order's journey from a SQLite store file or a PostgreSQL store (read-only):
+    /// as text or JSON, drawn on its flow (Mermaid, DOT, SVG), or as one HTML report.
+    #[command(
+        override_usage = "orderflow journey [OPTIONS] <STORE.db> <ORDER>\n       \
+                          orderflow journey [OPTIONS] --postgres <URL> <ORDER>"
+    )]
     Journey {
-        /// The SQLite database file.
-        store: PathBuf,
-        /// The order id.
-        order: String,
+        /// The SQLite database file, then the order id; with --postgres, the order id alone.
+        #[arg(required = true, num_args = 1..=2, value_name = "STORE.db ORDER")]
+        args: Vec<String>,
+        /// A PostgreSQL store's URL (a file given before the order id takes precedence over
+        /// the environment variable).
+        #[arg(
+            long,
+            env = "ORDERFLOW_PG_URL",
+            value_name = "URL",
+            hide_env_values = true
+        )]
+        postgres: Option<String>,
+        /// The PostgreSQL schema holding the store's tables.
+        #[arg(long, default_value = "orderflow", value_name = "NAME")]
+        schema: String,
+        /// The flow to draw the journey on (svg, html), when the order went through several.
+        #[arg(long, value_name = "NAME")]
+        flow: Option<String>,
         /// The output format.
         #[arg(long, value_enum, default_value_t = JourneyFormat::Text)]
         format: JourneyFormat,
     },
+    /// Print a completion script for a shell (source it, or install it where the shell
+    /// looks for completions).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff), e.g. `orderflow man > orderflow.1`.
+    Man,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum Diagram {
+    /// Mermaid `flowchart`, for Markdown viewers.
     Mermaid,
+    /// Graphviz DOT.
     Dot,
+    /// A standalone SVG picture, for any browser.
+    Svg,
 }
 
-#[derive(Debug, Clone, Copy, ValueEnum)]
+/// Text for people or JSON for tools.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Report {
     Text,
     Json,
 }
 
-/// How a simulated order's path ends.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum Expect {
-    /// Every path ended.
-    Completed,
-    /// A path ended Failed.
-    Failed,
-    /// Every live path waits for an event.
-    Waiting,
-}
-
-impl Expect {
-    /// How a dry run's execution ended, if it started one.
-    fn of(status: ExecutionStatus) -> Option<Self> {
-        match status {
-            ExecutionStatus::Completed => Some(Self::Completed),
-            ExecutionStatus::Failed => Some(Self::Failed),
-            ExecutionStatus::Waiting => Some(Self::Waiting),
-            _ => None,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-enum JourneyFormat {
-    Text,
-    Mermaid,
-    Dot,
-    Json,
-}
-
-/// Why the tool stops: invalid input (exit 1), a command that cannot run (exit 2), or a
-/// simulation that did not end as expected (exit 3).
+/// Why the tool stops: invalid input (exit 1, already reported), a command that cannot run
+/// (exit 2), or a simulation that did not end as expected (exit 3).
 #[derive(Debug)]
 enum Failure {
     Invalid,
@@ -158,49 +203,93 @@ enum Failure {
 
 type Outcome = Result<(), Failure>;
 
+/// Writes a command's output to standard output. A reader that goes away (`| head`) ends
+/// the output quietly, as for any Unix tool, instead of a panic.
+fn output(text: impl std::fmt::Display) {
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    let written = write!(stdout, "{text}").and_then(|()| stdout.flush());
+    if let Err(e) = written {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("error: cannot write the output: {e}");
+        std::process::exit(2);
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let json = matches!(
+        cli.command,
+        Command::Validate {
+            format: Report::Json,
+            ..
+        }
+    );
+    let mut out = Reporter::new(cli.color, json);
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("error: cannot start: {e}");
+            out.emit(Diagnostic::error(
+                "cannot-run",
+                format!("cannot start: {e}"),
+            ));
             return ExitCode::from(2);
         }
     };
-    let result = runtime.block_on(run(cli.command));
-    match result {
+    match runtime.block_on(run(cli.command, &mut out)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure::Invalid) => ExitCode::from(1),
+        // Not about a place in a document: `error: …`, as rustc says what stops it.
         Err(Failure::Usage(message)) => {
-            eprintln!("error: {message}");
+            out.print(&Diagnostic::error("", message));
             ExitCode::from(2)
         }
         Err(Failure::Unexpected(message)) => {
-            eprintln!("error: {message}");
+            out.print(&Diagnostic::error("", message));
             ExitCode::from(3)
         }
     }
 }
 
-async fn run(command: Command) -> Outcome {
+async fn run(command: Command, out: &mut Reporter) -> Outcome {
     match command {
         Command::Validate {
             files,
+            policies,
+            providers,
+            custom_actions,
+            declarations,
             external_events,
+            allow_unknown,
             strict,
-        } => validate(&files, &external_events, strict).await,
+            format: _,
+        } => {
+            let request = validate::Request {
+                files,
+                declarations: Declarations {
+                    policies,
+                    providers,
+                    custom_actions,
+                    external_events,
+                },
+                declaration_files: declarations,
+                allow_unknown,
+                strict,
+            };
+            validate::validate(request, out).await
+        }
         Command::Render { flow, format } => {
-            let flow = read_flow(&flow)?;
-            print!(
-                "{}",
-                match format {
-                    Diagram::Mermaid => render::mermaid(&flow),
-                    Diagram::Dot => render::dot(&flow),
-                }
-            );
+            let flow = input::read_flow(&flow, out)?;
+            output(match format {
+                Diagram::Mermaid => render::mermaid(&flow),
+                Diagram::Dot => render::dot(&flow),
+                Diagram::Svg => render::svg(&flow),
+            });
             Ok(())
         }
         Command::Simulate {
@@ -209,449 +298,40 @@ async fn run(command: Command) -> Outcome {
             policies,
             format,
             expect,
-        } => simulate(&flow, &order, &policies, format, expect).await,
+        } => simulate::simulate(&flow, &order, &policies, format, expect, out).await,
         Command::Journey {
-            store,
-            order,
+            args,
+            postgres,
+            schema,
+            flow,
             format,
-        } => journey(&store, &order, format).await,
-    }
-}
-
-/// What a file is read as, for its size limit.
-#[derive(Debug, Clone, Copy)]
-enum Input {
-    /// A flow or policy file: [`Limits::max_document_bytes`].
-    Document,
-    /// An order file: [`Limits::max_order_bytes`].
-    Order,
-}
-
-impl Input {
-    /// The most bytes such a file may hold, and the limit's name.
-    fn limit(self) -> (usize, &'static str) {
-        let limits = Limits::default();
-        match self {
-            Self::Document => (limits.max_document_bytes, "max_document_bytes"),
-            Self::Order => (limits.max_order_bytes, "max_order_bytes"),
-        }
-    }
-}
-
-/// Reads a file as text, through a reader that stops one byte past the limit: a file
-/// that never ends (`/dev/zero`, a pipe) is refused after that many bytes, in memory of
-/// that size. Too large or not UTF-8 is an invalid document (reported here); a file that
-/// cannot be opened or read means the command cannot run.
-fn read(path: &Path, input: Input) -> Result<String, Failure> {
-    let (max, limit) = input.limit();
-    let cannot = |e: std::io::Error| Failure::Usage(format!("cannot read {}: {e}", path.display()));
-    let file = File::open(path).map_err(cannot)?;
-    let mut bytes = Vec::new();
-    file.take(max as u64 + 1)
-        .read_to_end(&mut bytes)
-        .map_err(cannot)?;
-    if bytes.len() > max {
-        eprintln!(
-            "{}: larger than {max} bytes (the {limit} limit); not read further",
-            path.display()
-        );
-        return Err(Failure::Invalid);
-    }
-    String::from_utf8(bytes).map_err(|e| {
-        let at = e.utf8_error().valid_up_to();
-        let before = String::from_utf8_lossy(&e.as_bytes()[..at]);
-        let line = before.matches('\n').count() + 1;
-        let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-        // Line and column count characters; the byte offset is what a hex editor shows.
-        eprintln!(
-            "{}:{line}:{column}: not UTF-8: invalid byte 0x{:02x} at byte offset {at}",
-            path.display(),
-            e.as_bytes()[at]
-        );
-        Failure::Invalid
-    })
-}
-
-/// Prints a document error as `file:line:column: message`, or with the file alone when
-/// the problem is not at one place in the text; the position is printed once.
-fn report(path: &Path, e: &Error) {
-    match e {
-        Error::Document {
-            line: 0, message, ..
-        } => eprintln!("{}: {message}", path.display()),
-        Error::Document {
-            line,
-            column,
-            message,
-            ..
-        } => eprintln!("{}:{line}:{column}: {message}", path.display()),
-        Error::Validation(v) => {
-            for p in &v.problems {
-                eprintln!(
-                    "{}: flow '{}', {}: {}",
-                    path.display(),
-                    v.flow,
-                    p.path,
-                    p.kind
-                );
-            }
-        }
-        Error::Policy(p) => {
-            for problem in &p.problems {
-                eprintln!("{}: policy '{}', {problem}", path.display(), p.policy);
-            }
-        }
-        other => eprintln!("{}: {other}", path.display()),
-    }
-}
-
-/// Prints a JSON error as `file:line:column: message`, the position once (`serde_json`
-/// ends its message with ` at line L column C`).
-fn report_json(path: &Path, e: &serde_json::Error) {
-    let text = e.to_string();
-    let suffix = format!(" at line {} column {}", e.line(), e.column());
-    match text.strip_suffix(&suffix) {
-        Some(message) if e.line() != 0 => {
-            eprintln!("{}:{}:{}: {message}", path.display(), e.line(), e.column());
-        }
-        _ => eprintln!("{}: {text}", path.display()),
-    }
-}
-
-fn read_flow(path: &Path) -> Result<Flow, Failure> {
-    parse_flow(path, &read(path, Input::Document)?)
-}
-
-fn parse_flow(path: &Path, text: &str) -> Result<Flow, Failure> {
-    Flow::from_json(text).map_err(|e| {
-        report(path, &e);
-        Failure::Invalid
-    })
-}
-
-/// A policy file: one policy or a list.
-fn read_policies(path: &Path) -> Result<Vec<PolicyDocument>, Failure> {
-    parse_policies(path, &read(path, Input::Document)?)
-}
-
-fn parse_policies(path: &Path, text: &str) -> Result<Vec<PolicyDocument>, Failure> {
-    let parsed = if text.trim_start().starts_with('[') {
-        PolicyDocument::list_from_json(text)
-    } else {
-        PolicyDocument::from_json(text).map(|p| vec![p])
-    };
-    parsed.map_err(|e| {
-        report(path, &e);
-        Failure::Invalid
-    })
-}
-
-/// What a file holds, judged by its top level.
-enum Document {
-    Flow(Box<Flow>),
-    Policies(Vec<PolicyDocument>),
-}
-
-fn read_document(path: &Path) -> Result<Document, Failure> {
-    let text = read(path, Input::Document)?;
-    let value: serde_json::Value = match serde_json::from_str(&text) {
-        Ok(v) => v,
-        Err(e) => {
-            report_json(path, &e);
-            return Err(Failure::Invalid);
-        }
-    };
-    if value.get("steps").is_some() {
-        parse_flow(path, &text).map(|f| Document::Flow(Box::new(f)))
-    } else if value.is_array() || value.get("rules").is_some() {
-        parse_policies(path, &text).map(Document::Policies)
-    } else {
-        eprintln!(
-            "{}: neither a flow (no \"steps\") nor a policy (no \"rules\")",
-            path.display()
-        );
-        Err(Failure::Invalid)
-    }
-}
-
-/// A provider for the tool's engines: checks pass, and nothing is ever called.
-#[derive(Debug)]
-struct Placeholder(String);
-
-#[async_trait]
-impl Provider for Placeholder {
-    fn name(&self) -> &str {
-        &self.0
-    }
-    fn offers(&self) -> &[RequestKind] {
-        &[
-            RequestKind::DetermineFulfillment,
-            RequestKind::SendFulfillmentOrder,
-            RequestKind::SendToErp,
-            RequestKind::SendInvoice,
-            RequestKind::Custom,
-        ]
-    }
-    async fn call(&self, _: Request<'_>, _: &CallContext<'_>) -> Result<Reply, ProviderError> {
-        Err(ProviderError::rejected(
-            "the command-line tool calls no provider",
-        ))
-    }
-}
-
-/// Provider and custom action names a flow refers to.
-fn references(steps: &[Step], providers: &mut Vec<String>, actions: &mut Vec<String>) {
-    let mut stack: Vec<&[Step]> = vec![steps];
-    while let Some(steps) = stack.pop() {
-        for step in steps {
-            match step {
-                Step::Action(a) => {
-                    providers.extend(a.provider.clone());
-                    actions.extend(a.custom_action.clone());
+        } => {
+            let (source, order) = match (args.as_slice(), postgres) {
+                ([store, order], _) => (Source::Sqlite(store.into()), order),
+                ([order], Some(url)) => (Source::Postgres { url, schema }, order),
+                _ => {
+                    return Err(Failure::Usage(
+                        "give the SQLite store file and the order id, or --postgres URL \
+                         (or ORDERFLOW_PG_URL) and the order id"
+                            .into(),
+                    ));
                 }
-                Step::Condition(c) | Step::ConditionMerge(c) => {
-                    stack.push(&c.yes);
-                    stack.push(&c.no);
-                }
-                Step::Splitter(s) | Step::SplitterMerge(s) => {
-                    stack.extend(s.branches.values().map(Vec::as_slice));
-                }
-                _ => {}
-            }
+            };
+            journey::journey(&source, order, format, flow.as_deref()).await
+        }
+        Command::Completions { shell } => {
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "orderflow", &mut script);
+            output(String::from_utf8_lossy(&script));
+            Ok(())
+        }
+        Command::Man => {
+            let mut page = Vec::new();
+            clap_mangen::Man::new(Cli::command())
+                .render(&mut page)
+                .map_err(|e| Failure::Usage(format!("cannot write the man page: {e}")))?;
+            output(String::from_utf8_lossy(&page));
+            Ok(())
         }
     }
-}
-
-/// An engine that knows the given policies (published) and has a placeholder for every
-/// provider and custom action the flows name, so publish-time checks judge the documents
-/// alone.
-async fn engine(flows: &[&Flow], policies: &[PolicyDocument]) -> Result<Engine, Failure> {
-    let mut providers = Vec::new();
-    let mut actions = Vec::new();
-    for flow in flows {
-        references(&flow.steps, &mut providers, &mut actions);
-    }
-    providers.sort();
-    providers.dedup();
-    actions.sort();
-    actions.dedup();
-    let mut builder = Engine::builder();
-    for p in providers {
-        builder = builder.provider(Placeholder(p));
-    }
-    for a in actions {
-        builder = builder.action(a, orderflow::action_fn(|_cx| Box::pin(async { Ok(()) })));
-    }
-    let engine = builder
-        .build()
-        .await
-        .map_err(|e| Failure::Usage(e.to_string()))?;
-    for policy in policies {
-        let name = policy.name.clone();
-        engine
-            .create_policy(policy.clone())
-            .await
-            .map_err(|e| Failure::Usage(e.to_string()))?;
-        // Invalid policies are reported by `validate`; here they stay unpublished.
-        let _ = engine.publish_policy(&name).await;
-    }
-    Ok(engine)
-}
-
-async fn validate(files: &[PathBuf], external: &[String], strict: bool) -> Outcome {
-    let mut flows = Vec::new();
-    let mut policies = Vec::new();
-    let mut invalid = false;
-    for path in files {
-        match read_document(path) {
-            Ok(Document::Flow(f)) => flows.push((path, *f)),
-            Ok(Document::Policies(p)) => {
-                for policy in &p {
-                    if let Err(e) = policy.compile() {
-                        report(path, &Error::Policy(e));
-                        invalid = true;
-                    }
-                }
-                policies.push((path, p));
-            }
-            Err(Failure::Invalid) => invalid = true,
-            Err(usage) => return Err(usage),
-        }
-    }
-    let all: Vec<PolicyDocument> = policies.iter().flat_map(|(_, p)| p.clone()).collect();
-    let by_name: IndexMap<String, PolicyDocument> =
-        all.iter().map(|p| (p.name.clone(), p.clone())).collect();
-    let flow_refs: Vec<&Flow> = flows.iter().map(|(_, f)| f).collect();
-    let engine = engine(&flow_refs, &all).await?;
-    let external: Vec<EventKind> = external.iter().map(EventKind::new).collect();
-    let mut warned = false;
-    for (path, flow) in &flows {
-        if let Err(e) = engine.create_flow(flow.clone()).await {
-            report(path, &e);
-            invalid = true;
-            continue;
-        }
-        match engine.publish(&flow.name).await {
-            Err(e) => {
-                report(path, &e);
-                invalid = true;
-            }
-            Ok(_) => {
-                let others: Vec<Flow> = flows
-                    .iter()
-                    .filter(|(_, f)| f.name != flow.name)
-                    .map(|(_, f)| f.clone())
-                    .collect();
-                let cx = Context::new(&by_name, &others, &external);
-                for warning in analysis::analyze(flow, &cx) {
-                    println!("{}: warning: {warning}", path.display());
-                    warned = true;
-                }
-            }
-        }
-    }
-    for (path, p) in &policies {
-        if p.iter().all(|p| p.compile().is_ok()) {
-            println!("{}: ok ({} policies)", path.display(), p.len());
-        }
-    }
-    for (path, flow) in &flows {
-        if engine
-            .flow(&flow.name)
-            .is_some_and(|f| f.last_published.is_some())
-        {
-            println!("{}: ok (flow '{}')", path.display(), flow.name);
-        }
-    }
-    if invalid || (strict && warned) {
-        Err(Failure::Invalid)
-    } else {
-        Ok(())
-    }
-}
-
-async fn simulate(
-    flow: &Path,
-    order: &Path,
-    policies: &[PathBuf],
-    format: Report,
-    expect: Option<Expect>,
-) -> Outcome {
-    let flow_doc = read_flow(flow)?;
-    let order_doc: Order = serde_json::from_str(&read(order, Input::Order)?).map_err(|e| {
-        report_json(order, &e);
-        Failure::Invalid
-    })?;
-    let mut all = Vec::new();
-    for p in policies {
-        all.extend(read_policies(p)?);
-    }
-    let engine = engine(&[&flow_doc], &all).await?;
-    let simulation = match engine.simulate(&flow_doc, &order_doc).await {
-        Ok(s) => s,
-        Err(e) => {
-            report(flow, &e);
-            return Err(Failure::Invalid);
-        }
-    };
-    match format {
-        Report::Text => print!("{simulation}"),
-        Report::Json => println!(
-            "{}",
-            serde_json::to_string_pretty(&simulation).unwrap_or_default()
-        ),
-    }
-    let Some(expected) = expect else {
-        return Ok(());
-    };
-    let ended = simulation
-        .journey
-        .executions
-        .first()
-        .map(|e| (e.status, e.failure.clone()));
-    match ended {
-        Some((status, _)) if Expect::of(status) == Some(expected) => Ok(()),
-        Some((status, failure)) => Err(Failure::Unexpected(format!(
-            "order '{}' was expected to end {}, its path ended {status:?}{}",
-            order_doc.id,
-            format!("{expected:?}").to_lowercase(),
-            failure.map(|why| format!(": {why}")).unwrap_or_default()
-        ))),
-        None => Err(Failure::Unexpected(format!(
-            "order '{}' was expected to end {}, the flow did not start for it",
-            order_doc.id,
-            format!("{expected:?}").to_lowercase()
-        ))),
-    }
-}
-
-async fn journey(path: &Path, order: &str, format: JourneyFormat) -> Outcome {
-    if !path.exists() {
-        return Err(Failure::Usage(format!("{} does not exist", path.display())));
-    }
-    let store: Arc<dyn Store> =
-        Arc::new(SqliteStore::open_read_only(path).map_err(|e| Failure::Usage(e.to_string()))?);
-    let id = OrderId::from(order);
-    let usage = |e: orderflow::store::StoreError| Failure::Usage(e.to_string());
-    let Some(state) = store.load(&id).await.map_err(usage)? else {
-        return Err(Failure::Usage(format!(
-            "order '{order}' is not in {}",
-            path.display()
-        )));
-    };
-    let steps = store.journey(&id).await.map_err(usage)?;
-    // Journey rows name steps by plan index: the flow versions' definitions name them.
-    let mut names = std::collections::HashMap::new();
-    for exec in state.executions() {
-        let key = (exec.flow().to_owned(), exec.version().clone());
-        if let std::collections::hash_map::Entry::Vacant(slot) = names.entry(key) {
-            let flow = store
-                .flow_version(exec.flow(), exec.version())
-                .await
-                .map_err(usage)?;
-            slot.insert(flow.map(|f| std::sync::Arc::new(StepNames::of(&f))));
-        }
-    }
-    let journey = Journey::resolve(&state, &steps, |flow, version| {
-        names
-            .get(&(flow.to_owned(), version.clone()))
-            .cloned()
-            .flatten()
-    });
-    match format {
-        JourneyFormat::Text => print!("{journey}"),
-        JourneyFormat::Json => println!(
-            "{}",
-            serde_json::to_string_pretty(&journey).unwrap_or_default()
-        ),
-        JourneyFormat::Mermaid | JourneyFormat::Dot => {
-            let mut drawn = Vec::new();
-            for e in &journey.executions {
-                if drawn.contains(&(&e.flow, &e.version)) {
-                    continue;
-                }
-                drawn.push((&e.flow, &e.version));
-                let Some(flow) = store
-                    .flow_version(&e.flow, &e.version)
-                    .await
-                    .map_err(usage)?
-                else {
-                    return Err(Failure::Usage(format!(
-                        "flow '{}' v{} is not in {}",
-                        e.flow,
-                        e.version,
-                        path.display()
-                    )));
-                };
-                print!(
-                    "{}",
-                    match format {
-                        JourneyFormat::Mermaid => render::journey_mermaid(&flow, &journey),
-                        _ => render::journey_dot(&flow, &journey),
-                    }
-                );
-            }
-        }
-    }
-    Ok(())
 }
