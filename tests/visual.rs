@@ -617,3 +617,33 @@ fn the_shipped_flows_draw_cleanly() {
         assert!(d.text.contains(&flow.name), "{name}");
     }
 }
+
+/// The README's picture (`cargo run --example journey_picture` writes it) is a journey of
+/// the lab flow that reads back like the ones drawn here. It lives outside the published
+/// package, so a test run from the package has nothing to check.
+#[test]
+fn the_readme_picture_is_a_lab_journey() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/journey.svg");
+    let Ok(svg) = std::fs::read_to_string(&path) else {
+        assert!(
+            !std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join(".git")
+                .exists(),
+            "{} is missing: cargo run --example journey_picture",
+            path.display()
+        );
+        return;
+    };
+    let d = parse_svg("readme.svg", &svg);
+    let flow = Flow::from_json(LAB_FLOW).unwrap();
+    assert_eq!(
+        d.nodes.len(),
+        render::mermaid(&flow)
+            .lines()
+            .skip(1)
+            .filter(|l| !l.contains("-->"))
+            .count()
+    );
+    assert_eq!(d.with_class("skipped"), ["s3_b1_0"]);
+    assert!(d.taken().contains(&"s3 s3_b0_0".to_owned()));
+}
