@@ -16,7 +16,7 @@ use orderflow::flow::Flow;
 use orderflow::policy::{ExecutionPolicy, FilterPolicy};
 use orderflow::provider::{CallContext, Reply, Request, RequestKind};
 use orderflow::rules::{PolicyDocument, RuleExecution, RuleFilter, RulePolicy};
-use orderflow::{Engine, Event, MemoryStore, Provider, ProviderError, StatusReason, Store};
+use orderflow::{Config, Engine, Event, MemoryStore, Provider, ProviderError, StatusReason, Store};
 
 pub(crate) const POLICIES: &str = include_str!("../../examples/reference-lab/policies.json");
 pub(crate) const FLOW: &str = include_str!("../../examples/reference-lab/flow.json");
@@ -105,8 +105,15 @@ pub(crate) async fn lab_engine() -> Engine {
 /// An engine on `store` with the reference lab's policies and flow published and no-op
 /// store providers.
 pub(crate) async fn lab_engine_on(store: impl Store) -> Engine {
+    lab_engine_with(store, Config::default()).await
+}
+
+/// An engine on `store` with `config` and the reference lab's policies and flow published
+/// and no-op store providers.
+pub(crate) async fn lab_engine_with(store: impl Store, config: Config) -> Engine {
     let engine = Engine::builder()
         .store(store)
+        .config(config)
         .provider(NoopProvider::new("Seattle store 3PL"))
         .provider(NoopProvider::new("Chicago store 3PL"))
         .build()
