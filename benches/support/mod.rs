@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub(crate) mod recording;
+pub(crate) mod shape;
 
 use std::future::Future;
 use std::sync::Arc;
