@@ -52,7 +52,7 @@ use std::sync::Arc;
 use orderflow::document::{Order, OrderLine};
 use orderflow::execution::ExecutionStatus;
 use orderflow::flow::{ActionStep, Flow};
-use orderflow::journey::Outcome;
+use orderflow::journey::{Journey, Outcome};
 use orderflow::store::SqliteStore;
 use orderflow::{ActionKind, Engine, Event, EventKind, MemoryStore};
 
@@ -81,9 +81,8 @@ fn main() {
     println!("footprint took {:.1} s", started.elapsed().as_secs_f64());
 }
 
-/// Asserts that a reference-lab order went the way its quantity sends it: validated,
-/// assigned, and sent to the store that holds it, and its execution completed.
-async fn check_lab_order(engine: &Engine, i: u64) {
+/// The journey of order `SO-{i}`, after asserting that its executions completed.
+async fn completed_journey(engine: &Engine, i: u64) -> Journey {
     let journey = engine.journey(format!("SO-{i}")).await.expect("journey");
     assert!(
         journey
@@ -93,6 +92,13 @@ async fn check_lab_order(engine: &Engine, i: u64) {
         "SO-{i}: {:?}",
         journey.executions
     );
+    journey
+}
+
+/// Asserts that a reference-lab order went the way its quantity sends it: validated,
+/// assigned, and sent to the store that holds it, and its execution completed.
+async fn check_lab_order(engine: &Engine, i: u64) {
+    let journey = completed_journey(engine, i).await;
     let (sent, skipped) = if i % 2 == 0 {
         ("Send to Seattle", "Send to Chicago")
     } else {
@@ -151,17 +157,7 @@ fn split_merge_allocations(rt: &tokio::runtime::Runtime) {
     let engine = rt.block_on(shape::engine());
     let traffic = count_allocations(rt, &engine, shape::order);
     for i in [0, ORDERS - 1] {
-        let journey = rt
-            .block_on(engine.journey(format!("SO-{i}")))
-            .expect("journey");
-        assert!(
-            journey
-                .executions
-                .iter()
-                .all(|e| e.status == ExecutionStatus::Completed),
-            "SO-{i}: {:?}",
-            journey.executions
-        );
+        let journey = rt.block_on(completed_journey(&engine, i));
         for step in ["Check A", "Check B", "Send"] {
             assert_eq!(
                 journey.outcome(step),

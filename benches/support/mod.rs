@@ -172,7 +172,10 @@ impl HandWritten {
     /// Validates the header and lines, assigns sources, creates one fulfillment order per
     /// source and sends each to its store.
     pub(crate) async fn run(&self, mut order: &mut Order) -> Result<(), ProviderError> {
-        self.run_with(&mut order, async |_| {}).await
+        // A function, not an async closure: a closure's future would not be `Send` for
+        // every lifetime of its argument, which `tokio::spawn` asks of `run`'s.
+        async fn nothing(_: &&mut Order) {}
+        self.run_with(&mut order, nothing).await
     }
 
     /// [`run`](Self::run) on a document held as `D`, calling `before_call` with it before
@@ -274,7 +277,7 @@ impl Document for Arc<Order> {
     }
 
     fn write(&mut self) -> &mut Order {
-        Arc::make_mut(self)
+        Self::make_mut(self)
     }
 }
 
