@@ -19,6 +19,12 @@
 //!   allocations and total bytes allocated divided by the number of orders, and the bytes
 //!   still held at the end per order (what the memory store keeps of a finished order: its
 //!   document, executions and journey).
+//! - **Allocations per split-merge order**, and the bytes they ask for: the shape of
+//!   `benches/shape.rs` (`support::shape`: validate the header, a Splitter-Merge whose two
+//!   branches are both taken, send to the ERP through a no-op provider) on the memory store,
+//!   its one-line US order, counted the same way: a warm-up of 100 orders, then 10,000
+//!   orders inside `allocation_counter::measure`, the totals divided by the number of orders
+//!   (goal: at most 30 allocations per order).
 //! - **Bytes per parked execution beyond the order document**: the method of
 //!   `benches/memory.rs` with 20,000 orders. A two-step flow validates the header on
 //!   "New Order", which passes, then waits at a step that takes "Shipped"; each submitted
@@ -46,15 +52,15 @@ use std::sync::Arc;
 use orderflow::document::{Order, OrderLine};
 use orderflow::execution::ExecutionStatus;
 use orderflow::flow::{ActionStep, Flow};
-use orderflow::journey::Outcome;
+use orderflow::journey::{Journey, Outcome};
 use orderflow::store::SqliteStore;
 use orderflow::{ActionKind, Engine, Event, EventKind, MemoryStore};
 
-use support::{NoopProvider, lab_engine, lab_engine_on, lab_order};
+use support::{NoopProvider, lab_engine, lab_engine_on, lab_order, shape};
 
-/// Reference-lab orders measured for allocations.
-const LAB_ORDERS: u64 = 10_000;
-/// Reference-lab orders submitted before the allocations are measured.
+/// Orders measured for allocations (reference lab, split-merge shape).
+const ORDERS: u64 = 10_000;
+/// Orders submitted before the allocations are measured.
 const WARM_UP: u64 = 100;
 /// Executions left waiting for an event.
 const PARKED: u64 = 20_000;
@@ -69,14 +75,14 @@ fn main() {
         .expect("runtime");
     let started = std::time::Instant::now();
     allocations(&rt);
+    split_merge_allocations(&rt);
     parked(&rt);
     sqlite(&rt);
     println!("footprint took {:.1} s", started.elapsed().as_secs_f64());
 }
 
-/// Asserts that a reference-lab order went the way its quantity sends it: validated,
-/// assigned, and sent to the store that holds it, and its execution completed.
-async fn check_lab_order(engine: &Engine, i: u64) {
+/// The journey of order `SO-{i}`, after asserting that its executions completed.
+async fn completed_journey(engine: &Engine, i: u64) -> Journey {
     let journey = engine.journey(format!("SO-{i}")).await.expect("journey");
     assert!(
         journey
@@ -86,6 +92,13 @@ async fn check_lab_order(engine: &Engine, i: u64) {
         "SO-{i}: {:?}",
         journey.executions
     );
+    journey
+}
+
+/// Asserts that a reference-lab order went the way its quantity sends it: validated,
+/// assigned, and sent to the store that holds it, and its execution completed.
+async fn check_lab_order(engine: &Engine, i: u64) {
+    let journey = completed_journey(engine, i).await;
     let (sent, skipped) = if i % 2 == 0 {
         ("Send to Seattle", "Send to Chicago")
     } else {
@@ -95,31 +108,39 @@ async fn check_lab_order(engine: &Engine, i: u64) {
     assert_ne!(journey.outcome(skipped), Some(Outcome::Succeeded), "SO-{i}");
 }
 
-fn allocations(rt: &tokio::runtime::Runtime) {
-    let engine = rt.block_on(lab_engine());
+/// Counts what `ORDERS` submits of `order(i)` allocate on `engine`, after `WARM_UP` orders
+/// of their own; returns the count (the events are built beforehand, outside it).
+fn count_allocations(
+    rt: &tokio::runtime::Runtime,
+    engine: &Engine,
+    order: fn(u64) -> Order,
+) -> allocation_counter::AllocationInfo {
     rt.block_on(async {
         for i in 0..WARM_UP {
             engine
-                .submit(Event::new_order(lab_order(LAB_ORDERS + i)))
+                .submit(Event::new_order(order(ORDERS + i)))
                 .await
                 .expect("submitted");
         }
     });
-    let events: Vec<Event> = (0..LAB_ORDERS)
-        .map(|i| Event::new_order(lab_order(i)))
-        .collect();
-    let traffic = allocation_counter::measure(|| {
+    let events: Vec<Event> = (0..ORDERS).map(|i| Event::new_order(order(i))).collect();
+    allocation_counter::measure(|| {
         rt.block_on(async {
             for event in events {
                 engine.submit(event).await.expect("submitted");
             }
         });
-    });
+    })
+}
+
+fn allocations(rt: &tokio::runtime::Runtime) {
+    let engine = rt.block_on(lab_engine());
+    let traffic = count_allocations(rt, &engine, lab_order);
     rt.block_on(async {
         check_lab_order(&engine, 0).await;
-        check_lab_order(&engine, LAB_ORDERS - 1).await;
+        check_lab_order(&engine, ORDERS - 1).await;
     });
-    let n = LAB_ORDERS as f64;
+    let n = ORDERS as f64;
     println!(
         "allocations per reference-lab order: {} ({} B)",
         grouped(traffic.count_total as f64 / n),
@@ -129,6 +150,27 @@ fn allocations(rt: &tokio::runtime::Runtime) {
         "  held by the memory store per finished order: {} B ({} orders, memory store)",
         grouped(traffic.bytes_current as f64 / n),
         grouped(n),
+    );
+}
+
+fn split_merge_allocations(rt: &tokio::runtime::Runtime) {
+    let engine = rt.block_on(shape::engine());
+    let traffic = count_allocations(rt, &engine, shape::order);
+    for i in [0, ORDERS - 1] {
+        let journey = rt.block_on(completed_journey(&engine, i));
+        for step in ["Check A", "Check B", "Send"] {
+            assert_eq!(
+                journey.outcome(step),
+                Some(Outcome::Succeeded),
+                "SO-{i} {step}"
+            );
+        }
+    }
+    let n = ORDERS as f64;
+    println!(
+        "allocations per split-merge order: {} ({} B)",
+        grouped(traffic.count_total as f64 / n),
+        grouped(traffic.bytes_total as f64 / n),
     );
 }
 

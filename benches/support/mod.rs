@@ -4,6 +4,9 @@
 // Each bench binary uses a part of this module.
 #![allow(dead_code)]
 
+pub(crate) mod recording;
+pub(crate) mod shape;
+
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -14,7 +17,7 @@ use orderflow::flow::Flow;
 use orderflow::policy::{ExecutionPolicy, FilterPolicy};
 use orderflow::provider::{CallContext, Reply, Request, RequestKind};
 use orderflow::rules::{PolicyDocument, RuleExecution, RuleFilter, RulePolicy};
-use orderflow::{Engine, Event, MemoryStore, Provider, ProviderError, StatusReason, Store};
+use orderflow::{Config, Engine, Event, MemoryStore, Provider, ProviderError, StatusReason, Store};
 
 pub(crate) const POLICIES: &str = include_str!("../../examples/reference-lab/policies.json");
 pub(crate) const FLOW: &str = include_str!("../../examples/reference-lab/flow.json");
@@ -103,8 +106,15 @@ pub(crate) async fn lab_engine() -> Engine {
 /// An engine on `store` with the reference lab's policies and flow published and no-op
 /// store providers.
 pub(crate) async fn lab_engine_on(store: impl Store) -> Engine {
+    lab_engine_with(store, Config::default()).await
+}
+
+/// An engine on `store` with `config` and the reference lab's policies and flow published
+/// and no-op store providers.
+pub(crate) async fn lab_engine_with(store: impl Store, config: Config) -> Engine {
     let engine = Engine::builder()
         .store(store)
+        .config(config)
         .provider(NoopProvider::new("Seattle store 3PL"))
         .provider(NoopProvider::new("Chicago store 3PL"))
         .build()
@@ -161,7 +171,21 @@ impl HandWritten {
 
     /// Validates the header and lines, assigns sources, creates one fulfillment order per
     /// source and sends each to its store.
-    pub(crate) async fn run(&self, order: &mut Order) -> Result<(), ProviderError> {
+    pub(crate) async fn run(&self, mut order: &mut Order) -> Result<(), ProviderError> {
+        // A function, not an async closure: a closure's future would not be `Send` for
+        // every lifetime of its argument, which `tokio::spawn` asks of `run`'s.
+        async fn nothing(_: &&mut Order) {}
+        self.run_with(&mut order, nothing).await
+    }
+
+    /// [`run`](Self::run) on a document held as `D`, calling `before_call` with it before
+    /// each provider call.
+    pub(crate) async fn run_with<D: Document>(
+        &self,
+        doc: &mut D,
+        mut before_call: impl AsyncFnMut(&D),
+    ) -> Result<(), ProviderError> {
+        let order = doc.write();
         if !self.ship_to_us.execute(RecordMut::Order(order)).passed() {
             order.status_reason = Some(StatusReason::ORDER_VALIDATION_FAILED);
             return Ok(());
@@ -211,18 +235,49 @@ impl HandWritten {
             (&self.seattle_filter, &self.seattle),
             (&self.chicago_filter, &self.chicago),
         ] {
-            for n in 0..order.fulfillment_orders.len() {
+            for n in 0..doc.read().fulfillment_orders.len() {
+                let order = doc.read();
                 let fo = &order.fulfillment_orders[n];
                 if !filter.admits(RecordRef::FulfillmentOrder(order, fo)) {
                     continue;
                 }
                 let key = format!("{}/{}", order.id, fo.id);
-                client.send(&key, order).await?;
-                order.fulfillment_orders[n].status_reason = Some(StatusReason::SENT_TO_FULFILLMENT);
+                before_call(doc).await;
+                client.send(&key, doc.read()).await?;
+                doc.write().fulfillment_orders[n].status_reason =
+                    Some(StatusReason::SENT_TO_FULFILLMENT);
             }
         }
-        order.status_reason = Some(StatusReason::SENT_TO_FULFILLMENT);
+        doc.write().status_reason = Some(StatusReason::SENT_TO_FULFILLMENT);
         Ok(())
+    }
+}
+
+/// An order document as a hand-written pipeline holds it: in place (`&mut Order`), or
+/// shared with a store and copied before a change while the store holds it (`Arc<Order>`),
+/// as the engine holds it.
+pub(crate) trait Document {
+    fn read(&self) -> &Order;
+    fn write(&mut self) -> &mut Order;
+}
+
+impl Document for &mut Order {
+    fn read(&self) -> &Order {
+        self
+    }
+
+    fn write(&mut self) -> &mut Order {
+        self
+    }
+}
+
+impl Document for Arc<Order> {
+    fn read(&self) -> &Order {
+        self
+    }
+
+    fn write(&mut self) -> &mut Order {
+        Self::make_mut(self)
     }
 }
 
@@ -278,19 +333,38 @@ pub(crate) fn time_hand_written<F>(
 where
     F: AsyncFn(&mut Order),
 {
+    time_runs(rt, order, iters, chunk, || (), async |(), o| run(o).await)
+}
+
+/// Times `iters` runs of `run` on `input(i)`, the inputs built beforehand as
+/// [`time_submits`] builds its events, with what `setup` makes (a store) replaced
+/// (untimed) every `chunk` runs as [`time_submits`] replaces its engines.
+pub(crate) fn time_runs<S, T, F>(
+    rt: &tokio::runtime::Runtime,
+    input: impl Fn(u64) -> T,
+    iters: u64,
+    chunk: u64,
+    setup: impl Fn() -> S,
+    run: F,
+) -> Duration
+where
+    F: AsyncFn(&S, &mut T),
+{
     let mut total = Duration::ZERO;
     let mut done = 0;
     while done < iters {
         let n = chunk.min(iters - done);
-        let mut orders: Vec<Order> = (done..done + n).map(order).collect();
+        let state = setup();
+        let mut inputs: Vec<T> = (done..done + n).map(&input).collect();
         let start = Instant::now();
         rt.block_on(async {
-            for o in &mut orders {
-                run(o).await;
+            for i in &mut inputs {
+                run(&state, i).await;
             }
         });
         total += start.elapsed();
-        std::hint::black_box(&orders);
+        std::hint::black_box(&inputs);
+        drop(state);
         done += n;
     }
     total
