@@ -408,7 +408,10 @@ fn the_example_flow_files_parse_and_validate() {
     let mut seen = 0;
     for entry in std::fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();
-        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
         // `*.declarations.json` beside a flow declares its code policies for the CLI.
         if !name.ends_with(".json") || name.ends_with(".declarations.json") {
             continue;

@@ -108,6 +108,18 @@ pub(crate) fn decode_journal(bytes: &[u8]) -> Result<Journal, CodecError> {
     decode(bytes)
 }
 
+/// The timeline entries of a commit's journal row, without decoding its journey rows
+/// (loading an order needs only its timeline; the timeline is written first).
+pub(crate) fn decode_timeline(bytes: &[u8]) -> Result<Vec<TimelineEntry>, CodecError> {
+    match bytes.split_first() {
+        None => Err(CodecError::Empty),
+        Some((&VERSION, rest)) => postcard::take_from_bytes(rest)
+            .map(|(timeline, _journey)| timeline)
+            .map_err(CodecError::Malformed),
+        Some((&other, _)) => Err(CodecError::UnknownVersion(other)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -127,6 +139,7 @@ mod tests {
         assert_eq!(row[0], VERSION);
         let journal = decode_journal(&row).unwrap();
         assert_eq!(journal.timeline, timeline);
+        assert_eq!(decode_timeline(&row).unwrap(), timeline);
         assert!(journal.journey.is_empty());
         assert_eq!(
             encode_journal(&[], &[]).unwrap(),

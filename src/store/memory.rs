@@ -244,9 +244,14 @@ impl Store for MemoryStore {
                 let (was_live, was_wake, was_completed) =
                     (stored.live, stored.wake, stored.completed);
                 let id = change.order.clone();
+                // A commit in the middle of a turn (it sets the resume timer) is followed by
+                // more: the state is trimmed once the turn's last commit leaves it waiting.
+                let settled = change.resume_at.is_none();
                 stored.state.apply(change);
-                // Held until the next turn loads a copy: keep no spare capacity.
-                stored.state.shrink_to_fit();
+                if settled {
+                    // Held until the next turn loads a copy: keep no spare capacity.
+                    stored.state.shrink_to_fit();
+                }
                 stored.journey.reserve_exact(journey.len());
                 stored.journey.extend(journey);
                 stored.live = live;
@@ -269,6 +274,7 @@ impl Store for MemoryStore {
                     return Err(StoreError::conflict(&change.order, None, change.expected));
                 }
                 let id = change.order.clone();
+                let change_settled = change.resume_at.is_none();
                 let mut state = OrderState::created(change).ok_or_else(|| {
                     StoreError::new(
                         StoreErrorKind::Refused,
@@ -277,7 +283,9 @@ impl Store for MemoryStore {
                         ),
                     )
                 })?;
-                state.shrink_to_fit();
+                if change_settled {
+                    state.shrink_to_fit();
+                }
                 let mut journey = journey;
                 journey.shrink_to_fit();
                 inner.index(&id, live, wake);

@@ -255,7 +255,7 @@ impl Rows {
             .collect::<Result<_, _>>()?;
         let mut timeline = Vec::new();
         for (revision, row) in &self.journal {
-            let journal = codec::decode_journal(row).map_err(|e| {
+            let entries = codec::decode_timeline(row).map_err(|e| {
                 unreadable(
                     path,
                     order,
@@ -263,7 +263,7 @@ impl Rows {
                     e,
                 )
             })?;
-            timeline.extend(journal.timeline);
+            timeline.extend(entries);
         }
         Ok(OrderState::from_parts(
             Arc::new(document),
