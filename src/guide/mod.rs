@@ -54,7 +54,7 @@ pub mod guarantees {
 }
 
 pub mod performance {
-    #![doc = include_str!("performance.md")]
+    #![doc = include_str!("../../PERFORMANCE.md")]
     #[allow(unused_imports)]
     use crate::*;
 }
