@@ -49,14 +49,13 @@ mod support;
 use std::path::Path;
 use std::sync::Arc;
 
-use orderflow::document::{Order, OrderLine};
+use orderflow::document::Order;
 use orderflow::execution::ExecutionStatus;
-use orderflow::flow::{ActionStep, Flow};
 use orderflow::journey::{Journey, Outcome};
 use orderflow::store::SqliteStore;
-use orderflow::{ActionKind, Engine, Event, EventKind, MemoryStore};
+use orderflow::{Engine, Event};
 
-use support::{NoopProvider, lab_engine, lab_engine_on, lab_order, shape};
+use support::{NoopProvider, lab_engine, lab_engine_on, lab_order, one_line_order, shape, waiting};
 
 /// Orders measured for allocations (reference lab, split-merge shape).
 const ORDERS: u64 = 10_000;
@@ -174,55 +173,22 @@ fn split_merge_allocations(rt: &tokio::runtime::Runtime) {
     );
 }
 
-fn order(i: u64) -> Order {
-    Order::new(format!("SO-{i}"))
-        .with_ship_to_country("US")
-        .with_line(OrderLine::new("1", "Surface Pen", 10))
-}
-
-async fn waiting_engine() -> Engine {
-    let engine = Engine::builder()
-        .store(MemoryStore::new())
-        .build()
-        .await
-        .expect("engine builds");
-    let flow = Flow::builder("Wait for shipment")
-        .steps(|s| {
-            s.action(
-                ActionStep::new("Validate", ActionKind::ValidateOrderHeader)
-                    .input_event(EventKind::NEW_ORDER),
-            )
-            .action(
-                ActionStep::new("On shipment", ActionKind::ValidateOrderLine)
-                    .input_event(EventKind::SHIPPED),
-            )
-        })
-        .build()
-        .expect("flow is valid");
-    engine.create_flow(flow).await.expect("created");
-    engine
-        .publish("Wait for shipment")
-        .await
-        .expect("published");
-    engine
-}
-
 fn parked(rt: &tokio::runtime::Runtime) {
-    let engine = rt.block_on(waiting_engine());
+    let engine = rt.block_on(waiting::engine());
     // Warms the runtime and the engine's maps so their one-time allocations are not counted.
-    rt.block_on(engine.submit(Event::new_order(order(u64::MAX))))
+    rt.block_on(engine.submit(Event::new_order(one_line_order(u64::MAX))))
         .expect("submitted");
 
     let mut documents: Vec<Order> = Vec::new();
     let baseline = allocation_counter::measure(|| {
-        documents = (0..PARKED).map(order).collect();
+        documents = (0..PARKED).map(one_line_order).collect();
     });
     drop(documents);
     let held = allocation_counter::measure(|| {
         rt.block_on(async {
             for i in 0..PARKED {
                 engine
-                    .submit(Event::new_order(order(i)))
+                    .submit(Event::new_order(one_line_order(i)))
                     .await
                     .expect("submitted");
             }

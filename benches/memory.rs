@@ -1,10 +1,11 @@
 //! Memory: heap bytes per execution parked on an input event. 100,000 orders each start the
 //! reference lab's first step (header validation on "New Order"), which passes, and then
-//! wait at a step that takes "Shipped"; the engine keeps them on the memory store. Measured
+//! wait at a step that takes "Shipped" (`support::waiting`); the engine keeps them on the
+//! memory store. Measured
 //! with a counting global allocator (`allocation-counter`) as the bytes still allocated after
 //! the submits, on one thread. The baseline, measured the same way in the same run, is the
 //! bare order documents held in a `Vec`; the figure is the difference per execution (goal:
-//! at most 1 KiB beyond the order document). A plain `main`, not criterion: it prints its
+//! at most 512 B beyond the order document). A plain `main`, not criterion: it prints its
 //! figures.
 //!
 //! ```text
@@ -13,44 +14,10 @@
 
 mod support;
 
+use orderflow::Event;
 use orderflow::document::{Order, OrderLine};
-use orderflow::flow::{ActionStep, Flow};
-use orderflow::{ActionKind, Engine, Event, EventKind, MemoryStore};
 
 const EXECUTIONS: u64 = 100_000;
-
-fn order(i: u64) -> Order {
-    Order::new(format!("SO-{i}"))
-        .with_ship_to_country("US")
-        .with_line(OrderLine::new("1", "Surface Pen", 10))
-}
-
-async fn engine() -> Engine {
-    let engine = Engine::builder()
-        .store(MemoryStore::new())
-        .build()
-        .await
-        .expect("engine builds");
-    let flow = Flow::builder("Wait for shipment")
-        .steps(|s| {
-            s.action(
-                ActionStep::new("Validate", ActionKind::ValidateOrderHeader)
-                    .input_event(EventKind::NEW_ORDER),
-            )
-            .action(
-                ActionStep::new("On shipment", ActionKind::ValidateOrderLine)
-                    .input_event(EventKind::SHIPPED),
-            )
-        })
-        .build()
-        .expect("flow is valid");
-    engine.create_flow(flow).await.expect("created");
-    engine
-        .publish("Wait for shipment")
-        .await
-        .expect("published");
-    engine
-}
 
 fn main() {
     // `cargo bench` passes criterion's flags (`--bench`, `--quick`); this bench takes none.
@@ -58,15 +25,15 @@ fn main() {
         .enable_time()
         .build()
         .expect("runtime");
-    let engine = rt.block_on(engine());
+    let engine = rt.block_on(support::waiting::engine());
     // Warm the runtime and the engine's maps so their one-time allocations are not counted.
-    rt.block_on(engine.submit(Event::new_order(order(u64::MAX))))
+    rt.block_on(engine.submit(Event::new_order(support::one_line_order(u64::MAX))))
         .expect("submitted");
 
     let start = std::time::Instant::now();
     let mut documents: Vec<Order> = Vec::new();
     let baseline = allocation_counter::measure(|| {
-        documents = (0..EXECUTIONS).map(order).collect();
+        documents = (0..EXECUTIONS).map(support::one_line_order).collect();
     });
     drop(documents);
 
@@ -74,7 +41,7 @@ fn main() {
         rt.block_on(async {
             for i in 0..EXECUTIONS {
                 engine
-                    .submit(Event::new_order(order(i)))
+                    .submit(Event::new_order(support::one_line_order(i)))
                     .await
                     .expect("submitted");
             }
@@ -94,7 +61,7 @@ fn main() {
     println!("  baseline (order documents in a Vec): {per_document:>8.0} bytes per order");
     println!("  engine (documents and executions):   {per_execution:>8.0} bytes per order");
     println!(
-        "  per waiting execution beyond the document: {:.0} bytes (goal: at most 1024)",
+        "  per waiting execution beyond the document: {:.0} bytes (goal: at most 512)",
         per_execution - per_document
     );
     println!("  took {:.1} s", start.elapsed().as_secs_f64());

@@ -6,6 +6,7 @@
 
 pub(crate) mod recording;
 pub(crate) mod shape;
+pub(crate) mod waiting;
 
 use std::future::Future;
 use std::sync::Arc;
