@@ -13,6 +13,9 @@ use crate::flow::{Flow, FlowStatus};
 use crate::policy::Policy;
 use crate::rules::{PolicyRecord, RulePolicy};
 
+/// A flow version an event kind starts, with its plan (`None` when it cannot run here).
+pub(super) type RouteTo = (String, Version, Option<Arc<Plan>>);
+
 /// Flow definitions and compiled versions; a cache of the store.
 #[derive(Debug, Default)]
 pub(super) struct Catalog {
@@ -20,7 +23,7 @@ pub(super) struct Catalog {
     pub(super) plans: HashMap<(String, Version), Arc<Plan>>,
     /// Event kind → flows (in creation order) whose entry actions list it, each with its
     /// compiled plan (`None` for a broken version: the event is refused).
-    pub(super) routes: HashMap<EventKind, Vec<(String, Version, Option<Arc<Plan>>)>>,
+    pub(super) routes: HashMap<EventKind, Vec<RouteTo>>,
     /// Rule policies (drafts and status), in creation order.
     pub(super) policies: IndexMap<String, PolicyRecord>,
     /// The last published version of each rule policy, compiled.
