@@ -842,3 +842,53 @@ async fn orders_stored_before_retention_are_purged_after_the_migration() {
     let err = store.load(&OrderId::from("POISON")).await.unwrap_err();
     assert_eq!(err.kind(), StoreErrorKind::Corrupt, "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_only_store_reads_what_another_wrote_and_the_server_refuses_its_writes() {
+    let Some(url) =
+        server("a_read_only_store_reads_what_another_wrote_and_the_server_refuses_its_writes")
+    else {
+        return;
+    };
+    let schemas = Schemas::new(&url);
+    let config = schemas.config();
+    let writer = PostgresStore::connect_with(config.clone()).await.unwrap();
+    let (flow, record) = fill(&writer).await;
+
+    let reader = PostgresStore::connect_with(config.clone().with_read_only(true))
+        .await
+        .unwrap();
+    check(&reader, &flow, &record).await;
+    let before = reader.load(&id("A")).await.unwrap().expect("A is stored");
+    let refused = reader
+        .commit(change(Some(2), state("A", 3, false, None), Vec::new()))
+        .await;
+    assert!(refused.is_err(), "a read-only store wrote: {refused:?}");
+    assert!(reader.save_flow(&flow, false).await.is_err());
+    assert_eq!(writer.load(&id("A")).await.unwrap(), Some(before));
+
+    // It never creates or migrates a schema: pointed at one that does not exist, it fails
+    // and the schema stays absent.
+    let missing = schemas.fresh();
+    let absent = PostgresStore::connect_with(
+        PostgresConfig::new(&url)
+            .with_schema(missing.as_str())
+            .with_read_only(true),
+    )
+    .await;
+    assert!(absent.is_err(), "a read-only store opened a missing schema");
+    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    let connection = tokio::spawn(connection);
+    let found = client
+        .query(
+            "SELECT 1 FROM information_schema.schemata WHERE schema_name = $1",
+            &[&missing],
+        )
+        .await
+        .unwrap();
+    assert!(found.is_empty(), "schema {missing} was created");
+    drop(client);
+    let _ = connection.await;
+}

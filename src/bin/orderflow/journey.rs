@@ -76,6 +76,7 @@ impl Source {
                 let config = PostgresConfig::new(url.as_str())
                     .with_schema(schema.as_str())
                     .with_migrate(false)
+                    .with_read_only(true)
                     .with_max_connections(1);
                 Ok(Arc::new(
                     PostgresStore::connect_with(config).await.map_err(cannot)?,

@@ -77,6 +77,15 @@ pub struct PostgresConfig {
     /// code writes and refuses otherwise: the schema is then the DBA's, who runs
     /// [`PostgresStore::migration_sql`](crate::store::PostgresStore::migration_sql). Default: true.
     pub migrate: bool,
+    /// Whether the store only reads, for tools that inspect a store another engine owns
+    /// (`orderflow journey --postgres`). Its sessions start with
+    /// `default_transaction_read_only` on, so the server itself refuses every write the
+    /// store might attempt, and connecting neither migrates the schema (it must be at the
+    /// version this code writes) nor moves rows an older version wrote (they are read as
+    /// they are). On a host's pool ([`PostgresStore::from_pool`](crate::store::PostgresStore::from_pool))
+    /// the pool's sessions are the host's: the store still neither migrates nor moves rows.
+    /// Default: false.
+    pub read_only: bool,
 }
 
 impl PostgresConfig {
@@ -91,6 +100,7 @@ impl PostgresConfig {
             ca_file: None,
             ca_pem: Vec::new(),
             migrate: true,
+            read_only: false,
         }
     }
 
@@ -110,6 +120,13 @@ impl PostgresConfig {
             self.ca_pem.push(b'\n');
         }
         self.ca_pem.extend_from_slice(pem.as_ref());
+        self
+    }
+
+    /// Opens the store for reading only (see [`read_only`](Self::read_only)).
+    #[must_use]
+    pub fn with_read_only(mut self, read_only: bool) -> Self {
+        self.read_only = read_only;
         self
     }
 
@@ -198,6 +215,14 @@ pub(super) fn driver_config(
     }
     if pg.get_application_name().is_none() {
         pg.application_name("orderflow");
+    }
+    if config.read_only {
+        // Appended to options the URL may give: the server refuses this session's writes.
+        let options = match pg.get_options() {
+            Some(given) => format!("{given} -c default_transaction_read_only=on"),
+            None => "-c default_transaction_read_only=on".to_owned(),
+        };
+        pg.options(&options);
     }
     let mut roots = tls::Roots::default();
     match options.root_cert.as_deref() {

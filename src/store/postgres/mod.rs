@@ -484,12 +484,15 @@ impl PostgresStore {
             seen: AtomicU64::new(0),
             listener: Mutex::new(None),
         };
-        if config.migrate {
+        if config.migrate && !config.read_only {
             store.migrate().await?;
         } else {
             store.check_version().await?;
         }
-        store.move_to_binary_rows().await?;
+        // A read-only store reads rows an older version wrote as they are.
+        if !config.read_only {
+            store.move_to_binary_rows().await?;
+        }
         Ok(store)
     }
 
