@@ -170,31 +170,20 @@ impl Order {
     /// assert_eq!(e.to_string(), "order 'SO-1' has line id '1' more than once");
     /// ```
     pub fn check_ids(&self) -> Result<(), DuplicateId> {
-        let mut seen = std::collections::HashSet::with_capacity(self.lines.len());
-        if let Some(line) = self.lines.iter().find(|l| !seen.insert(l.id.as_str())) {
+        if let Some(line) = first_repeat(&self.lines, |l| l.id.as_str()) {
             return Err(DuplicateId::Line {
                 order: self.id.clone(),
                 line: line.id.clone(),
             });
         }
-        seen.clear();
-        if let Some(fo) = self
-            .fulfillment_orders
-            .iter()
-            .find(|f| !seen.insert(f.id.as_str()))
-        {
+        if let Some(fo) = first_repeat(&self.fulfillment_orders, |f| f.id.as_str()) {
             return Err(DuplicateId::FulfillmentOrder {
                 order: self.id.clone(),
                 fulfillment_order: fo.id.clone(),
             });
         }
         for fo in &self.fulfillment_orders {
-            seen.clear();
-            if let Some(line) = fo
-                .lines
-                .iter()
-                .find(|l| !seen.insert(l.order_line.as_str()))
-            {
+            if let Some(line) = first_repeat(&fo.lines, |l| l.order_line.as_str()) {
                 return Err(DuplicateId::FulfillmentOrderLine {
                     order: self.id.clone(),
                     fulfillment_order: fo.id.clone(),
@@ -204,6 +193,22 @@ impl Order {
         }
         Ok(())
     }
+}
+
+/// The first item whose key an earlier item has: compared pairwise for the few records an
+/// order usually has (no allocation), through a set past that (a hostile document's
+/// thousands of lines stay linear).
+fn first_repeat<'a, T>(items: &'a [T], key: impl Fn(&'a T) -> &'a str) -> Option<&'a T> {
+    const PAIRWISE: usize = 16;
+    if items.len() <= PAIRWISE {
+        return items
+            .iter()
+            .enumerate()
+            .find(|(i, item)| items[..*i].iter().any(|earlier| key(earlier) == key(item)))
+            .map(|(_, item)| item);
+    }
+    let mut seen = std::collections::HashSet::with_capacity(items.len());
+    items.iter().find(|item| !seen.insert(key(item)))
 }
 
 /// A record id an order document uses twice; see [`Order::check_ids`].
@@ -418,6 +423,29 @@ mod tests {
             fo.lines.push(FulfillmentOrderLine::new(*l, "Pen", 1));
         }
         fo
+    }
+
+    #[test]
+    fn check_ids_finds_a_repeat_among_few_lines_and_among_many() {
+        for n in [2, 16, 17, 5_000] {
+            let mut order = Order::new("SO-1");
+            for i in 0..n {
+                order.lines.push(OrderLine::new(format!("L{i}"), "Pen", 1));
+            }
+            assert!(order.check_ids().is_ok(), "{n} distinct lines");
+            // The last line repeats the one in the middle.
+            order
+                .lines
+                .push(OrderLine::new(format!("L{}", n / 2), "Pen", 1));
+            assert_eq!(
+                order.check_ids(),
+                Err(DuplicateId::Line {
+                    order: "SO-1".into(),
+                    line: format!("L{}", n / 2).into(),
+                }),
+                "{n} lines and a repeat"
+            );
+        }
     }
 
     #[test]
