@@ -666,14 +666,19 @@ impl Turn<'_> {
             change.document = Some(m.state.order.clone());
         }
         change.timeline = m.state.timeline[m.changes.timeline_from..].to_vec();
-        change.executions = m
-            .state
-            .executions
-            .iter()
-            .enumerate()
-            .filter(|(e, _)| m.changes.executions.get(*e).copied().unwrap_or(false))
-            .map(|(_, x)| x.clone())
-            .collect();
+        let changed = |e: usize| m.changes.executions.get(e).copied().unwrap_or(false);
+        let count = (0..m.state.executions.len())
+            .filter(|e| changed(*e))
+            .count();
+        change.executions = Vec::with_capacity(count);
+        change.executions.extend(
+            m.state
+                .executions
+                .iter()
+                .enumerate()
+                .filter(|(e, _)| changed(*e))
+                .map(|(_, x)| x.clone()),
+        );
         change.journey = std::mem::take(&mut m.journey);
         change
     }

@@ -392,6 +392,19 @@ impl OrderState {
         if let Some(document) = change.document {
             self.order = document;
         }
+        // Grown by what the change adds, not doubled: a store keeps the state for the
+        // order's life, and large growth steps cost a copy each.
+        let added = change
+            .executions
+            .iter()
+            .filter(|x| {
+                self.executions
+                    .binary_search_by_key(&x.id.seq, |e| e.id.seq)
+                    .is_err()
+            })
+            .count();
+        self.executions.reserve_exact(added);
+        self.timeline.reserve_exact(change.timeline.len());
         for execution in change.executions {
             match self
                 .executions

@@ -55,6 +55,8 @@ pub(crate) fn append_event(
             continue;
         }
         let index = m.state.executions.len();
+        // One more, not a doubling: executions are few and large.
+        m.state.executions.reserve_exact(1);
         let id = ExecutionId {
             order: m.state.order.id.clone(),
             seq: index as u32 + 1,

@@ -193,8 +193,11 @@ pub(crate) struct Machine {
 
 impl Machine {
     /// A machine over `state`.
-    pub(crate) fn new(state: OrderState, bounds: Bounds) -> Self {
+    pub(crate) fn new(mut state: OrderState, bounds: Bounds) -> Self {
         let timeline_from = state.timeline.len();
+        // Room for a turn's events (the one submitted and the steps' outcome events) at
+        // once, rather than growing by doubling from one.
+        state.timeline.reserve(8);
         Self {
             state,
             plans: Vec::new(),
@@ -296,6 +299,11 @@ impl Machine {
     ) {
         let exec = &mut self.state.executions[e];
         exec.steps += 1;
+        if self.journey.capacity() == 0 {
+            // Room for a typical turn's rows at once (kept under 1 KiB), rather than
+            // growing by doubling from one.
+            self.journey.reserve(6);
+        }
         self.journey.push(StepRow::new(
             exec.id.seq,
             exec.round,
