@@ -1191,6 +1191,38 @@ async fn an_inactive_fulfillment_order_is_not_sent() {
     );
 }
 
+/// A step whose fulfillment orders are all inactive has nothing to send: it calls no one,
+/// succeeds, and says why on its journey entry (only a step that took none fails).
+#[tokio::test]
+async fn send_to_fulfillment_with_only_inactive_fulfillment_orders_succeeds_and_says_why() {
+    let tpl = Scripted::new("3PL");
+    let engine = builder().provider(tpl.clone()).build().await.unwrap();
+    install(
+        &engine,
+        Flow::builder("F")
+            .steps(|s| {
+                s.action(validate_header("Header"))
+                    .action(ActionStep::new("Send", ActionKind::SendToFulfillment).provider("3PL"))
+            })
+            .build()
+            .unwrap(),
+    )
+    .await;
+    let mut cancelled = FulfillmentOrder::new("FO-X", "West");
+    cancelled.state = State::Inactive;
+    let mut o = order("SO-1", "US", &[2]);
+    o.fulfillment_orders = vec![cancelled];
+    engine.submit(Event::new_order(o)).await.unwrap();
+    let j = journey(&engine, "SO-1").await;
+    assert_eq!(j.outcome("Send"), Some(Outcome::Succeeded), "{j}");
+    assert!(tpl.calls().is_empty(), "{:?}", tpl.calls());
+    let said = details(&j, "Send");
+    assert!(
+        said.contains("no fulfillment order to send: inactive: FO-X"),
+        "{said}"
+    );
+}
+
 #[tokio::test]
 async fn send_to_fulfillment_without_fulfillment_orders_fails() {
     let tpl = Scripted::new("3PL");
