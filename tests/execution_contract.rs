@@ -240,11 +240,12 @@ async fn a_duplicate_event_id_is_accepted_and_ignored() {
     let engine = builder().provider(billing.clone()).build().await.unwrap();
     let flow = Flow::builder("Bill")
         .steps(|s| {
-            s.action(validate("Validate")).action(
-                ActionStep::new("Invoice", ActionKind::SendToInvoice)
-                    .input_event(EventKind::SHIPPED)
-                    .provider("Billing"),
-            )
+            s.action(validate("Validate"))
+                .action(
+                    ActionStep::new("Assign", ActionKind::AssignFulfillmentSource)
+                        .input_event(EventKind::SHIPPED),
+                )
+                .action(ActionStep::new("Invoice", ActionKind::SendToInvoice).provider("Billing"))
         })
         .build()
         .unwrap();
@@ -1064,7 +1065,7 @@ async fn records_admitted_by_no_branch_stop_and_a_merge_unions_what_arrived() {
 #[derive(Debug)]
 struct ReadsTheStore {
     store: Arc<dyn orderflow::Store>,
-    seen: Arc<std::sync::Mutex<Vec<u64>>>,
+    seen: Arc<std::sync::Mutex<Vec<(u64, usize)>>>,
 }
 
 #[async_trait::async_trait]
@@ -1086,7 +1087,11 @@ impl orderflow::provider::Provider for ReadsTheStore {
             .await
             .unwrap()
             .expect("committed before the call");
-        self.seen.lock().unwrap().push(state.revision());
+        let fulfillment_orders = state.order().fulfillment_orders.len();
+        self.seen
+            .lock()
+            .unwrap()
+            .push((state.revision(), fulfillment_orders));
         Ok(orderflow::provider::Reply::Done)
     }
 }
@@ -1094,7 +1099,8 @@ impl orderflow::provider::Provider for ReadsTheStore {
 /// Every commit of an order is a new revision of it: the store's check of the expected
 /// revision is what stops an engine holding an older copy (a second instance, a turn that
 /// lost a race) from overwriting it. The commit made before a provider call is one — the
-/// provider already sees it stored — and the turn's last commit another.
+/// provider already sees it stored, with what the steps before the call did to the order —
+/// and the turn's last commit another.
 #[tokio::test]
 async fn every_commit_of_an_order_is_a_new_revision_in_the_store() {
     let store: Arc<dyn orderflow::Store> = Arc::new(MemoryStore::new());
@@ -1111,11 +1117,12 @@ async fn every_commit_of_an_order_is_a_new_revision_in_the_store() {
         .unwrap();
     let flow = Flow::builder("Bill when shipped")
         .steps(|s| {
-            s.action(validate("Validate")).action(
-                ActionStep::new("Invoice", ActionKind::SendToInvoice)
-                    .input_event(EventKind::SHIPPED)
-                    .provider("Billing"),
-            )
+            s.action(validate("Validate"))
+                .action(
+                    ActionStep::new("Assign", ActionKind::AssignFulfillmentSource)
+                        .input_event(EventKind::SHIPPED),
+                )
+                .action(ActionStep::new("Invoice", ActionKind::SendToInvoice).provider("Billing"))
         })
         .build()
         .unwrap();
@@ -1129,21 +1136,23 @@ async fn every_commit_of_an_order_is_a_new_revision_in_the_store() {
             .revision()
     };
 
-    engine
-        .submit(Event::new_order(order("SO-1")))
-        .await
-        .unwrap();
+    let sourced = Order::new("SO-1")
+        .with_ship_to_country("US")
+        .with_line(OrderLine::new("1", "Pen", 1).with_fulfillment_source("Dallas"));
+    engine.submit(Event::new_order(sourced)).await.unwrap();
     let created = revision().await;
     assert!(created > 0, "a new order's first commit is a revision");
     engine.submit(shipped("s-1", "SO-1")).await.unwrap();
     let before_call = seen.lock().unwrap().clone();
     assert_eq!(before_call.len(), 1);
+    let (at_call, fulfillment_orders) = before_call[0];
     assert!(
-        before_call[0] > created,
-        "the commit before the call: {before_call:?} after {created}"
+        at_call > created,
+        "the commit before the call: {at_call} after {created}"
     );
+    assert_eq!(fulfillment_orders, 1, "the fulfillment order Assign made");
     let after = revision().await;
-    assert!(after > before_call[0], "the turn's last commit: {after}");
+    assert!(after > at_call, "the turn's last commit: {after}");
     assert_eq!(
         journey(&engine, "SO-1").await.outcome("Invoice"),
         Some(Outcome::Succeeded)
