@@ -1035,6 +1035,55 @@ async fn a_provider_error_fails_send_to_fulfillment_and_reprocess_sends_only_wha
     assert!(j.has_event(&EventKind::SENT_TO_FULFILLMENT));
 }
 
+/// When one fulfillment order is refused for good and another fails for a while, the step
+/// fails retryably: it runs again on its durable timer for what did not go through,
+/// instead of waiting for a reprocess.
+#[tokio::test]
+async fn send_to_fulfillment_retries_when_any_fulfillment_order_failed_retryably() {
+    let clock = ManualClock::new(Timestamp(0));
+    let tpl = ScriptedProvider::new("3PL", clock.clone()).script([
+        Behavior::Fatal("refused".into()),
+        Behavior::Retryable("busy".into()),
+    ]);
+    let engine = builder()
+        .clock(clock.clone())
+        .provider(tpl.clone())
+        .build()
+        .await
+        .unwrap();
+    install_policy(&engine, assignment()).await;
+    install(
+        &engine,
+        Flow::builder("Send")
+            .steps(|s| {
+                s.action(validate_header("Header"))
+                    .action(
+                        ActionStep::new("Assign", ActionKind::AssignFulfillmentSource)
+                            .execution_policy("Source assignment"),
+                    )
+                    .action(
+                        ActionStep::new("Send", ActionKind::SendToFulfillment)
+                            .provider("3PL")
+                            .retry(RetryPolicy::new(2, Duration::from_secs(60))),
+                    )
+            })
+            .build()
+            .unwrap(),
+    )
+    .await;
+    engine
+        .submit(Event::new_order(two_sources()))
+        .await
+        .unwrap();
+    assert_eq!(tpl.calls().len(), 2, "{:?}", tpl.calls());
+    assert!(
+        engine.failed_executions("SO-1").await.unwrap().is_empty(),
+        "the step waits to run again"
+    );
+    let state = engine.order_state("SO-1").await.unwrap().unwrap();
+    assert_eq!(state.next_wake(), Some(Timestamp(60_000)));
+}
+
 #[tokio::test]
 async fn the_order_is_sent_to_fulfillment_only_once_all_its_fulfillment_orders_are() {
     let seattle_3pl = Scripted::new("Seattle 3PL");
@@ -1188,6 +1237,38 @@ async fn an_inactive_fulfillment_order_is_not_sent() {
     assert_eq!(
         tpl.calls(),
         [(RequestKind::SendFulfillmentOrder, "FO-A".to_owned())]
+    );
+}
+
+/// A step whose fulfillment orders are all inactive has nothing to send: it calls no one,
+/// succeeds, and says why on its journey entry (only a step that took none fails).
+#[tokio::test]
+async fn send_to_fulfillment_with_only_inactive_fulfillment_orders_succeeds_and_says_why() {
+    let tpl = Scripted::new("3PL");
+    let engine = builder().provider(tpl.clone()).build().await.unwrap();
+    install(
+        &engine,
+        Flow::builder("F")
+            .steps(|s| {
+                s.action(validate_header("Header"))
+                    .action(ActionStep::new("Send", ActionKind::SendToFulfillment).provider("3PL"))
+            })
+            .build()
+            .unwrap(),
+    )
+    .await;
+    let mut cancelled = FulfillmentOrder::new("FO-X", "West");
+    cancelled.state = State::Inactive;
+    let mut o = order("SO-1", "US", &[2]);
+    o.fulfillment_orders = vec![cancelled];
+    engine.submit(Event::new_order(o)).await.unwrap();
+    let j = journey(&engine, "SO-1").await;
+    assert_eq!(j.outcome("Send"), Some(Outcome::Succeeded), "{j}");
+    assert!(tpl.calls().is_empty(), "{:?}", tpl.calls());
+    let said = details(&j, "Send");
+    assert!(
+        said.contains("no fulfillment order to send: inactive: FO-X"),
+        "{said}"
     );
 }
 

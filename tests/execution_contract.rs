@@ -240,11 +240,12 @@ async fn a_duplicate_event_id_is_accepted_and_ignored() {
     let engine = builder().provider(billing.clone()).build().await.unwrap();
     let flow = Flow::builder("Bill")
         .steps(|s| {
-            s.action(validate("Validate")).action(
-                ActionStep::new("Invoice", ActionKind::SendToInvoice)
-                    .input_event(EventKind::SHIPPED)
-                    .provider("Billing"),
-            )
+            s.action(validate("Validate"))
+                .action(
+                    ActionStep::new("Assign", ActionKind::AssignFulfillmentSource)
+                        .input_event(EventKind::SHIPPED),
+                )
+                .action(ActionStep::new("Invoice", ActionKind::SendToInvoice).provider("Billing"))
         })
         .build()
         .unwrap();
@@ -1058,4 +1059,102 @@ async fn records_admitted_by_no_branch_stop_and_a_merge_unions_what_arrived() {
     );
     assert_eq!(j.outcome("After"), Some(Outcome::Succeeded));
     assert_eq!(j.executions[0].status, ExecutionStatus::Completed);
+}
+
+/// A billing provider that, when called, reads the order as its store holds it.
+#[derive(Debug)]
+struct ReadsTheStore {
+    store: Arc<dyn orderflow::Store>,
+    seen: Arc<std::sync::Mutex<Vec<(u64, usize)>>>,
+}
+
+#[async_trait::async_trait]
+impl orderflow::provider::Provider for ReadsTheStore {
+    fn name(&self) -> &str {
+        "Billing"
+    }
+    fn offers(&self) -> &[orderflow::provider::RequestKind] {
+        &[orderflow::provider::RequestKind::SendInvoice]
+    }
+    async fn call(
+        &self,
+        _: orderflow::provider::Request<'_>,
+        _: &orderflow::provider::CallContext<'_>,
+    ) -> Result<orderflow::provider::Reply, orderflow::provider::ProviderError> {
+        let state = self
+            .store
+            .load(&orderflow::OrderId::from("SO-1"))
+            .await
+            .unwrap()
+            .expect("committed before the call");
+        let fulfillment_orders = state.order().fulfillment_orders.len();
+        self.seen
+            .lock()
+            .unwrap()
+            .push((state.revision(), fulfillment_orders));
+        Ok(orderflow::provider::Reply::Done)
+    }
+}
+
+/// Every commit of an order is a new revision of it: the store's check of the expected
+/// revision is what stops an engine holding an older copy (a second instance, a turn that
+/// lost a race) from overwriting it. The commit made before a provider call is one — the
+/// provider already sees it stored, with what the steps before the call did to the order —
+/// and the turn's last commit another.
+#[tokio::test]
+async fn every_commit_of_an_order_is_a_new_revision_in_the_store() {
+    let store: Arc<dyn orderflow::Store> = Arc::new(MemoryStore::new());
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let engine = Engine::builder()
+        .store(store.clone())
+        .config(Config::default().with_retry(RetryPolicy::NONE))
+        .provider(ReadsTheStore {
+            store: store.clone(),
+            seen: seen.clone(),
+        })
+        .build()
+        .await
+        .unwrap();
+    let flow = Flow::builder("Bill when shipped")
+        .steps(|s| {
+            s.action(validate("Validate"))
+                .action(
+                    ActionStep::new("Assign", ActionKind::AssignFulfillmentSource)
+                        .input_event(EventKind::SHIPPED),
+                )
+                .action(ActionStep::new("Invoice", ActionKind::SendToInvoice).provider("Billing"))
+        })
+        .build()
+        .unwrap();
+    install(&engine, flow).await;
+    let revision = || async {
+        engine
+            .order_state("SO-1")
+            .await
+            .unwrap()
+            .unwrap()
+            .revision()
+    };
+
+    let sourced = Order::new("SO-1")
+        .with_ship_to_country("US")
+        .with_line(OrderLine::new("1", "Pen", 1).with_fulfillment_source("Dallas"));
+    engine.submit(Event::new_order(sourced)).await.unwrap();
+    let created = revision().await;
+    assert!(created > 0, "a new order's first commit is a revision");
+    engine.submit(shipped("s-1", "SO-1")).await.unwrap();
+    let before_call = seen.lock().unwrap().clone();
+    assert_eq!(before_call.len(), 1);
+    let (at_call, fulfillment_orders) = before_call[0];
+    assert!(
+        at_call > created,
+        "the commit before the call: {at_call} after {created}"
+    );
+    assert_eq!(fulfillment_orders, 1, "the fulfillment order Assign made");
+    let after = revision().await;
+    assert!(after > at_call, "the turn's last commit: {after}");
+    assert_eq!(
+        journey(&engine, "SO-1").await.outcome("Invoice"),
+        Some(Outcome::Succeeded)
+    );
 }

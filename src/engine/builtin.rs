@@ -348,8 +348,8 @@ impl Action for SendToFulfillment {
             match result {
                 Ok(_) => sent.push(id),
                 Err(e) => {
-                    // The step's error takes the kind of a retryable failure if there was
-                    // one, so the step runs again for what did not go through.
+                    // The step's error is retryable if any failure was, so the step runs
+                    // again for the rest; only that is read, not which failure's kind it is.
                     if kind.is_none_or(|(_, retryable)| !retryable && e.is_retryable()) {
                         kind = Some((e.kind(), e.is_retryable()));
                     }

@@ -196,3 +196,55 @@ fn a_path_past_the_journey_bound_fails() {
     let failure = m.state.executions[0].failure().expect("failed");
     assert!(failure.contains("journey limit of 2"), "{failure}");
 }
+
+/// The step budget is what a turn may take, not one less: a flow of three actions moves
+/// four times (each action, then the path's end), and runs to its end on a budget of four.
+#[test]
+fn a_turn_may_take_exactly_its_step_budget() {
+    let p = compile("F", |s| {
+        s.action(step("One").input_event(START))
+            .action(step("Two"))
+            .action(step("Three"))
+    });
+    let env = TestEnv::default().with("F", p.clone());
+    let run = |budget| {
+        let mut m = Machine::new(
+            OrderState::new(order()),
+            Bounds {
+                max_journey: 1_000,
+                max_steps_per_turn: budget,
+            },
+        );
+        event(&mut m, &env, "e1", START);
+        drive(&mut m, &env, ok);
+        m
+    };
+    let m = run(4);
+    assert_eq!(status(&m, 0), ExecutionStatus::Completed);
+    assert_eq!(
+        rows(&m, &p),
+        [
+            row("One", Outcome::Succeeded),
+            row("Two", Outcome::Succeeded),
+            row("Three", Outcome::Succeeded)
+        ]
+    );
+    let m = run(3);
+    let failure = m.state.executions[0].failure().expect("failed");
+    assert!(
+        failure.contains("more than 3 steps in one turn"),
+        "{failure}"
+    );
+}
+
+/// A turn left under way is taken up once its resume time has come, and not before.
+#[test]
+fn an_unfinished_turn_is_taken_up_once_its_resume_time_comes() {
+    let mut m = machine();
+    m.state.resume_at = Some(Timestamp(5_000));
+    assert!(!wake_due(&mut m, Timestamp(4_999)));
+    assert_eq!(m.state.resume_at, Some(Timestamp(5_000)));
+    assert!(wake_due(&mut m, Timestamp(5_000)));
+    assert_eq!(m.state.resume_at, None);
+    assert!(m.changes.any, "the turn commits that it took the order up");
+}

@@ -402,6 +402,40 @@ mod rule_7_merge {
         }
     }
 
+    /// A state 0.1 wrote can hold a path still ready right after a merge that failed with
+    /// nothing to route the failure; the machine ends it Failed where it stands (it does
+    /// not spin until the step budget runs out), and reprocess still revives the branch.
+    #[test]
+    fn a_ready_path_left_after_a_failed_merge_ends_failed() {
+        let p = split_merge(false);
+        let env = TestEnv::default().with("F", p.clone());
+        let mut m = machine();
+        event(&mut m, &env, "e1", START);
+        event(&mut m, &env, "e2", SHIPPED);
+        drive(&mut m, &env, |run| {
+            if name_of(&p, run) == "Waits" {
+                fail("no stock")
+            } else {
+                ok(run)
+            }
+        });
+        let token = m.state.executions[0]
+            .tokens
+            .iter_mut()
+            .find(|t| matches!(t.at, crate::execution::Position::Merged(_)))
+            .expect("the failed merge's path");
+        token.phase = Phase::Arrived;
+        let journey = m.journey.len();
+        drive(&mut m, &env, ok);
+        assert_eq!(status(&m, 0), ExecutionStatus::Failed);
+        let failure = m.state.executions[0].failure().unwrap_or_default();
+        assert!(!failure.contains("steps in one turn"), "{failure}");
+        assert_eq!(m.journey.len(), journey, "no step ran");
+        assert!(reprocess(&mut m, 0));
+        drive(&mut m, &env, ok);
+        assert_eq!(status(&m, 0), ExecutionStatus::Completed);
+    }
+
     fn name_of(p: &Plan, run: &Run) -> String {
         p.node(run.node).name.clone()
     }
