@@ -240,12 +240,11 @@ async fn a_duplicate_event_id_is_accepted_and_ignored() {
     let engine = builder().provider(billing.clone()).build().await.unwrap();
     let flow = Flow::builder("Bill")
         .steps(|s| {
-            s.action(validate("Validate"))
-                .action(
-                    ActionStep::new("Assign", ActionKind::AssignFulfillmentSource)
-                        .input_event(EventKind::SHIPPED),
-                )
-                .action(ActionStep::new("Invoice", ActionKind::SendToInvoice).provider("Billing"))
+            s.action(validate("Validate")).action(
+                ActionStep::new("Invoice", ActionKind::SendToInvoice)
+                    .input_event(EventKind::SHIPPED)
+                    .provider("Billing"),
+            )
         })
         .build()
         .unwrap();
