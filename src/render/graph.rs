@@ -189,18 +189,8 @@ impl Graph {
         merge: bool,
         blocks: &mut Vec<Block>,
     ) -> Vec<Open> {
-        let (kind, role) = if merge {
-            ("Condition-Merge", Role::Split)
-        } else {
-            ("Condition", Role::Whole)
-        };
-        let n = self.node(
-            id.to_owned(),
-            Shape::Condition,
-            vec![c.name.clone(), kind.into()],
-            Some((c.name.clone(), role)),
-        );
-        self.connect(open, n);
+        let kinds = ("Condition", "Condition-Merge");
+        let n = self.fork(&c.name, id, Shape::Condition, kinds, open, merge);
         let paths = [("yes", &c.yes), ("no", &c.no)];
         self.branches(&c.name, id, n, paths.into_iter(), merge, blocks)
     }
@@ -213,23 +203,39 @@ impl Graph {
         merge: bool,
         blocks: &mut Vec<Block>,
     ) -> Vec<Open> {
-        let (kind, role) = if merge {
-            ("Splitter-Merge", Role::Split)
-        } else {
-            ("Splitter", Role::Whole)
-        };
-        let n = self.node(
-            id.to_owned(),
-            Shape::Splitter,
-            vec![s.name.clone(), kind.into()],
-            Some((s.name.clone(), role)),
-        );
-        self.connect(open, n);
+        let kinds = ("Splitter", "Splitter-Merge");
+        let n = self.fork(&s.name, id, Shape::Splitter, kinds, open, merge);
         let paths = s
             .branches
             .iter()
             .map(|(name, steps)| (name.as_str(), steps));
         self.branches(&s.name, id, n, paths, merge, blocks)
+    }
+
+    /// The node of a Condition or Splitter (`kinds`: its label alone and with a merge),
+    /// connected from `open`.
+    fn fork(
+        &mut self,
+        name: &str,
+        id: &str,
+        shape: Shape,
+        kinds: (&str, &str),
+        open: Vec<Open>,
+        merge: bool,
+    ) -> usize {
+        let (kind, role) = if merge {
+            (kinds.1, Role::Split)
+        } else {
+            (kinds.0, Role::Whole)
+        };
+        let n = self.node(
+            id.to_owned(),
+            shape,
+            vec![name.to_owned(), kind.into()],
+            Some((name.to_owned(), role)),
+        );
+        self.connect(open, n);
+        n
     }
 
     /// Draws the paths of an element; joins them in a merge node when `merge`, else ends each.
