@@ -5,7 +5,7 @@ use orderflow::Decimal;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use orderflow::document::{Entity, Order, OrderLine, RecordMut, RecordRef, StatusReason};
+use orderflow::document::{Entity, Order, OrderLine, RecordId, RecordMut, RecordRef, StatusReason};
 use orderflow::engine::Config;
 use orderflow::execution::ExecutionStatus;
 use orderflow::flow::{ActionStep, Flow, RetryPolicy};
@@ -1156,4 +1156,49 @@ async fn every_commit_of_an_order_is_a_new_revision_in_the_store() {
         journey(&engine, "SO-1").await.outcome("Invoice"),
         Some(Outcome::Succeeded)
     );
+}
+
+/// Rule 2 (events about one record): a waiting step takes an event that concerns one
+/// record only when its path carries that record — the record is on the order and the
+/// path's selection (narrowed by an earlier step's filter) holds it.
+#[tokio::test]
+async fn a_waiting_step_takes_an_event_only_for_a_record_its_path_carries() {
+    let engine = builder()
+        .policy(filter_fn(
+            "Line 1",
+            Entity::OrderLine,
+            |r| matches!(r, RecordRef::Line(_, line) if line.id.as_str() == "1"),
+        ))
+        .build()
+        .await
+        .unwrap();
+    let flow = Flow::builder("Ship line 1")
+        .steps(|s| {
+            s.action(validate("Validate"))
+                .action(ok("Pick").filter("Line 1"))
+                .action(ok("Ship").input_event(EventKind::SHIPPED))
+        })
+        .build()
+        .unwrap();
+    install(&engine, flow).await;
+    let two_lines = order("SO-1").with_line(OrderLine::new("2", "Pen", 1));
+    engine.submit(Event::new_order(two_lines)).await.unwrap();
+    let line = |id: &str| RecordId::Line(id.into());
+    // Line 2 is on the order but not on the path; line 9 is on neither.
+    for (id, record) in [("ship-2", line("2")), ("ship-9", line("9"))] {
+        engine
+            .submit(shipped(id, "SO-1").with_record(record))
+            .await
+            .unwrap();
+        let j = journey(&engine, "SO-1").await;
+        assert_eq!(j.outcome("Ship"), None, "{id} is not for the path's record");
+        assert_eq!(j.executions[0].status, ExecutionStatus::Waiting);
+    }
+    engine
+        .submit(shipped("ship-1", "SO-1").with_record(line("1")))
+        .await
+        .unwrap();
+    let j = journey(&engine, "SO-1").await;
+    assert_eq!(j.outcome("Ship"), Some(Outcome::Succeeded));
+    assert_eq!(j.executions[0].status, ExecutionStatus::Completed);
 }
