@@ -377,3 +377,21 @@ impl Store for MemoryStore {
         Ok(self.lock().purge(completed_before, limit, |_| false))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::document::Order;
+
+    #[test]
+    fn order_count_counts_the_orders_committed() {
+        let store = MemoryStore::new();
+        assert_eq!(store.order_count(), 0);
+        for id in ["SO-1", "SO-2"] {
+            let state = OrderState::new(Order::new(id));
+            let change = ChangeSet::diff(None, &state);
+            futures::executor::block_on(store.commit(change)).expect("committed");
+        }
+        assert_eq!(store.order_count(), 2);
+    }
+}
