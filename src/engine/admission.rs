@@ -53,8 +53,10 @@ impl Admission {
         let mut state = self.lock();
         match state.queue.pop_front() {
             Some(slot) => {
-                drop(state);
+                // Granted under the lock: a waiter dropped concurrently that no longer finds
+                // itself in the queue then always sees the grant, and passes it on.
                 slot.granted.store(true, Ordering::Release);
+                drop(state);
                 let waker = slot
                     .waker
                     .lock()
@@ -184,6 +186,37 @@ mod tests {
         assert_eq!(admission.lock().free, 0, "d holds the one permit");
         drop(held);
         assert_eq!(admission.lock().free, 1);
+    }
+
+    /// Waiters on two threads, many given up on (their futures dropped) while permits are
+    /// handed over: afterwards every permit is back and nobody is queued.
+    #[test]
+    fn waiters_dropped_while_permits_are_handed_over_lose_no_permit() {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_time()
+            .build()
+            .expect("runtime");
+        let admission = Arc::new(Admission::new(3));
+        rt.block_on(async {
+            let tasks: Vec<_> = (0..400u64)
+                .map(|i| {
+                    let admission = admission.clone();
+                    tokio::spawn(async move {
+                        let wait = std::time::Duration::from_micros(i % 7 * 20);
+                        if let Ok(permit) = tokio::time::timeout(wait, admission.acquire()).await {
+                            tokio::task::yield_now().await;
+                            drop(permit);
+                        }
+                    })
+                })
+                .collect();
+            for task in tasks {
+                task.await.expect("task");
+            }
+        });
+        let state = admission.lock();
+        assert_eq!((state.free, state.queue.len()), (3, 0));
     }
 
     #[test]
