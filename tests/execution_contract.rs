@@ -5,7 +5,9 @@ use orderflow::Decimal;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use orderflow::document::{Entity, Order, OrderLine, RecordId, RecordMut, RecordRef, StatusReason};
+use orderflow::document::{
+    Entity, FulfillmentOrder, Order, OrderLine, RecordId, RecordMut, RecordRef, StatusReason,
+};
 use orderflow::engine::Config;
 use orderflow::execution::ExecutionStatus;
 use orderflow::flow::{ActionStep, Flow, RetryPolicy};
@@ -1196,6 +1198,59 @@ async fn a_waiting_step_takes_an_event_only_for_a_record_its_path_carries() {
     }
     engine
         .submit(shipped("ship-1", "SO-1").with_record(line("1")))
+        .await
+        .unwrap();
+    let j = journey(&engine, "SO-1").await;
+    assert_eq!(j.outcome("Ship"), Some(Outcome::Succeeded));
+    assert_eq!(j.executions[0].status, ExecutionStatus::Completed);
+}
+
+/// The same for fulfillment orders: a step waiting on a path that carries fulfillment order
+/// FO-1 takes no event about FO-2 (on the order, not on the path), nor about one of FO-2's
+/// lines, nor about a fulfillment order the order lacks; it takes the one about FO-1's line.
+#[tokio::test]
+async fn a_waiting_step_takes_an_event_only_for_a_fulfillment_order_its_path_carries() {
+    let engine = builder()
+        .policy(filter_fn(
+            "FO-1",
+            Entity::FulfillmentOrder,
+            |r| matches!(r, RecordRef::FulfillmentOrder(_, fo) if fo.id.as_str() == "FO-1"),
+        ))
+        .build()
+        .await
+        .unwrap();
+    let flow = Flow::builder("Ship FO-1")
+        .steps(|s| {
+            s.action(validate("Validate"))
+                .action(ok("Pick").filter("FO-1"))
+                .action(ok("Ship").input_event(EventKind::SHIPPED))
+        })
+        .build()
+        .unwrap();
+    install(&engine, flow).await;
+    let mut two = order("SO-1");
+    two.fulfillment_orders = vec![
+        FulfillmentOrder::new("FO-1", "East"),
+        FulfillmentOrder::new("FO-2", "West"),
+    ];
+    engine.submit(Event::new_order(two)).await.unwrap();
+    let fo = |id: &str| RecordId::FulfillmentOrder(id.into());
+    let fo_line = |id: &str| RecordId::FulfillmentOrderLine(id.into(), 0);
+    for (id, record) in [
+        ("ship-2", fo("FO-2")),
+        ("ship-2-line", fo_line("FO-2")),
+        ("ship-9", fo("FO-9")),
+    ] {
+        engine
+            .submit(shipped(id, "SO-1").with_record(record))
+            .await
+            .unwrap();
+        let j = journey(&engine, "SO-1").await;
+        assert_eq!(j.outcome("Ship"), None, "{id} is not for the path's record");
+        assert_eq!(j.executions[0].status, ExecutionStatus::Waiting);
+    }
+    engine
+        .submit(shipped("ship-1-line", "SO-1").with_record(fo_line("FO-1")))
         .await
         .unwrap();
     let j = journey(&engine, "SO-1").await;

@@ -28,8 +28,8 @@ fn new_order(id: &str) -> Event {
 /// write nothing, while the new holder's commits land; a failed event becomes a dead letter
 /// with its reason; a released order with a durable timer is ready at the timer and not
 /// before; a long inbox is read in pages, oldest first, each event once; the order waiting
-/// longest is claimed first; housekeeping from two instances at
-/// once loses nothing; concurrent claims never hand out an
+/// longest is claimed first; an order set aside is not claimed until it is restored;
+/// housekeeping from two instances at once loses nothing; concurrent claims never hand out an
 /// order twice. Wake-ups ([`SharedStore::work_arrived`]) need a runtime's timers to check,
 /// so they are left to the caller.
 ///
@@ -265,6 +265,28 @@ where
         b.consume(&kept[0], q.seq, None).await.unwrap();
     }
     b.release(&kept[0]).await.unwrap();
+
+    // An order set aside is not claimed, whatever work it has queued; restored, it is.
+    let aside = OrderId::from("ASIDE");
+    a.enqueue(&new_order("ASIDE")).await.unwrap();
+    a.set_aside(&aside, "its state does not decode")
+        .await
+        .unwrap();
+    assert!(
+        b.claim(now, 10, lease).await.unwrap().is_empty(),
+        "a set-aside order is not claimed"
+    );
+    assert!(a.restore(&aside).await.unwrap());
+    let back = b.claim(now, 10, lease).await.unwrap();
+    assert_eq!(
+        back.iter().map(|l| l.order.clone()).collect::<Vec<_>>(),
+        [aside],
+        "a restored order is claimed with the work it had queued"
+    );
+    for q in b.inbox(&back[0], 10).await.unwrap() {
+        b.consume(&back[0], q.seq, None).await.unwrap();
+    }
+    b.release(&back[0]).await.unwrap();
 
     // Concurrent claims split the ready orders: none is handed out twice.
     for i in 0..200 {

@@ -237,6 +237,99 @@ fn a_turn_may_take_exactly_its_step_budget() {
     );
 }
 
+/// A path the step budget failed takes its step up from where it stood: one that had just
+/// reached a step goes through the step's filter again on reprocess (here the filter
+/// admits nothing, so the step is skipped rather than run).
+#[test]
+fn a_path_failed_by_the_step_budget_is_filtered_again_on_reprocess() {
+    let p = compile("F", |s| {
+        s.action(step("One").input_event(START))
+            .action(step("Two").filter("Nothing"))
+            .action(step("Three"))
+    });
+    let env = TestEnv::default().with("F", p.clone());
+    let mut m = machine();
+    m.bounds.max_steps_per_turn = 1;
+    event(&mut m, &env, "e1", START);
+    drive(&mut m, &env, ok);
+    assert_eq!(status(&m, 0), ExecutionStatus::Failed);
+    assert_eq!(rows(&m, &p), [row("One", Outcome::Succeeded)]);
+    // The next turn, with room to move.
+    m.bounds.max_steps_per_turn = 1_000;
+    m.taken = 0;
+    assert!(reprocess(&mut m, 0));
+    drive(&mut m, &env, ok);
+    assert_eq!(
+        rows(&m, &p),
+        [row("One", Outcome::Succeeded), row("Two", Outcome::Skipped)]
+    );
+}
+
+/// A path woken by its input event and then failed by the step budget before it moved
+/// still takes that event on reprocess: the journey says which event the step took.
+#[test]
+fn a_woken_path_failed_by_the_step_budget_takes_its_event_on_reprocess() {
+    let p = compile("F", |s| {
+        s.action(step("Start").input_event(START))
+            .action(step("On shipment").input_event(SHIPPED))
+    });
+    let env = TestEnv::default().with("F", p.clone());
+    let mut m = machine();
+    event(&mut m, &env, "e1", START);
+    drive(&mut m, &env, ok);
+    assert_eq!(status(&m, 0), ExecutionStatus::Waiting);
+    // A turn with no room at all: the woken path fails before it moves.
+    m.bounds.max_steps_per_turn = 0;
+    m.taken = 0;
+    let shipped = event(&mut m, &env, "e2", SHIPPED);
+    drive(&mut m, &env, ok);
+    assert_eq!(status(&m, 0), ExecutionStatus::Failed);
+    m.bounds.max_steps_per_turn = 1_000;
+    m.taken = 0;
+    assert!(reprocess(&mut m, 0));
+    drive(&mut m, &env, ok);
+    assert_eq!(status(&m, 0), ExecutionStatus::Completed);
+    let last = m.journey.last().expect("a row");
+    assert_eq!(name(&p, last), "On shipment");
+    assert_eq!(last.details(), [Detail::TookEvent(shipped)]);
+}
+
+/// An execution ends when its last path does: not while a path waits for an event, and at
+/// the moment the last one finished.
+#[test]
+fn an_execution_ends_when_its_last_path_does() {
+    let p = compile("F", |s| {
+        s.action(step("Start").input_event(START))
+            .action(step("On shipment").input_event(SHIPPED))
+    });
+    let env = TestEnv::default().with("F", p.clone());
+    let mut m = machine();
+    event(&mut m, &env, "e1", START);
+    drive(&mut m, &env, ok);
+    assert_eq!(status(&m, 0), ExecutionStatus::Waiting);
+    assert_eq!(
+        m.state.executions[0].ended(),
+        None,
+        "it waits, it has not ended"
+    );
+    event(&mut m, &env, "e2", SHIPPED);
+    let later = Timestamp(T.0 + 500);
+    let mut input = Input::Go;
+    loop {
+        match m.advance(&env, input, later).expect("advances") {
+            Command::Idle => break,
+            Command::Run(_) => input = Input::Done(Done::default()),
+            Command::Commit { .. } => {
+                m.committed();
+                input = Input::Go;
+            }
+            Command::Load(e) => panic!("execution {e} has no plan"),
+        }
+    }
+    assert_eq!(status(&m, 0), ExecutionStatus::Completed);
+    assert_eq!(m.state.executions[0].ended(), Some(later));
+}
+
 /// A turn left under way is taken up once its resume time has come, and not before.
 #[test]
 fn an_unfinished_turn_is_taken_up_once_its_resume_time_comes() {

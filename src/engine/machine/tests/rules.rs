@@ -31,8 +31,13 @@ mod rule_1_start {
         event(&mut m, &env, "e1", START);
         drive(&mut m, &env, ok);
         assert_eq!(status(&m, 0), ExecutionStatus::Completed);
-        event(&mut m, &env, "e2", START);
+        let second = event(&mut m, &env, "e2", START);
         assert_eq!(m.state.executions.len(), 2);
+        drive(&mut m, &env, ok);
+        // The new execution's first step takes the event that started it, not the first.
+        assert_eq!(m.state.executions[1].consumed, [second]);
+        let last = m.journey.last().expect("a row");
+        assert_eq!(last.details(), [Detail::TookEvent(second)]);
     }
 
     #[test]
@@ -74,6 +79,43 @@ mod rule_2_chaining {
         assert_eq!(status(&m, 0), ExecutionStatus::Completed);
         let last = m.journey.last().expect("a row");
         assert_eq!(last.details(), [Detail::TookEvent(seq)]);
+    }
+
+    /// Each flow takes events for itself: one shipment is taken by every flow waiting for
+    /// it, while within one flow an event is taken once, so a second step waiting for a
+    /// shipment needs a second shipment.
+    #[test]
+    fn an_event_is_taken_once_per_flow() {
+        let twice = compile("Twice", |s| {
+            s.action(step("Start").input_event(START))
+                .action(step("First shipment").input_event(SHIPPED))
+                .action(step("Second shipment").input_event(SHIPPED))
+        });
+        let once = compile("Once", |s| {
+            s.action(step("Begin").input_event(START))
+                .action(step("Shipment").input_event(SHIPPED))
+        });
+        let env = TestEnv::default().with("Twice", twice).with("Once", once);
+        let mut m = machine();
+        event(&mut m, &env, "e1", START);
+        drive(&mut m, &env, ok);
+        let first = event(&mut m, &env, "e2", SHIPPED);
+        drive(&mut m, &env, ok);
+        assert_eq!(
+            status(&m, 0),
+            ExecutionStatus::Waiting,
+            "one shipment taken"
+        );
+        assert_eq!(
+            status(&m, 1),
+            ExecutionStatus::Completed,
+            "the same shipment"
+        );
+        assert_eq!(m.state.executions[1].consumed, [1, first]);
+        let second = event(&mut m, &env, "e3", SHIPPED);
+        drive(&mut m, &env, ok);
+        assert_eq!(status(&m, 0), ExecutionStatus::Completed);
+        assert_eq!(m.state.executions[0].consumed, [1, first, second]);
     }
 
     #[test]
