@@ -858,9 +858,13 @@ async fn stores_on_different_files_in_one_directory_do_not_interfere() {
 
 #[tokio::test]
 async fn an_in_memory_path_is_refused_for_what_it_is_not_for_ownership() {
-    let (kind, message) = failure(SqliteStore::open(":memory:"));
-    assert_eq!(kind, StoreErrorKind::Refused, "{message}");
-    assert!(message.contains("WAL"), "{message}");
+    // SQLite's in-memory name and the empty path (a private temporary database) are both
+    // refused for what they are, with no lock file made for them.
+    for path in [":memory:", ""] {
+        let (kind, message) = failure(SqliteStore::open(path));
+        assert_eq!(kind, StoreErrorKind::Refused, "{path:?}: {message}");
+        assert!(message.contains("WAL"), "{path:?}: {message}");
+    }
 }
 
 /// The child of `a_killed_owner_leaves_the_file_free`: opens the file, says so, and holds it

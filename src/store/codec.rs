@@ -167,4 +167,17 @@ mod tests {
             Err(CodecError::Malformed(_))
         ));
     }
+
+    /// A host that prints an error's chain (`anyhow`'s `{:#}`, a log's `source` field) sees
+    /// why the bytes did not decode; the errors found before decoding have no deeper cause.
+    #[test]
+    fn a_damaged_row_keeps_the_decoders_reason_as_its_source() {
+        use std::error::Error as _;
+        let err = decode_execution(&[VERSION, 0xff, 0xff]).unwrap_err();
+        let source = err.source().expect("the decoder's error");
+        assert!(!source.to_string().is_empty());
+        assert!(err.to_string().ends_with(&source.to_string()), "{err}");
+        assert!(CodecError::Empty.source().is_none());
+        assert!(CodecError::UnknownVersion(9).source().is_none());
+    }
 }

@@ -110,3 +110,95 @@ fn a_binary_row_of_an_unknown_format_is_corrupt_naming_the_order_and_the_row() {
         }
     });
 }
+
+/// What a host's retry logic reads: every SQLite failure maps to the kind that says
+/// whether trying again can help (a locked or unreachable file: `Unavailable`; a damaged
+/// file or a value of the wrong type: `Corrupt`; a refusal that lasts: `Refused`), with a
+/// message naming the file and the operation.
+#[test]
+fn sqlite_failures_map_to_the_kind_that_says_whether_to_retry() {
+    use rusqlite::ffi;
+    let path = std::path::Path::new("/data/orders.db");
+    let code = |c: std::os::raw::c_int| rusqlite::Error::SqliteFailure(ffi::Error::new(c), None);
+    let cases = [
+        (
+            code(ffi::SQLITE_BUSY),
+            StoreErrorKind::Unavailable,
+            "locked",
+        ),
+        (
+            code(ffi::SQLITE_LOCKED),
+            StoreErrorKind::Unavailable,
+            "locked",
+        ),
+        (
+            code(ffi::SQLITE_NOTADB),
+            StoreErrorKind::Corrupt,
+            "not a SQLite database",
+        ),
+        (
+            code(ffi::SQLITE_CORRUPT),
+            StoreErrorKind::Corrupt,
+            "damaged",
+        ),
+        (
+            code(ffi::SQLITE_READONLY),
+            StoreErrorKind::Refused,
+            "read-only",
+        ),
+        (
+            code(ffi::SQLITE_FULL),
+            StoreErrorKind::Refused,
+            "disk is full",
+        ),
+        (
+            code(ffi::SQLITE_PERM),
+            StoreErrorKind::Refused,
+            "permission denied",
+        ),
+        (
+            code(ffi::SQLITE_AUTH),
+            StoreErrorKind::Refused,
+            "permission denied",
+        ),
+        (
+            code(ffi::SQLITE_CANTOPEN),
+            StoreErrorKind::Unavailable,
+            "cannot open",
+        ),
+        (
+            code(ffi::SQLITE_IOERR),
+            StoreErrorKind::Unavailable,
+            "I/O error",
+        ),
+        (
+            code(ffi::SQLITE_PROTOCOL),
+            StoreErrorKind::Unavailable,
+            "file locking failed",
+        ),
+        (
+            rusqlite::Error::InvalidColumnType(0, "seq".into(), rusqlite::types::Type::Text),
+            StoreErrorKind::Corrupt,
+            "wrong type",
+        ),
+        (
+            rusqlite::Error::IntegralValueOutOfRange(0, -1),
+            StoreErrorKind::Corrupt,
+            "wrong type",
+        ),
+        (
+            rusqlite::Error::QueryReturnedNoRows,
+            StoreErrorKind::Other,
+            "load failed",
+        ),
+    ];
+    for (error, kind, says) in cases {
+        let shown = format!("{error:?}");
+        let err = errors::sql_error(path, "load", error);
+        assert_eq!(err.kind(), kind, "{shown}: {err}");
+        let message = err.to_string();
+        assert!(message.contains(says), "{shown}: {message}");
+        assert!(message.contains("/data/orders.db"), "{message}");
+        assert!(message.contains("load"), "{message}");
+    }
+}
