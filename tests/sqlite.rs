@@ -347,6 +347,11 @@ async fn concurrent_commits_land_in_few_transactions() {
         transactions < 500,
         "502 commits took {transactions} transactions: they were not batched"
     );
+    // A transaction takes at most 256 writes, so the count is a real count.
+    assert!(
+        transactions >= 2,
+        "502 commits cannot fit in {transactions} transactions"
+    );
     assert_eq!(store.live_orders().await.unwrap().len(), 500);
     for n in [0, 250, 499] {
         let order = id(&format!("O-{n:03}"));
@@ -425,6 +430,52 @@ async fn a_truncated_database_fails_clearly() {
         assert_eq!(e.kind(), StoreErrorKind::Corrupt, "{e}");
         assert!(e.to_string().contains("orderflow.db"), "{e}");
     }
+}
+
+/// `check_integrity` finds damage anywhere in the file: a copy of a closed database with
+/// one page overwritten by garbage, for pages spread over the whole file, is reported
+/// `Corrupt` every time (or refused as such when it is opened, when the page is one that
+/// opening reads), while the undamaged file checks clean.
+#[tokio::test]
+async fn check_integrity_finds_a_damaged_page_anywhere() {
+    let (dir, path) = temp();
+    many_orders(&path).await;
+    SqliteStore::open(&path)
+        .unwrap()
+        .check_integrity()
+        .await
+        .unwrap();
+    let bytes = std::fs::read(&path).unwrap();
+    const PAGE: usize = 4096;
+    let pages = bytes.len() / PAGE;
+    assert!(pages > 20, "{pages} pages");
+    let copy = dir.path().join("damaged.db");
+    let mut checked = 0;
+    // Every page but the first (the header), in steps that cover the file.
+    for page in (1..pages).step_by((pages / 40).max(1)) {
+        let mut damaged = bytes.clone();
+        damaged[page * PAGE..(page + 1) * PAGE].fill(0xff);
+        std::fs::write(&copy, &damaged).unwrap();
+        let store = match SqliteStore::open(&copy) {
+            Ok(store) => store,
+            Err(e) => {
+                assert_eq!(e.kind(), StoreErrorKind::Corrupt, "page {page}: {e}");
+                continue;
+            }
+        };
+        let err = store.check_integrity().await.unwrap_err();
+        assert_eq!(err.kind(), StoreErrorKind::Corrupt, "page {page}: {err}");
+        assert!(err.to_string().contains("damaged.db"), "{err}");
+        checked += 1;
+        drop(store);
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(dir.path().join(format!("damaged.db{suffix}")));
+        }
+    }
+    assert!(
+        checked >= 10,
+        "only {checked} damaged copies could be opened"
+    );
 }
 
 #[tokio::test]
