@@ -557,6 +557,14 @@ mod rule_9_output_events {
             ["New Order", "Work has Succeeded", "Next has Succeeded"]
         );
         assert_eq!(m.state.timeline[1].raised_by.as_deref(), Some("Work"));
+        // Each outcome event has its own id, `execution/path/step/round/index`, the same
+        // whenever the step finishes again after a crash.
+        let id = |i: usize| m.state.timeline[i].id.to_string();
+        let exec = |e: usize| m.state.executions[e].id.to_string();
+        assert!(id(1).starts_with(&format!("{}/", exec(0))), "{}", id(1));
+        assert!(id(1).ends_with("/Work/0/0"), "{}", id(1));
+        assert!(id(2).starts_with(&format!("{}/", exec(1))), "{}", id(2));
+        assert!(id(2).ends_with("/Next/0/0"), "{}", id(2));
         assert_eq!(m.state.executions.len(), 2);
         assert_eq!(status(&m, 1), ExecutionStatus::Completed);
     }
