@@ -202,3 +202,46 @@ fn sqlite_failures_map_to_the_kind_that_says_whether_to_retry() {
         assert!(message.contains("load"), "{message}");
     }
 }
+
+/// A commit whose caller stopped waiting (an HTTP handler cancelled after the store took
+/// the commit) still lands, and a read of that order started before it lands waits for it:
+/// a host that reads back what it submitted never sees the order as it was before.
+#[test]
+fn a_read_waits_for_a_commit_whose_caller_stopped_waiting() {
+    use std::future::Future;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SqliteStore::open(dir.path().join("dropped.db")).unwrap());
+    // Keep the writer busy until told.
+    let (busy_tx, busy_rx) = mpsc::channel::<()>();
+    let (release_tx, release_rx) = mpsc::channel::<()>();
+    let writer = store.clone();
+    let blocker = std::thread::spawn(move || {
+        futures::executor::block_on(writer.write(move |_, _| {
+            busy_tx.send(()).unwrap();
+            release_rx.recv().unwrap();
+            Ok(())
+        }))
+    });
+    busy_rx.recv().unwrap();
+    // The commit is handed to the writer (polled once), then its future is dropped.
+    let state = OrderState::new(crate::document::Order::new("dropped"));
+    {
+        let mut commit = Box::pin(store.commit(ChangeSet::diff(None, &state)));
+        let waker = futures::task::noop_waker();
+        let mut cx = std::task::Context::from_waker(&waker);
+        assert!(commit.as_mut().poll(&mut cx).is_pending());
+    }
+    let reader = store.clone();
+    let read = std::thread::spawn(move || {
+        futures::executor::block_on(reader.load(&OrderId::from("dropped")))
+    });
+    // Give the read time to start while the commit is still queued.
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    release_tx.send(()).unwrap();
+    blocker.join().unwrap().unwrap();
+    let loaded = read.join().unwrap().unwrap();
+    assert_eq!(
+        loaded.map(|s| s.order().id.clone()),
+        Some(OrderId::from("dropped"))
+    );
+}
