@@ -203,11 +203,13 @@ fn sqlite_failures_map_to_the_kind_that_says_whether_to_retry() {
     }
 }
 
-/// A commit whose caller stopped waiting (an HTTP handler cancelled after the store took
-/// the commit) still lands, and a read of that order started before it lands waits for it:
-/// a host that reads back what it submitted never sees the order as it was before.
-#[test]
-fn a_read_waits_for_a_commit_whose_caller_stopped_waiting() {
+/// Runs `read` on a thread while a commit of `state`, whose caller stopped waiting (its
+/// future polled once, so the store took it, then dropped), is still queued behind a busy
+/// writer; releases the writer after the read has had time to start. What the read saw.
+fn read_behind_a_dropped_commit<T: Send + 'static>(
+    state: OrderState,
+    read: impl FnOnce(Arc<SqliteStore>) -> T + Send + 'static,
+) -> T {
     use std::future::Future;
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(SqliteStore::open(dir.path().join("dropped.db")).unwrap());
@@ -223,8 +225,6 @@ fn a_read_waits_for_a_commit_whose_caller_stopped_waiting() {
         }))
     });
     busy_rx.recv().unwrap();
-    // The commit is handed to the writer (polled once), then its future is dropped.
-    let state = OrderState::new(crate::document::Order::new("dropped"));
     {
         let mut commit = Box::pin(store.commit(ChangeSet::diff(None, &state)));
         let waker = futures::task::noop_waker();
@@ -232,16 +232,40 @@ fn a_read_waits_for_a_commit_whose_caller_stopped_waiting() {
         assert!(commit.as_mut().poll(&mut cx).is_pending());
     }
     let reader = store.clone();
-    let read = std::thread::spawn(move || {
-        futures::executor::block_on(reader.load(&OrderId::from("dropped")))
-    });
+    let read = std::thread::spawn(move || read(reader));
     // Give the read time to start while the commit is still queued.
     std::thread::sleep(std::time::Duration::from_millis(100));
     release_tx.send(()).unwrap();
     blocker.join().unwrap().unwrap();
-    let loaded = read.join().unwrap().unwrap();
+    read.join().unwrap()
+}
+
+/// A commit whose caller stopped waiting (an HTTP handler cancelled after the store took
+/// the commit) still lands, and a read started before it lands waits for it: a host that
+/// reads back what it submitted never sees the order as it was before, and the timer and
+/// recovery queries never miss it.
+#[test]
+fn reads_wait_for_a_commit_whose_caller_stopped_waiting() {
+    let order = || crate::document::Order::new("dropped");
+    let loaded = read_behind_a_dropped_commit(OrderState::new(order()), |store| {
+        futures::executor::block_on(store.load(&OrderId::from("dropped"))).unwrap()
+    });
     assert_eq!(
         loaded.map(|s| s.order().id.clone()),
         Some(OrderId::from("dropped"))
     );
+    // An order left under way: due at its resume time.
+    let under_way = || {
+        let mut state = OrderState::new(order());
+        state.resume_at = Some(crate::clock::Timestamp(5));
+        state
+    };
+    let due = read_behind_a_dropped_commit(under_way(), |store| {
+        futures::executor::block_on(store.due(crate::clock::Timestamp(10), 10)).unwrap()
+    });
+    assert_eq!(due, [OrderId::from("dropped")]);
+    let next = read_behind_a_dropped_commit(under_way(), |store| {
+        futures::executor::block_on(store.next_due()).unwrap()
+    });
+    assert_eq!(next, Some(crate::clock::Timestamp(5)));
 }
