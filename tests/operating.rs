@@ -491,6 +491,11 @@ async fn an_order_takes_no_more_events_than_its_timeline_limit() {
         message.contains("max_timeline_events") && message.contains("SO-1"),
         "{message}"
     );
+    // It says how long the timeline would have been: the five it holds and this one.
+    assert!(
+        message.contains("= 5 ") && message.ends_with("found 6"),
+        "{message}"
+    );
     let state = engine.order_state("SO-1").await.unwrap().unwrap();
     assert_eq!(state.timeline().len(), 5);
     // A duplicate of an event it has is still recognised.

@@ -163,6 +163,26 @@ async fn a_dry_run_shows_failed_validation_and_where_the_order_would_wait() {
         sim.journey.steps[1].findings[0].reason,
         "quantity is below 5"
     );
+    // What the failed step changed is shown too: the status it gave the order.
+    let failed: Vec<(&str, &serde_json::Value)> = sim
+        .changes
+        .iter()
+        .filter(|c| c.step == "Validate order lines")
+        .map(|c| (c.field.as_str(), &c.after))
+        .collect();
+    assert_eq!(
+        failed,
+        [
+            (
+                "lines[1].status_reason",
+                &serde_json::json!("Order Line Validation Failed")
+            ),
+            (
+                "status_reason",
+                &serde_json::json!("Order Validation Failed")
+            ),
+        ]
+    );
     assert!(sim.calls.is_empty());
 
     let waiting = Flow::builder("Bill on shipment")

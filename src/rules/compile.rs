@@ -450,7 +450,13 @@ mod tests {
 
     #[test]
     fn dates_follow_the_calendar() {
-        for ok in ["2024-02-29", "2000-02-29", "2026-12-31", "2026-04-30"] {
+        for ok in [
+            "2024-02-29",
+            "2000-02-29",
+            "2026-02-28",
+            "2026-12-31",
+            "2026-04-30",
+        ] {
             assert!(is_iso_date(ok), "{ok}");
         }
         for bad in [
