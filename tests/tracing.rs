@@ -165,3 +165,107 @@ async fn an_order_set_aside_is_a_warning_with_its_reason() {
     assert!(line.contains("Billing"), "{line}");
     assert!(out.contains("catalog entry cannot be used"), "{out}");
 }
+
+/// A step whose attempt failed retryably waits for its timer; the steps that run or are
+/// skipped meanwhile in the same turn get spans of their own, and the waiting step's span
+/// never takes their outcome.
+#[tokio::test(flavor = "current_thread")]
+async fn a_step_waiting_to_retry_keeps_its_span_apart_from_the_next_steps() {
+    use orderflow::flow::{ActionStep, RetryPolicy};
+    use orderflow::{ActionError, action_fn};
+    use std::time::Duration;
+
+    let buffer = Buffer::default();
+    let writer = buffer.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_span_events(FmtSpan::CLOSE)
+        .with_ansi(false)
+        .with_max_level(tracing::Level::INFO)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let engine = Engine::builder()
+        .policy(orderflow::policy::filter_fn(
+            "Everything",
+            orderflow::document::Entity::Order,
+            |_| true,
+        ))
+        .policy(orderflow::policy::filter_fn(
+            "Nothing",
+            orderflow::document::Entity::Order,
+            |_| false,
+        ))
+        .action(
+            "flaky",
+            action_fn(|_| Box::pin(async { Err(ActionError::new("busy").with_retryable(true)) })),
+        )
+        .action(
+            "steady",
+            action_fn(|_| Box::pin(async { Ok::<(), ActionError>(()) })),
+        )
+        .build()
+        .await
+        .unwrap();
+    let flow = Flow::builder("Two branches")
+        .steps(|s| {
+            s.action(
+                ActionStep::new("Header", orderflow::ActionKind::ValidateOrderHeader)
+                    .input_event(orderflow::EventKind::NEW_ORDER),
+            )
+            .splitter("Split", |b| {
+                b.branch("a", |s| {
+                    s.action(
+                        ActionStep::custom("Flaky", "flaky")
+                            .filter("Everything")
+                            .retry(RetryPolicy::new(3, Duration::from_secs(3600))),
+                    )
+                })
+                .branch("b", |s| {
+                    s.action(ActionStep::custom("Filtered out", "steady").filter("Nothing"))
+                })
+                .branch("c", |s| {
+                    s.action(ActionStep::custom("Steady", "steady").filter("Everything"))
+                })
+            })
+        })
+        .build()
+        .unwrap();
+    engine.create_flow(flow).await.unwrap();
+    engine.publish("Two branches").await.unwrap();
+    let order = Order::new("TR-2")
+        .with_ship_to_country("US")
+        .with_line(OrderLine::new("1", "Surface Pen", 1));
+    engine.submit(Event::new_order(order)).await.unwrap();
+    let journey = engine.journey("TR-2").await.unwrap();
+    assert_eq!(
+        journey.outcome("Steady"),
+        Some(orderflow::Outcome::Succeeded)
+    );
+
+    let out = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+    let closes: Vec<&str> = out
+        .lines()
+        .filter(|l| l.contains("close") && l.contains("orderflow.step"))
+        .collect();
+    let spans = |name: &str| -> Vec<&str> {
+        closes
+            .iter()
+            .filter(|l| l.contains(&format!("step={name}")))
+            .copied()
+            .collect()
+    };
+    let steady = spans("Steady");
+    assert_eq!(steady.len(), 1, "{out}");
+    assert!(steady[0].contains("outcome=Succeeded"), "{}", steady[0]);
+    assert!(steady[0].contains("attempt=1"), "{}", steady[0]);
+    let skipped = spans("Filtered out");
+    assert_eq!(skipped.len(), 1, "{out}");
+    assert!(skipped[0].contains("outcome=Skipped"), "{}", skipped[0]);
+    for flaky in spans("Flaky") {
+        assert!(
+            !flaky.contains("outcome="),
+            "the attempt is not over: {flaky}"
+        );
+    }
+}
