@@ -1028,6 +1028,32 @@ async fn a_database_replaced_under_a_running_engine_takes_no_more_orders() {
     .await;
 }
 
+/// A path that no longer leads anywhere for another reason than a deleted file (here its
+/// directory was moved away and a plain file put in its place) is reported as such, not as
+/// a deletion, and takes no more commits.
+#[cfg(unix)]
+#[tokio::test]
+async fn a_database_whose_directory_became_a_file_takes_no_more_commits() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    let store = SqliteStore::open(data.join("orderflow.db")).unwrap();
+    store
+        .commit(change(None, state("A", 1, false, None), Vec::new()))
+        .await
+        .unwrap();
+    std::fs::rename(&data, dir.path().join("moved")).unwrap();
+    std::fs::write(&data, b"not a directory").unwrap();
+    let (kind, message) = failure(
+        store
+            .commit(change(None, state("B", 1, false, None), Vec::new()))
+            .await,
+    );
+    assert_eq!(kind, StoreErrorKind::Refused, "{message}");
+    assert!(message.contains("can no longer be found"), "{message}");
+    assert!(message.contains("orderflow.db"), "{message}");
+}
+
 #[cfg(unix)]
 #[tokio::test]
 async fn a_replaced_file_gets_no_commit_and_the_store_stays_refusing() {
