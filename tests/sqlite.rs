@@ -784,6 +784,20 @@ async fn a_missing_directory_is_a_clear_error() {
     assert!(message.contains("no such directory"), "{message}");
 }
 
+/// A path through a plain file, as if it were a directory, cannot be resolved, and the
+/// error says so (not that a lock file could not be made).
+#[cfg(unix)]
+#[tokio::test]
+async fn a_path_through_a_file_is_a_clear_error() {
+    let (dir, _) = temp();
+    let file = dir.path().join("notes.txt");
+    std::fs::write(&file, b"a file, not a directory").unwrap();
+    let (kind, message) = failure(SqliteStore::open(file.join("orderflow.db")));
+    assert_eq!(kind, StoreErrorKind::Unavailable, "{message}");
+    assert!(message.contains("resolving its path"), "{message}");
+    assert!(message.contains("notes.txt"), "{message}");
+}
+
 #[tokio::test]
 async fn passes_the_store_conformance_suite() {
     let dir = tempfile::tempdir().unwrap();
