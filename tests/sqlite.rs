@@ -948,6 +948,41 @@ async fn owner_child_process() {
     drop(store);
 }
 
+/// The child of `a_bare_file_name_opens_in_the_working_directory`: opens `orderflow.db`
+/// by its bare name in the directory it was started in, and commits.
+#[tokio::test]
+#[ignore = "the child process of `a_bare_file_name_opens_in_the_working_directory`"]
+async fn bare_name_child_process() {
+    let store = SqliteStore::open("orderflow.db").unwrap();
+    store
+        .commit(change(None, state("BARE", 1, false, None), Vec::new()))
+        .await
+        .unwrap();
+}
+
+/// A service started in its data directory with a bare file name (`orderflow.db`, no
+/// directory part) gets its database, and its lock, there. The child process runs in a
+/// directory of its own, so the working directory of these tests stays as it is.
+#[tokio::test]
+async fn a_bare_file_name_opens_in_the_working_directory() {
+    let (dir, path) = temp();
+    let status = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "bare_name_child_process",
+            "--ignored",
+            "--test-threads=1",
+        ])
+        .current_dir(dir.path())
+        .stdout(std::process::Stdio::null())
+        .status()
+        .expect("the child starts");
+    assert!(status.success(), "the child failed: {status}");
+    assert!(dir.path().join("orderflow.db-lock").exists());
+    let store = SqliteStore::open(&path).unwrap();
+    assert!(store.load(&id("BARE")).await.unwrap().is_some());
+}
+
 #[cfg(unix)]
 #[tokio::test]
 async fn a_killed_owner_leaves_the_file_free() {
