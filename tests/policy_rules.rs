@@ -2112,6 +2112,9 @@ fn the_documented_example_parses_and_runs() {
     assert_eq!(PolicyDocument::list_from_json("[]").unwrap(), vec![]);
 }
 
+/// A valid row condition, for documents built around one.
+const ROW: &str = r#"{"field": "quantity", "operator": ">", "value": 1}"#;
+
 #[test]
 fn malformed_documents_are_document_errors() {
     let rule = r#"{"name": "R", "condition": {"field": "quantity", "operator": ">", "value": 1}}"#;
@@ -2201,6 +2204,19 @@ fn malformed_documents_are_document_errors() {
             "both and and or",
             with_condition(r#"{"and": [], "or": []}"#),
         ),
+        // A group with one key of a row beside it: the key is not dropped silently.
+        (
+            "and with a field",
+            with_condition(&format!(r#"{{"and": [{ROW}], "field": "quantity"}}"#)),
+        ),
+        (
+            "and with an operator",
+            with_condition(&format!(r#"{{"and": [{ROW}], "operator": ">"}}"#)),
+        ),
+        (
+            "and with a value",
+            with_condition(&format!(r#"{{"and": [{ROW}], "value": 1}}"#)),
+        ),
         (
             "both any_line and all_lines",
             with_condition(
@@ -2258,6 +2274,12 @@ fn malformed_documents_are_document_errors() {
         let result = std::panic::catch_unwind(|| assert_document_error(json));
         assert!(result.is_ok(), "{what}");
     }
+
+    // An object where a value goes is named for what it is.
+    let (_, _, message) = assert_document_error(&with_condition(
+        r#"{"field": "quantity", "operator": ">", "value": {"n": 1}}"#,
+    ));
+    assert!(message.contains("not an object"), "{message}");
 
     // The position points into the document.
     let json = "{\n  \"name\": \"P\",\n  \"colour\": \"red\",\n  \"type\": \"filter\"\n}";
