@@ -2034,8 +2034,26 @@ fn every_problem_is_reported_in_one_error() {
         "{err}"
     );
     let shown = err.to_string();
-    for part in ["nonsense", "quantity", "fulfillment_source", "'#3'", "'id'"] {
+    for part in [
+        "nonsense",
+        "quantity",
+        "fulfillment_source",
+        "'#3'",
+        "'id'",
+        // Each field's type, named as the documents name it.
+        "compares a number field with text",
+        "cannot order a lookup field",
+    ] {
         assert!(shown.contains(part), "{part} in {shown}");
+    }
+    for (ty, name) in [
+        (FieldType::Text, "text"),
+        (FieldType::Number, "number"),
+        (FieldType::Lookup, "lookup"),
+        (FieldType::Date, "date"),
+        (FieldType::Flag, "flag"),
+    ] {
+        assert_eq!(ty.to_string(), name);
     }
     assert_eq!(shown.matches("; ").count(), expected.len() - 1, "{shown}");
 }
