@@ -97,4 +97,30 @@ mod tests {
         let e = many.check_limits(&limits).unwrap_err();
         assert_eq!((e.limit, e.found), ("max_rules", 3));
     }
+
+    /// A limit is the most a document may have: names exactly as long as the string limit
+    /// and exactly as many rules as allowed pass; one more is refused, saying where.
+    #[test]
+    fn a_document_may_reach_each_limit_but_not_pass_it() {
+        let limits = Limits::default().with_max_string_bytes(8).with_max_rules(2);
+        let doc = |policy: &str, rules: &[&str]| {
+            rules.iter().fold(
+                PolicyDocument::new(policy, PolicyKind::Filter, Entity::Order),
+                |p, r| p.with_rule(Rule::check(*r, Condition::has_data("currency"))),
+            )
+        };
+        doc("12345678", &["12345678", "r"])
+            .check_limits(&limits)
+            .unwrap();
+        let e = doc("123456789", &["r"]).check_limits(&limits).unwrap_err();
+        assert_eq!((e.limit, e.max, e.found), ("max_string_bytes", 8, 9));
+        assert_eq!(e.place, "the policy's name");
+        let e = doc("p", &["123456789"]).check_limits(&limits).unwrap_err();
+        assert_eq!((e.limit, e.max, e.found), ("max_string_bytes", 8, 9));
+        assert_eq!(e.place, "policy 'p', rule '123456789'");
+        let e = doc("p", &["a", "b", "c"])
+            .check_limits(&limits)
+            .unwrap_err();
+        assert_eq!((e.limit, e.max, e.found), ("max_rules", 2, 3));
+    }
 }
