@@ -2046,6 +2046,10 @@ fn every_problem_is_reported_in_one_error() {
     ] {
         assert!(shown.contains(part), "{part} in {shown}");
     }
+    assert!(
+        !err.has(|k| matches!(k, K::EmptyList)),
+        "a kind none of the problems has: {err}"
+    );
     for (ty, name) in [
         (FieldType::Text, "text"),
         (FieldType::Number, "number"),

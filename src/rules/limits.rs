@@ -123,4 +123,21 @@ mod tests {
             .unwrap_err();
         assert_eq!((e.limit, e.max, e.found), ("max_rules", 2, 3));
     }
+
+    /// A quantifier over lines is a level of nesting like a group.
+    #[test]
+    fn quantifiers_count_as_nesting() {
+        let quantified = Condition::AnyLine(Box::new(Condition::AllLines(Box::new(
+            Condition::has_data("quantity"),
+        ))));
+        let policy = PolicyDocument::new("Q", PolicyKind::Filter, Entity::Order)
+            .with_rule(Rule::check("lines", quantified));
+        let e = policy
+            .check_limits(&Limits::default().with_max_nesting(2))
+            .unwrap_err();
+        assert_eq!((e.limit, e.max, e.found), ("max_nesting", 2, 3));
+        policy
+            .check_limits(&Limits::default().with_max_nesting(3))
+            .unwrap();
+    }
 }
