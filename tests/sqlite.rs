@@ -377,6 +377,42 @@ async fn a_file_that_is_not_a_database_is_corrupt() {
     assert!(message.contains("orderflow.db"), "{message}");
 }
 
+/// A SQLite file another application made (tables of its own, no orderflow schema) is
+/// refused, whether or not that application set an application id, and is left as it was:
+/// orderflow adds no table to it.
+#[tokio::test]
+async fn a_database_of_another_application_is_refused_and_left_alone() {
+    for application_id in [None, Some(42)] {
+        let (_dir, path) = temp();
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch("CREATE TABLE invoices (id INTEGER PRIMARY KEY, total TEXT);")
+            .unwrap();
+        if let Some(id) = application_id {
+            conn.pragma_update(None, "application_id", id).unwrap();
+        }
+        drop(conn);
+        let (kind, message) = failure(SqliteStore::open(&path));
+        assert_eq!(
+            kind,
+            StoreErrorKind::Refused,
+            "{application_id:?}: {message}"
+        );
+        assert!(
+            message.contains("belongs to another application"),
+            "{application_id:?}: {message}"
+        );
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        let tables: Vec<String> = conn
+            .prepare("SELECT name FROM sqlite_schema WHERE type = 'table'")
+            .unwrap()
+            .query_map([], |row| row.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(tables, ["invoices"], "{application_id:?}");
+    }
+}
+
 /// Fills a file with enough orders to span many pages, and closes it.
 async fn many_orders(path: &Path) {
     let store = SqliteStore::open(path).unwrap();
