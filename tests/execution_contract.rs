@@ -1160,49 +1160,63 @@ async fn every_commit_of_an_order_is_a_new_revision_in_the_store() {
     );
 }
 
-/// Rule 2 (events about one record): a waiting step takes an event that concerns one
-/// record only when its path carries that record — the record is on the order and the
-/// path's selection (narrowed by an earlier step's filter) holds it.
-#[tokio::test]
-async fn a_waiting_step_takes_an_event_only_for_a_record_its_path_carries() {
-    let engine = builder()
-        .policy(filter_fn(
-            "Line 1",
-            Entity::OrderLine,
-            |r| matches!(r, RecordRef::Line(_, line) if line.id.as_str() == "1"),
-        ))
-        .build()
-        .await
-        .unwrap();
-    let flow = Flow::builder("Ship line 1")
+/// Runs flow "Pick, then wait for Shipped" on `order`, with the Pick step filtered by
+/// `filter` (named "Carried"), then submits a shipment about each of `others` — none of
+/// which the waiting step may take — and last one about `carried`, which it takes.
+async fn waiting_step_takes_only_carried_records(
+    filter: impl Into<orderflow::policy::Policy>,
+    order: Order,
+    others: &[RecordId],
+    carried: RecordId,
+) {
+    let engine = builder().policy(filter).build().await.unwrap();
+    let flow = Flow::builder("Ship what is carried")
         .steps(|s| {
             s.action(validate("Validate"))
-                .action(ok("Pick").filter("Line 1"))
+                .action(ok("Pick").filter("Carried"))
                 .action(ok("Ship").input_event(EventKind::SHIPPED))
         })
         .build()
         .unwrap();
     install(&engine, flow).await;
-    let two_lines = order("SO-1").with_line(OrderLine::new("2", "Pen", 1));
-    engine.submit(Event::new_order(two_lines)).await.unwrap();
-    let line = |id: &str| RecordId::Line(id.into());
-    // Line 2 is on the order but not on the path; line 9 is on neither.
-    for (id, record) in [("ship-2", line("2")), ("ship-9", line("9"))] {
+    let id = order.id.clone();
+    engine.submit(Event::new_order(order)).await.unwrap();
+    for (n, record) in others.iter().enumerate() {
         engine
-            .submit(shipped(id, "SO-1").with_record(record))
+            .submit(shipped(&format!("other-{n}"), id.as_str()).with_record(record.clone()))
             .await
             .unwrap();
-        let j = journey(&engine, "SO-1").await;
-        assert_eq!(j.outcome("Ship"), None, "{id} is not for the path's record");
+        let j = journey(&engine, id.as_str()).await;
+        assert_eq!(j.outcome("Ship"), None, "{record} is not the path's record");
         assert_eq!(j.executions[0].status, ExecutionStatus::Waiting);
     }
     engine
-        .submit(shipped("ship-1", "SO-1").with_record(line("1")))
+        .submit(shipped("carried", id.as_str()).with_record(carried))
         .await
         .unwrap();
-    let j = journey(&engine, "SO-1").await;
+    let j = journey(&engine, id.as_str()).await;
     assert_eq!(j.outcome("Ship"), Some(Outcome::Succeeded));
     assert_eq!(j.executions[0].status, ExecutionStatus::Completed);
+}
+
+/// Rule 2 (events about one record): a waiting step takes an event that concerns one
+/// record only when its path carries that record — the record is on the order and the
+/// path's selection (narrowed by an earlier step's filter) holds it. Line 2 is on the
+/// order but not on the path; line 9 is on neither.
+#[tokio::test]
+async fn a_waiting_step_takes_an_event_only_for_a_record_its_path_carries() {
+    let line = |id: &str| RecordId::Line(id.into());
+    waiting_step_takes_only_carried_records(
+        filter_fn(
+            "Carried",
+            Entity::OrderLine,
+            |r| matches!(r, RecordRef::Line(_, line) if line.id.as_str() == "1"),
+        ),
+        order("SO-1").with_line(OrderLine::new("2", "Pen", 1)),
+        &[line("2"), line("9")],
+        line("1"),
+    )
+    .await;
 }
 
 /// The same for fulfillment orders: a step waiting on a path that carries fulfillment order
@@ -1210,50 +1224,22 @@ async fn a_waiting_step_takes_an_event_only_for_a_record_its_path_carries() {
 /// lines, nor about a fulfillment order the order lacks; it takes the one about FO-1's line.
 #[tokio::test]
 async fn a_waiting_step_takes_an_event_only_for_a_fulfillment_order_its_path_carries() {
-    let engine = builder()
-        .policy(filter_fn(
-            "FO-1",
-            Entity::FulfillmentOrder,
-            |r| matches!(r, RecordRef::FulfillmentOrder(_, fo) if fo.id.as_str() == "FO-1"),
-        ))
-        .build()
-        .await
-        .unwrap();
-    let flow = Flow::builder("Ship FO-1")
-        .steps(|s| {
-            s.action(validate("Validate"))
-                .action(ok("Pick").filter("FO-1"))
-                .action(ok("Ship").input_event(EventKind::SHIPPED))
-        })
-        .build()
-        .unwrap();
-    install(&engine, flow).await;
+    let fo = |id: &str| RecordId::FulfillmentOrder(id.into());
+    let fo_line = |id: &str| RecordId::FulfillmentOrderLine(id.into(), 0);
     let mut two = order("SO-1");
     two.fulfillment_orders = vec![
         FulfillmentOrder::new("FO-1", "East"),
         FulfillmentOrder::new("FO-2", "West"),
     ];
-    engine.submit(Event::new_order(two)).await.unwrap();
-    let fo = |id: &str| RecordId::FulfillmentOrder(id.into());
-    let fo_line = |id: &str| RecordId::FulfillmentOrderLine(id.into(), 0);
-    for (id, record) in [
-        ("ship-2", fo("FO-2")),
-        ("ship-2-line", fo_line("FO-2")),
-        ("ship-9", fo("FO-9")),
-    ] {
-        engine
-            .submit(shipped(id, "SO-1").with_record(record))
-            .await
-            .unwrap();
-        let j = journey(&engine, "SO-1").await;
-        assert_eq!(j.outcome("Ship"), None, "{id} is not for the path's record");
-        assert_eq!(j.executions[0].status, ExecutionStatus::Waiting);
-    }
-    engine
-        .submit(shipped("ship-1-line", "SO-1").with_record(fo_line("FO-1")))
-        .await
-        .unwrap();
-    let j = journey(&engine, "SO-1").await;
-    assert_eq!(j.outcome("Ship"), Some(Outcome::Succeeded));
-    assert_eq!(j.executions[0].status, ExecutionStatus::Completed);
+    waiting_step_takes_only_carried_records(
+        filter_fn(
+            "Carried",
+            Entity::FulfillmentOrder,
+            |r| matches!(r, RecordRef::FulfillmentOrder(_, fo) if fo.id.as_str() == "FO-1"),
+        ),
+        two,
+        &[fo("FO-2"), fo_line("FO-2"), fo("FO-9")],
+        fo_line("FO-1"),
+    )
+    .await;
 }

@@ -30,8 +30,9 @@ impl Write for Buffer {
     }
 }
 
-#[tokio::test(flavor = "current_thread")]
-async fn executions_and_steps_are_spans_with_their_fields() {
+/// A subscriber for this thread that writes closed spans and events, without colour, to
+/// the returned buffer until the guard is dropped.
+fn capture() -> (Buffer, tracing::subscriber::DefaultGuard) {
     let buffer = Buffer::default();
     let writer = buffer.clone();
     let subscriber = tracing_subscriber::fmt()
@@ -40,7 +41,12 @@ async fn executions_and_steps_are_spans_with_their_fields() {
         .with_ansi(false)
         .with_max_level(tracing::Level::INFO)
         .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    (buffer, tracing::subscriber::set_default(subscriber))
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn executions_and_steps_are_spans_with_their_fields() {
+    let (buffer, _guard) = capture();
 
     let engine = Engine::builder()
         .provider(MemoryProvider::new("Seattle store 3PL"))
@@ -175,15 +181,7 @@ async fn a_step_waiting_to_retry_keeps_its_span_apart_from_the_next_steps() {
     use orderflow::{ActionError, action_fn};
     use std::time::Duration;
 
-    let buffer = Buffer::default();
-    let writer = buffer.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || writer.clone())
-        .with_span_events(FmtSpan::CLOSE)
-        .with_ansi(false)
-        .with_max_level(tracing::Level::INFO)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (buffer, _guard) = capture();
 
     let engine = Engine::builder()
         .policy(orderflow::policy::filter_fn(

@@ -237,6 +237,26 @@ fn a_turn_may_take_exactly_its_step_budget() {
     );
 }
 
+/// An order whose flow ran its first step and waits for a shipment.
+fn waiting_for_shipment() -> (Arc<Plan>, TestEnv, Machine) {
+    let p = compile("F", |s| {
+        s.action(step("Start").input_event(START))
+            .action(step("On shipment").input_event(SHIPPED))
+    });
+    let env = TestEnv::default().with("F", p.clone());
+    let mut m = machine();
+    event(&mut m, &env, "e1", START);
+    drive(&mut m, &env, ok);
+    assert_eq!(status(&m, 0), ExecutionStatus::Waiting);
+    (p, env, m)
+}
+
+/// Starts another turn on the machine, with room for `budget` steps.
+fn next_turn(m: &mut Machine, budget: u64) {
+    m.bounds.max_steps_per_turn = budget;
+    m.taken = 0;
+}
+
 /// A path the step budget failed takes its step up from where it stood: one that had just
 /// reached a step goes through the step's filter again on reprocess (here the filter
 /// admits nothing, so the step is skipped rather than run).
@@ -255,8 +275,7 @@ fn a_path_failed_by_the_step_budget_is_filtered_again_on_reprocess() {
     assert_eq!(status(&m, 0), ExecutionStatus::Failed);
     assert_eq!(rows(&m, &p), [row("One", Outcome::Succeeded)]);
     // The next turn, with room to move.
-    m.bounds.max_steps_per_turn = 1_000;
-    m.taken = 0;
+    next_turn(&mut m, 1_000);
     assert!(reprocess(&mut m, 0));
     drive(&mut m, &env, ok);
     assert_eq!(
@@ -269,23 +288,13 @@ fn a_path_failed_by_the_step_budget_is_filtered_again_on_reprocess() {
 /// still takes that event on reprocess: the journey says which event the step took.
 #[test]
 fn a_woken_path_failed_by_the_step_budget_takes_its_event_on_reprocess() {
-    let p = compile("F", |s| {
-        s.action(step("Start").input_event(START))
-            .action(step("On shipment").input_event(SHIPPED))
-    });
-    let env = TestEnv::default().with("F", p.clone());
-    let mut m = machine();
-    event(&mut m, &env, "e1", START);
-    drive(&mut m, &env, ok);
-    assert_eq!(status(&m, 0), ExecutionStatus::Waiting);
+    let (p, env, mut m) = waiting_for_shipment();
     // A turn with no room at all: the woken path fails before it moves.
-    m.bounds.max_steps_per_turn = 0;
-    m.taken = 0;
+    next_turn(&mut m, 0);
     let shipped = event(&mut m, &env, "e2", SHIPPED);
     drive(&mut m, &env, ok);
     assert_eq!(status(&m, 0), ExecutionStatus::Failed);
-    m.bounds.max_steps_per_turn = 1_000;
-    m.taken = 0;
+    next_turn(&mut m, 1_000);
     assert!(reprocess(&mut m, 0));
     drive(&mut m, &env, ok);
     assert_eq!(status(&m, 0), ExecutionStatus::Completed);
@@ -298,15 +307,7 @@ fn a_woken_path_failed_by_the_step_budget_takes_its_event_on_reprocess() {
 /// the moment the last one finished.
 #[test]
 fn an_execution_ends_when_its_last_path_does() {
-    let p = compile("F", |s| {
-        s.action(step("Start").input_event(START))
-            .action(step("On shipment").input_event(SHIPPED))
-    });
-    let env = TestEnv::default().with("F", p.clone());
-    let mut m = machine();
-    event(&mut m, &env, "e1", START);
-    drive(&mut m, &env, ok);
-    assert_eq!(status(&m, 0), ExecutionStatus::Waiting);
+    let (_, env, mut m) = waiting_for_shipment();
     assert_eq!(
         m.state.executions[0].ended(),
         None,
