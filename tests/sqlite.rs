@@ -609,6 +609,32 @@ async fn a_database_from_the_future_is_refused() {
     assert_eq!(kind, StoreErrorKind::Refused);
 }
 
+/// A migration that fails (here the file says schema version 1 but already holds a table
+/// version 2 would create, as a hand-edited or badly restored file might) is rolled back
+/// and reported, naming the version, and the file is left at its version: opening again
+/// fails the same way, and never loops.
+#[tokio::test]
+async fn a_failed_migration_is_rolled_back_and_reported() {
+    let (_dir, path) = temp();
+    drop(SqliteStore::open(&path).unwrap());
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.pragma_update(None, "user_version", 1).unwrap();
+    drop(conn);
+    for _ in 0..2 {
+        let (kind, message) = failure(SqliteStore::open(&path));
+        assert_eq!(kind, StoreErrorKind::Other, "{message}");
+        assert!(
+            message.contains("migrating to schema version 2"),
+            "{message}"
+        );
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        let version: i64 = conn
+            .pragma_query_value(None, "user_version", |row| row.get(0))
+            .unwrap();
+        assert_eq!(version, 1, "the failed migration was rolled back");
+    }
+}
+
 /// A database file as the migrations up to `version` (2 or 3) left it, before orders were
 /// stored in rows per part: each order's whole state as JSON in `orders.state`, one JSON row
 /// per step in `journeys`. The SQL is those migrations' own.
