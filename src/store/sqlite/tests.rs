@@ -269,3 +269,72 @@ fn reads_wait_for_a_commit_whose_caller_stopped_waiting() {
     });
     assert_eq!(next, Some(crate::clock::Timestamp(5)));
 }
+
+/// Holds the store's writer busy until the returned sender is used (or dropped), so the
+/// writes queued meanwhile reach it together.
+fn hold_writer(store: &Arc<SqliteStore>) -> (mpsc::Sender<()>, std::thread::JoinHandle<()>) {
+    let (busy_tx, busy_rx) = mpsc::channel::<()>();
+    let (release_tx, release_rx) = mpsc::channel::<()>();
+    let writer = store.clone();
+    let blocker = std::thread::spawn(move || {
+        futures::executor::block_on(writer.write(move |_, _| {
+            busy_tx.send(()).unwrap();
+            let _ = release_rx.recv();
+            Ok(())
+        }))
+        .unwrap();
+    });
+    busy_rx.recv().unwrap();
+    (release_tx, blocker)
+}
+
+/// Writes that arrive together share transactions of at most 256 writes, and a vacuum
+/// queued among them runs on its own, outside any transaction (SQLite refuses to vacuum
+/// inside one), after the writes queued before it.
+#[test]
+fn queued_writes_share_bounded_transactions_and_a_vacuum_runs_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SqliteStore::open(dir.path().join("batches.db")).unwrap());
+    let (release, blocker) = hold_writer(&store);
+    let before = store.transactions();
+    let states: Vec<OrderState> = (0..257)
+        .map(|n| OrderState::new(crate::document::Order::new(format!("B-{n}"))))
+        .collect();
+    let commits: Vec<_> = states
+        .iter()
+        .map(|state| {
+            let store = store.clone();
+            let change = ChangeSet::diff(None, state);
+            std::thread::spawn(move || futures::executor::block_on(store.commit(change)))
+        })
+        .collect();
+    // Every commit is queued before the writer is let go.
+    while lock(&store.pending).len() < 257 {
+        std::thread::yield_now();
+    }
+    let vacuum = {
+        let store = store.clone();
+        std::thread::spawn(move || futures::executor::block_on(store.vacuum()))
+    };
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    release.send(()).unwrap();
+    blocker.join().unwrap();
+    for commit in commits {
+        commit.join().unwrap().unwrap();
+    }
+    vacuum.join().unwrap().unwrap();
+    // The held write's own transaction, then 257 writes in two.
+    assert_eq!(store.transactions() - before, 3);
+    let count = futures::executor::block_on(store.live_orders())
+        .unwrap()
+        .len();
+    assert_eq!(count, 0, "new orders without executions are not live");
+    for n in [0, 128, 256] {
+        let id = OrderId::from(format!("B-{n}"));
+        assert!(
+            futures::executor::block_on(store.load(&id))
+                .unwrap()
+                .is_some()
+        );
+    }
+}
