@@ -338,3 +338,45 @@ fn queued_writes_share_bounded_transactions_and_a_vacuum_runs_alone() {
         );
     }
 }
+
+/// A write that fails (a commit at a stale revision) is no transaction: the count of
+/// committed transactions stays where it was.
+#[test]
+fn a_write_that_fails_commits_no_transaction() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path().join("failed.db")).unwrap();
+    let state = OrderState::new(crate::document::Order::new("F-1"));
+    futures::executor::block_on(store.commit(ChangeSet::diff(None, &state))).unwrap();
+    let before = store.transactions();
+    let err = futures::executor::block_on(store.commit(ChangeSet::diff(None, &state)))
+        .expect_err("the order exists: a second first commit conflicts");
+    assert_eq!(err.kind(), StoreErrorKind::Conflict, "{err}");
+    assert_eq!(store.transactions(), before);
+}
+
+/// Once an order's commit has landed, reading it needs nothing from the writer: a read
+/// answers while the writer is busy with other work.
+#[test]
+fn a_read_after_its_commit_landed_does_not_wait_for_the_writer() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SqliteStore::open(dir.path().join("busy.db")).unwrap());
+    let state = OrderState::new(crate::document::Order::new("R-1"));
+    futures::executor::block_on(store.commit(ChangeSet::diff(None, &state))).unwrap();
+    let (release, blocker) = hold_writer(&store);
+    let (tx, rx) = mpsc::channel();
+    let reader = store.clone();
+    let read = std::thread::spawn(move || {
+        let loaded = futures::executor::block_on(reader.load(&OrderId::from("R-1")));
+        let _ = tx.send(loaded.map(|s| s.is_some()));
+    });
+    // Generous: the read takes a millisecond; only a read stuck behind the writer fails.
+    let answered = rx.recv_timeout(std::time::Duration::from_secs(10));
+    release.send(()).unwrap();
+    blocker.join().unwrap();
+    read.join().unwrap();
+    assert_eq!(
+        answered.ok().map(Result::unwrap),
+        Some(true),
+        "the read waited"
+    );
+}
