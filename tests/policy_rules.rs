@@ -2116,9 +2116,6 @@ fn the_documented_example_parses_and_runs() {
     let policy = compile(&doc);
     assert_eq!(policy.document(), &doc);
     assert_eq!(policy.version(), None);
-    // Its debug form shows the compiled rows by the fields they read.
-    let shown = format!("{policy:?}");
-    assert!(shown.contains("quantity"), "{shown}");
     let mut line = OrderLine::new("1", "Pen", 100);
     assert!(policy.execute(RecordMut::Line(&mut line)).passed());
     assert_eq!(line.fulfillment_source.as_deref(), Some("Seattle store"));

@@ -110,6 +110,7 @@ pub(crate) fn decode_journal(bytes: &[u8]) -> Result<Journal, CodecError> {
 
 /// The timeline entries of a commit's journal row, without decoding its journey rows
 /// (loading an order needs only its timeline; the timeline is written first).
+#[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
 pub(crate) fn decode_timeline(bytes: &[u8]) -> Result<Vec<TimelineEntry>, CodecError> {
     match bytes.split_first() {
         None => Err(CodecError::Empty),
