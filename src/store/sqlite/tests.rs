@@ -213,18 +213,7 @@ fn read_behind_a_dropped_commit<T: Send + 'static>(
     use std::future::Future;
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(SqliteStore::open(dir.path().join("dropped.db")).unwrap());
-    // Keep the writer busy until told.
-    let (busy_tx, busy_rx) = mpsc::channel::<()>();
-    let (release_tx, release_rx) = mpsc::channel::<()>();
-    let writer = store.clone();
-    let blocker = std::thread::spawn(move || {
-        futures::executor::block_on(writer.write(move |_, _| {
-            busy_tx.send(()).unwrap();
-            release_rx.recv().unwrap();
-            Ok(())
-        }))
-    });
-    busy_rx.recv().unwrap();
+    let (release_tx, blocker) = hold_writer(&store);
     {
         let mut commit = Box::pin(store.commit(ChangeSet::diff(None, &state)));
         let waker = futures::task::noop_waker();
@@ -236,7 +225,7 @@ fn read_behind_a_dropped_commit<T: Send + 'static>(
     // Give the read time to start while the commit is still queued.
     std::thread::sleep(std::time::Duration::from_millis(100));
     release_tx.send(()).unwrap();
-    blocker.join().unwrap().unwrap();
+    blocker.join().unwrap();
     read.join().unwrap()
 }
 
