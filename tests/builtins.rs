@@ -127,6 +127,22 @@ fn ship_to_us() -> PolicyDocument {
 
 /// Execution policy (Information, order line): quantity >= 100 → Seattle, 10..100 → Chicago,
 /// below 10: no source.
+/// Flow `name`: validate the header, assign fulfillment sources by the "Source assignment"
+/// policy, then `send`.
+fn send_flow(name: &str, send: ActionStep) -> Flow {
+    Flow::builder(name)
+        .steps(|s| {
+            s.action(validate_header("Header"))
+                .action(
+                    ActionStep::new("Assign", ActionKind::AssignFulfillmentSource)
+                        .execution_policy("Source assignment"),
+                )
+                .action(send)
+        })
+        .build()
+        .unwrap()
+}
+
 fn assignment() -> PolicyDocument {
     PolicyDocument::new(
         "Source assignment",
@@ -1054,21 +1070,12 @@ async fn send_to_fulfillment_retries_when_any_fulfillment_order_failed_retryably
     install_policy(&engine, assignment()).await;
     install(
         &engine,
-        Flow::builder("Send")
-            .steps(|s| {
-                s.action(validate_header("Header"))
-                    .action(
-                        ActionStep::new("Assign", ActionKind::AssignFulfillmentSource)
-                            .execution_policy("Source assignment"),
-                    )
-                    .action(
-                        ActionStep::new("Send", ActionKind::SendToFulfillment)
-                            .provider("3PL")
-                            .retry(RetryPolicy::new(2, Duration::from_secs(60))),
-                    )
-            })
-            .build()
-            .unwrap(),
+        send_flow(
+            "Send",
+            ActionStep::new("Send", ActionKind::SendToFulfillment)
+                .provider("3PL")
+                .retry(RetryPolicy::new(2, Duration::from_secs(60))),
+        ),
     )
     .await;
     engine
@@ -2239,23 +2246,12 @@ async fn a_durable_retry_does_not_send_again_what_the_provider_took() {
     install_policy(&engine, assignment()).await;
     install(
         &engine,
-        Flow::builder("Retry")
-            .steps(|s| {
-                s.action(validate_header("Header"))
-                    .action(
-                        ActionStep::new("Assign", ActionKind::AssignFulfillmentSource)
-                            .execution_policy("Source assignment"),
-                    )
-                    .action(
-                        ActionStep::new("Send", ActionKind::SendToFulfillment)
-                            .provider("3PL A")
-                            .retry(
-                                RetryPolicy::new(3, Duration::from_millis(100)).with_jitter(0.0),
-                            ),
-                    )
-            })
-            .build()
-            .unwrap(),
+        send_flow(
+            "Retry",
+            ActionStep::new("Send", ActionKind::SendToFulfillment)
+                .provider("3PL A")
+                .retry(RetryPolicy::new(3, Duration::from_millis(100)).with_jitter(0.0)),
+        ),
     )
     .await;
     engine
@@ -2317,19 +2313,10 @@ async fn a_reprocess_sends_under_new_keys_only_what_did_not_go_through() {
     install_policy(&engine, assignment()).await;
     install(
         &engine,
-        Flow::builder("Reprocess")
-            .steps(|s| {
-                s.action(validate_header("Header"))
-                    .action(
-                        ActionStep::new("Assign", ActionKind::AssignFulfillmentSource)
-                            .execution_policy("Source assignment"),
-                    )
-                    .action(
-                        ActionStep::new("Send", ActionKind::SendToFulfillment).provider("3PL A"),
-                    )
-            })
-            .build()
-            .unwrap(),
+        send_flow(
+            "Reprocess",
+            ActionStep::new("Send", ActionKind::SendToFulfillment).provider("3PL A"),
+        ),
     )
     .await;
     engine
