@@ -1010,31 +1010,26 @@ async fn owner_child_process() {
     drop(store);
 }
 
-/// The child of `a_bare_file_name_opens_in_the_working_directory`: opens `orderflow.db`
-/// by its bare name in the directory it was started in, and commits.
-#[tokio::test]
-#[ignore = "the child process of `a_bare_file_name_opens_in_the_working_directory`"]
-async fn bare_name_child_process() {
-    let store = SqliteStore::open("orderflow.db").unwrap();
-    store
-        .commit(change(None, state("BARE", 1, false, None), Vec::new()))
-        .await
-        .unwrap();
-}
-
-/// A service started in its data directory with a bare file name (`orderflow.db`, no
-/// directory part) gets its database, and its lock, there. The child process runs in a
-/// directory of its own, so the working directory of these tests stays as it is.
 #[tokio::test]
 async fn a_bare_file_name_opens_in_the_working_directory() {
+    const CHILD: &str = "ORDERFLOW_BARE_NAME_CHILD";
+    if std::env::var_os(CHILD).is_some() {
+        // The child: open the database by its bare name where it was started, and commit.
+        let store = SqliteStore::open("orderflow.db").unwrap();
+        store
+            .commit(change(None, state("BARE", 1, false, None), Vec::new()))
+            .await
+            .unwrap();
+        return;
+    }
     let (dir, path) = temp();
     let status = std::process::Command::new(std::env::current_exe().unwrap())
         .args([
             "--exact",
-            "bare_name_child_process",
-            "--ignored",
+            "a_bare_file_name_opens_in_the_working_directory",
             "--test-threads=1",
         ])
+        .env(CHILD, "1")
         .current_dir(dir.path())
         .stdout(std::process::Stdio::null())
         .status()

@@ -419,13 +419,7 @@ mod rule_7_merge {
             let mut m = machine();
             event(&mut m, &env, "e1", START);
             event(&mut m, &env, "e2", SHIPPED);
-            drive(&mut m, &env, |run| {
-                if name_of(&p, run) == "Waits" {
-                    fail("no stock")
-                } else {
-                    ok(run)
-                }
-            });
+            drive(&mut m, &env, |run| waits_fails(&p, run));
             let journey = rows(&m, &p);
             if tolerate {
                 assert!(journey.contains(&row("Both (merge)", Outcome::Succeeded)));
@@ -454,13 +448,7 @@ mod rule_7_merge {
         let mut m = machine();
         event(&mut m, &env, "e1", START);
         event(&mut m, &env, "e2", SHIPPED);
-        drive(&mut m, &env, |run| {
-            if name_of(&p, run) == "Waits" {
-                fail("no stock")
-            } else {
-                ok(run)
-            }
-        });
+        drive(&mut m, &env, |run| waits_fails(&p, run));
         let token = m.state.executions[0]
             .tokens
             .iter_mut()
@@ -476,6 +464,15 @@ mod rule_7_merge {
         assert!(reprocess(&mut m, 0));
         drive(&mut m, &env, ok);
         assert_eq!(status(&m, 0), ExecutionStatus::Completed);
+    }
+
+    /// The answer to every run: step "Waits" fails for want of stock, the others succeed.
+    fn waits_fails(p: &Plan, run: &Run) -> Done {
+        if name_of(p, run) == "Waits" {
+            fail("no stock")
+        } else {
+            ok(run)
+        }
     }
 
     fn name_of(p: &Plan, run: &Run) -> String {
